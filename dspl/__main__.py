@@ -1,0 +1,3 @@
+from dspl.cli.main import main
+
+main()

@@ -1,0 +1,110 @@
+"""Typed schema of every hyper-parameter key DeepSpectrumLite documented, plus dspl's few additions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+REQUIRED = object()
+
+OPTIMIZERS = ("adam", "adadelta", "sgd", "adagrad", "ftrl", "nadam", "rmsprop")
+COLOR_MAPS = ("viridis", "cividis", "inferno", "magma", "plasma")
+RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "gaussian", "mitchellcubic")
+PREDICTION_TYPES = ("categorical", "regression")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One hyper-parameter: its type, default (REQUIRED when it must be given) and an optional check.
+
+    ``check`` returns a description of what is expected when the value is out of range, else None.
+    """
+
+    type: type
+    default: Any = REQUIRED
+    check: Callable[[Any], str | None] | None = None
+    choices: tuple[str, ...] = field(default=())
+    nullable: bool = False
+    help: str = ""
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "a number > 0"
+
+
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 else "a number >= 0"
+
+
+def _unit_interval(v: float) -> str | None:
+    return None if 0.0 <= v <= 1.0 else "a number in [0, 1]"
+
+
+def _dropout(v: float) -> str | None:
+    return None if 0.0 <= v < 1.0 else "a number in [0, 1)"
+
+
+SCHEMA: dict[str, Key] = {
+    # model
+    "label_parser": Key(str, help="label parser: 'file.py:Class' or the built-in ComParE parser"),
+    "prediction_type": Key(str, "categorical", choices=PREDICTION_TYPES),
+    "model_name": Key(str, "TransferBaseModel", choices=("TransferBaseModel",)),
+    "basemodel_name": Key(str, help="DeepSpectrumLite backbone name or any timm model name"),
+    "weights": Key(str, "imagenet", help="'imagenet', '' (random init) or a path to a weights file"),
+    "tb_experiment": Key(str),
+    "tb_run_id": Key(str),
+    "num_units": Key(int, check=_positive),
+    "dropout": Key(float, check=_dropout),
+    "optimizer": Key(str, choices=OPTIMIZERS),
+    "learning_rate": Key(float, check=_positive),
+    "fine_learning_rate": Key(float, None, check=_non_negative, nullable=True,
+                              help="learning rate after pre_epochs; null or 0 keeps learning_rate"),
+    "finetune_layer": Key(float, check=_unit_interval),
+    "loss": Key(str),
+    "activation": Key(str),
+    "output_activation": Key(str, None, nullable=True,
+                             help="null: softmax for categorical, linear for regression"),
+    "pre_epochs": Key(int, check=_non_negative),
+    "epochs": Key(int, 0, check=_non_negative),
+    "batch_size": Key(int, check=_positive),
+    "seed": Key(int, 42, check=_non_negative, help="dspl: random seed of the run"),
+    # preprocessing
+    "sample_rate": Key(int, check=_positive),
+    "normalize_audio": Key(bool, False),
+    "chunk_size": Key(float, help="seconds; <= 0 takes each file whole"),
+    "chunk_hop_size": Key(float),
+    "stft_window_size": Key(float, check=_positive),
+    "stft_hop_size": Key(float, check=_positive),
+    "stft_fft_length": Key(float, check=_positive),
+    "mel_scale": Key(bool),
+    "lower_edge_hertz": Key(float, check=_non_negative),
+    "upper_edge_hertz": Key(float, check=_positive),
+    "num_mel_bins": Key(int, 128, check=_positive),
+    "num_mfccs": Key(int, 0, check=_non_negative),
+    "cep_lifter": Key(int, check=_non_negative),
+    "db_scale": Key(bool),
+    "use_plot_images": Key(bool),
+    "color_map": Key(str, choices=COLOR_MAPS),
+    "image_width": Key(int, check=_positive),
+    "image_height": Key(int, check=_positive),
+    "anti_alias": Key(bool, True),
+    "resize_method": Key(str, "bilinear", choices=RESIZE_METHODS),
+    # augmentation
+    "sap_aug_a": Key(float, check=_positive),
+    "sap_aug_s": Key(float, check=_positive),
+    "augment_cutmix": Key(bool),
+    "augment_specaug": Key(bool),
+    "da_prob_min": Key(float, 0.1, check=_unit_interval),
+    "da_prob_max": Key(float, 0.5, check=_unit_interval),
+    "cutmix_min": Key(float, 0.075, check=_unit_interval),
+    "cutmix_max": Key(float, 0.25, check=_unit_interval),
+    "specaug_freq_min": Key(float, 0.1, check=_unit_interval),
+    "specaug_freq_max": Key(float, 0.3, check=_unit_interval),
+    "specaug_time_min": Key(float, 0.1, check=_unit_interval),
+    "specaug_time_max": Key(float, 0.3, check=_unit_interval),
+    "specaug_freq_mask_num": Key(int, 1, check=_non_negative),
+    "specaug_time_mask_num": Key(int, 1, check=_non_negative),
+}
+
+# Spellings DeepSpectrumLite's README table used beside the ones its example files use.
+ALIASES: dict[str, str] = {"num_unit": "num_units"}
