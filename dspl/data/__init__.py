@@ -1,0 +1,1 @@
+"""Audio decoding, chunking, label parsers, the chunk Dataset and the LightningDataModule."""

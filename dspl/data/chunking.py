@@ -1,0 +1,78 @@
+"""Cutting waveforms into fixed-length chunks by `chunk_size` / `chunk_hop_size` (seconds).
+
+The rule, DeepSpectrumLite-compatible for every file at least one chunk long:
+chunk = int(chunk_size * sample_rate) samples, hop = int(chunk_hop_size * sample_rate) samples, and chunks
+start at 0, hop, 2 * hop, ... as long as start + chunk <= N; a trailing partial chunk is dropped.
+Unlike DeepSpectrumLite, a file shorter than one chunk is never dropped: it becomes one chunk, zero-padded
+at its end (with a warning). `chunk_size <= 0` takes each file whole, as one chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from dspl.errors import DsplError
+
+logger = logging.getLogger(__name__)
+
+
+def chunk_samples(hp: Mapping[str, Any]) -> tuple[int, int]:
+    """(samples per chunk, hop in samples) for a config; (0, 0) when chunk_size <= 0 (whole files)."""
+    if hp["chunk_size"] <= 0:
+        return 0, 0
+    rate = hp["sample_rate"]
+    chunk, hop = int(hp["chunk_size"] * rate), int(hp["chunk_hop_size"] * rate)
+    if chunk < 1:
+        raise DsplError(f"chunk_size: value {hp['chunk_size']} gives 0 samples at sample_rate {rate}")
+    if hop < 1:
+        raise DsplError(f"chunk_hop_size: value {hp['chunk_hop_size']} gives 0 samples at sample_rate {rate}")
+    return chunk, hop
+
+
+def num_chunks(num_samples: int, hp: Mapping[str, Any]) -> int:
+    """How many chunks a file of `num_samples` samples gives (at least one)."""
+    chunk, hop = chunk_samples(hp)
+    if chunk == 0 or num_samples < chunk:
+        return 1
+    return (num_samples - chunk) // hop + 1
+
+
+def chunk_offsets(num_samples: int, hp: Mapping[str, Any]) -> list[int]:
+    """Start sample of every chunk of a file of `num_samples` samples."""
+    _, hop = chunk_samples(hp)
+    return [i * hop for i in range(num_chunks(num_samples, hp))]
+
+
+def chunk_times(num_samples: int, hp: Mapping[str, Any]) -> list[float]:
+    """Start time in seconds of every chunk (the `time` column of prediction files)."""
+    return [offset / hp["sample_rate"] for offset in chunk_offsets(num_samples, hp)]
+
+
+def is_short(num_samples: int, hp: Mapping[str, Any]) -> bool:
+    """Whether a file is shorter than one chunk and gets zero-padded."""
+    chunk, _ = chunk_samples(hp)
+    return num_samples < chunk
+
+
+def extract_chunk(waveform: torch.Tensor, offset: int, length: int) -> torch.Tensor:
+    """waveform[offset:offset + length], zero-padded at its end to `length` samples."""
+    piece = waveform[offset:offset + length]
+    return F.pad(piece, (0, length - piece.shape[0])) if piece.shape[0] < length else piece
+
+
+def split_into_chunks(waveform: torch.Tensor, hp: Mapping[str, Any], source: str | None = None) -> torch.Tensor:
+    """Chunks of a waveform [N] as [num_chunks, chunk_len]; a short file is padded to one chunk (warned)."""
+    chunk, hop = chunk_samples(hp)
+    if chunk == 0:
+        return waveform.unsqueeze(0)
+    if waveform.shape[0] < chunk:
+        logger.warning(
+            "%s: %d samples (%.3f s) is shorter than chunk_size %g s: zero-padded to one chunk",
+            source or "audio", waveform.shape[0], waveform.shape[0] / hp["sample_rate"], hp["chunk_size"],
+        )
+        return extract_chunk(waveform, 0, chunk).unsqueeze(0)
+    return waveform.unfold(0, chunk, hop).contiguous()

@@ -1,0 +1,136 @@
+"""The LightningDataModule: label file + data directory -> train/devel/test loaders of audio chunks."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from dspl.config import ClassConfig, HParams
+from dspl.data.audio import audio_frames
+from dspl.data.chunking import chunk_samples
+from dspl.data.dataset import ChunkDataset, class_counts, upsample_indices
+from dspl.data.parsers import (
+    PARTITIONS,
+    LabelEntry,
+    check_files_exist,
+    encode_targets,
+    first_few,
+    parse_label_file,
+)
+from dspl.errors import DsplError
+
+logger = logging.getLogger(__name__)
+
+STAGE_PARTITIONS = {"fit": ("train", "devel"), "validate": ("devel",), "test": ("test",), "predict": ("test",)}
+
+
+class AudioDataModule(L.LightningDataModule):
+    """Chunks of the files a label file lists, by partition; categorical training data is class up-sampled.
+
+    `partitions[name]` holds the label entries with paths resolved against `data_dir` (duration_frames as the
+    label file gives it, else the file's length at sample_rate); a batch's `file_index` indexes that list.
+    Batches: {"audio" [B, N], "target" [B], "file_index" [B], "chunk_index" [B]}.
+    """
+
+    def __init__(self, data_dir: str | Path, label_file: str | Path, hp: HParams, classes: ClassConfig,
+                 hp_source_dir: str | Path | None = None, cache: bool = True, num_workers: int = 0):
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.label_file = Path(label_file)
+        self.hp = hp
+        self.classes = classes
+        self.hp_source_dir = None if hp_source_dir is None else Path(hp_source_dir)
+        self.cache = cache
+        self.num_workers = num_workers
+        self._partitions: dict[str, list[LabelEntry]] | None = None
+        self._targets: dict[str, list[Any]] = {}
+        self.datasets: dict[str, ChunkDataset] = {}
+
+    @property
+    def partitions(self) -> dict[str, list[LabelEntry]]:
+        """Label entries of train/devel/test (parsed and checked on first use)."""
+        if self._partitions is None:
+            self._partitions = self._read_labels()
+        return self._partitions
+
+    def _read_labels(self) -> dict[str, list[LabelEntry]]:
+        """Parse the label file, check that every file exists and every label is known."""
+        if not self.data_dir.is_dir():
+            raise DsplError(f"{self.data_dir}: data directory not found")
+        parsed = parse_label_file(self.label_file, self.hp["label_parser"], [self.hp_source_dir, Path.cwd()])
+        check_files_exist([e for part in parsed for e in part], self.data_dir, self.label_file)
+        partitions = {}
+        for name, entries in zip(PARTITIONS, parsed):
+            self._targets[name] = encode_targets(entries, self.classes, self.hp["prediction_type"], self.label_file)
+            partitions[name] = [self._resolve(e) for e in entries]
+        logger.info("%s: %s", self.label_file, ", ".join(f"{len(partitions[p])} {p}" for p in PARTITIONS))
+        return partitions
+
+    def _resolve(self, entry: LabelEntry) -> LabelEntry:
+        """The entry with its path under data_dir; duration_frames from the header at sample_rate if absent."""
+        path = self.data_dir / entry.path
+        frames = entry.duration_frames
+        return LabelEntry(path, entry.label, audio_frames(path, self.hp["sample_rate"]) if frames is None else frames)
+
+    def _order(self, name: str) -> list[int]:
+        """File order of a partition's dataset: class up-sampled for categorical training data."""
+        targets = self._targets[name]
+        if name != "train" or self.hp["prediction_type"] != "categorical" or not targets:
+            return list(range(len(targets)))
+        before = class_counts(targets, self.classes.num_classes)
+        order = upsample_indices(targets, self.classes.num_classes)
+        after = class_counts([targets[i] for i in order], self.classes.num_classes)
+        logger.info("class up-sampling of train: %s", ", ".join(
+            f"{label} {b} -> {a}" for label, b, a in zip(self.classes.labels, before, after)))
+        empty = [label for label, b in zip(self.classes.labels, before) if b == 0]
+        if empty:
+            logger.warning("%s: no training files for class(es) %s", self.label_file, ", ".join(empty))
+        return order
+
+    def _build(self, name: str) -> ChunkDataset:
+        """The dataset of one partition, with a summary of padded files logged."""
+        entries = self.partitions[name]
+        order = self._order(name)
+        dataset = ChunkDataset([entries[i].path for i in order], self.hp, [self._targets[name][i] for i in order],
+                               file_indices=order, cache=self.cache)
+        if dataset.short_files:
+            logger.warning("%s: %d file(s) shorter than chunk_size %g s were zero-padded to one chunk: %s",
+                           name, len(dataset.short_files), self.hp["chunk_size"],
+                           first_few([p.name for p in dataset.short_files]))
+        if chunk_samples(self.hp)[0] == 0 and len(dataset):
+            logger.info("%s: whole-file mode, every file zero-padded to the longest (%.3f s)",
+                        name, dataset.chunk_length / self.hp["sample_rate"])
+        logger.info("%s: %d files, %d chunks", name, len(order), len(dataset))
+        return dataset
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build (and with the cache on, decode) the partitions a stage needs; all of them for None."""
+        for name in STAGE_PARTITIONS.get(stage, PARTITIONS):
+            if name not in self.datasets:
+                self.datasets[name] = self._build(name)
+                self.datasets[name].preload()
+
+    def dataloader(self, name: str, shuffle: bool = False) -> DataLoader:
+        """A loader over one partition ('train', 'devel', 'test'); shuffling is seeded by hp['seed']."""
+        if name not in self.datasets:
+            self.datasets[name] = self._build(name)
+        dataset = self.datasets[name]
+        if name == "train" and len(dataset) == 0:
+            raise DsplError(f"{self.label_file}: the train partition is empty (no file name starts with 'train')")
+        generator = torch.Generator().manual_seed(int(self.hp["seed"])) if shuffle else None
+        return DataLoader(dataset, batch_size=int(self.hp["batch_size"]), shuffle=shuffle, generator=generator,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("devel")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")

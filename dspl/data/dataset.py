@@ -1,0 +1,104 @@
+"""A torch Dataset of audio chunks over a list of files, with an in-memory cache of decoded audio."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from dspl.data.audio import audio_frames, load_audio
+from dspl.data.chunking import chunk_offsets, chunk_samples, extract_chunk, is_short
+
+logger = logging.getLogger(__name__)
+
+
+def upsample_indices(targets: Sequence[int], num_classes: int) -> list[int]:
+    """Indices into `targets` that repeat each minority class's files in order until all classes are as
+    large as the largest (DeepSpectrumLite's class up-sampling of the training partition); deterministic."""
+    members: list[list[int]] = [[] for _ in range(num_classes)]
+    for index, target in enumerate(targets):
+        members[target].append(index)
+    largest = max((len(m) for m in members), default=0)
+    indices = list(range(len(targets)))
+    for files in members:
+        if files:
+            indices.extend(files[k % len(files)] for k in range(largest - len(files)))
+    return indices
+
+
+def class_counts(targets: Sequence[int], num_classes: int) -> list[int]:
+    """Number of files of each class index."""
+    counts = Counter(targets)
+    return [counts.get(c, 0) for c in range(num_classes)]
+
+
+class ChunkDataset(Dataset):
+    """Chunks of a list of audio files; item = {"audio" [N] raw float32, "target", "file_index", "chunk_index"}.
+
+    `file_indices[k]` is reported as the file index of `paths[k]` (default k), so repeated (up-sampled) files
+    point back to one entry. Without `targets` items have no "target". In whole-file mode (chunk_size <= 0)
+    every file is zero-padded to the longest file of the dataset so batches stack. Decoded audio is kept in
+    memory when `cache` is true, so later epochs decode nothing.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], hp: Mapping[str, Any],
+                 targets: Sequence[int] | Sequence[float] | None = None,
+                 file_indices: Sequence[int] | None = None, cache: bool = True):
+        self.paths = [Path(p) for p in paths]
+        self.sample_rate = int(hp["sample_rate"])
+        self.targets = None if targets is None else list(targets)
+        self.file_indices = list(range(len(self.paths))) if file_indices is None else list(file_indices)
+        self.regression = hp["prediction_type"] == "regression"
+        self.cache_enabled = cache
+        self._cache: dict[Path, torch.Tensor] = {}
+        frames = {p: audio_frames(p, self.sample_rate) for p in dict.fromkeys(self.paths)}
+        chunk, _ = chunk_samples(hp)
+        self.chunk_length = chunk or max(frames.values(), default=0)
+        self.short_files = [p for p in frames if is_short(frames[p], hp)]
+        self.items: list[tuple[int, int, int]] = [
+            (k, index, offset)
+            for k, path in enumerate(self.paths)
+            for index, offset in enumerate(chunk_offsets(frames[path], hp))
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def waveform(self, path: Path) -> torch.Tensor:
+        """The decoded, resampled audio of a file, from the cache when it is there."""
+        cached = self._cache.get(path)
+        if cached is not None:
+            return cached
+        waveform = load_audio(path, self.sample_rate)
+        if self.cache_enabled:
+            self._cache[path] = waveform
+        return waveform
+
+    def preload(self) -> None:
+        """Decode every file into the cache now (errors surface before training; workers share it)."""
+        if not self.cache_enabled:
+            return
+        from rich.console import Console
+        from rich.progress import track
+
+        todo = [p for p in dict.fromkeys(self.paths) if p not in self._cache]
+        console = Console(stderr=True)
+        quiet = not todo or not console.is_terminal or not logger.isEnabledFor(logging.INFO)
+        for path in track(todo, description="Decoding audio", transient=True, console=console, disable=quiet):
+            self.waveform(path)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        k, chunk_index, offset = self.items[index]
+        item = {
+            "audio": extract_chunk(self.waveform(self.paths[k]), offset, self.chunk_length),
+            "file_index": torch.tensor(self.file_indices[k], dtype=torch.int64),
+            "chunk_index": torch.tensor(chunk_index, dtype=torch.int64),
+        }
+        if self.targets is not None:
+            dtype = torch.float32 if self.regression else torch.int64
+            item["target"] = torch.tensor(self.targets[k], dtype=dtype)
+        return item

@@ -1,0 +1,244 @@
+"""Label parsers: the built-in ComParE CSV parser, the base class for custom ones, and their lookup.
+
+A custom parser (hp config key `label_parser`: "path/to/file.py:ClassName") is a class constructed with the
+label file path whose `parse_labels()` returns the (train, devel, test) partitions. Each partition is a list
+of `LabelEntry` (or of `(filename, label[, duration_frames])` tuples); DeepSpectrumLite parsers that return
+pandas DataFrames with the columns filename, label, duration_frames work too. Filenames are relative to the
+data directory. Subclassing `LabelParser` is recommended, not required.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from dspl.config import ClassConfig
+from dspl.errors import DsplError
+
+logger = logging.getLogger(__name__)
+
+PARTITIONS = ("train", "devel", "test")
+COMPARE_SPEC = "../lib/data/parser/ComParEParser.py:ComParEParser"
+BUILTIN_NAMES = {COMPARE_SPEC.lower(), "compareparser", "compare"}
+COMPARE_COLUMNS = ("filename", "label", "duration_frames")
+
+
+@dataclass(frozen=True)
+class LabelEntry:
+    """One labelled audio file: its path (relative to the data dir, or resolved), label and optional length."""
+
+    path: Path
+    label: str | float
+    duration_frames: int | None = None
+
+
+Partitions = tuple[list[LabelEntry], list[LabelEntry], list[LabelEntry]]
+
+
+class LabelParser:
+    """Base class of label parsers: built from a label file path, `parse_labels()` gives train/devel/test."""
+
+    def __init__(self, file_path: str | Path):
+        self._file_path = Path(file_path)
+
+    def parse_labels(self) -> Partitions:
+        """The (train, devel, test) lists of LabelEntry with paths relative to the data directory."""
+        raise NotImplementedError
+
+
+def partition_of(filename: str) -> str | None:
+    """The ComParE partition a file name's prefix names ('train', 'devel', 'test'), or None."""
+    name = Path(filename).name
+    return next((p for p in PARTITIONS if filename.startswith(p) or name.startswith(p)), None)
+
+
+class ComParEParser(LabelParser):
+    """ComParE label CSV `filename,label[,duration_frames]`; the partition is the file name's prefix."""
+
+    def __init__(self, file_path: str | Path, delimiter: str = ","):
+        super().__init__(file_path)
+        self._delimiter = delimiter
+
+    def _rows(self) -> tuple[list[str], list[tuple[int, list[str]]]]:
+        """Header and (line number, fields) of every non-blank row."""
+        path = self._file_path
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                lines = list(csv.reader(handle, delimiter=self._delimiter))
+        except FileNotFoundError:
+            raise DsplError(f"{path}: label file not found") from None
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DsplError(f"{path}: cannot read the label file: {exc}") from None
+        numbered = [(n, [f.strip() for f in row]) for n, row in enumerate(lines, 1) if any(f.strip() for f in row)]
+        if not numbered:
+            raise DsplError(f"{path}: label file is empty, expected a header line {','.join(COMPARE_COLUMNS)}")
+        return numbered[0][1], numbered[1:]
+
+    def parse_labels(self) -> Partitions:
+        path = self._file_path
+        header, rows = self._rows()
+        missing = [c for c in COMPARE_COLUMNS[:2] if c not in header]
+        if missing:
+            raise DsplError(
+                f"{path}: missing column(s) {', '.join(missing)}: expected the header "
+                f"filename,label[,duration_frames], found {','.join(header)}"
+            )
+        name_col, label_col = header.index("filename"), header.index("label")
+        duration_col = header.index("duration_frames") if "duration_frames" in header else None
+        partitions: dict[str, list[LabelEntry]] = {p: [] for p in PARTITIONS}
+        ignored: list[str] = []
+        for line, fields in rows:
+            if len(fields) != len(header):
+                raise DsplError(f"{path}: line {line}: expected {len(header)} fields ({','.join(header)}), "
+                                f"found {len(fields)}")
+            filename, label = fields[name_col], fields[label_col]
+            if not filename or not label:
+                raise DsplError(f"{path}: line {line}: empty {'filename' if not filename else 'label'}")
+            duration = _duration(path, line, fields[duration_col]) if duration_col is not None else None
+            partition = partition_of(filename)
+            if partition is None:
+                ignored.append(filename)
+            else:
+                partitions[partition].append(LabelEntry(Path(filename), label, duration))
+        if ignored:
+            logger.warning("%s: ignored %d row(s) whose file name starts with none of %s: %s", path,
+                           len(ignored), "/".join(PARTITIONS), first_few(ignored))
+        return partitions["train"], partitions["devel"], partitions["test"]
+
+
+def _duration(path: Path, line: int, value: str) -> int | None:
+    """An optional duration_frames field: empty means unknown."""
+    if not value:
+        return None
+    try:
+        frames = int(float(value))
+    except ValueError:
+        frames = -1
+    if frames < 0:
+        raise DsplError(f"{path}: line {line}: duration_frames '{value}' is not a non-negative integer")
+    return frames
+
+
+def first_few(items: Sequence[Any], count: int = 5) -> str:
+    """The first few items of a list, and how many more there are."""
+    shown = ", ".join(str(i) for i in items[:count])
+    return shown + (f" (and {len(items) - count} more)" if len(items) > count else "")
+
+
+def _load_class(file: Path, class_name: str, spec: str) -> type:
+    """Import a parser class from a Python file; its own directory is importable while it loads."""
+    module_name = f"dspl_label_parser_{abs(hash(str(file.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(module_name, file)
+    if module_spec is None or module_spec.loader is None:
+        raise DsplError(f"label_parser '{spec}': {file} is not a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.path.insert(0, str(file.parent))
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: any failure becomes one clear line
+        raise DsplError(f"label_parser '{spec}': importing {file} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.path.remove(str(file.parent))
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        raise DsplError(f"label_parser '{spec}': {file} defines no class '{class_name}'")
+    return cls
+
+
+def resolve_parser(spec: str, search_dirs: Iterable[str | Path | None] = ()) -> type:
+    """The parser class a `label_parser` value names: built-in ComParE, or `file.py:Class` from a file.
+
+    A relative file is looked up in `search_dirs` in order (the hp config's directory, then the cwd).
+    """
+    if spec.strip().lower() in BUILTIN_NAMES:
+        return ComParEParser
+    file_part, sep, class_name = spec.rpartition(":")
+    if not sep or not file_part or not class_name:
+        raise DsplError(f"label_parser '{spec}': expected 'path/to/file.py:ClassName' or 'ComParEParser'")
+    file = Path(file_part)
+    candidates = [file] if file.is_absolute() else [Path(d) / file for d in search_dirs if d is not None]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        if file.name == "ComParEParser.py" and class_name == "ComParEParser":
+            return ComParEParser  # DeepSpectrumLite's parser under another relative path
+        looked = ", ".join(str(c.parent) for c in candidates) or "nowhere: no directory to search"
+        raise DsplError(f"label_parser '{spec}': file {file} not found (looked in: {looked})")
+    return _load_class(found, class_name, spec)
+
+
+def _entry(item: Any, source: str) -> LabelEntry:
+    """A LabelEntry from what a parser returned: a LabelEntry, a tuple or a record dict."""
+    if isinstance(item, LabelEntry):
+        return item
+    if isinstance(item, dict):
+        item = (item.get("filename"), item.get("label"), item.get("duration_frames"))
+    if isinstance(item, (tuple, list)) and 2 <= len(item) <= 3 and item[0] is not None and item[1] is not None:
+        duration = item[2] if len(item) == 3 else None
+        if isinstance(duration, float) and math.isnan(duration):
+            duration = None
+        try:
+            return LabelEntry(Path(str(item[0])), item[1], None if duration is None else int(duration))
+        except (TypeError, ValueError):
+            raise DsplError(f"{source}: {item[0]}: duration_frames {duration!r} is not an integer") from None
+    raise DsplError(f"{source}: expected LabelEntry(path, label) or (filename, label[, duration_frames]), got {item!r}")
+
+
+def _entries(partition: Any, source: str) -> list[LabelEntry]:
+    """A partition as a list of LabelEntry; pandas DataFrames are read through their records."""
+    if hasattr(partition, "to_dict"):
+        partition = partition.to_dict("records")
+    try:
+        items = list(partition)
+    except TypeError:
+        raise DsplError(f"{source}: expected a list of label entries, got {type(partition).__name__}") from None
+    return [_entry(item, source) for item in items]
+
+
+def parse_label_file(label_file: str | Path, spec: str, search_dirs: Iterable[str | Path | None] = ()) -> Partitions:
+    """Parse a label file with the parser `spec` names; the result is checked and normalised."""
+    label_file = Path(label_file)
+    if not label_file.is_file():
+        raise DsplError(f"{label_file}: label file not found")
+    parser_class = resolve_parser(spec, search_dirs)
+    source = f"label_parser '{spec}'"
+    try:
+        result = parser_class(str(label_file)).parse_labels()
+    except DsplError:
+        raise
+    except Exception as exc:  # the user's parser code: any failure becomes one clear line
+        raise DsplError(f"{source}: parsing {label_file} failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(result, (tuple, list)) or len(result) != 3:
+        raise DsplError(f"{source}: parse_labels() must return (train, devel, test), got {type(result).__name__}")
+    train, devel, test = (_entries(p, f"{source}: {name}") for p, name in zip(result, PARTITIONS))
+    return train, devel, test
+
+
+def encode_targets(entries: Sequence[LabelEntry], classes: ClassConfig, prediction_type: str,
+                   source: str | Path) -> list[int] | list[float]:
+    """Targets of entries: class indices (categorical) or floats (regression); DsplError on a bad label."""
+    if prediction_type == "categorical":
+        return [classes.index(str(e.label), f"{source}: {e.path}") for e in entries]
+    targets = []
+    for e in entries:
+        try:
+            value = float(e.label)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            raise DsplError(f"{source}: {e.path}: regression label '{e.label}' is not a finite number")
+        targets.append(value)
+    return targets
+
+
+def check_files_exist(entries: Iterable[LabelEntry], data_dir: Path, label_file: str | Path) -> None:
+    """DsplError listing the first few (and counting) label file entries with no audio file in data_dir."""
+    absent = [str(e.path) for e in entries if not (data_dir / e.path).is_file()]
+    if absent:
+        raise DsplError(f"{label_file}: names {len(absent)} audio file(s) absent from the data directory "
+                        f"{data_dir}: {first_few(absent)}")

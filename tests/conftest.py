@@ -1,0 +1,75 @@
+"""Shared fixtures: a small example data set (written once per session) and writers of sine WAV files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def sine(frequency: float, seconds: float, sample_rate: int, amplitude: float = 0.5) -> np.ndarray:
+    """A float32 sine of `seconds` (rounded down to whole samples)."""
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def example_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example data set with 3 training and 1 devel/test file per class (9 + 3 + 3 files)."""
+    from dspl.data.example import write_example_data
+
+    return write_example_data(tmp_path_factory.mktemp("example"), files_per_class=3, seed=0)
+
+
+@pytest.fixture
+def write_sine() -> Callable[..., Path]:
+    """write_sine(path, frequency=1000, seconds=1.0, sample_rate=16000, channels=1, amplitude=0.5,
+    subtype=None) writes a sine file (format from the suffix) and returns its path."""
+
+    def write(path: Path, frequency: float = 1000.0, seconds: float = 1.0, sample_rate: int = 16000,
+              channels: int = 1, amplitude: float = 0.5, subtype: str | None = None) -> Path:
+        samples = sine(frequency, seconds, sample_rate, amplitude)
+        data = np.stack([samples] * channels, axis=1) if channels > 1 else samples
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, data, sample_rate, subtype=subtype)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_labels() -> Callable[..., Path]:
+    """write_labels(path, rows, header="filename,label,duration_frames") writes a label CSV."""
+
+    def write(path: Path, rows: list[tuple], header: str = "filename,label,duration_frames") -> Path:
+        lines = [header] + [",".join(str(field) for field in row) for row in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def trained_model(example_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """model.h5 of a tiny model (timm's test_efficientnet, 32x32 plots) trained by `dspl train` on the example set."""
+    import json
+
+    from click.testing import CliRunner
+
+    from dspl.cli.main import cli
+
+    grid = json.loads((example_dir / "hp_config.json").read_text())
+    grid.update(basemodel_name=["test_efficientnet"], image_width=[32], image_height=[32], epochs=[1],
+                batch_size=[8], num_units=[8])
+    hp_file = tmp_path_factory.mktemp("tiny") / "hp_config.json"
+    hp_file.write_text(json.dumps(grid))
+    out = tmp_path_factory.mktemp("trained")
+    result = CliRunner().invoke(cli, ["train", "-d", str(example_dir / "audio"), "-md", str(out), "-hc", str(hp_file),
+                                      "-cc", str(example_dir / "class_config.json"), "-l", str(example_dir / "label.csv")])
+    assert result.exit_code == 0, result.output
+    model = out / "models" / grid["tb_experiment"][0] / f"{grid['tb_run_id'][0]}_config_0" / "model.h5"
+    assert model.is_file()
+    return model

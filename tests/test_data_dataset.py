@@ -1,0 +1,136 @@
+"""Chunk dataset and data module: items, cache, whole-file mode, class up-sampling, seeded shuffling."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+import dspl.data.dataset as dataset_module
+from dspl.config import ClassConfig
+from dspl.data.datamodule import AudioDataModule
+from dspl.data.dataset import ChunkDataset, class_counts, upsample_indices
+from dspl.data.example import example_hp
+
+CLASSES = ClassConfig(("a", "b", "c"), ("A", "B", "C"))
+
+
+def hp(**overrides) -> dict:
+    return {**example_hp(), **overrides}
+
+
+def test_upsample_indices_repeats_minority_files_in_order():
+    targets = [0, 0, 0, 1, 2, 2, 0]
+    indices = upsample_indices(targets, 3)
+    assert indices == [0, 1, 2, 3, 4, 5, 6, 3, 3, 3, 4, 5]
+    assert class_counts([targets[i] for i in indices], 3) == [4, 4, 4]
+    assert upsample_indices([1, 1], 3) == [0, 1]  # a class without files cannot be up-sampled
+
+
+def test_items_of_a_chunk_dataset(tmp_path, write_sine):
+    long = write_sine(tmp_path / "long.wav", seconds=2.3)    # 3 chunks
+    short = write_sine(tmp_path / "short.wav", seconds=0.75)  # padded to 1 chunk
+    medium = write_sine(tmp_path / "medium.wav", seconds=1.2, sample_rate=8000)  # resampled, 1 chunk
+    ds = ChunkDataset([long, short, medium], hp(), targets=[2, 0, 1], file_indices=[5, 6, 7])
+    assert len(ds) == 5 and ds.short_files == [short]
+    items = [ds[i] for i in range(len(ds))]
+    assert [(int(i["file_index"]), int(i["chunk_index"]), int(i["target"])) for i in items] == [
+        (5, 0, 2), (5, 1, 2), (5, 2, 2), (6, 0, 0), (7, 0, 1)]
+    assert all(i["audio"].shape == (16000,) and i["audio"].dtype == torch.float32 for i in items)
+    assert items[0]["target"].dtype == torch.int64
+    assert torch.count_nonzero(items[3]["audio"][12000:]) == 0
+
+
+def test_regression_targets_are_float32(tmp_path, write_sine):
+    path = write_sine(tmp_path / "a.wav", seconds=1.0)
+    item = ChunkDataset([path], hp(prediction_type="regression"), targets=[0.25])[0]
+    assert item["target"].dtype == torch.float32 and item["target"].item() == 0.25
+
+
+def test_items_without_targets(tmp_path, write_sine):
+    item = ChunkDataset([write_sine(tmp_path / "a.wav")], hp())[0]
+    assert set(item) == {"audio", "file_index", "chunk_index"}
+
+
+@pytest.mark.parametrize("cache, decodes", [(True, 2), (False, 2 * 2 * 4)])
+def test_decoded_audio_is_cached_across_epochs(tmp_path, write_sine, monkeypatch, cache, decodes):
+    paths = [write_sine(tmp_path / f"{n}.wav", seconds=2.5) for n in "ab"]  # 4 chunks each
+    calls = []
+    real_load = dataset_module.load_audio
+    monkeypatch.setattr(dataset_module, "load_audio", lambda p, sr: calls.append(p) or real_load(p, sr))
+    ds = ChunkDataset(paths, hp(), targets=[0, 1], cache=cache)
+    ds.preload()
+    for _ in range(2):  # two epochs
+        for i in range(len(ds)):
+            ds[i]
+    assert len(calls) == decodes
+
+
+def test_whole_file_mode_pads_to_the_longest_file(tmp_path, write_sine):
+    paths = [write_sine(tmp_path / "a.wav", seconds=0.5), write_sine(tmp_path / "b.wav", seconds=1.25)]
+    ds = ChunkDataset(paths, hp(chunk_size=0.0), targets=[0, 1])
+    assert len(ds) == 2 and ds.chunk_length == 20000 and ds.short_files == []
+    first = ds[0]["audio"]
+    assert first.shape == (20000,) and torch.count_nonzero(first[8000:]) == 0
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
+    assert batch["audio"].shape == (2, 20000)
+
+
+def make_imbalanced(tmp_path, write_sine, write_labels):
+    rows = [(f"train_a{i}.wav", "a", "") for i in range(4)] + [("train_b0.wav", "b", "")] + \
+        [(f"train_c{i}.wav", "c", "") for i in range(2)] + [("devel_0.wav", "a", ""), ("test_0.wav", "b", "")]
+    for name, _, _ in rows:
+        write_sine(tmp_path / "audio" / name, seconds=1.0)
+    return write_labels(tmp_path / "label.csv", rows)
+
+
+def test_data_module_up_samples_the_training_partition(tmp_path, write_sine, write_labels, caplog):
+    labels = make_imbalanced(tmp_path, write_sine, write_labels)
+    dm = AudioDataModule(tmp_path / "audio", labels, hp(), CLASSES)
+    with caplog.at_level(logging.INFO, logger="dspl.data.datamodule"):
+        dm.setup("fit")
+    assert "class up-sampling of train: a 4 -> 4, b 1 -> 4, c 2 -> 4" in caplog.messages
+    assert "train: 12 files, 12 chunks" in caplog.messages and "devel: 1 files, 1 chunks" in caplog.messages
+    assert len(dm.partitions["train"]) == 7 and "test" not in dm.datasets
+    file_indices = sorted(int(dm.datasets["train"][i]["file_index"]) for i in range(12))
+    assert file_indices == [0, 1, 2, 3, 4, 4, 4, 4, 5, 5, 6, 6]
+    assert class_counts([int(dm.datasets["train"][i]["target"]) for i in range(12)], 3) == [4, 4, 4]
+
+
+def test_regression_is_not_up_sampled(tmp_path, write_sine, write_labels):
+    rows = [("train_0.wav", "0.1", ""), ("train_1.wav", "0.9", "")]
+    for name, _, _ in rows:
+        write_sine(tmp_path / "audio" / name)
+    labels = write_labels(tmp_path / "label.csv", rows)
+    dm = AudioDataModule(tmp_path / "audio", labels, hp(prediction_type="regression"), ClassConfig(("r",), ("R",)))
+    batch = next(iter(dm.train_dataloader()))
+    assert len(dm.datasets["train"]) == 2 and batch["target"].dtype == torch.float32
+    assert sorted(batch["target"].tolist()) == pytest.approx([0.1, 0.9])
+
+
+def test_train_loader_is_shuffled_by_the_seed(tmp_path, write_sine, write_labels):
+    labels = make_imbalanced(tmp_path, write_sine, write_labels)
+
+    def order(seed: int) -> list[int]:
+        dm = AudioDataModule(tmp_path / "audio", labels, hp(seed=seed, batch_size=4), CLASSES)
+        return [int(i) for batch in dm.train_dataloader() for i in batch["file_index"]]
+
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+    assert sorted(order(1)) == [0, 1, 2, 3, 4, 4, 4, 4, 5, 5, 6, 6]
+
+
+def test_devel_and_test_loaders_keep_file_order(tmp_path, write_sine, write_labels):
+    rows = [("devel_1.wav", "a", ""), ("devel_0.wav", "b", ""), ("test_0.wav", "c", ""), ("train_0.wav", "a", "")]
+    for name, _, _ in rows:
+        write_sine(tmp_path / "audio" / name, seconds=2.0)
+    labels = write_labels(tmp_path / "label.csv", rows)
+    dm = AudioDataModule(tmp_path / "audio", labels, hp(batch_size=16), CLASSES, cache=False)
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["file_index"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert batch["chunk_index"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert batch["target"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert [e.path.name for e in dm.partitions["devel"]] == ["devel_1.wav", "devel_0.wav"]
+    assert [e.duration_frames for e in dm.partitions["devel"]] == [32000, 32000]  # absent: read from the header
+    assert next(iter(dm.test_dataloader()))["target"].tolist() == [2, 2, 2]
