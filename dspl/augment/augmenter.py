@@ -1,0 +1,75 @@
+"""The training-time augmentation DeepSpectrumLite configured: SapAugment driving CutMix and SpecAugment.
+
+Per batch: λ from the SapAugment policy (see :mod:`dspl.augment.sapaugment`) interpolates, per
+sample, the probability that it is augmented at all (``da_prob_min`` → ``da_prob_max``), the CutMix
+box side (``cutmix_min`` → ``cutmix_max`` of the image side) and the total SpecAugment mask widths
+(``specaug_freq_min`` → ``_max`` of the frequency axis, ``specaug_time_min`` → ``_max`` of the time
+axis, split over ``specaug_*_mask_num`` masks). An augmented sample gets every enabled transform,
+CutMix first. Plot images (frequency up the rows, time across the columns) are masked with 0, a
+black pixel, i.e. the normalised value of black; raw features ([B, 1, frames, features]) with each
+sample's mean, as the SpecAugment paper does. All of it runs batched on the images' device.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dspl.augment.cutmix import cutmix
+from dspl.augment.sapaugment import SapPolicy
+from dspl.augment.specaugment import mask_bands
+from dspl.config import HParams
+
+
+def _lerp(low: float, high: float, lam: torch.Tensor) -> torch.Tensor:
+    return low + lam * (high - low)
+
+
+class Augmenter(nn.Module):
+    """``(images [B,C,H,W], targets [B,K] or [B,1], losses [B]) -> (images, targets)``; seeded by ``seed``."""
+
+    def __init__(self, hp: HParams, seed: int | None = None) -> None:
+        super().__init__()
+        self.hp = dict(hp)
+        self.cutmix = bool(hp["augment_cutmix"])
+        self.specaug = bool(hp["augment_specaug"])
+        self.plots = bool(hp.get("use_plot_images", True))
+        self.policy = SapPolicy(float(hp["sap_aug_a"]), float(hp["sap_aug_s"]))
+        self.seed = seed
+        self._generators: dict[str, torch.Generator] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any transform is on (if not, callers can skip the loss forward pass)."""
+        return self.cutmix or self.specaug
+
+    def generator(self, device: torch.device) -> torch.Generator | None:
+        """The seeded generator for ``device`` (None: the global RNG)."""
+        if self.seed is None:
+            return None
+        key = str(device)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[key]
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, targets: torch.Tensor,
+                losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment a batch; ``losses`` are per-sample training losses from a no-grad forward pass."""
+        if not self.enabled:
+            return images, targets
+        hp, gen = self.hp, self.generator(images.device)
+        lam = self.policy(losses.to(images.device))
+        prob = _lerp(hp["da_prob_min"], hp["da_prob_max"], lam)
+        apply = torch.rand(prob.shape, device=images.device, generator=gen) < prob
+        if self.cutmix:
+            images, targets, _ = cutmix(images, targets, _lerp(hp["cutmix_min"], hp["cutmix_max"], lam),
+                                        apply, gen)
+        if self.specaug:
+            freq_dim, time_dim = (2, 3) if self.plots else (3, 2)
+            fill = 0.0 if self.plots else images.mean(dim=(1, 2, 3), keepdim=True)
+            images = mask_bands(images, freq_dim, _lerp(hp["specaug_freq_min"], hp["specaug_freq_max"], lam),
+                                int(hp["specaug_freq_mask_num"]), apply, fill, gen)
+            images = mask_bands(images, time_dim, _lerp(hp["specaug_time_min"], hp["specaug_time_max"], lam),
+                                int(hp["specaug_time_mask_num"]), apply, fill, gen)
+        return images, targets

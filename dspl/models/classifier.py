@@ -1,0 +1,85 @@
+"""SpectrumClassifier: input normalisation → backbone → Dense → activation → Dropout → Dense → output activation."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from dspl.config import HParams
+from dspl.models.activations import create_activation, output_activation_name
+from dspl.models.freezing import set_frozen_batchnorm_eval
+from dspl.models.registry import Backbone, create_backbone
+
+
+class SpectrumClassifier(nn.Module):
+    """Transfer-learning classifier/regressor on spectrogram plots (DeepSpectrumLite's TransferBaseModel).
+
+    Input: plots [B, 3, H, W] on 0..255, normalised inside as ``(x/255 − mean)/std`` with the backbone's
+    ImageNet statistics, so exported models take plots as they are; or, without plot images, raw
+    features [B, 1, frames, features] that are passed to the backbone unchanged (no fixed statistics
+    fit dB/MFCC values, and DeepSpectrumLite fed them as they are). ``forward`` returns scores after
+    the output activation, ``logits`` the values before it.
+    """
+
+    def __init__(self, backbone: Backbone, num_outputs: int, num_units: int, activation: str,
+                 dropout: float, output_activation: str, input_channels: int = 3) -> None:
+        super().__init__()
+        self.backbone = backbone.module
+        self.backbone_name = backbone.name
+        self.input_channels = input_channels
+        self.images = input_channels == 3
+        mean = backbone.mean if self.images else (0.0,) * input_channels
+        std = backbone.std if self.images else (1.0,) * input_channels
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.head = nn.Sequential(OrderedDict(
+            dense=nn.Linear(backbone.num_features, num_units),
+            activation=create_activation(activation, "activation"),
+            dropout=nn.Dropout(dropout),
+            output=nn.Linear(num_units, num_outputs),
+        ))
+        for layer in (self.head.dense, self.head.output):  # Keras Dense defaults: glorot_uniform, zeros
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self.output_activation = create_activation(output_activation, "output_activation")
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Map model input to what the backbone expects (identity for raw features)."""
+        if not self.images:
+            return x
+        return (x / 255.0 - self.mean) / self.std
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features [B, num_features]."""
+        return self.backbone(self.normalize(x))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs before the output activation [B, num_outputs]."""
+        return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores after the output activation [B, num_outputs]."""
+        return self.output_activation(self.logits(x))
+
+    def train(self, mode: bool = True) -> "SpectrumClassifier":
+        """Switch mode, keeping BatchNorm layers of the frozen backbone part in eval mode."""
+        super().train(mode)
+        set_frozen_batchnorm_eval(self.backbone)
+        return self
+
+
+def create_model(hp: HParams, num_outputs: int, pretrained: bool = True) -> SpectrumClassifier:
+    """Build the model a configuration describes; ``pretrained=False`` ignores ``weights`` (random init).
+
+    ``pretrained=False`` is for rebuilding a saved model before loading its state dict.
+    """
+    input_channels = 3 if hp.get("use_plot_images", True) else 1
+    weights = str(hp.get("weights") or "") if pretrained else ""
+    backbone = create_backbone(str(hp["basemodel_name"]), weights, in_chans=input_channels)
+    return SpectrumClassifier(backbone, num_outputs, int(hp["num_units"]), str(hp["activation"]),
+                              float(hp["dropout"]),
+                              output_activation_name(hp.get("prediction_type", "categorical"),
+                                                     hp.get("output_activation")),
+                              input_channels)

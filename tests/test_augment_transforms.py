@@ -1,0 +1,136 @@
+"""CutMix, SpecAugment masks and the Augmenter: statistics of each transform."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dspl.augment import Augmenter, cutmix, mask_bands
+from dspl.config.schema import SCHEMA
+
+
+def _hp(**overrides):
+    hp = {key: spec.default for key, spec in SCHEMA.items()}
+    hp.update(sap_aug_a=0.5, sap_aug_s=10.0, augment_cutmix=False, augment_specaug=False, use_plot_images=True)
+    hp.update(overrides)
+    return hp
+
+
+def _distinct_images(b: int, h: int = 32, w: int = 32) -> torch.Tensor:
+    return (torch.arange(b, dtype=torch.float32) + 1).view(b, 1, 1, 1).expand(b, 3, h, w).clone()
+
+
+def test_cutmix_label_weight_equals_pasted_area():
+    gen = torch.Generator().manual_seed(0)
+    b, h, w = 64, 24, 40
+    images, targets = _distinct_images(b, h, w), torch.eye(b)
+    fraction = torch.rand(b, generator=gen) * 0.6
+    apply = torch.rand(b, generator=gen) < 0.7
+    mixed, mixed_targets, area = cutmix(images, targets, fraction, apply, gen)
+    own = torch.arange(b, dtype=torch.float32).view(b, 1, 1, 1) + 1
+    pasted = (mixed != own).float().mean(dim=(1, 2, 3))
+    self_paired = mixed_targets.diagonal() == 1  # partner was the sample itself: nothing visible changes
+    assert torch.allclose(pasted[~self_paired], area[~self_paired], atol=1e-6)
+    assert torch.allclose(mixed_targets.sum(1), torch.ones(b))
+    assert torch.allclose(mixed_targets.diagonal()[~self_paired], 1 - area[~self_paired], atol=1e-6)
+    assert (area[~apply] == 0).all() and torch.equal(mixed[~apply], images[~apply])
+    assert (area <= torch.round(fraction * h) * torch.round(fraction * w) / (h * w) + 1e-6).all()
+    assert (area[apply & (fraction > 0.1)] > 0).all()
+
+
+def test_cutmix_box_is_one_rectangle_of_the_partner():
+    gen = torch.Generator().manual_seed(1)
+    images = _distinct_images(4)
+    mixed, _, _ = cutmix(images, torch.eye(4), torch.full((4,), 0.5), torch.ones(4, dtype=torch.bool), gen)
+    for i in range(4):
+        changed = (mixed[i, 0] != i + 1).nonzero()
+        if len(changed):
+            rows, cols = changed[:, 0], changed[:, 1]
+            box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+            assert box == len(changed) and len(mixed[i, 0][mixed[i, 0] != i + 1].unique()) == 1
+
+
+@pytest.mark.parametrize("num_masks", [1, 3])
+def test_specaugment_mask_width_within_bounds(num_masks):
+    gen = torch.Generator().manual_seed(2)
+    b, h, w = 50, 40, 30
+    images = torch.rand(b, 3, h, w) * 254 + 1
+    total = torch.rand(b, generator=gen) * 0.5
+    masked = mask_bands(images, 2, total, num_masks, torch.ones(b, dtype=torch.bool), 0.0, gen)
+    zero_rows = (masked == 0).all(dim=3).all(dim=1)  # whole rows (all columns and channels)
+    assert torch.equal((masked == 0), zero_rows.view(b, 1, h, 1).expand(b, 3, h, w))
+    width = torch.round(total * h / num_masks)
+    counts = zero_rows.sum(1)
+    assert (counts <= width * num_masks).all()
+    assert ((counts >= width) | (width == 0)).all()
+    if num_masks == 1:
+        assert torch.equal(counts, width.long())
+
+
+def test_augmentation_probability_matches_da_prob():
+    torch.manual_seed(3)
+    p = 0.3
+    aug = Augmenter(_hp(augment_specaug=True, da_prob_min=p, da_prob_max=p, specaug_time_min=0.5,
+                        specaug_time_max=0.5, specaug_freq_min=0.0, specaug_freq_max=0.0), seed=3)
+    b = 4000
+    images = torch.rand(b, 1, 8, 8) * 254 + 1
+    out, _ = aug(images, torch.zeros(b, 1), torch.rand(b))
+    fraction = float((out == 0).any(dim=(1, 2, 3)).float().mean())
+    assert fraction == pytest.approx(p, abs=4 * (p * (1 - p) / b) ** 0.5)
+
+
+def test_low_loss_samples_augmented_strongly_high_loss_not():
+    aug = Augmenter(_hp(augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0, specaug_freq_min=0.0,
+                        specaug_freq_max=0.5, specaug_time_min=0.0, specaug_time_max=0.0), seed=0)
+    b, h = 16, 64
+    losses = torch.rand(b)
+    out, _ = aug(torch.rand(b, 3, h, 8) * 254 + 1, torch.zeros(b, 1), losses)
+    widths = (out == 0).all(dim=3).all(dim=1).sum(1)
+    lam = aug.policy(losses)
+    assert torch.equal(widths, torch.round(0.5 * lam * h).long())
+    order = torch.argsort(losses)
+    assert (torch.diff(widths[order]) <= 0).all()
+    assert widths[order[0]] == 32 and widths[order[-1]] == 0
+
+
+def test_probability_interpolates_with_lambda():
+    aug = Augmenter(_hp(augment_specaug=True, da_prob_min=0.0, da_prob_max=1.0, specaug_time_min=0.5,
+                        specaug_time_max=0.5), seed=1)
+    b, trials = 8, 300
+    hits = torch.zeros(b)
+    losses = torch.arange(b, dtype=torch.float32)  # sample i has rank i
+    for _ in range(trials):
+        out, _ = aug(torch.rand(b, 1, 4, 8) * 254 + 1, torch.zeros(b, 1), losses)
+        hits += (out == 0).flatten(1).any(1).float()
+    expected = aug.policy.table(b, torch.device("cpu"))
+    assert torch.allclose(hits / trials, expected, atol=0.1)
+    assert hits[0] == trials and hits[-1] == 0
+
+
+def test_raw_features_masked_along_feature_axis_with_sample_mean():
+    aug = Augmenter(_hp(augment_specaug=True, use_plot_images=False, da_prob_min=1.0, da_prob_max=1.0,
+                        specaug_freq_min=0.25, specaug_freq_max=0.25, specaug_time_min=0.0,
+                        specaug_time_max=0.0), seed=0)
+    features = torch.randn(4, 1, 20, 16) * 10 - 40  # [B, 1, frames, features]
+    out, _ = aug(features, torch.zeros(4, 1), torch.rand(4))
+    mean = features.mean(dim=(1, 2, 3)).view(4, 1, 1)
+    masked_cols = (out[:, 0] == mean).all(dim=1)  # whole feature columns across all frames
+    assert torch.equal(masked_cols.sum(1), torch.full((4,), 4))
+
+
+def test_regression_targets_mixed_by_area_and_seed_reproducible():
+    hp = _hp(augment_cutmix=True, augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0)
+    images, targets, losses = torch.rand(6, 3, 32, 32) * 255, torch.rand(6, 1), torch.rand(6)
+    first = Augmenter(hp, seed=7)(images, targets, losses)
+    second = Augmenter(hp, seed=7)(images, targets, losses)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert first[1].shape == (6, 1)
+    assert (first[1] >= targets.min() - 1e-6).all() and (first[1] <= targets.max() + 1e-6).all()
+
+
+def test_disabled_augmenter_is_identity():
+    aug = Augmenter(_hp())
+    images, targets = torch.rand(2, 3, 8, 8), torch.eye(2)
+    assert not aug.enabled
+    out = aug(images, targets, torch.rand(2))
+    assert out[0] is images and out[1] is targets

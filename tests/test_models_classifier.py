@@ -1,0 +1,141 @@
+"""SpectrumClassifier: normalisation, head, activations (incl. ARelu), output activations, ONNX export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dspl.errors import DsplError
+from dspl.models import SpectrumClassifier, create_model
+from dspl.models.activations import ACTIVATIONS, ARelu, create_activation
+
+
+def _hp(**overrides):
+    hp = dict(basemodel_name="test_efficientnet", weights="", num_units=8, activation="relu", dropout=0.25,
+              prediction_type="categorical", output_activation=None, use_plot_images=True)
+    hp.update(overrides)
+    return hp
+
+
+def test_categorical_scores_are_softmax_of_logits():
+    torch.manual_seed(0)
+    model = create_model(_hp(), 4).eval()
+    x = torch.rand(3, 3, 32, 32) * 255
+    scores, logits = model(x), model.logits(x)
+    assert isinstance(model, SpectrumClassifier)
+    assert scores.shape == (3, 4)
+    assert torch.allclose(scores.sum(1), torch.ones(3), atol=1e-6)
+    assert torch.allclose(scores, torch.softmax(logits, -1), atol=1e-6)
+
+
+def test_regression_output_is_linear():
+    model = create_model(_hp(prediction_type="regression"), 1).eval()
+    x = torch.rand(2, 3, 32, 32) * 255
+    assert model(x).shape == (2, 1)
+    assert torch.equal(model(x), model.logits(x))
+
+
+def test_output_activation_override():
+    model = create_model(_hp(output_activation="sigmoid"), 3).eval()
+    x = torch.rand(2, 3, 32, 32) * 255
+    assert torch.allclose(model(x), torch.sigmoid(model.logits(x)))
+
+
+def test_image_input_normalised_with_backbone_statistics():
+    model = create_model(_hp(), 2).eval()
+    x = torch.rand(1, 3, 32, 32) * 255
+    mean = torch.tensor(model.backbone.pretrained_cfg["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(model.backbone.pretrained_cfg["std"]).view(1, 3, 1, 1)
+    assert torch.allclose(model.normalize(x), (x / 255 - mean) / std, atol=1e-5)
+    assert model.input_channels == 3
+
+
+def test_raw_features_use_one_channel_unnormalised():
+    model = create_model(_hp(use_plot_images=False), 2).eval()
+    x = torch.randn(2, 1, 40, 24) * 30
+    assert model.input_channels == 1
+    assert torch.equal(model.normalize(x), x)
+    assert model(x).shape == (2, 2)
+
+
+def test_head_structure_and_dropout():
+    model = create_model(_hp(num_units=16, dropout=0.5, activation="arelu"), 5)
+    assert model.head.dense.out_features == 16
+    assert isinstance(model.head.activation, ARelu)
+    assert model.head.dropout.p == 0.5
+    assert model.head.output.out_features == 5
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_every_activation_builds_and_runs(name):
+    out = create_activation(name)(torch.linspace(-3, 3, 12).view(2, 6))
+    assert out.shape == (2, 6) and torch.isfinite(out).all()
+
+
+def test_keras_specific_activation_definitions():
+    x = torch.tensor([-3.0, -1.0, 0.0, 1.0, 3.0])
+    assert torch.allclose(create_activation("hard_sigmoid")(x), torch.clamp(0.2 * x + 0.5, 0, 1))
+    assert torch.allclose(create_activation("leaky_relu")(x), torch.where(x > 0, x, 0.2 * x))
+    assert torch.allclose(create_activation("softsign")(x), x / (1 + x.abs()))
+    assert torch.allclose(create_activation("swish")(x), x * torch.sigmoid(x))
+
+
+def test_arelu_formula():
+    act = ARelu()
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0])
+    gain = 1 + torch.sigmoid(torch.tensor(2.0))
+    expected = torch.where(x >= 0, gain * x, 0.9 * x)
+    assert torch.allclose(act(x), expected)
+    with torch.no_grad():
+        act.alpha.fill_(5.0)
+    assert torch.allclose(act(torch.tensor([-1.0])), torch.tensor([-0.99]))
+    assert len(list(act.parameters())) == 2
+
+
+def test_unknown_activation_names_key_and_choices():
+    with pytest.raises(DsplError, match=r"activation: unknown activation 'relux'.*arelu.*relu"):
+        create_model(_hp(activation="relux"), 2)
+    with pytest.raises(DsplError, match=r"output_activation: unknown activation 'soft'"):
+        create_model(_hp(output_activation="soft"), 2)
+
+
+def test_onnx_export_matches_pytorch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = create_model(_hp(activation="arelu"), 3).eval()
+    x = torch.rand(2, 3, 32, 32) * 255
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False, input_names=["plots"],
+                      output_names=["scores"], dynamic_axes={"plots": {0: "batch"}, "scores": {0: "batch"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_scores,) = session.run(None, {"plots": x.numpy()})
+    np.testing.assert_allclose(onnx_scores, model(x).detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_every_activation_exports_to_onnx(tmp_path, name):
+    ort = pytest.importorskip("onnxruntime")
+    module = torch.nn.Sequential(torch.nn.Linear(4, 6), create_activation(name)).eval()
+    x = torch.randn(3, 4)
+    path = tmp_path / f"{name}.onnx"
+    torch.onnx.export(module, (x,), str(path), opset_version=17, dynamo=False, input_names=["x"])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"x": x.numpy()})
+    np.testing.assert_allclose(out, module(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_activations_match_tf_keras():
+    tf = pytest.importorskip("tensorflow")
+    tf_keras = pytest.importorskip("tf_keras")  # tf.keras 2.x, as DeepSpectrumLite ran
+    x = np.linspace(-4, 4, 17, dtype=np.float32).reshape(1, 17)
+    compared = 0
+    for name in ACTIVATIONS:
+        try:
+            keras_fn = tf_keras.activations.get(name)
+        except ValueError:
+            continue
+        ours = create_activation(name)(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(ours, np.asarray(keras_fn(tf.constant(x))), atol=2e-6, err_msg=name)
+        compared += 1
+    assert compared >= 18
