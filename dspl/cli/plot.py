@@ -1,0 +1,28 @@
+"""`plot -hc HP -d FILE_OR_DIR -o OUT [--format png|npy] [--config-index I]`."""
+
+import click
+
+
+@click.command("plot")
+@click.option("-hc", "--hyper-config", "hp_config", required=True, type=click.Path(),
+              help="Hyper-parameter grid (JSON of lists).")
+@click.option("-d", "--data", "data", required=True, type=click.Path(),
+              help="Audio file or directory (searched recursively).")
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Output directory (created; sub-directories of --data are kept).")
+@click.option("--format", "fmt", type=click.Choice(["png", "npy"]), default="png", show_default=True,
+              help="png: uint8 RGB; npy: float32 H×W×3 on 0..255 (H×W×1 raw features without plots).")
+@click.option("--config-index", default=0, show_default=True, type=int,
+              help="Which configuration of the grid to plot.")
+def command(hp_config: str, data: str, output: str, fmt: str, config_index: int) -> None:
+    """Write the plot of every chunk of audio files as <stem>_<chunk>.png/.npy, plus contact_sheet.png."""
+    from dspl.config import load_config
+    from dspl.features.plotting import plot_audio
+
+    summary = plot_audio(load_config(hp_config, config_index), data, output, fmt)
+    click.echo(f"{summary.images} image(s) of {summary.files} file(s) in {output}; "
+               f"contact sheet {summary.contact_sheet}")
+    if summary.skipped:
+        click.echo(f"skipped {len(summary.skipped)} file(s):", err=True)
+        for reason in summary.skipped:
+            click.echo(f"  {reason}", err=True)

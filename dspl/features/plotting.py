@@ -1,0 +1,147 @@
+"""`dspl plot` as a library function: write the plot image of every chunk of audio files, plus a contact sheet.
+
+The images are exactly what the model gets before its backbone normalisation (PlotTransform's output).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from dspl.data.audio import load_audio
+from dspl.data.chunking import split_into_chunks
+from dspl.errors import DsplError
+from dspl.features.transforms import PlotTransform
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("png", "npy")
+CONTACT_SHEET = "contact_sheet.png"
+
+
+@dataclass
+class PlotSummary:
+    """What plot_audio wrote: counts, the contact sheet, and the files it skipped (with the reason)."""
+
+    files: int = 0
+    images: int = 0
+    contact_sheet: Path | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+def _audio_files(source: Path) -> list[Path]:
+    """The file itself, or every audio file under a directory (recursive, sorted)."""
+    from dspl.workflows.predict import find_audio_files
+
+    return find_audio_files(source)
+
+
+def to_array(image: torch.Tensor) -> np.ndarray:
+    """One output ``[C, H, W]`` of PlotTransform as a float32 ``H×W×C`` array (plots on the 0..255 scale)."""
+    return image.permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+
+def to_png_pixels(array: np.ndarray) -> np.ndarray:
+    """uint8 pixels for a PNG: plots rounded from 0..255 (H×W×3); raw features min-max scaled to grey (H×W)."""
+    if array.shape[-1] == 3:
+        return np.clip(np.rint(array), 0, 255).astype(np.uint8)
+    grey = array[..., 0]
+    span = float(grey.max() - grey.min())
+    scaled = (grey - grey.min()) / span if span > 0 else np.zeros_like(grey)
+    return np.rint(scaled * 255.0).astype(np.uint8)
+
+
+def _write(array: np.ndarray, path: Path, fmt: str) -> None:
+    if fmt == "npy":
+        np.save(path, array)
+        return
+    from PIL import Image
+
+    pixels = to_png_pixels(array)
+    Image.fromarray(pixels).save(path)  # H×W×3 uint8 -> RGB, H×W -> L
+
+
+def write_contact_sheet(images: list[tuple[str, np.ndarray]], path: Path, columns: int = 4) -> Path:
+    """A grid of titled images (PNG via matplotlib) so a person sees at a glance what the model sees."""
+    from matplotlib.figure import Figure
+
+    columns = max(1, min(columns, len(images)))
+    rows = -(-len(images) // columns)
+    figure = Figure(figsize=(3.0 * columns, 3.2 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    for axis, (title, array) in zip(axes, images):
+        pixels = to_png_pixels(array)
+        axis.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, aspect="auto", interpolation="nearest")
+        axis.set_title(title, fontsize=8)
+    for axis in axes:
+        axis.set_axis_off()
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def _plot_file(transform: PlotTransform, hp: Mapping[str, Any], path: Path, target: Path, fmt: str,
+               batch_size: int, device: str | torch.device, keep: int) -> tuple[int, list[np.ndarray]]:
+    """Write every chunk of one file; returns how many it wrote and the arrays of the first ``keep``."""
+    chunks = split_into_chunks(load_audio(path, hp["sample_rate"]), hp, source=str(path))
+    target.mkdir(parents=True, exist_ok=True)
+    count, kept = 0, []
+    for batch in chunks.split(batch_size):
+        for image in transform(batch.to(device)):
+            array = to_array(image)
+            _write(array, target / f"{path.stem}_{count}.{fmt}", fmt)
+            if count < keep:
+                kept.append(array)
+            count += 1
+    return count, kept
+
+
+def plot_audio(hp: Mapping[str, Any], source: str | Path, output: str | Path, fmt: str = "png",
+               sheet_size: int = 16, batch_size: int = 64, device: str | torch.device = "cpu") -> PlotSummary:
+    """Write ``<stem>_<chunk>.<fmt>`` for every chunk of every audio file under ``source`` and a contact sheet.
+
+    Files under a directory keep their relative sub-directory in ``output``. PNG: uint8 RGB plots (raw
+    features: 8-bit grey, min-max scaled); NPY: float32 H×W×3 on 0..255 (raw features: frames×features×1).
+    The contact sheet shows the first ``sheet_size`` chunks, chunk 0 of every file before chunk 1 of any.
+    A file that cannot be read or plotted is skipped with a warning and listed in the summary, unless
+    ``source`` is that single file.
+    """
+    if fmt not in FORMATS:
+        raise DsplError(f"--format: value {fmt!r} is not one of {', '.join(FORMATS)}")
+    source, output = Path(source), Path(output)
+    files = _audio_files(source)
+    root = source if source.is_dir() else source.parent
+    transform = PlotTransform(hp).to(device).eval()
+    output.mkdir(parents=True, exist_ok=True)
+    summary = PlotSummary()
+    sheet: list[tuple[tuple[int, int], str, np.ndarray]] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress, torch.inference_mode():
+        task = progress.add_task("plotting", total=len(files))
+        for file_index, path in enumerate(files):
+            progress.update(task, description=f"plotting {path.name}")
+            target = output / path.relative_to(root).parent
+            try:
+                count, kept = _plot_file(transform, hp, path, target, fmt, batch_size, device, sheet_size)
+            except DsplError as exc:
+                if source.is_file():
+                    raise
+                logger.warning("skipped %s", exc)
+                summary.skipped.append(str(exc))
+                progress.advance(task)
+                continue
+            name = path.relative_to(root).with_suffix("").as_posix()
+            sheet.extend(((chunk, file_index), f"{name} · chunk {chunk}", array) for chunk, array in enumerate(kept))
+            sheet = sorted(sheet, key=lambda item: item[0])[:sheet_size]
+            summary.files += 1
+            summary.images += count
+            progress.advance(task)
+    if summary.files == 0:
+        raise DsplError(f"{source}: none of its {len(files)} audio file(s) could be plotted: {summary.skipped[0]}")
+    summary.contact_sheet = write_contact_sheet([(title, array) for _, title, array in sheet], output / CONTACT_SHEET)
+    return summary
