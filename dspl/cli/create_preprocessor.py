@@ -1,0 +1,22 @@
+"""`create-preprocessor`: write a TFLite model that turns one raw audio chunk into its plot image."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command(name="create-preprocessor", help="Write a TFLite model: raw audio chunk [1, N] -> plot [1, H, W, 3].")
+@click.option("-hc", "--hyper-config", "hyper_config", required=True, type=click.Path(dir_okay=False),
+              help="Hyper-parameter config (JSON of lists).")
+@click.option("-d", "--destination", required=True, type=click.Path(dir_okay=False),
+              help="The .tflite file to write.")
+@click.option("--config-index", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Which configuration of the grid to use.")
+def command(hyper_config: str, destination: str, config_index: int) -> None:
+    """Load one configuration and write its preprocessor."""
+    from dspl.config import load_config
+    from dspl.export.preprocessor import create_preprocessor
+
+    hp = load_config(hyper_config, config_index)
+    path = create_preprocessor(hp, destination)
+    click.echo(f"wrote {path}")

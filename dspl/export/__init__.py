@@ -1,0 +1,1 @@
+"""Export: the TensorFlow reference preprocessing, the TFLite preprocessor, ONNX/SavedModel/TFLite models."""

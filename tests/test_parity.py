@@ -1,0 +1,214 @@
+"""Parity of the spectrogram plots: torch (dspl.features) vs the TF reference vs its TFLite-compatible twin.
+
+Tolerances are DESIGN.md's: on the 0..255 scale |diff| <= 0.5 for >= 99.9 % of pixels and <= 2.0 for all;
+raw features within 1e-3 dB. The grid covers every option value, each combined with varied others.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dspl.config import expand_grid, parse_grid
+from dspl.errors import DsplError
+from dspl.export.tf_reference import TFPlotPipeline
+
+BASE = {
+    "label_parser": "../lib/data/parser/ComParEParser.py:ComParEParser", "basemodel_name": "test_efficientnet",
+    "tb_experiment": "exp", "tb_run_id": "run", "num_units": 4, "dropout": 0.25, "optimizer": "adadelta",
+    "learning_rate": 0.001, "finetune_layer": 0.7, "loss": "categorical_crossentropy", "activation": "arelu",
+    "pre_epochs": 1, "batch_size": 1, "sample_rate": 16000, "normalize_audio": True, "chunk_size": 0.25,
+    "chunk_hop_size": 0.25, "stft_window_size": 0.025, "stft_hop_size": 0.01, "stft_fft_length": 0.025,
+    "mel_scale": True, "lower_edge_hertz": 0.0, "upper_edge_hertz": 8000.0, "num_mel_bins": 40, "num_mfccs": 0,
+    "cep_lifter": 0, "db_scale": True, "use_plot_images": True, "color_map": "viridis", "image_width": 48,
+    "image_height": 32, "resize_method": "bilinear", "anti_alias": True, "sap_aug_a": 0.5, "sap_aug_s": 10.0,
+    "augment_cutmix": False, "augment_specaug": False,
+}
+
+RATES = {8000: 4000.0, 16000: 8000.0, 44100: 22050.0}  # sample rate -> upper_edge_hertz (Nyquist)
+MAPS = ("viridis", "cividis", "inferno", "magma", "plasma")
+METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "gaussian", "mitchellcubic")
+FLOAT32_FLOOR_DB = 60.0  # below this many dB under a chunk's peak, float32 STFT rounding shows
+SIZES = ((32, 48), (24, 16), (64, 40), (20, 80))  # (height, width): up- and down-sampling, never square
+
+
+def make_hparams(**overrides) -> dict:
+    """One validated configuration: BASE with overrides (upper_edge_hertz follows sample_rate unless given)."""
+    values = {**BASE, "upper_edge_hertz": RATES[overrides.get("sample_rate", BASE["sample_rate"])], **overrides}
+    return expand_grid(parse_grid({k: [v] for k, v in values.items()}, "test"), "test")[0]
+
+
+def _resize_cases() -> list:
+    """Every resize_method x anti_alias, with colour maps, sample rates and image sizes rotating."""
+    cases = []
+    for i, (method, antialias) in enumerate((m, a) for m in METHODS for a in (False, True)):
+        height, width = SIZES[i % len(SIZES)]
+        rate = tuple(RATES)[i % 3]
+        overrides = dict(resize_method=method, anti_alias=antialias, color_map=MAPS[i % len(MAPS)],
+                         sample_rate=rate, image_height=height, image_width=width, normalize_audio=i % 2 == 0)
+        cases.append(pytest.param(overrides, id=f"{method}-{'aa' if antialias else 'noaa'}-{rate}-{height}x{width}"))
+    return cases
+
+
+PLOT_CASES = _resize_cases() + [
+    pytest.param(dict(color_map=name, resize_method="bicubic", anti_alias=False), id=f"cmap-{name}") for name in MAPS
+] + [
+    pytest.param(dict(mel_scale=False), id="linear-db"),
+    pytest.param(dict(mel_scale=False, sample_rate=8000, image_height=64, image_width=24), id="linear-db-8k"),
+    pytest.param(dict(mel_scale=False, db_scale=False, resize_method="area"), id="linear-power"),
+    pytest.param(dict(db_scale=False, color_map="magma"), id="mel-power"),
+    pytest.param(dict(db_scale=False, sample_rate=44100, num_mel_bins=64, resize_method="lanczos3"),
+                 id="mel-power-44k"),
+    pytest.param(dict(num_mfccs=13, cep_lifter=22), id="mfcc-lifter22"),
+    pytest.param(dict(num_mfccs=20, cep_lifter=0, color_map="inferno", resize_method="nearest"), id="mfcc-nolifter"),
+    pytest.param(dict(num_mfccs=13, cep_lifter=12, db_scale=False, sample_rate=8000, anti_alias=False),
+                 id="mfcc-lifter12-8k"),
+    pytest.param(dict(stft_fft_length=0.064), id="fft-longer-than-window"),
+    pytest.param(dict(stft_window_size=0.04, stft_hop_size=0.02, stft_fft_length=0.05, sample_rate=44100,
+                      lower_edge_hertz=60.0, upper_edge_hertz=16000.0, num_mel_bins=64), id="fft-longer-44k-edges"),
+    pytest.param(dict(normalize_audio=False, color_map="plasma"), id="no-normalize"),
+    pytest.param(dict(normalize_audio=False, mel_scale=False, sample_rate=44100), id="no-normalize-linear-44k"),
+    pytest.param(dict(stft_window_size=0.03, stft_hop_size=0.01, stft_fft_length=0.03, sample_rate=44100),
+                 id="odd-window-44k"),
+]
+
+RAW_CASES = [
+    pytest.param(dict(use_plot_images=False), id="raw-mel-db"),
+    pytest.param(dict(use_plot_images=False, mel_scale=False, sample_rate=8000), id="raw-linear-db-8k"),
+    pytest.param(dict(use_plot_images=False, sample_rate=8000, num_mel_bins=128), id="raw-mel-128-8k"),
+    pytest.param(dict(use_plot_images=False, stft_window_size=0.03, stft_fft_length=0.03, sample_rate=44100),
+                 id="raw-odd-window-44k"),
+    pytest.param(dict(use_plot_images=False, db_scale=False, normalize_audio=False), id="raw-mel-power"),
+    pytest.param(dict(use_plot_images=False, num_mfccs=13, cep_lifter=22, sample_rate=44100), id="raw-mfcc-lifter"),
+    pytest.param(dict(use_plot_images=False, num_mfccs=13, cep_lifter=0, stft_fft_length=0.064), id="raw-mfcc"),
+]
+
+
+def make_signals(rate: int, num_samples: int) -> np.ndarray:
+    """float32 [3, N]: a speech-like voiced sound, noise, and silence with one click."""
+    rng = np.random.default_rng(rate)
+    t = np.arange(num_samples) / rate
+    f0 = 120.0 + 40.0 * np.sin(2 * np.pi * 3.0 * t)               # gliding pitch
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    speech = np.zeros(num_samples)
+    for h in range(1, int(0.45 * rate / 160.0)):                  # harmonics up to near Nyquist
+        freq = h * 140.0
+        envelope = sum(a / (1.0 + ((freq - fc) / bw) ** 2) for fc, bw, a in ((500, 120, 1.0), (1500, 200, 0.5),
+                                                                               (2500, 300, 0.25)))
+        speech += (envelope + 0.01) * np.sin(h * phase)
+    speech *= 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t) ** 2        # syllable-rate loudness
+    speech = 0.4 * speech / np.abs(speech).max() + 1e-3 * rng.standard_normal(num_samples)  # with breath noise
+    noise = 0.3 * rng.standard_normal(num_samples)
+    click = np.zeros(num_samples)
+    click[num_samples // 3] = 0.8
+    return np.stack([speech, noise, click]).astype(np.float32)
+
+
+def torch_output(hp: dict, audio: np.ndarray) -> np.ndarray:
+    """dspl.features.PlotTransform, laid out as TF does: [B, H, W, 3] or [B, frames, features, 1]."""
+    import torch
+
+    from dspl.features import PlotTransform
+
+    with torch.no_grad():
+        out = PlotTransform(hp)(torch.from_numpy(audio)).numpy()
+    return out.transpose(0, 2, 3, 1)
+
+
+def image_stats(a: np.ndarray, b: np.ndarray) -> str:
+    """Max, 99.9th percentile and share above 0.5 of |a - b|, for failure messages."""
+    d = np.abs(a.astype(np.float64) - b)
+    return f"max {d.max():.4g}, 99.9th pct {np.percentile(d, 99.9):.4g}, share > 0.5: {np.mean(d > 0.5):.3%}"
+
+
+def assert_images_close(a: np.ndarray, b: np.ndarray) -> None:
+    """DESIGN.md's image tolerance on the 0..255 scale."""
+    assert a.shape == b.shape
+    d = np.abs(a.astype(np.float64) - b)
+    assert d.max() <= 2.0 and np.mean(d <= 0.5) >= 0.999, image_stats(a, b)
+
+
+def assert_features_close(hp: dict, a: np.ndarray, b: np.ndarray) -> None:
+    """Raw features within 1e-3 dB (MFCCs: 1e-3 in their own log units).
+
+    Power features are compared in dB relative to each chunk's peak. Bins more than FLOAT32_FLOOR_DB below the
+    peak carry float32 FFT rounding of ~1e-7 of the peak amplitude, i.e. 1e-3 to 5e-3 dB at -60 to -100 dB
+    (TF's own FFT vs its DFT-by-matmul differ as much), so they get 0.01 dB.
+    """
+    assert a.shape == b.shape
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    if hp["num_mfccs"] > 0:
+        assert np.abs(a - b).max() <= 1e-3, f"max |diff| {np.abs(a - b).max():.4g}"
+        return
+    if not hp["db_scale"]:
+        a, b = (10 * np.log10(np.maximum(x, 1e-16) / x.max(axis=(1, 2, 3), keepdims=True)) for x in (a, b))
+    d = np.abs(a - b)
+    near = np.maximum(a, b) >= -FLOAT32_FLOOR_DB
+    assert d[near].max() <= 1e-3, f"max |diff| within {FLOAT32_FLOOR_DB} dB of the peak {d[near].max():.4g} dB"
+    assert d.max() <= 0.01, f"max |diff| {d.max():.4g} dB"
+
+
+def run_tf(hp: dict, audio: np.ndarray, tflite_compatible: bool = False) -> np.ndarray:
+    """TFPlotPipeline output as numpy: [B, H, W, 3] or [B, frames, features, 1]."""
+    return TFPlotPipeline(hp, tflite_compatible=tflite_compatible)(audio).numpy()
+
+
+@pytest.mark.parametrize("overrides", PLOT_CASES)
+def test_plots_torch_vs_tf_reference(overrides):
+    hp = make_hparams(**overrides)
+    audio = make_signals(hp["sample_rate"], int(hp["chunk_size"] * hp["sample_rate"]))
+    reference = run_tf(hp, audio)
+    assert reference.shape == (3, hp["image_height"], hp["image_width"], 3)
+    assert np.isfinite(reference).all() and reference.min() >= 0.0 and reference.max() <= 255.0
+    assert_images_close(torch_output(hp, audio), reference)
+
+
+@pytest.mark.parametrize("overrides", PLOT_CASES)
+def test_plots_tf_reference_vs_tflite_mode(overrides):
+    hp = make_hparams(**overrides)
+    audio = make_signals(hp["sample_rate"], int(hp["chunk_size"] * hp["sample_rate"]))
+    reference, builtin_only = run_tf(hp, audio), run_tf(hp, audio, tflite_compatible=True)
+    assert_images_close(builtin_only, reference)
+
+
+@pytest.mark.parametrize("overrides", RAW_CASES)
+def test_raw_features_torch_vs_tf(overrides):
+    hp = make_hparams(**overrides)
+    audio = make_signals(hp["sample_rate"], int(hp["chunk_size"] * hp["sample_rate"]))
+    reference = run_tf(hp, audio)
+    frames = 1 + (audio.shape[1] - int(hp["stft_window_size"] * hp["sample_rate"])) // int(
+        hp["stft_hop_size"] * hp["sample_rate"])
+    assert reference.shape[:2] == (3, frames) and reference.shape[3] == 1
+    assert_features_close(hp, torch_output(hp, audio), reference)
+    assert_features_close(hp, run_tf(hp, audio, tflite_compatible=True), reference)
+
+
+def test_whole_file_config_takes_any_length():
+    hp = make_hparams(chunk_size=0.0, resize_method="gaussian")
+    audio = make_signals(16000, 5321)
+    reference = run_tf(hp, audio)
+    assert reference.shape == (3, 32, 48, 3)
+    assert_images_close(torch_output(hp, audio), reference)
+    with pytest.raises(DsplError, match="chunk_size"):
+        TFPlotPipeline(hp, tflite_compatible=True)
+
+
+@pytest.mark.parametrize("tflite_compatible", [False, True], ids=["reference", "tflite-mode"])
+def test_degenerate_signals_give_finite_plots(tflite_compatible):
+    hp = make_hparams(num_mfccs=0)
+    n = int(hp["chunk_size"] * hp["sample_rate"])
+    click = np.zeros(n, np.float32)
+    click[7] = 1.0
+    audio = np.stack([np.zeros(n, np.float32), np.full(n, 0.25, np.float32), click])
+    for config in (hp, make_hparams(num_mfccs=13, cep_lifter=22), make_hparams(db_scale=False, mel_scale=False)):
+        out = run_tf(config, audio, tflite_compatible)
+        assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 255.0
+
+
+def test_low_tone_at_bottom_high_tone_at_top():
+    hp = make_hparams(color_map="viridis", image_height=40, image_width=20)
+    t = np.arange(4000) / 16000
+    audio = np.stack([np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 6000 * t)]).astype(np.float32)
+    brightness = run_tf(hp, audio).sum(axis=(2, 3))  # [B, H]: viridis gets brighter with the value
+    low_row, high_row = brightness.argmax(axis=1)
+    assert low_row > 30 and high_row < 15

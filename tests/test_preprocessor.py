@@ -1,0 +1,111 @@
+"""The TFLite preprocessor: built-in operators only, runs in LiteRT, matches the torch plots; its CLI; the op lister."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dspl.cli.main import cli
+from dspl.errors import DsplError
+from dspl.export.preprocessor import create_preprocessor, custom_operators, tflite_operators
+from dspl.export.tf_reference import TFPlotPipeline, is_power_of_two
+from test_parity import BASE, assert_features_close, assert_images_close, make_hparams, make_signals, torch_output
+
+CASES = [
+    pytest.param(dict(), id="mel-db-bilinear-dft-matmul"),
+    pytest.param(dict(stft_fft_length=0.064, resize_method="bicubic", anti_alias=False), id="rfft2d-bicubic"),
+    pytest.param(dict(num_mfccs=13, cep_lifter=22, resize_method="lanczos3", color_map="magma", sample_rate=8000,
+                      image_height=24, image_width=56), id="mfcc-lanczos3-8k"),
+    pytest.param(dict(mel_scale=False, resize_method="area", color_map="cividis", sample_rate=44100,
+                      stft_fft_length=0.05), id="linear-area-44k"),
+    pytest.param(dict(use_plot_images=False), id="raw-features"),
+]
+
+
+def run_litert(path, audio: np.ndarray) -> np.ndarray:
+    """Invoke a .tflite file once per chunk with the LiteRT interpreter."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    outputs = []
+    for chunk in audio:
+        interpreter.set_tensor(source["index"], chunk[None, :])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(target["index"])[0])
+    return np.stack(outputs)
+
+
+@pytest.mark.parametrize("overrides", CASES)
+def test_preprocessor_matches_torch_with_builtin_operators(tmp_path, overrides):
+    hp = make_hparams(**overrides)
+    path = create_preprocessor(hp, tmp_path / "out" / "preprocessor.tflite")
+    assert path.is_file() and [p.name for p in path.parent.iterdir()] == ["preprocessor.tflite"]
+    operators = tflite_operators(path)
+    assert operators and custom_operators(path) == []
+    assert not [op for op in operators if op.startswith("Flex") or op == "CUSTOM"]
+    assert ("RFFT2D" in operators) == is_power_of_two(int(hp["stft_fft_length"] * hp["sample_rate"]))
+
+    audio = make_signals(hp["sample_rate"], int(hp["chunk_size"] * hp["sample_rate"]))
+    tflite = run_litert(path, audio)
+    pipeline = TFPlotPipeline(hp)
+    assert tflite.shape == (3, *pipeline.output_shape)
+    if hp["use_plot_images"]:
+        assert_images_close(tflite, pipeline(audio).numpy())
+        assert_images_close(tflite, torch_output(hp, audio))
+    else:
+        assert_features_close(hp, tflite, pipeline(audio).numpy())
+        assert_features_close(hp, tflite, torch_output(hp, audio))
+
+
+def test_preprocessor_needs_fixed_chunks(tmp_path):
+    with pytest.raises(DsplError, match="chunk_size"):
+        create_preprocessor(make_hparams(chunk_size=0.0), tmp_path / "p.tflite")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_writes_preprocessor(tmp_path):
+    grid = {key: [value] for key, value in BASE.items()}
+    grid["image_width"] = [40, 24]
+    config = tmp_path / "hp.json"
+    config.write_text(json.dumps(grid))
+    destination = tmp_path / "pre.tflite"
+    result = CliRunner().invoke(cli, ["create-preprocessor", "-hc", str(config), "-d", str(destination),
+                                      "--config-index", "1"])
+    assert result.exit_code == 0, result.output
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(destination))
+    assert list(interpreter.get_input_details()[0]["shape"]) == [1, 4000]
+    assert list(interpreter.get_output_details()[0]["shape"]) == [1, 32, 24, 3]
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["create-preprocessor", "-hc", str(tmp_path / "missing.json"),
+                                      "-d", str(tmp_path / "p.tflite")])
+    assert result.exit_code == 1
+    assert "missing.json: file not found" in result.output and "Traceback" not in result.output
+
+
+def test_operator_lister_names_flex_and_custom_operators(tmp_path):
+    import tensorflow as tf
+
+    def convert(fn) -> bytes:
+        function = tf.function(fn, input_signature=[tf.TensorSpec([4], tf.float32)]).get_concrete_function()
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+        converter.allow_custom_ops = True
+        return converter.convert()
+
+    flex = convert(lambda x: tf.math.cumprod(x) + 1.0)
+    assert tflite_operators(flex) == ["FlexCumprod", "ADD"] and custom_operators(flex) == ["FlexCumprod"]
+    path = tmp_path / "custom.tflite"
+    path.write_bytes(convert(lambda x: tf.math.igamma(x, x)))
+    assert custom_operators(path) == ["Igamma"]
+    (tmp_path / "text.tflite").write_text("not a model")
+    with pytest.raises(DsplError, match="not a TFLite model"):
+        tflite_operators(tmp_path / "text.tflite")
