@@ -15,6 +15,7 @@ from dspl.errors import DsplError
 logger = logging.getLogger(__name__)
 
 SUPPORTED = "a WAV, FLAC or OGG file"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3")
 
 
 def _reason(exc: Exception) -> str:
@@ -74,3 +75,16 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
         _log_resampling(file_rate, sample_rate)
         waveform = F.resample(waveform, file_rate, sample_rate)
     return waveform.contiguous()
+
+
+def find_audio_files(data_dir: str | Path) -> list[Path]:
+    """Every audio file soundfile can read under data_dir (recursive), sorted; DsplError if there are none."""
+    data_dir = Path(data_dir)
+    if data_dir.is_file():
+        return [data_dir]
+    if not data_dir.is_dir():
+        raise DsplError(f"{data_dir}: audio directory not found")
+    files = sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not files:
+        raise DsplError(f"{data_dir}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found")
+    return files

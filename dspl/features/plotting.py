@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from dspl.data.audio import load_audio
+from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.chunking import split_into_chunks
 from dspl.errors import DsplError
 from dspl.features.transforms import PlotTransform
@@ -33,13 +33,6 @@ class PlotSummary:
     images: int = 0
     contact_sheet: Path | None = None
     skipped: list[str] = field(default_factory=list)
-
-
-def _audio_files(source: Path) -> list[Path]:
-    """The file itself, or every audio file under a directory (recursive, sorted)."""
-    from dspl.workflows.predict import find_audio_files
-
-    return find_audio_files(source)
 
 
 def to_array(image: torch.Tensor) -> np.ndarray:
@@ -114,7 +107,7 @@ def plot_audio(hp: Mapping[str, Any], source: str | Path, output: str | Path, fm
     if fmt not in FORMATS:
         raise DsplError(f"--format: value {fmt!r} is not one of {', '.join(FORMATS)}")
     source, output = Path(source), Path(output)
-    files = _audio_files(source)
+    files = find_audio_files(source)
     root = source if source.is_dir() else source.parent
     transform = PlotTransform(hp).to(device).eval()
     output.mkdir(parents=True, exist_ok=True)
