@@ -29,6 +29,14 @@ def test_categorical_scores_are_softmax_of_logits():
     assert torch.allclose(scores, torch.softmax(logits, -1), atol=1e-6)
 
 
+@pytest.mark.parametrize("backbone", ["mobilenetv3_small_050", "test_efficientnet", "squeezenet1_1"])
+def test_head_fits_the_width_of_the_pooled_features(backbone):
+    """MobileNetV3 pools to head_hidden_size (1024), not num_features (288): the dense layer must fit it."""
+    model = create_model(_hp(basemodel_name=backbone), 3).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 3, 64, 64) * 255).shape == (2, 3)
+
+
 def test_regression_output_is_linear():
     model = create_model(_hp(prediction_type="regression"), 1).eval()
     x = torch.rand(2, 3, 32, 32) * 255

@@ -76,6 +76,11 @@ def cli(ctx: click.Context, verbosity: int) -> None:
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("dspl").setLevel(level)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        lightning_logger = logging.getLogger(name)
+        lightning_logger.setLevel(level)
+        if lightning_logger.handlers:  # a handler of its own: do not echo the same line through the root's
+            lightning_logger.propagate = False
 
 
 def main() -> None:

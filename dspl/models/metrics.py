@@ -97,4 +97,4 @@ def create_metrics(prediction_type: str, num_classes: int, labels: Sequence[str]
         "recall_per_class": ClasswiseWrapper(MulticlassRecall(num_classes, average=None), names, prefix="recall_"),
         "precision_per_class": ClasswiseWrapper(MulticlassPrecision(num_classes, average=None), names,
                                                 prefix="precision_"),
-    }, prefix=prefix)
+    }, prefix=prefix, compute_groups=False)  # compute groups misfire with ClasswiseWrapper (spurious warnings)

@@ -140,7 +140,9 @@ def _timm_backbone(name: str, pretrained: bool, in_chans: int) -> Backbone:
         log.debug("loading pretrained weights of %s failed", name, exc_info=err)
         raise DsplError(_offline_message(name, err)) from err
     cfg = module.pretrained_cfg
-    return Backbone(module, name, module.num_features, tuple(cfg.get("mean", _IMAGENET_MEAN)),
+    # Models with a pre-logits head (MobileNetV3, LCNet, ...) output head_hidden_size features, not num_features.
+    width = getattr(module, "head_hidden_size", None) or module.num_features
+    return Backbone(module, name, width, tuple(cfg.get("mean", _IMAGENET_MEAN)),
                     tuple(cfg.get("std", _IMAGENET_STD)))
 
 
