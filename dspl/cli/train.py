@@ -1,0 +1,25 @@
+"""`train`: DeepSpectrumLite's training command with its flags, one model per hyper-parameter configuration."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-d", "--data-dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Directory of the audio files named in the label file.")
+@click.option("-md", "--model-dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory: logs/<tb_experiment>/... and models/<tb_experiment>/...")
+@click.option("-hc", "--hyper-config", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Hyper-parameter grid (JSON of lists).")
+@click.option("-cc", "--class-config", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Class config (JSON: label -> name).")
+@click.option("-l", "--label-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Label file (ComParE CSV: filename,label[,duration_frames]).")
+@click.option("-dc", "--disable-cache", is_flag=True, help="Do not keep decoded audio in memory.")
+def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str, label_file: str,
+            disable_cache: bool) -> None:
+    """Train one model per hyper-parameter configuration (DeepSpectrumLite compatible)."""
+    from dspl.workflows.train import train
+
+    train(data_dir, model_dir, hyper_config, class_config, label_file, disable_cache=disable_cache)

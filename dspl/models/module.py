@@ -1,0 +1,157 @@
+"""The LightningModule: plots on the training device, SapAugment/CutMix/SpecAugment, DeepSpectrumLite's schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from dspl.augment import Augmenter
+from dspl.config import ClassConfig, HParams
+from dspl.features import PlotTransform
+from dspl.models import create_model
+from dspl.models.freezing import freeze_backbone, unfreeze_last
+from dspl.models.losses import create_loss
+from dspl.models.metrics import create_metrics
+from dspl.models.optim import create_optimizer
+
+FROZEN, FINETUNE, FULL = "frozen", "finetune", "full"
+
+
+def uses_pretrained_weights(hp: HParams) -> bool:
+    """DeepSpectrumLite's schedule applies to backbones that start from weights ('imagenet' or a file)."""
+    return hp["weights"] != ""
+
+
+def total_epochs(hp: HParams) -> int:
+    """Epochs of the whole run: pre_epochs (frozen backbone, or from scratch) plus epochs."""
+    return int(hp["pre_epochs"]) + int(hp["epochs"])
+
+
+def schedule_phase(hp: HParams, epoch: int) -> str:
+    """FROZEN for the first pre_epochs of a pretrained backbone, then FINETUNE; FULL when training from scratch."""
+    if not uses_pretrained_weights(hp):
+        return FULL
+    return FROZEN if epoch < int(hp["pre_epochs"]) else FINETUNE
+
+
+def phase_learning_rate(hp: HParams, phase: str) -> float:
+    """fine_learning_rate while fine-tuning (when set and > 0), else learning_rate."""
+    fine = hp.get("fine_learning_rate")
+    return float(fine) if phase == FINETUNE and fine else float(hp["learning_rate"])
+
+
+class DsplModule(L.LightningModule):
+    """Classifier of spectrogram plots that makes its plots from raw audio chunks on its own device.
+
+    ``classes`` maps labels to names (ClassConfig.to_dict()), so the module's hyper-parameters are plain data
+    and checkpoints load with ``DsplModule.load_from_checkpoint`` (offline). ``pretrained=False`` skips loading
+    the backbone's weights (for restoring a trained module); the training schedule still follows ``hp['weights']``.
+    """
+
+    def __init__(self, hp: dict[str, Any], classes: dict[str, str], pretrained: bool = True) -> None:
+        super().__init__()
+        # a checkpoint restores every weight, so rebuilding from it never needs the pretrained ones (no download)
+        self.save_hyperparameters({"hp": hp, "classes": classes, "pretrained": False})
+        self.hp = hp
+        self.classes = ClassConfig.from_dict(classes)
+        self.features = PlotTransform(hp)
+        self.model = create_model(hp, self.classes.num_classes, pretrained=pretrained)
+        self.augmenter = Augmenter(hp)
+        self.loss_fn = create_loss(hp["loss"], hp["prediction_type"], hp["output_activation"])
+        labels = self.classes.labels
+        self.val_metrics = create_metrics(hp["prediction_type"], self.classes.num_classes, labels, prefix="val/")
+        self.test_metrics = create_metrics(hp["prediction_type"], self.classes.num_classes, labels, prefix="test/")
+        self.phase: str | None = None
+        self.input_shape: tuple[int, ...] | None = None
+        self.test_scores = torch.empty(0)
+        self.test_targets = torch.empty(0)
+        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def categorical(self) -> bool:
+        return self.hp["prediction_type"] == "categorical"
+
+    def forward(self, plots: torch.Tensor) -> torch.Tensor:
+        """Scores (after the output activation) of a batch of plots."""
+        return self.model(plots)
+
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
+        """Turn the raw audio chunks into plots on the device the batch now lives on."""
+        with torch.no_grad():
+            batch["plots"] = self.features(batch["audio"])
+        if self.input_shape is None:
+            self.input_shape = tuple(batch["plots"].shape[1:])
+        return batch
+
+    def target_matrix(self, target: torch.Tensor) -> torch.Tensor:
+        """Targets as a float matrix [B, K]: one-hot classes, or the regression value in one column."""
+        if self.categorical:
+            return nn.functional.one_hot(target.long(), self.classes.num_classes).float()
+        return target.float().reshape(-1, 1)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Per-sample losses of a no-grad pass rank the batch for SapAugment; then the augmented batch trains."""
+        plots, targets = batch["plots"], self.target_matrix(batch["target"])
+        if self.augmenter.enabled:
+            with torch.no_grad():
+                losses = self.loss_fn(self.model.logits(plots), targets, reduction="none")
+            plots, targets = self.augmenter(plots, targets, losses)
+        loss = self.loss_fn(self.model.logits(plots), targets)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(plots))
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: nn.Module, prefix: str) -> torch.Tensor:
+        """Loss and metric updates of a devel/test batch; returns the scores."""
+        logits = self.model.logits(batch["plots"])
+        loss = self.loss_fn(logits, batch["target"])
+        scores = self.model.output_activation(logits)
+        metrics.update(scores, batch["target"])
+        self.log(f"{prefix}loss", loss, on_epoch=True, prog_bar=True, batch_size=len(logits), sync_dist=True)
+        return scores
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val/")
+
+    def on_validation_epoch_end(self) -> None:
+        # torchmetrics already synchronised the values across processes; sync_dist only averages equal numbers
+        self.log_dict(self.val_metrics.compute(), sync_dist=True)
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs = []
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        scores = self._evaluate(batch, self.test_metrics, "test/")
+        self._test_outputs.append((scores.detach().float().cpu(), batch["target"].detach().cpu()))
+
+    def on_test_epoch_end(self) -> None:
+        """Log the test metrics and keep the chunk scores and targets for the report."""
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
+        self.test_metrics.reset()
+        if self._test_outputs:
+            self.test_scores = torch.cat([s for s, _ in self._test_outputs])
+            self.test_targets = torch.cat([t for _, t in self._test_outputs])
+        self._test_outputs = []
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """The hp's optimizer over all classifier parameters (frozen ones get no gradient and stay put)."""
+        return create_optimizer(self.hp["optimizer"], self.model.parameters(), float(self.hp["learning_rate"]))
+
+    def on_train_epoch_start(self) -> None:
+        """Enter the schedule's phase for this epoch: freeze, unfreeze the last finetune_layer share, set the lr."""
+        phase = schedule_phase(self.hp, self.current_epoch)
+        if phase == self.phase:
+            return
+        previous, self.phase = self.phase, phase
+        if phase == FROZEN:
+            freeze_backbone(self.model)
+        elif phase == FINETUNE:
+            unfreeze_last(self.model, float(self.hp["finetune_layer"]))
+        for optimizer in self.trainer.optimizers:
+            if previous == FROZEN:  # DeepSpectrumLite recompiled the model: a fresh optimizer state
+                optimizer.state.clear()
+            for group in optimizer.param_groups:
+                group["lr"] = phase_learning_rate(self.hp, phase)

@@ -1,0 +1,1 @@
+"""End-to-end jobs (train, evaluate, ...) as library functions that the CLI and notebooks both call."""

@@ -1,0 +1,234 @@
+"""The `train` job: one model per grid configuration, DeepSpectrumLite's output layout, a test report at the end."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from rich.console import Console
+from rich.table import Table
+
+from dspl.config import (
+    ClassConfig,
+    HParams,
+    check_class_config,
+    load_class_config,
+    load_config,
+    load_grid,
+    select_configurations,
+)
+from dspl.data.datamodule import AudioDataModule
+from dspl.errors import DsplError
+from dspl.models.modelfile import save_model_file
+from dspl.models.module import DsplModule, total_epochs, uses_pretrained_weights
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.h5"
+CHECKPOINT_FILE = "model.ckpt"
+# Lightning's advice that does not apply: dspl's loader only hands out cached waveforms on purpose, and the
+# module (not the data module) makes the plots after the batch transfer.
+QUIET_WARNINGS = (r".*does not have many workers.*", r".*smaller than the logging interval.*",
+                  r".*overridden `on_after_batch_transfer` in `LightningModule`.*",
+                  r".*LightningCLI's args parameter is intended to run from within Python.*")
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence the Lightning warnings in QUIET_WARNINGS (and only those)."""
+    with warnings.catch_warnings():
+        for pattern in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
+        yield
+
+
+def _tensorboard_without_tensorflow() -> None:
+    """Let TensorBoard's writer use its TensorFlow stub (its documented `notf` switch) unless TF is loaded already.
+
+    Otherwise the first event file imports all of TensorFlow, which costs seconds and a GB per process.
+    """
+    if "tensorflow" not in sys.modules:
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+
+
+def run_name(hp: HParams, index: int) -> str:
+    """The per-configuration directory name DeepSpectrumLite used: <tb_run_id>_config_<i>."""
+    return f"{hp['tb_run_id']}_config_{index}"
+
+
+def output_dirs(model_dir: str | Path, hp: HParams, index: int) -> tuple[Path, Path]:
+    """(TensorBoard log dir, model dir) of configuration ``index`` under ``model_dir``."""
+    model_dir = Path(model_dir)
+    name = run_name(hp, index)
+    return model_dir / "logs" / hp["tb_experiment"] / name, model_dir / "models" / hp["tb_experiment"] / name
+
+
+def train(data_dir: str | Path, model_dir: str | Path, hp_config: str | Path, class_config: str | Path,
+          label_file: str | Path, disable_cache: bool = False, *, num_workers: int = 0,
+          trainer_options: dict[str, Any] | None = None, console: Console | None = None) -> list[dict[str, Any]]:
+    """Train every configuration of the grid (or the one SLURM_ARRAY_TASK_ID names); returns one result per config.
+
+    ``trainer_options`` go to ``lightning.Trainer`` (e.g. accelerator, devices, precision) and override dspl's
+    defaults. Each result holds the index, the output paths and the test metrics.
+    """
+    hp_config = Path(hp_config)
+    configs = load_grid(hp_config)
+    classes = load_class_config(class_config)
+    selected = select_configurations(configs)
+    for index, hp in selected:  # every configuration is checked before the first one trains
+        check_class_config(classes, hp["prediction_type"], str(class_config))
+        if total_epochs(hp) <= 0:
+            raise DsplError(f"{hp_config} (configuration {index}): pre_epochs + epochs is 0, expected at least "
+                            "one epoch to train")
+    console = console or Console()
+    results = []
+    for index, hp in selected:
+        console.rule(f"configuration {index} ({len(configs)} in the grid): {run_name(hp, index)}")
+        results.append(train_configuration(
+            index, hp, classes, data_dir=data_dir, label_file=label_file, model_dir=model_dir,
+            hp_source_dir=hp_config.resolve().parent, cache=not disable_cache, num_workers=num_workers,
+            trainer_options=trainer_options, console=console,
+        ))
+    return results
+
+
+def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_dir: str | Path,
+                        label_file: str | Path, model_dir: str | Path, hp_source_dir: str | Path | None = None,
+                        cache: bool = True, num_workers: int = 0, trainer_options: dict[str, Any] | None = None,
+                        console: Console | None = None) -> dict[str, Any]:
+    """Train, save (model.h5 + model.ckpt) and test one configuration; returns its paths and test metrics."""
+    console = console or Console()
+    log_dir, out_dir = output_dirs(model_dir, hp, index)
+    _tensorboard_without_tensorflow()
+    L.seed_everything(hp["seed"], workers=True, verbose=False)
+    module = DsplModule(hp, classes.to_dict())
+    data = AudioDataModule(data_dir, label_file, hp, classes, hp_source_dir=hp_source_dir, cache=cache,
+                           num_workers=num_workers)
+    logger = TensorBoardLogger(save_dir=Path(model_dir) / "logs", name=hp["tb_experiment"],
+                               version=run_name(hp, index), default_hp_metric=False)
+    options: dict[str, Any] = dict(
+        max_epochs=total_epochs(hp), logger=logger, callbacks=[RichProgressBar()], enable_checkpointing=False,
+        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0, devices=1,
+    )
+    options.update(trainer_options or {})
+    trainer = L.Trainer(**options)
+    with _quiet_lightning():
+        trainer.fit(module, datamodule=data)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(out_dir / CHECKPOINT_FILE, weights_only=False)
+        model_file = save_model_file(out_dir / MODEL_FILE, module.model, hp, classes, module.input_shape)
+        metrics = trainer.test(module, datamodule=data, verbose=False)[0] if data.partitions["test"] else {}
+    if metrics:
+        logger.log_hyperparams(_loggable(hp), {f"hp/{k.replace('/', '_')}": v for k, v in metrics.items()})
+        print_test_report(console, module.test_scores, module.test_targets, classes, hp["prediction_type"], metrics)
+    else:
+        log.warning("configuration %d: the label file has no test partition, nothing to evaluate", index)
+    logger.finalize("success")
+    console.print(f"model: {model_file}")
+    return {"index": index, "model_file": model_file, "checkpoint": out_dir / CHECKPOINT_FILE,
+            "log_dir": log_dir, "test": {k: float(v) for k, v in metrics.items()}}
+
+
+def _loggable(hp: HParams) -> dict[str, Any]:
+    """The hp as TensorBoard's hparams plugin accepts them (no None values)."""
+    return {key: ("null" if value is None else value) for key, value in hp.items()}
+
+
+def print_test_report(console: Console, scores: torch.Tensor, targets: torch.Tensor, classes: ClassConfig,
+                      prediction_type: str, metrics: dict[str, float]) -> None:
+    """Print the confusion matrix and classification report (categorical) or the error metrics (regression)."""
+    console.rule("test partition (chunks)")
+    if prediction_type == "regression":
+        table = Table("metric", "value")
+        for name, value in metrics.items():
+            table.add_row(name.removeprefix("test/"), f"{float(value):.4f}")
+        console.print(table)
+        return
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    labels = list(range(classes.num_classes))
+    predicted = scores.argmax(dim=1).numpy()
+    truth = targets.numpy()
+    matrix = confusion_matrix(truth, predicted, labels=labels)
+    table = Table("true \\ predicted", *classes.names, title="confusion matrix")
+    for name, row in zip(classes.names, matrix):
+        table.add_row(name, *(str(v) for v in row))
+    console.print(table)
+    console.print(classification_report(truth, predicted, labels=labels, target_names=list(classes.names),
+                                        digits=3, zero_division=0))
+    accuracy, uar = (100 * float(metrics[f"test/{name}"]) for name in ("accuracy", "uar"))
+    console.print(f"accuracy {accuracy:.2f} %   UAR {uar:.2f} %")
+
+
+# --- `dspl fit`: LightningCLI over the same module and data module, configured by the hp/class config files ---
+
+def _load_configs(hp_config: str, class_config: str, config_index: int) -> tuple[HParams, ClassConfig]:
+    """One checked configuration of a grid file and its class config."""
+    hp = load_config(hp_config, config_index)
+    classes = load_class_config(class_config)
+    check_class_config(classes, hp["prediction_type"], class_config)
+    return hp, classes
+
+
+class ConfigFileModule(DsplModule):
+    """DsplModule built from an hp config file (configuration ``config_index`` of its grid) and a class config."""
+
+    def __init__(self, hp_config: str, class_config: str, config_index: int = 0, pretrained: bool = True) -> None:
+        hp, classes = _load_configs(hp_config, class_config, config_index)
+        super().__init__(hp, classes.to_dict(), pretrained=pretrained)
+
+
+class ConfigFileDataModule(AudioDataModule):
+    """AudioDataModule for a label file, with the hp and class config read from their files."""
+
+    def __init__(self, data_dir: str, label_file: str, hp_config: str, class_config: str, config_index: int = 0,
+                 cache: bool = True, num_workers: int = 0) -> None:
+        hp, classes = _load_configs(hp_config, class_config, config_index)
+        super().__init__(data_dir, label_file, hp, classes, hp_source_dir=Path(hp_config).resolve().parent,
+                         cache=cache, num_workers=num_workers)
+
+
+class FitCLI(LightningCLI):
+    """LightningCLI whose data module shares the model's config files, with max_epochs and seed from the hp."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for key in ("hp_config", "class_config", "config_index"):
+            parser.link_arguments(f"model.{key}", f"data.{key}")
+        parser.add_argument("--ckpt_path", type=Optional[str], default=None, help="Checkpoint to resume from.")
+
+    def before_instantiate_classes(self) -> None:
+        hp = load_config(self.config["model.hp_config"], self.config["model.config_index"])
+        if self.config["trainer.max_epochs"] is None:
+            self.config["trainer.max_epochs"] = total_epochs(hp)
+        if self.config["trainer.strategy"] == "ddp" and uses_pretrained_weights(hp):
+            # frozen backbone layers get no gradients: DDP must be told to expect unused parameters
+            log.info("pretrained backbone (partly) frozen: using strategy ddp_find_unused_parameters_true")
+            self.config["trainer.strategy"] = "ddp_find_unused_parameters_true"
+        if self.config["seed_everything"] is False:
+            self.config["seed_everything"] = L.seed_everything(hp["seed"], workers=True, verbose=False)
+
+
+def fit(args: list[str] | None = None) -> Path | None:
+    """Run `dspl fit` with LightningCLI arguments; rank 0 writes model.h5 into the trainer's log dir and returns it."""
+    _tensorboard_without_tensorflow()
+    with _quiet_lightning():
+        cli = FitCLI(ConfigFileModule, ConfigFileDataModule, args=args, run=False, seed_everything_default=False,
+                     auto_configure_optimizers=False, load_from_checkpoint_support=False,
+                     save_config_kwargs={"overwrite": True},
+                     parser_kwargs={"prog": "dspl fit", "description": "Train a dspl model with LightningCLI."})
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
+    out_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)  # under DDP a collective: every rank asks
+    if not cli.trainer.is_global_zero:
+        return None
+    return save_model_file(out_dir / MODEL_FILE, cli.model.model, cli.model.hp, cli.model.classes,
+                           cli.model.input_shape)

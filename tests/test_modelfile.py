@@ -1,0 +1,145 @@
+"""The model file: HDF5 round trip (bit-identical outputs), header, atomic writes, clear errors for other files."""
+
+import json
+
+import h5py
+import pytest
+import torch
+
+from dspl.config import ClassConfig, expand_grid, parse_grid
+from dspl.data.example import example_hp
+from dspl.errors import DsplError
+from dspl.models import create_model
+from dspl.models.modelfile import FORMAT, FORMAT_VERSION, load_model_file, read_model_file, save_model_file
+
+CLASSES = ClassConfig.from_dict({"low": "Low tone", "high": "High tone", "noise": "Noise"})
+# Overrides of the example configuration for fast tests (also used by tests/test_train_*.py).
+TINY = {"basemodel_name": "test_efficientnet", "image_width": 32, "image_height": 32, "num_units": 8}
+
+
+def tiny_hp(prediction_type="categorical", **overrides):
+    """A validated configuration with a tiny timm backbone and 32x32 plots."""
+    raw = {**example_hp(prediction_type), **TINY, **overrides}
+    return expand_grid(parse_grid({k: [v] for k, v in raw.items()}))[0]
+
+
+@pytest.fixture()
+def trained():
+    """A tiny model whose batch-norm statistics moved away from their initial values."""
+    torch.manual_seed(0)
+    hp = tiny_hp()
+    model = create_model(hp, CLASSES.num_classes, pretrained=False)
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(4, 3, 32, 32) * 255)
+    return hp, model.eval()
+
+
+def test_round_trip_gives_bit_identical_outputs(tmp_path, trained):
+    hp, model = trained
+    path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
+    loaded = load_model_file(path)
+    assert not loaded.model.training
+    assert loaded.hp == hp and loaded.classes == CLASSES
+    x = torch.rand(5, 3, 32, 32) * 255
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded.model(x))
+    original, stored = model.state_dict(), read_model_file(path)[2]
+    assert original.keys() == stored.keys()
+    assert all(torch.equal(original[k], stored[k]) and original[k].dtype == stored[k].dtype for k in original)
+    assert stored["backbone.bn1.num_batches_tracked"].shape == ()
+
+
+def test_header_records_format_versions_configs_and_input_shape(tmp_path, trained):
+    hp, model = trained
+    path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == FORMAT and f.attrs["format_version"] == FORMAT_VERSION
+        assert f.attrs["torch_version"] == torch.__version__ and f.attrs["dspl_version"]
+        assert json.loads(f.attrs["hp"]) == hp
+        assert list(json.loads(f.attrs["classes"])) == ["low", "high", "noise"]
+        assert f.attrs["backbone"] == "test_efficientnet"
+        assert list(f.attrs["input_shape"]) == [3, 32, 32]
+        assert set(f["state_dict"]) == set(model.state_dict())
+
+
+def test_tensors_keep_their_dtype(tmp_path, trained):
+    hp, model = trained
+    half = create_model(hp, CLASSES.num_classes, pretrained=False).to(torch.bfloat16)
+    half.head.output.bias.data = torch.tensor([1.5, -2.25, 3.0], dtype=torch.bfloat16)
+    path = save_model_file(tmp_path / "model.h5", half, hp, CLASSES)
+    _, _, state, _ = read_model_file(path)
+    assert state["head.output.weight"].dtype == torch.bfloat16
+    assert state["head.output.bias"].tolist() == [1.5, -2.25, 3.0]
+    assert state["backbone.bn1.num_batches_tracked"].dtype == torch.int64
+
+
+def test_overwrite_is_atomic_and_a_failed_write_keeps_the_old_file(tmp_path, trained):
+    hp, model = trained
+    path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
+    before = path.read_bytes()
+    broken = create_model(hp, CLASSES.num_classes, pretrained=False)
+    broken.register_buffer("bad/name", torch.zeros(1))
+    with pytest.raises(DsplError, match="contains '/'"):
+        save_model_file(path, broken, hp, CLASSES)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.h5"]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DsplError, match="model file not found"):
+        load_model_file(tmp_path / "nothing.h5")
+
+
+def test_keras_model_is_named_as_such(tmp_path):
+    path = tmp_path / "keras.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = "2.5.0"
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["model_config"] = json.dumps({"class_name": "Functional"})
+        f.create_group("model_weights")
+    with pytest.raises(DsplError, match=r"DeepSpectrumLite/Keras model.*retrain it with `dspl train`"):
+        load_model_file(path)
+
+
+def test_other_hdf5_file(tmp_path):
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=[1, 2, 3])
+    with pytest.raises(DsplError, match="not a dspl model file"):
+        load_model_file(path)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.02])
+def test_truncated_file(tmp_path, trained, keep):
+    hp, model = trained
+    path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(DsplError, match="truncated or corrupt"):
+        load_model_file(path)
+
+
+def test_text_file_is_not_a_model(tmp_path):
+    path = tmp_path / "model.h5"
+    path.write_text("hello")
+    with pytest.raises(DsplError, match="truncated or corrupt"):
+        load_model_file(path)
+
+
+def test_newer_format_version(tmp_path, trained):
+    hp, model = trained
+    path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(DsplError, match=f"format version {FORMAT_VERSION + 1}.*newer dspl.*upgrade"):
+        load_model_file(path)
+
+
+def test_tensors_that_do_not_fit_the_backbone(tmp_path, trained):
+    hp, model = trained
+    path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
+    with h5py.File(path, "r+") as f:
+        f.attrs["hp"] = json.dumps({**hp, "basemodel_name": "test_resnet"})
+    with pytest.raises(DsplError, match="do not fit the 'test_resnet' model"):
+        load_model_file(path)

@@ -1,0 +1,129 @@
+"""DsplModule: plots after the batch transfer, augmentation only in training, the schedule, reproducibility."""
+
+import lightning as L
+import pytest
+import timm
+import torch
+from lightning.pytorch.callbacks import Callback
+from test_modelfile import CLASSES, tiny_hp
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from dspl.models.freezing import backbone_layers
+from dspl.models.modelfile import read_model_file
+from dspl.models.module import DsplModule, phase_learning_rate, schedule_phase, total_epochs
+from dspl.workflows.train import train_configuration
+
+
+class RecordingAugmenter(torch.nn.Module):
+    """Stands in for the Augmenter: records its calls and leaves the batch as it is."""
+
+    enabled = True
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, images, targets, losses):
+        self.calls.append((images.shape, targets.shape, losses.shape, losses.requires_grad))
+        return images, targets
+
+
+def test_plots_are_made_after_the_transfer_and_only_training_is_augmented():
+    module = DsplModule(tiny_hp(), CLASSES.to_dict())
+    module.augmenter = RecordingAugmenter()
+    batch = {"audio": torch.randn(4, 16000) * 0.1, "target": torch.tensor([0, 1, 2, 1])}
+    batch = module.on_after_batch_transfer(batch, 0)
+    assert batch["plots"].shape == (4, 3, 32, 32) and not batch["plots"].requires_grad
+    assert 0 <= batch["plots"].min() and batch["plots"].max() <= 255
+    with pytest.warns(UserWarning, match="self.log"):
+        loss = module.training_step(batch, 0)
+        module.validation_step(batch, 0)
+    assert loss.requires_grad and loss.ndim == 0
+    assert module.augmenter.calls == [((4, 3, 32, 32), (4, 3), (4,), False)]
+
+
+@pytest.mark.parametrize(("weights", "phases"), [("file", ["frozen", "finetune"]), ("", ["full", "full"])])
+def test_schedule_phases_and_learning_rates(weights, phases):
+    hp = tiny_hp(weights=weights and "/some/weights.pth", pre_epochs=1, epochs=1, learning_rate=0.01,
+                 fine_learning_rate=0.001)
+    assert total_epochs(hp) == 2
+    assert [schedule_phase(hp, epoch) for epoch in (0, 1)] == phases
+    assert [phase_learning_rate(hp, p) for p in phases] == ([0.01, 0.001] if weights else [0.01, 0.01])
+    assert phase_learning_rate({**hp, "fine_learning_rate": 0.0}, "finetune") == 0.01
+
+
+class ScheduleRecorder(Callback):
+    """At each epoch's first batch: trainable backbone parameters, lr, batch-norm modes and backbone state."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx:
+            return
+        backbone = module.model.backbone
+        self.epochs.append({
+            "trainable": {n for n, p in backbone.named_parameters() if p.requires_grad},
+            "head_trainable": all(p.requires_grad for p in module.model.head.parameters()),
+            "lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "bn_training": {n: m.training for n, m in backbone.named_modules() if isinstance(m, _BatchNorm)},
+            "state": {k: v.clone() for k, v in backbone.state_dict().items()},
+        })
+
+
+def train_tiny(example_dir, out_dir, hp, callbacks=()):
+    return train_configuration(0, hp, CLASSES, data_dir=example_dir / "audio", label_file=example_dir / "label.csv",
+                               model_dir=out_dir, trainer_options={"accelerator": "cpu", "callbacks": list(callbacks),
+                                                                   "enable_progress_bar": False})
+
+
+def test_pretrained_backbone_is_frozen_for_pre_epochs_then_its_last_share_fine_tunes(example_dir, tmp_path):
+    backbone = timm.create_model("test_efficientnet", pretrained=False, num_classes=0)
+    torch.save(backbone.state_dict(), tmp_path / "weights.pth")
+    initial = backbone.state_dict()
+    hp = tiny_hp(weights=str(tmp_path / "weights.pth"), pre_epochs=1, epochs=1, finetune_layer=0.5,
+                 learning_rate=0.01, fine_learning_rate=0.001)
+    recorder = ScheduleRecorder()
+    result = train_tiny(example_dir, tmp_path / "out", hp, [recorder])
+    frozen, finetune = recorder.epochs
+
+    assert frozen["trainable"] == set() and frozen["head_trainable"] and frozen["lr"] == 0.01
+    assert not any(frozen["bn_training"].values())
+    # a frozen epoch changes neither the backbone's weights nor its batch-norm statistics
+    assert all(torch.equal(finetune["state"][k], initial[k]) for k in initial)
+
+    layers = backbone_layers(backbone)
+    unfrozen = layers[len(layers) - -(-len(layers) // 2):]
+    expected = {f"{name}.{p}" if name else p
+                for name, layer in unfrozen for p, _ in layer.named_parameters(recurse=False)}
+    assert finetune["trainable"] == expected and 0 < len(expected) < len(list(backbone.parameters()))
+    assert finetune["head_trainable"] and finetune["lr"] == 0.001
+    trainable_layers = {name for name, _ in unfrozen}
+    assert finetune["bn_training"] == {n: n in trainable_layers for n in finetune["bn_training"]}
+    assert any(finetune["bn_training"].values())
+
+    _, _, state, _ = read_model_file(result["model_file"])
+    changed = {k.removeprefix("backbone.") for k, v in state.items()
+               if k.startswith("backbone.") and not torch.equal(v, initial[k.removeprefix("backbone.")])}
+    assert changed and all(k.rsplit(".", 1)[0] in trainable_layers for k in changed)
+
+
+def test_from_scratch_everything_trains_for_all_epochs(example_dir, tmp_path):
+    hp = tiny_hp(weights="", pre_epochs=1, epochs=1, learning_rate=0.01, fine_learning_rate=0.001)
+    recorder = ScheduleRecorder()
+    train_tiny(example_dir, tmp_path / "out", hp, [recorder])
+    names = {n for n, _ in DsplModule(hp, CLASSES.to_dict()).model.backbone.named_parameters()}
+    assert [e["trainable"] == names for e in recorder.epochs] == [True, True]
+    assert [e["lr"] for e in recorder.epochs] == [0.01, 0.01]
+    assert all(all(e["bn_training"].values()) for e in recorder.epochs)
+
+
+def test_a_seeded_cpu_run_is_reproducible(example_dir, tmp_path):
+    hp = tiny_hp(epochs=2)
+    assert hp["augment_cutmix"] and hp["augment_specaug"]
+    first = read_model_file(train_tiny(example_dir, tmp_path / "a", hp)["model_file"])[2]
+    second = read_model_file(train_tiny(example_dir, tmp_path / "b", hp)["model_file"])[2]
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    L.seed_everything(hp["seed"], verbose=False)
+    initial = DsplModule(hp, CLASSES.to_dict()).model.state_dict()
+    assert not torch.equal(first["head.dense.weight"], initial["head.dense.weight"])

@@ -1,0 +1,107 @@
+"""`train` as DeepSpectrumLite documented it: flags, grid/SLURM, output layout, test report, one-line errors."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_modelfile import TINY
+
+from dspl.cli.main import cli
+from dspl.data.example import example_hp
+from dspl.models.modelfile import load_model_file
+from dspl.models.module import DsplModule
+
+
+def write_hp(path, prediction_type="categorical", **grid):
+    """An hp config for the example data with a tiny model; ``grid`` keys give lists (several configurations)."""
+    hp = {k: [v] for k, v in {**example_hp(prediction_type), **TINY, "epochs": 2}.items()}
+    hp.update(grid)
+    path.write_text(json.dumps(hp), encoding="utf-8")
+    return path
+
+
+SHORT_FLAGS = ("-d", "-md", "-hc", "-cc", "-l")
+LONG_FLAGS = ("--data-dir", "--model-dir", "--hyper-config", "--class-config", "--label-file")
+
+
+def run_train(example_dir, tmp_path, hp_config, class_config="class_config.json", label_file="label.csv",
+              flags=SHORT_FLAGS, extra=()):
+    values = (example_dir / "audio", tmp_path / "out", hp_config, example_dir / class_config, example_dir / label_file)
+    args = ["train", *(item for pair in zip(flags, map(str, values)) for item in pair), *extra]
+    return CliRunner().invoke(cli, args)
+
+
+def event_data(log_dir):
+    """Scalars and plugins of the TensorBoard event files in log_dir."""
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return events
+
+
+def test_categorical_grid_writes_the_documented_layout(example_dir, tmp_path):
+    hp_config = write_hp(tmp_path / "hp_config.json", learning_rate=[0.001, 0.002])
+    result = run_train(example_dir, tmp_path, hp_config)
+    assert result.exit_code == 0, result.output
+    assert "confusion matrix" in result.output and "UAR" in result.output and "macro avg" in result.output
+    for index, lr in enumerate([0.001, 0.002]):
+        model_dir = tmp_path / "out" / "models" / "example" / f"run_config_{index}"
+        loaded = load_model_file(model_dir / "model.h5")
+        assert loaded.hp["learning_rate"] == lr and loaded.classes.labels == ("low", "high", "noise")
+        restored = DsplModule.load_from_checkpoint(model_dir / "model.ckpt", map_location="cpu").model.state_dict()
+        assert all(torch.equal(restored[k], v) for k, v in loaded.model.state_dict().items())
+        events = event_data(tmp_path / "out" / "logs" / "example" / f"run_config_{index}")
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+        assert len(events.Scalars("val/uar")) == 2
+        assert len(events.Scalars("test/uar")) == 1
+        assert events.Scalars("hp/test_uar")[0].value == events.Scalars("test/uar")[0].value
+
+
+def test_regression_with_ftrl_and_mae(example_dir, tmp_path):
+    hp_config = write_hp(tmp_path / "hp_config.json", "regression")
+    assert json.loads(hp_config.read_text())["optimizer"] == ["ftrl"]
+    assert json.loads(hp_config.read_text())["loss"] == ["mae"]
+    result = run_train(example_dir, tmp_path, hp_config, "regression_class_config.json", "regression_label.csv",
+                       flags=LONG_FLAGS, extra=["--disable-cache"])
+    assert result.exit_code == 0, result.output
+    assert "ccc" in result.output and "rmse" in result.output
+    model_dir = tmp_path / "out" / "models" / "example_regression" / "run_config_0"
+    assert load_model_file(model_dir / "model.h5").classes.labels == ("pitch",)
+    events = event_data(tmp_path / "out" / "logs" / "example_regression" / "run_config_0")
+    assert len(events.Scalars("val/mae")) == 2
+
+
+def test_slurm_array_task_trains_only_its_configuration(example_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    hp_config = write_hp(tmp_path / "hp_config.json", dropout=[0.1, 0.3], epochs=[1])
+    result = run_train(example_dir, tmp_path, hp_config)
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "out" / "models" / "example").iterdir()] == ["run_config_1"]
+    assert load_model_file(tmp_path / "out" / "models" / "example" / "run_config_1" / "model.h5").hp["dropout"] == 0.3
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("basemodel_name", "resnet_does_not_exist", "basemodel_name: unknown backbone 'resnet_does_not_exist'"),
+    ("optimizer", "adamw", "key 'optimizer': value \"adamw\" is not one of adam, adadelta"),
+    ("loss", "crossentropy_typo", "loss: unknown loss 'crossentropy_typo'"),
+    ("activation", "relux", "activation: unknown activation 'relux'"),
+    ("finetune_layer", 1.5, "key 'finetune_layer': value 1.5 is out of range, expected a number in [0, 1]"),
+    ("epochs", 0, "(configuration 0): pre_epochs + epochs is 0, expected at least one epoch to train"),
+])
+def test_config_errors_are_one_clear_line(example_dir, tmp_path, key, value, message):
+    hp_config = write_hp(tmp_path / "hp_config.json", **{key: [value]})
+    result = run_train(example_dir, tmp_path, hp_config)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+
+
+def test_label_not_in_class_config_is_one_clear_line(example_dir, tmp_path):
+    (tmp_path / "classes.json").write_text(json.dumps({"low": "Low", "high": "High"}), encoding="utf-8")
+    hp_config = write_hp(tmp_path / "hp_config.json")
+    result = run_train(example_dir, tmp_path, hp_config, class_config=tmp_path / "classes.json")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "class label 'noise' is not in the class config" in last
