@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("dspl")
@@ -11,4 +12,13 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 from dspl.errors import DsplError
 
-__all__ = ["DsplError", "__version__"]
+__all__ = ["DsplError", "__version__", "load_model"]
+
+
+def __getattr__(name: str) -> Any:
+    """`dspl.load_model` without importing torch for `import dspl` (the CLI's --help stays fast)."""
+    if name == "load_model":
+        from dspl.predictor import load_model
+
+        return load_model
+    raise AttributeError(f"module 'dspl' has no attribute {name!r}")

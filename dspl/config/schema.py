@@ -108,3 +108,11 @@ SCHEMA: dict[str, Key] = {
 
 # Spellings DeepSpectrumLite's README table used beside the ones its example files use.
 ALIASES: dict[str, str] = {"num_unit": "num_units"}
+
+# Keys that decide what a model computes from a chunk of audio (the preprocessing travels with exports).
+PREPROCESSING_KEYS: tuple[str, ...] = (
+    "sample_rate", "normalize_audio", "chunk_size", "chunk_hop_size", "stft_window_size", "stft_hop_size",
+    "stft_fft_length", "mel_scale", "lower_edge_hertz", "upper_edge_hertz", "num_mel_bins", "num_mfccs",
+    "cep_lifter", "db_scale", "use_plot_images", "color_map", "image_width", "image_height", "resize_method",
+    "anti_alias",
+)

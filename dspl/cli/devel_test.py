@@ -1,0 +1,24 @@
+"""`devel-test -md MODEL -d DATA_DIR -l LABELS [-hc HP] [-cc CLASSES]`."""
+
+import click
+
+
+@click.command("devel-test")
+@click.option("-md", "--model-dir", "model", required=True, type=click.Path(), help="Model file (model.h5 or .ckpt).")
+@click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(), help="Directory of the audio files.")
+@click.option("-l", "--label-file", "label_file", required=True, type=click.Path(), help="Label file (CSV).")
+@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
+              help="Optional: checked against the configuration stored in the model.")
+@click.option("-cc", "--class-config", "class_config", type=click.Path(), default=None,
+              help="Optional: checked against the classes stored in the model.")
+@click.option("--batch-size", default=64, show_default=True, help="Chunks per forward pass.")
+def command(model: str, data_dir: str, label_file: str, hp_config: str | None, class_config: str | None,
+            batch_size: int) -> None:
+    """Evaluate a model on the devel and test partitions of a label file.
+
+    Writes <model dir>/evaluation/{devel,test}/{devel,test}.{chunks,grouped}.{metrics.json,predictions.csv}
+    and confusion-matrix PNGs; prints the classification report.
+    """
+    from dspl.workflows.evaluate import devel_test
+
+    devel_test(model, data_dir, label_file, hp_config, class_config, batch_size=batch_size)

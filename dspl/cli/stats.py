@@ -1,0 +1,22 @@
+"""`stats -md MODEL` (DeepSpectrumLite's README wrote `-d`; both work)."""
+
+import json
+
+import click
+
+
+@click.command("stats")
+@click.option("-md", "-d", "--model-dir", "model", required=True, type=click.Path(), help="Model file (model.h5).")
+@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
+              help="Optional: checked against the configuration stored in the model.")
+@click.option("--runs", default=20, show_default=True, help="Forward passes timed for the latency.")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+def command(model: str, hp_config: str | None, runs: int, as_json: bool) -> None:
+    """Parameters, FLOPs, file size, per-layer table and CPU latency of a model."""
+    from dspl.workflows.stats import model_stats, print_stats
+
+    stats = model_stats(model, runs=runs, hp_config=hp_config)
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+    else:
+        print_stats(stats)

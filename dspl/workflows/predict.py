@@ -1,0 +1,76 @@
+"""`predict`: score every audio file under a directory with one or more models; DeepSpectrumLite's CSV layout."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import logging
+from pathlib import Path
+
+from rich.progress import Progress
+
+from dspl.data.audio import find_audio_files
+from dspl.errors import DsplError
+from dspl.predictor import FilePrediction, Predictor, load_model
+from dspl.workflows.model_checks import check_configs
+
+logger = logging.getLogger(__name__)
+
+def expand_model_paths(pattern: str | Path) -> list[Path]:
+    """The model files a path or glob names (sorted); DsplError if it names none."""
+    matches = sorted(Path(p) for p in glob.glob(str(pattern), recursive=True))
+    if not matches:
+        raise DsplError(f"{pattern}: no model file found")
+    return matches
+
+
+def score_columns(predictor: Predictor) -> list[str]:
+    """`prob_<class>` per class for categorical models, `value_<target>` for regression."""
+    prefix = "prob_" if predictor.categorical else "value_"
+    return [prefix + label for label in predictor.classes.labels]
+
+
+def chunk_rows(prediction: FilePrediction, name: str) -> list[list]:
+    """One CSV row per chunk: filename, start time, scores, decision."""
+    return [[name, f"{t:.3f}", *(f"{s:.6f}" for s in scores), decision]
+            for t, scores, decision in zip(prediction.times, prediction.chunk_scores, prediction.chunk_decisions)]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    """Write a CSV file, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def predict(model_path: str | Path, data_dir: str | Path, hp_config: str | Path | None = None,
+            class_config: str | Path | None = None, batch_size: int = 64) -> list[Path]:
+    """Predict every audio file under data_dir with each model the path/glob names.
+
+    Writes `<model dir>/test/test/test.chunks.predictions.csv` (filename,time,prob_<class>…,prediction) and
+    `test.grouped.predictions.csv` (per file: mean scores over its chunks and the decision). Returns the
+    chunk-level CSV paths.
+    """
+    files = find_audio_files(data_dir)
+    root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
+    names = [str(p.relative_to(root)) for p in files]
+    written = []
+    for model_file in expand_model_paths(model_path):
+        predictor = load_model(model_file, batch_size=batch_size)
+        check_configs(predictor.hp, predictor.classes, model_file, hp_config, class_config)
+        chunks, grouped = [], []
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"predict {model_file.parent.name}", total=len(files))
+            for name, prediction in zip(names, predictor.predict_files(files)):
+                chunks.extend(chunk_rows(prediction, name))
+                grouped.append([name, *(f"{s:.6f}" for s in prediction.scores), prediction.decision])
+                progress.advance(task)
+        out_dir = model_file.parent / "test" / "test"
+        columns = score_columns(predictor)
+        write_csv(out_dir / "test.chunks.predictions.csv", ["filename", "time", *columns, "prediction"], chunks)
+        write_csv(out_dir / "test.grouped.predictions.csv", ["filename", *columns, "prediction"], grouped)
+        logger.info("%s: %d files, %d chunks -> %s", model_file, len(files), len(chunks), out_dir)
+        written.append(out_dir / "test.chunks.predictions.csv")
+    return written
