@@ -1,0 +1,97 @@
+"""Export every backbone the registry maps (timm/torchvision, random weights) to TFLite fp32 and int8.
+
+Prints one row per backbone: success (or the error), file sizes, fp32 parity with PyTorch (max |Δ score|),
+int8 top-1 agreement with the float model, and median latency. Untrained models give near-uniform scores,
+so the int8 agreement here is informative only (the test suite checks it on a trained model).
+
+    python bench/export_matrix.py [--backbones densenet121 ...] [--image-size 224] [--threads 2] [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "hp_config.json"
+
+
+def registry_backbones() -> list[str]:
+    """DeepSpectrumLite names with a PyTorch equivalent, then the torchvision-only backbones."""
+    from dspl.models.registry import DSL_BACKBONES, TORCHVISION_BACKBONES
+
+    names = [name for name, target in DSL_BACKBONES.items() if target is not None]
+    covered = {DSL_BACKBONES[name] for name in names}
+    return names + [name for name in TORCHVISION_BACKBONES if name not in covered]
+
+
+def export_one(backbone: str, hp: dict, out: Path, calibration_dir: Path, runs: int, threads: int) -> dict:
+    """Export one backbone; the row of the table (an 'error' entry when any step fails)."""
+    from dspl.config import ClassConfig
+    from dspl.errors import DsplError
+    from dspl.export.exporter import export
+    from dspl.export.tflite_stats import measure_latency
+    from dspl.models import create_model
+    from dspl.models.modelfile import LoadedModel
+
+    hp = dict(hp, basemodel_name=backbone, weights="")
+    classes = ClassConfig.from_dict({"a": "A", "b": "B", "c": "C"})
+    start = time.perf_counter()
+    try:
+        model = create_model(hp, classes.num_classes, pretrained=False).eval()
+        written = export(LoadedModel(model, hp, classes), out, formats=("tflite",), quantize=("fp32", "int8"),
+                         calibration_data=calibration_dir, max_chunks=8, min_agreement=0.0)
+    except (DsplError, RuntimeError, ValueError, TypeError) as exc:
+        return {"backbone": backbone, "ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}",
+                "seconds": time.perf_counter() - start}
+    steps = json.loads(Path(written["report"]).read_text())["steps"]
+    return {"backbone": backbone, "ok": True, "seconds": time.perf_counter() - start,
+            "fp32_mb": written["tflite_fp32"].stat().st_size / 1e6, "int8_mb": written["tflite_int8"].stat().st_size / 1e6,
+            "fp32_parity": steps["tflite_fp32"]["check"], "int8_agreement": steps["tflite_int8"]["check"],
+            "fp32_ms": measure_latency(written["tflite_fp32"], runs, threads)["median_ms"],
+            "int8_ms": measure_latency(written["tflite_int8"], runs, threads)["median_ms"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbones", nargs="+", default=None, help="default: every registry backbone")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("tensorflow", "absl", "h5py", "onnx2tf"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    from dspl.config import load_config
+    from dspl.data.example import write_example_data
+
+    hp = dict(load_config(args.config, 0), image_height=args.image_size, image_width=args.image_size)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dspl-matrix-") as tmp:
+        audio = write_example_data(Path(tmp) / "example", files_per_class=2) / "audio"
+        for backbone in args.backbones or registry_backbones():
+            rows.append(export_one(backbone, hp, Path(tmp) / backbone, audio, args.runs, args.threads))
+            logging.info("%s", rows[-1])
+    print(f"\nTFLite export matrix: {args.image_size}x{args.image_size} plots, {args.threads} threads, "
+          f"median of {args.runs} runs")
+    print(f"{'backbone':<22}{'ok':<4}{'fp32 MB':>9}{'int8 MB':>9}{'fp32 max|Δ|':>13}{'int8 top-1':>12}"
+          f"{'fp32 ms':>9}{'int8 ms':>9}{'export s':>10}")
+    for row in rows:
+        if row["ok"]:
+            print(f"{row['backbone']:<22}{'yes':<4}{row['fp32_mb']:>9.2f}{row['int8_mb']:>9.2f}"
+                  f"{row['fp32_parity']:>13.2e}{row['int8_agreement']:>12.2f}{row['fp32_ms']:>9.2f}"
+                  f"{row['int8_ms']:>9.2f}{row['seconds']:>10.0f}")
+        else:
+            print(f"{row['backbone']:<22}{'no':<4}  {row['error']}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Per-chunk latency of dspl's end-to-end TFLite models (fp32, int8) vs DeepSpectrumLite's way of converting.
+
+For each backbone (random weights, nothing is downloaded): dspl exports raw chunk -> scores models with
+built-in operators only, in float32 and full int8 (calibrated on example audio). The baseline is what
+DeepSpectrumLite shipped: a Keras application (tf_keras, weights=None) with the same head, its tf.signal
+preprocessing in the same graph, converted by TFLiteConverter with SELECT_TF_OPS allowed. All models are
+timed with one interpreter, interleaved invoke by invoke (LiteRT with XNNPACK; tf.lite.Interpreter when
+the baseline needs Flex ops), at the same thread count. Prints a table and the speed-up ratios.
+
+    python bench/tflite_latency.py [--backbones mobilenet_v2 densenet121] [--threads 2] [--runs 30]
+                                   [--work DIR [--reuse]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+KERAS_APPS = {"mobilenet_v2": "MobileNetV2", "densenet121": "DenseNet121"}
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "hp_config.json"
+
+
+def keras_end_to_end(hp: dict, backbone: str, num_classes: int, path: Path) -> Path:
+    """DeepSpectrumLite-style model: tf.signal plots -> Keras application -> Dense head; SELECT_TF_OPS allowed."""
+    import tensorflow as tf
+    import tf_keras
+
+    from dspl.export.tf_reference import TFPlotPipeline
+
+    pipeline = TFPlotPipeline(hp)  # the tf.signal / tf.image reference preprocessing
+    size = (hp["image_height"], hp["image_width"], 3)
+    application = getattr(tf_keras.applications, KERAS_APPS[backbone])(
+        weights=None, include_top=False, pooling="avg", input_shape=size)
+    inputs = tf_keras.Input(size)
+    x = tf_keras.applications.imagenet_utils.preprocess_input(
+        inputs, mode="tf" if backbone == "mobilenet_v2" else "torch")
+    x = application(x)
+    x = tf_keras.layers.Dense(hp["num_units"], activation="relu")(x)
+    x = tf_keras.layers.Dropout(hp["dropout"])(x)
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(num_classes, activation="softmax")(x))
+    length = pipeline.geometry.num_samples
+
+    @tf.function(input_signature=[tf.TensorSpec([1, length], tf.float32)])
+    def end_to_end(audio):
+        return model(pipeline(audio), training=False)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([end_to_end.get_concrete_function()], model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    path.write_bytes(converter.convert())
+    return path
+
+
+def dspl_end_to_end(hp: dict, backbone: str, num_classes: int, out: Path, calibration_dir: Path) -> None:
+    """dspl's fp32 and int8 end-to-end models of a random-weight model (agreement is reported, not enforced)."""
+    from dspl.config import ClassConfig
+    from dspl.export.exporter import export
+    from dspl.models import create_model
+    from dspl.models.modelfile import LoadedModel
+
+    classes = ClassConfig.from_dict({f"c{i}": f"Class {i}" for i in range(num_classes)})
+    model = create_model(hp, num_classes, pretrained=False).eval()
+    export(LoadedModel(model, hp, classes), out, formats=("tflite",), quantize=("fp32", "int8"), end_to_end=True,
+           calibration_data=calibration_dir, max_chunks=16, min_agreement=0.0)
+
+
+def build(backbone: str, hp: dict, work: Path, audio: Path, reuse: bool) -> dict[str, Path | float]:
+    """The three end-to-end models of one backbone (kept from an earlier run with --reuse)."""
+    import json
+
+    ours = work / f"dspl_{backbone}"
+    baseline = work / f"keras_{backbone}_select_tf_ops.tflite"
+    if not (reuse and (ours / "export_report.json").is_file()):
+        start = time.perf_counter()
+        dspl_end_to_end(hp, backbone, 3, ours, audio)
+        logging.info("%s: dspl export took %.0f s", backbone, time.perf_counter() - start)
+    if not (reuse and baseline.is_file()):
+        keras_end_to_end(hp, backbone, 3, baseline)
+    report = json.loads((ours / "export_report.json").read_text())
+    return {"dspl fp32": ours / "model_end_to_end_fp32.tflite", "dspl int8": ours / "model_end_to_end_int8.tflite",
+            "keras SELECT_TF_OPS": baseline,
+            "agreement": report["steps"]["end_to_end_int8"]["agreement_with_pytorch"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbones", nargs="+", default=list(KERAS_APPS), choices=list(KERAS_APPS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--config", type=Path, default=CONFIG, help="hp config (default: configs/hp_config.json)")
+    parser.add_argument("--work", type=Path, default=None, help="keep the models here (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true", help="time the models an earlier run left in --work")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("tensorflow", "absl", "h5py", "onnx2tf"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    from dspl.config import load_config
+    from dspl.data.example import write_example_data
+    from dspl.export.preprocessor import custom_operators
+    from dspl.export.tflite_stats import measure_latencies
+
+    hp = load_config(args.config, 0)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dspl-bench-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        audio = write_example_data(work / "example", files_per_class=4) / "audio"
+        for backbone in args.backbones:
+            built = build(backbone, dict(hp, basemodel_name=backbone, weights=""), work, audio, args.reuse)
+            models = {name: path for name, path in built.items() if name != "agreement"}
+            # One runtime for all three: LiteRT unless the baseline really needs Flex ops.
+            runtime = "tensorflow" if custom_operators(models["keras SELECT_TF_OPS"]) else "litert"
+            timings = measure_latencies(models, args.runs, args.threads, runtime=runtime)
+            for name, timing in timings.items():
+                rows.append((backbone, f"{name} ({runtime})", timing["median_ms"], timing["p90_ms"],
+                             models[name].stat().st_size / 1e6, ",".join(custom_operators(models[name])) or "-"))
+            base = timings["keras SELECT_TF_OPS"]["median_ms"]
+            rows.append((backbone, "speed-up vs keras: int8 | fp32", base / timings["dspl int8"]["median_ms"],
+                         base / timings["dspl fp32"]["median_ms"], float("nan"),
+                         f"int8 top-1 agreement with PyTorch {built['agreement']:.2f}"))
+    samples = int(hp["chunk_size"] * hp["sample_rate"])
+    print(f"\nper-chunk latency, {args.threads} threads, {args.runs} interleaved runs after 5 warm-up runs; "
+          f"chunk {samples} samples, plots {hp['image_height']}x{hp['image_width']}")
+    print(f"{'backbone':<14}{'model':<34}{'median ms':>11}{'p90 ms':>10}{'MB':>8}  non-builtin ops / note")
+    for backbone, name, median, p90, size, note in rows:
+        if name.startswith("speed-up"):
+            print(f"{backbone:<14}{name:<34}{median:>10.2f}x{p90:>9.2f}x{'':>8}  {note}")
+        else:
+            print(f"{backbone:<14}{name:<34}{median:>11.2f}{p90:>10.2f}{size:>8.2f}  {note}")
+
+
+if __name__ == "__main__":
+    main()

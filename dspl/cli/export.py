@@ -1,0 +1,36 @@
+"""`export`: a model file to ONNX, SavedModel and TFLite (fp32/fp16/dynamic/int8), optionally end-to-end."""
+
+from __future__ import annotations
+
+import click
+
+from dspl.export.tflite_convert import QUANTIZATIONS
+
+FORMATS = ("onnx", "saved_model", "tflite")
+
+
+@click.command(name="export", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-s", "--source", required=True, type=click.Path(dir_okay=False), help="The dspl model file (model.h5).")
+@click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False), help="Directory to write to.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), default=("tflite",),
+              show_default=True, help="Output format (repeatable).")
+@click.option("--quantize", multiple=True, type=click.Choice(QUANTIZATIONS), default=("fp32",), show_default=True,
+              help="TFLite quantisation (repeatable); int8 needs calibration audio.")
+@click.option("--end-to-end", is_flag=True,
+              help="Also write raw chunk [1, N] -> scores models with TFLite metadata (labels, sample rate).")
+@click.option("--int8-io", is_flag=True, help="Full-int8 image models take and return int8 tensors.")
+@click.option("--calibration-data", type=click.Path(exists=True, file_okay=False),
+              help="Directory of audio files for calibration and verification.")
+@click.option("-d", "--data-dir", type=click.Path(exists=True, file_okay=False),
+              help="Audio directory of the label file (calibration on its train partition).")
+@click.option("-l", "--label-file", type=click.Path(exists=True, dir_okay=False),
+              help="Label file: train partition calibrates, devel partition verifies.")
+def command(source: str, output_dir: str, formats: tuple[str, ...], quantize: tuple[str, ...], end_to_end: bool,
+            int8_io: bool, calibration_data: str | None, data_dir: str | None, label_file: str | None) -> None:
+    """Export a model to ONNX, SavedModel or TFLite (fp32, fp16, int8), each step verified."""
+    from dspl.export.exporter import export
+
+    written = export(source, output_dir, formats=formats, quantize=quantize, end_to_end=end_to_end,
+                     calibration_data=calibration_data, data_dir=data_dir, label_file=label_file, int8_io=int8_io)
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")

@@ -1,0 +1,111 @@
+"""End-to-end TFLite models: one raw chunk [1, N] float32 -> scores, preprocessing included.
+
+Float32: the TFLite-compatible TF plot pipeline and the onnx2tf SavedModel composed in one tf.Module and
+converted with built-in operators only. Quantised variants: the float32 preprocessor graph spliced in
+front of the quantised image model (`splice`), because the converter would otherwise quantise the
+spectrogram itself (int8 power spectra lose everything below the loudest bins), and its node deny-list
+does not hold the whole preprocessing in float.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from dspl.config import HParams
+from dspl.errors import DsplError
+from dspl.export.tf_convert import SIGNATURE
+from dspl.export.tflite_convert import checked_convert
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "audio"
+
+
+def compose_fp32(hp: HParams, image_saved_model: str | Path) -> bytes:
+    """Float32 end-to-end .tflite bytes: TFPlotPipeline(hp, tflite_compatible=True) -> SavedModel -> scores."""
+    import tensorflow as tf
+
+    from dspl.export.tf_reference import TFPlotPipeline
+
+    pipeline = TFPlotPipeline(hp, tflite_compatible=True)
+    image_model = tf.saved_model.load(str(image_saved_model))
+    serve = image_model.signatures[SIGNATURE]
+    (plot_name,) = serve.structured_input_signature[1]
+    length = pipeline.geometry.num_samples
+
+    class EndToEnd(tf.Module):
+        """Raw chunk -> plot -> scores."""
+
+        def __init__(self) -> None:
+            super().__init__(name="dspl_end_to_end")
+            self.pipeline, self.image_model = pipeline, image_model
+
+        @tf.function(input_signature=[tf.TensorSpec([1, length], tf.float32, name=INPUT_NAME)])
+        def __call__(self, audio: tf.Tensor) -> dict[str, tf.Tensor]:
+            scores = next(iter(serve(**{plot_name: self.pipeline(audio)}).values()))
+            return {"scores": scores}
+
+    module = EndToEnd()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.allow_custom_ops = False
+    model = checked_convert(converter, "end-to-end model (fp32)")
+    log.info("composed the fp32 end-to-end model: [1, %d] -> scores, %d bytes", length, len(model))
+    return model
+
+
+def splice(preprocessor: bytes, image_model: bytes) -> bytes:
+    """One .tflite whose graph runs the preprocessor's graph, then the image model's on its output.
+
+    Both models must have one subgraph, one input and one output, and the preprocessor's output shape must
+    be the image model's input shape (a float32 input; quantised models quantise it themselves).
+    """
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    first = schema.ModelT.InitFromPackedBuf(bytearray(preprocessor), 0)
+    merged = schema.ModelT.InitFromPackedBuf(bytearray(image_model), 0)
+    if len(first.subgraphs) != 1 or len(merged.subgraphs) != 1:
+        raise DsplError("end-to-end model: the preprocessor and the image model must have one subgraph each")
+    pre, image = first.subgraphs[0], merged.subgraphs[0]
+    (pre_out,), (image_in,) = list(pre.outputs), list(image.inputs)
+    out_tensor, in_tensor = pre.tensors[pre_out], image.tensors[image_in]
+    if list(out_tensor.shape) != list(in_tensor.shape) or in_tensor.type != schema.TensorType.FLOAT32:
+        raise DsplError(f"end-to-end model: preprocessor output {list(out_tensor.shape)} does not fit the image "
+                        f"model input {list(in_tensor.shape)} (float32 expected)")
+    tensor_offset, buffer_offset = len(image.tensors), len(merged.buffers)
+    opcode_index = {}
+    for index, code in enumerate(first.operatorCodes):
+        key = (code.builtinCode, code.deprecatedBuiltinCode, code.customCode, code.version)
+        known = [i for i, c in enumerate(merged.operatorCodes)
+                 if (c.builtinCode, c.deprecatedBuiltinCode, c.customCode, c.version) == key]
+        if not known:
+            merged.operatorCodes.append(code)
+            known = [len(merged.operatorCodes) - 1]
+        opcode_index[index] = known[0]
+    merged.buffers.extend(first.buffers)
+    for tensor in pre.tensors:
+        tensor.buffer += buffer_offset
+        image.tensors.append(tensor)
+
+    def shift(indices) -> list[int]:
+        return [int(i) + tensor_offset if int(i) >= 0 else int(i) for i in (indices if indices is not None else [])]
+
+    for operator in pre.operators:
+        operator.opcodeIndex = opcode_index[operator.opcodeIndex]
+        operator.inputs, operator.outputs = shift(operator.inputs), shift(operator.outputs)
+        operator.intermediates = shift(operator.intermediates) or None
+    plot = pre_out + tensor_offset
+    for operator in image.operators:
+        operator.inputs = [plot if int(i) == image_in else int(i) for i in operator.inputs]
+    image.operators = list(pre.operators) + list(image.operators)
+    image.inputs = shift(pre.inputs)
+    for signature in merged.signatureDefs or []:
+        (entry,) = signature.inputs
+        entry.name, entry.tensorIndex = INPUT_NAME.encode(), image.inputs[0]
+    builder = flatbuffers.Builder(len(preprocessor) + len(image_model) + 4096)
+    builder.Finish(merged.Pack(builder), file_identifier=b"TFL3")
+    log.info("spliced the preprocessor (%d operators) in front of the image model (%d operators)",
+             len(pre.operators), len(image.operators) - len(pre.operators))
+    return bytes(builder.Output())

@@ -1,0 +1,280 @@
+"""The one place that knows every export format: ONNX, SavedModel, TFLite (fp32/fp16/dynamic/int8), end-to-end.
+
+Each step is verified against the previous one on real inputs (plots made by PlotTransform from audio
+chunks) before the next runs: PyTorch -> ONNX Runtime -> SavedModel -> TFLite float32 within 1e-4;
+quantised models by top-1 agreement with the float model; end-to-end models against the image model on
+the TFLite preprocessor's plots and against PyTorch on torch plots. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from dspl import __version__
+from dspl.config import ClassConfig, HParams
+from dspl.config.schema import PREPROCESSING_KEYS
+from dspl.data.audio import find_audio_files
+from dspl.errors import DsplError
+from dspl.export import calibration, verify
+from dspl.export.tflite_convert import QUANTIZATIONS
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "saved_model", "tflite")
+REPORT_FILE = "export_report.json"
+
+
+@dataclass
+class ExportInputs:
+    """Raw chunks and model inputs (NCHW) for calibration and for verification."""
+
+    verify_chunks: torch.Tensor
+    verify_plots: np.ndarray
+    calibration_plots: np.ndarray | None = None
+    source: str = "synthetic tones"
+
+
+@dataclass
+class _Run:
+    """State of one export: the model, its configs, the inputs, the outputs so far and the figures."""
+
+    model: torch.nn.Module
+    hp: HParams
+    classes: ClassConfig
+    inputs: ExportInputs
+    out_dir: Path
+    work: Path
+    min_agreement: float
+    results: dict[str, Path] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def regression(self) -> bool:
+        return self.hp["prediction_type"] == "regression"
+
+
+def export(model: str | Path | Any, out_dir: str | Path, formats: Sequence[str] = ("tflite",),
+           quantize: Sequence[str] = ("fp32",), end_to_end: bool = False,
+           calibration_data: str | Path | None = None, data_dir: str | Path | None = None,
+           label_file: str | Path | None = None, int8_io: bool = False,
+           max_chunks: int = calibration.MAX_CHUNKS, min_agreement: float = verify.MIN_AGREEMENT) -> dict[str, Path]:
+    """Export a model file (or a LoadedModel) to out_dir; return {name: path} of everything written.
+
+    formats: onnx, saved_model, tflite. quantize (TFLite and end-to-end models): fp32, fp16, dynamic, int8.
+    end_to_end: also write raw-chunk -> scores models with TFLite metadata for each quantisation.
+    Calibration/verification audio: calibration_data (a directory of audio files), or data_dir + label_file
+    (the train partition calibrates, the devel partition verifies); without either, float exports are
+    verified on synthetic tones and int8 is refused. Names: model.onnx, saved_model/, model_<q>.tflite,
+    model_end_to_end_<q>.tflite, export_report.json (the verification figures).
+    min_agreement: the top-1 agreement quantised models need (benchmarks of untrained models pass 0).
+    """
+    formats, quantize = _check_choices("format", formats, FORMATS), _check_choices("quantize", quantize, QUANTIZATIONS)
+    loaded = _load(model)
+    hp, classes = loaded.hp, loaded.classes
+    if "int8" in quantize and calibration_data is None and label_file is None:
+        raise DsplError("quantize: value 'int8': full-integer quantisation needs calibration audio: "
+                        "pass --calibration-data DIR, or -d DATA_DIR with -l LABEL_FILE")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = gather_inputs(hp, classes, calibration_data, data_dir, label_file, max_chunks)
+    with tempfile.TemporaryDirectory(prefix="dspl-export-") as tmp:
+        run = _Run(loaded.model.eval(), hp, classes, inputs, out_dir, Path(tmp), min_agreement)
+        run.report.update(model=str(model) if isinstance(model, (str, Path)) else loaded.hp["basemodel_name"],
+                          backbone=hp["basemodel_name"], inputs=inputs.source,
+                          verify_items=int(len(inputs.verify_plots)), steps={})
+        _export_all(run, formats, quantize, end_to_end, int8_io)
+        report_path = out_dir / REPORT_FILE
+        report_path.write_text(json.dumps(run.report, indent=2))
+        run.results["report"] = report_path
+    return run.results
+
+
+def gather_inputs(hp: HParams, classes: ClassConfig, calibration_data: str | Path | None,
+                  data_dir: str | Path | None, label_file: str | Path | None,
+                  max_chunks: int = calibration.MAX_CHUNKS) -> ExportInputs:
+    """Chunks and plots for calibration and verification from the sources the user named (see export)."""
+    if calibration_data is not None:
+        pool = calibration.sample_chunks(find_audio_files(calibration_data), hp, 2 * max_chunks)
+        calib, held_out, source = pool[0::2], pool[1::2], f"audio under {calibration_data}"
+        if not len(held_out):
+            held_out = calib
+    elif data_dir is not None and label_file is None:
+        raise DsplError(f"{data_dir}: calibration from a data directory also needs its label file (-l), "
+                        "or pass the directory as --calibration-data")
+    elif label_file is not None:
+        if data_dir is None:
+            raise DsplError(f"{label_file}: calibration from a label file also needs the data directory (-d)")
+        calib = calibration.sample_chunks(
+            calibration.partition_files(hp, classes, data_dir, label_file, "train"), hp, max_chunks)
+        devel = calibration.partition_files(hp, classes, data_dir, label_file, "devel")
+        held_out = calibration.sample_chunks(devel, hp, max_chunks, seed=1) if devel else calib
+        source = f"train/devel partitions of {label_file}"
+    else:
+        return ExportInputs(*_with_plots(hp, calibration.synthetic_chunks(hp)))
+    verify_chunks, verify_plots = _with_plots(hp, held_out)
+    return ExportInputs(verify_chunks, verify_plots, calibration.make_plots(hp, calib), source)
+
+
+def _with_plots(hp: HParams, chunks: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    return chunks, calibration.make_plots(hp, chunks)
+
+
+def _check_choices(key: str, values: Iterable[str], allowed: Sequence[str]) -> list[str]:
+    values = list(dict.fromkeys(values))
+    unknown = [v for v in values if v not in allowed]
+    if unknown or not values:
+        raise DsplError(f"{key}: value {', '.join(unknown) or '(none)'}: expected one or more of {', '.join(allowed)}")
+    return values
+
+
+def _load(model: str | Path | Any):
+    from dspl.models.modelfile import load_model_file
+
+    return load_model_file(model) if isinstance(model, (str, Path)) else model
+
+
+def _export_all(run: _Run, formats: list[str], quantize: list[str], end_to_end: bool, int8_io: bool) -> None:
+    from dspl.export.onnx_export import export_onnx, onnx_predict
+    from dspl.export.tf_convert import onnx_to_saved_model, saved_model_predict
+
+    plots = run.inputs.verify_plots
+    with torch.no_grad():
+        reference = run.model(torch.from_numpy(plots)).numpy()
+    run.report["reference"] = "pytorch"
+    onnx_path = (run.out_dir if "onnx" in formats else run.work) / "model.onnx"
+    log.info("step 1: PyTorch -> ONNX")
+    export_onnx(run.model, plots.shape[1:], onnx_path)
+    onnx_scores = onnx_predict(onnx_path, plots)
+    _record(run, "onnx", verify.check_close("ONNX vs PyTorch", reference, onnx_scores))
+    if "onnx" in formats:
+        run.results["onnx"] = onnx_path
+    if formats == ["onnx"] and not end_to_end:
+        return
+    nhwc = calibration.to_nhwc(plots)
+    saved_model = (run.out_dir if "saved_model" in formats else run.work) / "saved_model"
+    log.info("step 2: ONNX -> TensorFlow SavedModel (onnx2tf)")
+    sample = calibration.to_nhwc(run.inputs.calibration_plots) if run.inputs.calibration_plots is not None else nhwc
+    onnx_to_saved_model(onnx_path, saved_model, sample)
+    tf_scores = saved_model_predict(saved_model, nhwc)
+    _record(run, "saved_model", verify.check_close("SavedModel vs ONNX", onnx_scores, tf_scores))
+    if "saved_model" in formats:
+        run.results["saved_model"] = saved_model
+    if "tflite" in formats or end_to_end:
+        _export_tflite(run, saved_model, tf_scores, quantize, end_to_end, int8_io, write="tflite" in formats)
+
+
+def _export_tflite(run: _Run, saved_model: Path, float_scores: np.ndarray, quantize: list[str],
+                   end_to_end: bool, int8_io: bool, write: bool) -> None:
+    from dspl.export.preprocessor import write_atomically
+    from dspl.export.tflite_convert import convert_saved_model, tflite_predict
+
+    nhwc = calibration.to_nhwc(run.inputs.verify_plots)
+    calib = None if run.inputs.calibration_plots is None else calibration.to_nhwc(run.inputs.calibration_plots)
+    representative: Callable[[], Iterable[list[np.ndarray]]] | None = (
+        None if calib is None else (lambda: ([item[None]] for item in calib))
+    )
+
+    image_models: dict[str, bytes] = {}
+    for q in quantize:
+        log.info("step 3: SavedModel -> TFLite %s", q)
+        integer_io = int8_io and q == "int8"
+        model = convert_saved_model(saved_model, q, representative, int8_io=integer_io)
+        scores = tflite_predict(model, nhwc)
+        if q == "fp32":
+            figure = verify.check_close("TFLite fp32 vs SavedModel", float_scores, scores)
+        else:
+            figure = verify.check_agreement(f"TFLite {q} vs float", float_scores, scores, run.min_agreement,
+                                            regression=run.regression)
+        _record(run, f"tflite_{q}", figure, max_abs_diff=verify.max_difference(float_scores, scores))
+        if end_to_end:  # splicing needs the image model's float input
+            image_models[q] = convert_saved_model(saved_model, q, representative) if integer_io else model
+        if write:
+            path = run.out_dir / f"model_{q}.tflite"
+            write_atomically(path, _with_metadata(run, model, end_to_end=False))
+            run.results[f"tflite_{q}"] = path
+    if end_to_end:
+        _export_end_to_end(run, saved_model, image_models, quantize)
+
+
+def _export_end_to_end(run: _Run, saved_model: Path, image_models: dict[str, bytes], quantize: list[str]) -> None:
+    from dspl.export.end_to_end import compose_fp32, splice
+    from dspl.export.preprocessor import create_preprocessor, write_atomically
+    from dspl.export.tflite_convert import tflite_predict
+
+    log.info("step 4: end-to-end models (raw chunk -> scores)")
+    preprocessor = create_preprocessor(run.hp, run.work / "preprocessor.tflite").read_bytes()
+    chunks = run.inputs.verify_chunks.numpy()
+    tflite_plots = tflite_predict(preprocessor, chunks)
+    with torch.no_grad():
+        torch_scores = run.model(torch.from_numpy(run.inputs.verify_plots)).numpy()
+    for q in quantize:
+        model = compose_fp32(run.hp, saved_model) if q == "fp32" else splice(preprocessor, image_models[q])
+        model = _with_metadata(run, model, end_to_end=True)
+        scores = tflite_predict(model, chunks)
+        same_chain = tflite_predict(image_models[q], tflite_plots)
+        figure = verify.check_close(f"end-to-end {q} vs TFLite preprocessor + image model {q}", same_chain, scores)
+        agreement = verify.check_agreement(f"end-to-end {q} vs PyTorch", torch_scores, scores,
+                                           run.min_agreement, regression=run.regression)
+        _record(run, f"end_to_end_{q}", figure, agreement_with_pytorch=agreement,
+                max_abs_diff_pytorch=verify.max_difference(torch_scores, scores))
+        path = run.out_dir / f"model_end_to_end_{q}.tflite"
+        write_atomically(path, model)
+        run.results[f"end_to_end_{q}"] = path
+
+
+def _record(run: _Run, step: str, figure: float, **extra: float) -> None:
+    run.report["steps"][step] = {"check": figure, **extra}
+
+
+def _with_metadata(run: _Run, model: bytes, end_to_end: bool) -> bytes:
+    """Attach TFLite metadata: labels, audio properties (end-to-end) or image size, preprocessing JSON."""
+    from dspl.data.chunking import chunk_samples
+    from dspl.export.metadata import ModelInfo, add_metadata
+
+    hp, classes = run.hp, run.classes
+    samples, _ = chunk_samples(hp)
+    kind = "raw audio chunk -> scores" if end_to_end else "spectrogram plot [1, H, W, C] on 0..255 -> scores"
+    plot_shape = list(calibration.to_nhwc(run.inputs.verify_plots[:1]).shape)
+    preprocessing = {key: hp[key] for key in PREPROCESSING_KEYS}
+    preprocessing.update(num_samples=samples, plot_shape=plot_shape, labels=list(classes.labels),
+                         names=list(classes.names), prediction_type=hp["prediction_type"],
+                         backbone=hp["basemodel_name"], dspl_version=__version__,
+                         input="raw chunk [1, num_samples] float32, before peak normalisation" if end_to_end
+                         else "plot [1, H, W, C] float32 on 0..255 (as `dspl plot --format npy` writes it)")
+    info = ModelInfo(
+        name=f"dspl {hp['basemodel_name']} {hp['prediction_type']}",
+        description=f"dspl {kind}; {classes.num_classes} outputs ({', '.join(classes.labels)}); "
+                    f"preprocessing {json.dumps(preprocessing, sort_keys=True)}",
+        version=__version__, labels=list(classes.labels),
+        input_name="audio" if end_to_end else "plot",
+        input_description=(f"{samples} samples at {hp['sample_rate']} Hz, mono, float32" if end_to_end
+                           else "plot image on 0..255"),
+        output_description="scores after the output activation",
+        sample_rate=hp["sample_rate"] if end_to_end else None, channels=1,
+        image_size=(plot_shape[2], plot_shape[1]) if not end_to_end and plot_shape[-1] == 3 else None,
+        preprocessing=preprocessing)
+    return add_metadata(model, info)
+
+
+def convert(model: str | Path | Any, destination: str | Path, quantize: str = "fp32",
+            calibration_data: str | Path | None = None, data_dir: str | Path | None = None,
+            label_file: str | Path | None = None) -> Path:
+    """DeepSpectrumLite's `convert`: one verified image-model .tflite (plot [1, H, W, 3] -> scores) at destination."""
+    import shutil
+
+    destination = Path(destination)
+    with tempfile.TemporaryDirectory(prefix="dspl-convert-") as tmp:
+        written = export(model, tmp, formats=("tflite",), quantize=(quantize,), calibration_data=calibration_data,
+                         data_dir=data_dir, label_file=label_file)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(written[f"tflite_{quantize}"]), destination)
+    log.info("wrote %s", destination)
+    return destination

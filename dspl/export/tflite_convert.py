@@ -1,0 +1,106 @@
+"""SavedModel -> TFLite with built-in operators only: fp32, fp16, dynamic-range int8 and full int8."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from dspl.errors import DsplError
+from dspl.export.preprocessor import custom_operators
+
+log = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+
+
+def convert_saved_model(saved_model: str | Path, quantize: str = "fp32",
+                        representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
+                        int8_io: bool = False) -> bytes:
+    """Convert a SavedModel to TFLite bytes; `int8` needs `representative` (calibration inputs, one per call).
+
+    `int8_io` makes a full-int8 model take int8 inputs and return int8 outputs (else they stay float32).
+    Raises DsplError when the result needs a Flex or custom operator.
+    """
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    configure(converter, quantize, representative, int8_io)
+    return checked_convert(converter, f"{saved_model} ({quantize})")
+
+
+def configure(converter, quantize: str, representative: Callable[[], Iterable[list[np.ndarray]]] | None,
+              int8_io: bool = False) -> None:
+    """Set a TFLiteConverter up for one quantisation with built-in operators only."""
+    import tensorflow as tf
+
+    if quantize not in QUANTIZATIONS:
+        raise DsplError(f"quantize: value '{quantize}': expected one of {', '.join(QUANTIZATIONS)}")
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.allow_custom_ops = False
+    if quantize == "fp32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        if representative is None:
+            raise DsplError("quantize: value 'int8': full-integer quantisation needs calibration data "
+                            "(a label file with a train partition, or --calibration-data DIR)")
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+
+
+def checked_convert(converter, what: str) -> bytes:
+    """Run a configured converter and assert that the model uses TFLite built-in operators only."""
+    try:
+        model = converter.convert()
+    except Exception as exc:  # the converter's errors are long MLIR dumps; keep the first line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DsplError(f"{what}: TFLite conversion failed: {first}") from exc
+    foreign = custom_operators(model)
+    if foreign:
+        raise DsplError(f"{what}: the TFLite model needs non-built-in operators {foreign}")
+    return model
+
+
+def tflite_predict(model: str | Path | bytes, inputs: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Run a single-input TFLite model item by item; int8 inputs/outputs are (de)quantised on the way."""
+    interpreter = make_interpreter(model, threads)
+    interpreter.allocate_tensors()
+    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    outputs = []
+    for item in inputs:
+        interpreter.set_tensor(source["index"], _quantise(item[None].astype(np.float32), source))
+        interpreter.invoke()
+        outputs.append(_dequantise(interpreter.get_tensor(target["index"]), target))
+    return np.concatenate(outputs)
+
+
+def make_interpreter(model: str | Path | bytes, threads: int | None = None):
+    """A LiteRT interpreter (XNNPACK delegate by default) for a .tflite path or bytes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if isinstance(model, bytes):
+        return Interpreter(model_content=model, num_threads=threads)
+    return Interpreter(model_path=str(model), num_threads=threads)
+
+
+def _quantise(values: np.ndarray, detail: dict) -> np.ndarray:
+    if detail["dtype"] == np.float32:
+        return values
+    scale, zero = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(values / scale + zero), info.min, info.max).astype(detail["dtype"])
+
+
+def _dequantise(values: np.ndarray, detail: dict) -> np.ndarray:
+    if detail["dtype"] == np.float32:
+        return values.astype(np.float32)
+    scale, zero = detail["quantization"]
+    return ((values.astype(np.float32) - zero) * scale).astype(np.float32)

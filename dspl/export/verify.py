@@ -1,0 +1,56 @@
+"""Step-by-step verification of exported models: max |difference| of scores and top-1 agreement."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from dspl.errors import DsplError
+
+log = logging.getLogger(__name__)
+
+FLOAT_TOLERANCE = 1e-4   # max |Δ score| between float32 steps (DESIGN.md's export contract)
+FP16_TOLERANCE = 1e-2    # float16 weights move scores by more than float32 rounding
+MIN_AGREEMENT = 0.98     # top-1 agreement of int8 models with the float reference
+
+
+def max_difference(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """max |reference - candidate| over all items and outputs (shapes must match)."""
+    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    if reference.shape != candidate.shape:
+        raise DsplError(f"verification: output shape {candidate.shape} differs from the reference {reference.shape}")
+    return float(np.max(np.abs(reference - candidate))) if reference.size else 0.0
+
+
+def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Fraction of items whose arg-max class is the same in both outputs."""
+    return float(np.mean(np.argmax(reference, axis=-1) == np.argmax(candidate, axis=-1)))
+
+
+def check_close(step: str, reference: np.ndarray, candidate: np.ndarray, tolerance: float = FLOAT_TOLERANCE) -> float:
+    """Raise DsplError unless max |Δ| <= tolerance; return the difference (logged per step)."""
+    difference = max_difference(reference, candidate)
+    log.info("verify %s: max |Δ score| = %.3g (tolerance %.3g) on %d inputs", step, difference, tolerance,
+             len(reference))
+    if not np.isfinite(difference) or difference > tolerance:
+        raise DsplError(f"{step}: max |Δ score| {difference:.3g} against the previous step exceeds {tolerance:.3g}")
+    return difference
+
+
+def check_agreement(step: str, reference: np.ndarray, candidate: np.ndarray, minimum: float = MIN_AGREEMENT,
+                    regression: bool = False) -> float:
+    """Raise DsplError unless top-1 agreement >= minimum (regression: mean |Δ| <= 1 - minimum); return it."""
+    if regression:
+        error = float(np.mean(np.abs(np.asarray(reference) - np.asarray(candidate))))
+        log.info("verify %s: mean |Δ| = %.3g on %d inputs", step, error, len(reference))
+        if error > 1.0 - minimum:
+            raise DsplError(f"{step}: mean |Δ| {error:.3g} against the float model exceeds {1.0 - minimum:.3g}")
+        return 1.0 - error
+    agreement = top1_agreement(reference, candidate)
+    log.info("verify %s: top-1 agreement %.1f %% on %d inputs (max |Δ| %.3g)", step, 100 * agreement,
+             len(reference), max_difference(reference, candidate))
+    if agreement < minimum:
+        raise DsplError(f"{step}: top-1 agreement {100 * agreement:.1f} % with the float model is below "
+                        f"{100 * minimum:.0f} %")
+    return agreement

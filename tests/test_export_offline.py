@@ -1,0 +1,93 @@
+"""`convert` works offline and on models trained from scratch (BatchNorm running statistics, eval mode).
+
+DeepSpectrumLite's converter failed on from-scratch models (BatchNorm left in training mode); and onnx2tf
+downloads a sample-image file unless it finds one. Here sockets are blocked for the whole conversion.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from dspl.cli.main import cli
+from dspl.config import ClassConfig
+from dspl.export import calibration
+from dspl.export.preprocessor import custom_operators
+from dspl.export.tflite_convert import tflite_predict
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Make every connection, name lookup and datagram send raise; return the list of attempts.
+
+    Creating a socket stays allowed: urllib3 probes IPv6 support by binding one to ::1 at import time.
+    """
+    attempts: list[tuple] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[1:] if args and isinstance(args[0], socket.socket) else args)
+        raise OSError("network access is blocked in this test")
+
+    for name in ("connect", "connect_ex", "sendto"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    for name in ("create_connection", "getaddrinfo", "gethostbyname"):
+        monkeypatch.setattr(socket, name, refuse)
+    return attempts
+
+
+@pytest.fixture
+def scratch_model(tmp_path: Path) -> tuple[Path, torch.nn.Module, dict]:
+    """A from-scratch model (timm test_resnet, BatchNorm) whose BN layers carry non-trivial running statistics.
+
+    Its head uses ARelu (DeepSpectrumLite's default activation), whose clamp(α) onnx2tf cannot take unfolded.
+    """
+    from dspl.data.example import example_hp
+    from dspl.models import create_model
+    from dspl.models.modelfile import save_model_file
+
+    hp = dict(example_hp(), basemodel_name="test_resnet", weights="", image_height=32, image_width=32,
+              num_units=8, chunk_size=0.5, activation="arelu")
+    classes = ClassConfig.from_dict({"a": "A", "b": "B"})
+    torch.manual_seed(3)
+    model = create_model(hp, classes.num_classes, pretrained=False)
+    generator = torch.Generator().manual_seed(4)
+    batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert batch_norms
+    for layer in batch_norms:
+        layer.running_mean.copy_(torch.randn(layer.num_features, generator=generator) * 0.5)
+        layer.running_var.copy_(torch.rand(layer.num_features, generator=generator) * 2 + 0.2)
+        layer.num_batches_tracked.fill_(100)
+    model.eval()
+    return save_model_file(tmp_path / "model.h5", model, hp, classes), model, hp
+
+
+def test_convert_offline_from_scratch_model(scratch_model, tmp_path: Path, no_network: list) -> None:
+    model_file, model, hp = scratch_model
+    destination = tmp_path / "converted" / "model.tflite"
+    result = CliRunner().invoke(cli, ["convert", "-s", str(model_file), "-d", str(destination)])
+    assert result.exit_code == 0, result.output
+    assert no_network == []
+    assert destination.is_file() and custom_operators(destination) == []
+    plots = calibration.make_plots(hp, calibration.synthetic_chunks(hp, count=8, seed=7))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(plots)).numpy()
+        batch_mode = model.train()(torch.from_numpy(plots)).numpy()
+    model.eval()
+    scores = tflite_predict(destination, calibration.to_nhwc(plots))
+    assert np.max(np.abs(scores - expected)) <= 1e-4
+    assert np.max(np.abs(scores - batch_mode)) > 1e-3  # running statistics matter: train-mode BN differs
+
+
+def test_blocked_network_is_really_blocked(no_network: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard stops onnx2tf's own download of its sample file (what dspl avoids by providing the file)."""
+    from onnx2tf.utils.common_functions import download_test_image_data
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception):
+        download_test_image_data()
+    assert no_network
