@@ -193,3 +193,16 @@ def test_a_foreign_checkpoint_is_refused(tmp_path):
     torch.save({"state_dict": {}}, path)
     result = run("stats", "-md", str(path))
     assert result.exit_code == 1 and "not a checkpoint written by dspl training" in result.output
+
+
+def test_predict_loads_each_model_once_for_many_files(trained_model, example_dir, monkeypatch):
+    import dspl.predictor
+    from dspl.workflows.predict import predict
+
+    calls = []
+    real = dspl.predictor.load_model_file
+    monkeypatch.setattr(dspl.predictor, "load_model_file", lambda path: calls.append(path) or real(path))
+    files = sorted((example_dir / "audio").glob("*.wav"))
+    assert len(files) >= 15
+    predict(trained_model, example_dir / "audio", batch_size=4)
+    assert calls == [trained_model]
