@@ -23,6 +23,7 @@ from dspl.config import ClassConfig, HParams
 from dspl.config.schema import PREPROCESSING_KEYS
 from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
+from dspl.files import write_atomically
 from dspl.export import calibration, verify
 from dspl.export.tflite_convert import QUANTIZATIONS
 
@@ -173,7 +174,6 @@ def _export_all(run: _Run, formats: list[str], quantize: list[str], end_to_end: 
 
 def _export_tflite(run: _Run, saved_model: Path, float_scores: np.ndarray, quantize: list[str],
                    end_to_end: bool, int8_io: bool, write: bool) -> None:
-    from dspl.export.preprocessor import write_atomically
     from dspl.export.tflite_convert import convert_saved_model, tflite_predict
 
     nhwc = calibration.to_nhwc(run.inputs.verify_plots)
@@ -206,7 +206,7 @@ def _export_tflite(run: _Run, saved_model: Path, float_scores: np.ndarray, quant
 
 def _export_end_to_end(run: _Run, saved_model: Path, image_models: dict[str, bytes], quantize: list[str]) -> None:
     from dspl.export.end_to_end import compose_fp32, splice
-    from dspl.export.preprocessor import create_preprocessor, write_atomically
+    from dspl.export.preprocessor import create_preprocessor
     from dspl.export.tflite_convert import tflite_predict
 
     log.info("step 4: end-to-end models (raw chunk -> scores)")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from pathlib import Path
 
 from dspl.config import HParams
 from dspl.errors import DsplError
+from dspl.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +32,6 @@ def create_preprocessor(hp: HParams, destination: str | Path) -> Path:
     log.info("wrote %s: [1, %d] -> %s, %d bytes", destination, pipeline.geometry.num_samples,
              (1, *pipeline.output_shape), len(model))
     return destination
-
-
-def write_atomically(destination: Path, data: bytes) -> None:
-    """Write bytes to a fresh temporary file beside destination, then rename it into place (umask permissions)."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            file.write(data)
-        os.replace(temporary, destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def tflite_operators(model: str | Path | bytes) -> list[str]:

@@ -7,7 +7,6 @@ one dataset per constant tensor (its stored values), with the tensor's name, ind
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from dspl.errors import DsplError
+from dspl.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +144,8 @@ def _io(detail: dict) -> dict[str, Any]:
 
 def write_weights_file(constants: list[dict[str, Any]], path: Path) -> Path:
     """One HDF5 dataset per constant tensor ('<subgraph>_<index>_<name>', '/' -> '|'), written atomically."""
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_path(path) as temporary:
         _write_weights(constants, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

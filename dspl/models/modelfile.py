@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +14,7 @@ import torch
 from dspl import __version__
 from dspl.config import ClassConfig, HParams
 from dspl.errors import DsplError
+from dspl.files import atomic_path
 
 FORMAT = "dspl-model"
 FORMAT_VERSION = 1
@@ -61,29 +60,22 @@ def save_model_file(path: str | Path, model: torch.nn.Module, hp: HParams, class
     path.parent.mkdir(parents=True, exist_ok=True)
     if input_shape is None:
         input_shape = (3, hp["image_height"], hp["image_width"]) if hp["use_plot_images"] else (1, -1, -1)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["dspl_version"] = str(__version__)
-            f.attrs["torch_version"] = str(torch.__version__)
-            f.attrs["hp"] = json.dumps(hp)
-            f.attrs["classes"] = json.dumps(classes.to_dict())
-            f.attrs["backbone"] = str(hp["basemodel_name"])
-            f.attrs["input_shape"] = np.asarray(list(input_shape), dtype=np.int64)
-            group = f.create_group(STATE_GROUP)
-            for name, tensor in model.state_dict().items():
-                if "/" in name:
-                    raise DsplError(f"{path}: state-dict key '{name}' contains '/', which HDF5 cannot name")
-                array, dtype = _to_numpy(tensor)
-                dataset = group.create_dataset(name, data=array)
-                dataset.attrs["dtype"] = dtype
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["dspl_version"] = str(__version__)
+        f.attrs["torch_version"] = str(torch.__version__)
+        f.attrs["hp"] = json.dumps(hp)
+        f.attrs["classes"] = json.dumps(classes.to_dict())
+        f.attrs["backbone"] = str(hp["basemodel_name"])
+        f.attrs["input_shape"] = np.asarray(list(input_shape), dtype=np.int64)
+        group = f.create_group(STATE_GROUP)
+        for name, tensor in model.state_dict().items():
+            if "/" in name:
+                raise DsplError(f"{path}: state-dict key '{name}' contains '/', which HDF5 cannot name")
+            array, dtype = _to_numpy(tensor)
+            dataset = group.create_dataset(name, data=array)
+            dataset.attrs["dtype"] = dtype
     return path
 
 
