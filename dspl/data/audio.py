@@ -83,7 +83,7 @@ def find_audio_files(data_dir: str | Path) -> list[Path]:
     if data_dir.is_file():
         return [data_dir]
     if not data_dir.is_dir():
-        raise DsplError(f"{data_dir}: audio directory not found")
+        raise DsplError(f"{data_dir}: no such audio file or directory")
     files = sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not files:
         raise DsplError(f"{data_dir}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found")
