@@ -206,3 +206,12 @@ def test_predict_loads_each_model_once_for_many_files(trained_model, example_dir
     assert len(files) >= 15
     predict(trained_model, example_dir / "audio", batch_size=4)
     assert calls == [trained_model]
+
+
+def test_predict_takes_a_glob_of_audio_files_as_deepspectrumlite_documented(trained_model, example_dir):
+    result = run("predict", "-md", str(trained_model), "-d", str(example_dir / "audio" / "test_*.wav"))
+    assert result.exit_code == 0, result.output
+    rows = read_csv(trained_model.parent / "test" / "test" / "test.grouped.predictions.csv")
+    assert [r["filename"] for r in rows] == sorted(p.name for p in (example_dir / "audio").glob("test_*.wav"))
+    missing = run("predict", "-md", str(trained_model), "-d", str(example_dir / "audio" / "none_*.wav"))
+    assert missing.exit_code == 1 and "the pattern matches no audio files" in missing.output

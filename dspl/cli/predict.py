@@ -7,7 +7,7 @@ import click
 @click.option("-md", "--model-dir", "model", required=True,
               help="Model file (model.h5 or .ckpt); a glob such as 'out/models/*/*/model.h5' predicts with each.")
 @click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(),
-              help="Audio file or directory (searched recursively).")
+              help="Audio file, directory (searched recursively) or glob such as 'audio/*.wav'.")
 @click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
               help="Optional: checked against the configuration stored in the model.")
 @click.option("-cc", "--class-config", "class_config", type=click.Path(), default=None,

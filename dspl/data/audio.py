@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 from functools import cache
 from pathlib import Path
@@ -78,10 +79,19 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
 
 
 def find_audio_files(data_dir: str | Path) -> list[Path]:
-    """Every audio file soundfile can read under data_dir (recursive), sorted; DsplError if there are none."""
+    """Every audio file soundfile can read under data_dir (recursive), sorted; DsplError if there are none.
+
+    data_dir may also be one file, or a glob such as `audio/*.wav` (DeepSpectrumLite's predict took one).
+    """
     data_dir = Path(data_dir)
     if data_dir.is_file():
         return [data_dir]
+    if not data_dir.exists() and glob.has_magic(str(data_dir)):
+        matches = sorted(Path(p) for p in glob.glob(str(data_dir), recursive=True))
+        files = [p for p in matches if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+        if not files:
+            raise DsplError(f"{data_dir}: the pattern matches no audio files")
+        return files
     if not data_dir.is_dir():
         raise DsplError(f"{data_dir}: no such audio file or directory")
     files = sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())

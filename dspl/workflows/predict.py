@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import logging
+import os
 from pathlib import Path
 
 from rich.progress import Progress
@@ -54,7 +55,7 @@ def predict(model_path: str | Path, data_dir: str | Path, hp_config: str | Path 
     chunk-level CSV paths.
     """
     files = find_audio_files(data_dir)
-    root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
+    root = Path(data_dir) if Path(data_dir).is_dir() else Path(os.path.commonpath([p.parent for p in files]))
     names = [str(p.relative_to(root)) for p in files]
     written = []
     for model_file in expand_model_paths(model_path):
