@@ -143,8 +143,7 @@ def test_int8_model_with_integer_input_and_output(exported: dict, held_out: dict
     loaded = exported["loaded"]
     files = calibration.partition_files(loaded.hp, loaded.classes, example / "audio", example / "label.csv", "train")
     calib = calibration.to_nhwc(calibration.make_plots(loaded.hp, calibration.sample_chunks(files, loaded.hp, 32)))
-    model = convert_saved_model(exported["written"]["saved_model"], "int8", lambda: ([c[None]] for c in calib),
-                                int8_io=True)
+    model = convert_saved_model(exported["written"]["saved_model"], "int8", calib, int8_io=True)
     interpreter = make_interpreter(model)
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8

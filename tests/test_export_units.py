@@ -213,3 +213,13 @@ def test_cli_export_onnx_only(tiny_loaded, tmp_path: Path) -> None:
     assert "onnx:" in result.output and not (tmp_path / "out" / "saved_model").exists()
     report = json.loads((tmp_path / "out" / "export_report.json").read_text())
     assert report["steps"]["onnx"]["check"] <= 1e-4 and report["inputs"] == "synthetic tones"
+
+
+def test_a_converter_that_kills_its_process_ends_as_a_clear_error() -> None:
+    import os
+
+    from dspl.export.tflite_convert import run_isolated
+
+    assert run_isolated(divmod, 7, 2, what="x") == (3, 1)
+    with pytest.raises(DsplError, match=r"model.onnx \(int8\): TensorFlow's converter crashed"):
+        run_isolated(os.abort, what="model.onnx (int8)")

@@ -13,7 +13,7 @@ import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -178,15 +178,12 @@ def _export_tflite(run: _Run, saved_model: Path, float_scores: np.ndarray, quant
 
     nhwc = calibration.to_nhwc(run.inputs.verify_plots)
     calib = None if run.inputs.calibration_plots is None else calibration.to_nhwc(run.inputs.calibration_plots)
-    representative: Callable[[], Iterable[list[np.ndarray]]] | None = (
-        None if calib is None else (lambda: ([item[None]] for item in calib))
-    )
 
     image_models: dict[str, bytes] = {}
     for q in quantize:
         log.info("step 3: SavedModel -> TFLite %s", q)
         integer_io = int8_io and q == "int8"
-        model = convert_saved_model(saved_model, q, representative, int8_io=integer_io)
+        model = convert_saved_model(saved_model, q, calib, int8_io=integer_io)
         scores = tflite_predict(model, nhwc)
         if q == "fp32":
             figure = verify.check_close("TFLite fp32 vs SavedModel", float_scores, scores)
@@ -195,7 +192,7 @@ def _export_tflite(run: _Run, saved_model: Path, float_scores: np.ndarray, quant
                                             regression=run.regression)
         _record(run, f"tflite_{q}", figure, max_abs_diff=verify.max_difference(float_scores, scores))
         if end_to_end:  # splicing needs the image model's float input
-            image_models[q] = convert_saved_model(saved_model, q, representative) if integer_io else model
+            image_models[q] = convert_saved_model(saved_model, q, calib) if integer_io else model
         if write:
             path = run.out_dir / f"model_{q}.tflite"
             write_atomically(path, _with_metadata(run, model, end_to_end=False))

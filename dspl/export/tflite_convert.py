@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import numpy as np
 
@@ -14,19 +17,39 @@ from dspl.export.preprocessor import custom_operators
 log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+T = TypeVar("T")
 
 
-def convert_saved_model(saved_model: str | Path, quantize: str = "fp32",
-                        representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
+def convert_saved_model(saved_model: str | Path, quantize: str = "fp32", calibration: np.ndarray | None = None,
                         int8_io: bool = False) -> bytes:
-    """Convert a SavedModel to TFLite bytes; `int8` needs `representative` (calibration inputs, one per call).
+    """Convert a SavedModel to TFLite bytes; `int8` needs `calibration` (model inputs, one item per row).
 
     `int8_io` makes a full-int8 model take int8 inputs and return int8 outputs (else they stay float32).
+    Quantised conversions run in a child process: TensorFlow's quantiser aborts the whole process on some
+    graphs (Xception's, seen here), which then ends as a DsplError instead of killing the caller.
     Raises DsplError when the result needs a Flex or custom operator.
     """
+    if quantize in ("fp32", "fp16"):
+        return _convert(str(saved_model), quantize, calibration, int8_io)
+    return run_isolated(_convert, str(saved_model), quantize, calibration, int8_io,
+                        what=f"{saved_model} ({quantize})")
+
+
+def run_isolated(function: Callable[..., T], *args: Any, what: str) -> T:
+    """function(*args) in a fresh (spawned) process; a crash of that process becomes a DsplError."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(function, *args).result()
+        except BrokenProcessPool:
+            raise DsplError(f"{what}: TensorFlow's converter crashed (the process died); "
+                            "fp32 and fp16 exports of this model still work") from None
+
+
+def _convert(saved_model: str, quantize: str, calibration: np.ndarray | None, int8_io: bool) -> bytes:
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    representative = None if calibration is None else (lambda: ([item[None]] for item in calibration))
     configure(converter, quantize, representative, int8_io)
     return checked_convert(converter, f"{saved_model} ({quantize})")
 
