@@ -26,54 +26,33 @@ import time
 from pathlib import Path
 
 from dspl.config import SCHEMA
+from dspl.data.example import example_hp
 
 TRAIN_SPEAKERS = ("george", "jackson", "lucas")
 TEST_SPEAKER = "nicolas"
 FILE_NAME = re.compile(r"(\d)_([a-z]+)_(\d+)\.wav")
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
 
+# The example set's configuration (64x64 plots: they beat raw MFCCs on the unseen speaker) with these changes.
 HP = {
-    "label_parser": "../lib/data/parser/ComParEParser.py:ComParEParser",
-    "prediction_type": "categorical",
+    **example_hp(),
     "basemodel_name": "resnet10t",
-    "weights": "",
     "tb_experiment": "fsdd",
     "tb_run_id": "resnet10t_scratch",
     "num_units": 128,
     "dropout": 0.5,
-    "optimizer": "adam",
-    "learning_rate": 0.001,
-    "finetune_layer": 1.0,
-    "loss": "categorical_crossentropy",
-    "activation": "relu",
-    "pre_epochs": 0,
     "epochs": 12,
     "batch_size": 32,
-    "seed": 42,
     "sample_rate": 8000,
-    "normalize_audio": True,
     "chunk_size": 1.4,          # one chunk per file (longest 1.31 s): every plot has the same time scale
     "chunk_hop_size": 1.4,
     "stft_window_size": 0.025,
     "stft_hop_size": 0.010,
-    "stft_fft_length": 0.032,
-    "mel_scale": True,
     "lower_edge_hertz": 200.0,     # above nicolas's DC offset (removing it alone: 38 -> 57 % with the 0 Hz model)
     "upper_edge_hertz": 3400.0,    # telephone band: the 3.4-4 kHz level differs by speaker (channel)
     "num_mel_bins": 40,
-    "num_mfccs": 0,
     "cep_lifter": 22,
-    "db_scale": True,
-    "use_plot_images": True,    # per-image min-max scaled plots beat raw MFCCs on the unseen speaker
-    "color_map": "viridis",
-    "image_width": 64,
-    "image_height": 64,
-    "resize_method": "bilinear",
-    "anti_alias": False,
-    "sap_aug_a": 0.5,
-    "sap_aug_s": 10.0,
     "augment_cutmix": False,
-    "augment_specaug": True,
     "da_prob_min": 0.5,
     "da_prob_max": 1.0,
     "specaug_freq_mask_num": 2,
