@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import numpy as np
 import pytest
 import torch
@@ -109,7 +110,7 @@ def test_unknown_activation_names_key_and_choices():
 
 
 def test_onnx_export_matches_pytorch(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    ort = importlib.import_module("onnxruntime")
     torch.manual_seed(0)
     model = create_model(_hp(activation="arelu"), 3).eval()
     x = torch.rand(2, 3, 32, 32) * 255
@@ -123,7 +124,7 @@ def test_onnx_export_matches_pytorch(tmp_path):
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_every_activation_exports_to_onnx(tmp_path, name):
-    ort = pytest.importorskip("onnxruntime")
+    ort = importlib.import_module("onnxruntime")
     module = torch.nn.Sequential(torch.nn.Linear(4, 6), create_activation(name)).eval()
     x = torch.randn(3, 4)
     path = tmp_path / f"{name}.onnx"
@@ -134,8 +135,8 @@ def test_every_activation_exports_to_onnx(tmp_path, name):
 
 
 def test_activations_match_tf_keras():
-    tf = pytest.importorskip("tensorflow")
-    tf_keras = pytest.importorskip("tf_keras")  # tf.keras 2.x, as DeepSpectrumLite ran
+    tf = importlib.import_module("tensorflow")
+    tf_keras = importlib.import_module("tf_keras")  # tf.keras 2.x, as DeepSpectrumLite ran
     x = np.linspace(-4, 4, 17, dtype=np.float32).reshape(1, 17)
     compared = 0
     for name in ACTIVATIONS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -42,7 +43,7 @@ def _keras_quadratic(opt, steps: int = 60) -> np.ndarray:
 @pytest.fixture(scope="module")
 def tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    return pytest.importorskip("tensorflow")
+    return importlib.import_module("tensorflow")
 
 
 def test_ftrl_matches_keras_defaults(tf):
@@ -63,7 +64,7 @@ def test_ftrl_with_regularisation_matches_keras(tf):
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_optimizers_follow_deepspectrumlites_keras(tf, name):
-    legacy = pytest.importorskip("tf_keras").optimizers.legacy  # tf.keras 2.x, as DeepSpectrumLite ran
+    legacy = importlib.import_module("tf_keras").optimizers.legacy  # tf.keras 2.x, as DeepSpectrumLite ran
     keras_opt = {"adam": legacy.Adam, "adadelta": legacy.Adadelta, "sgd": legacy.SGD, "adagrad": legacy.Adagrad,
                  "ftrl": legacy.Ftrl, "nadam": legacy.Nadam, "rmsprop": legacy.RMSprop}[name](learning_rate=0.01)
     ours = _torch_quadratic(lambda p: create_optimizer(name, p, 0.01))
