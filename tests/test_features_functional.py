@@ -72,6 +72,12 @@ def test_power_to_db_is_relative_to_each_sample_peak() -> None:
     assert floor[0, 0, 1].item() == pytest.approx(-160.0)
 
 
+def test_top_db_floors_db_below_each_sample_peak() -> None:
+    power = torch.tensor([[[1.0, 1e-3, 1e-9, 0.0]], [[10.0, 1.0, 1e-12, 0.0]]])
+    db = F.power_to_db(power, top_db=80.0)
+    assert torch.allclose(db, torch.tensor([[[0.0, -30.0, -80.0, -80.0]], [[0.0, -10.0, -80.0, -80.0]]]))
+
+
 def test_minmax_scale_constant_sample_is_zero() -> None:
     x = torch.stack([torch.linspace(-3.0, 5.0, 12).view(3, 4), torch.full((3, 4), 7.0)])
     out = F.minmax_scale(x)

@@ -63,6 +63,8 @@ PLOT_CASES = _resize_cases() + [
     pytest.param(dict(num_mfccs=20, cep_lifter=0, color_map="inferno", resize_method="nearest"), id="mfcc-nolifter"),
     pytest.param(dict(num_mfccs=13, cep_lifter=12, db_scale=False, sample_rate=8000, anti_alias=False),
                  id="mfcc-lifter12-8k"),
+    pytest.param(dict(top_db=40.0), id="mel-db-top40"),
+    pytest.param(dict(mel_scale=False, top_db=80.0, sample_rate=8000), id="linear-db-top80-8k"),
     pytest.param(dict(stft_fft_length=0.064), id="fft-longer-than-window"),
     pytest.param(dict(stft_window_size=0.04, stft_hop_size=0.02, stft_fft_length=0.05, sample_rate=44100,
                       lower_edge_hertz=60.0, upper_edge_hertz=16000.0, num_mel_bins=64), id="fft-longer-44k-edges"),
@@ -79,6 +81,7 @@ RAW_CASES = [
     pytest.param(dict(use_plot_images=False, stft_window_size=0.03, stft_fft_length=0.03, sample_rate=44100),
                  id="raw-odd-window-44k"),
     pytest.param(dict(use_plot_images=False, db_scale=False, normalize_audio=False), id="raw-mel-power"),
+    pytest.param(dict(use_plot_images=False, top_db=30.0), id="raw-mel-db-top30"),
     pytest.param(dict(use_plot_images=False, num_mfccs=13, cep_lifter=22, sample_rate=44100), id="raw-mfcc-lifter"),
     pytest.param(dict(use_plot_images=False, num_mfccs=13, cep_lifter=0, stft_fft_length=0.064), id="raw-mfcc"),
 ]

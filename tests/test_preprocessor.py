@@ -22,6 +22,7 @@ CASES = [
     pytest.param(dict(mel_scale=False, resize_method="area", color_map="cividis", sample_rate=44100,
                       stft_fft_length=0.05), id="linear-area-44k"),
     pytest.param(dict(use_plot_images=False), id="raw-features"),
+    pytest.param(dict(use_plot_images=False, top_db=30.0), id="raw-features-top-db"),
 ]
 
 

@@ -83,6 +83,8 @@ SCHEMA: dict[str, Key] = {
     "num_mfccs": Key(int, 0, check=_non_negative),
     "cep_lifter": Key(int, check=_non_negative),
     "db_scale": Key(bool),
+    "top_db": Key(float, None, check=_positive, nullable=True,
+                  help="dspl: dB features floor at this many dB below each chunk's peak; null: no floor"),
     "use_plot_images": Key(bool),
     "color_map": Key(str, choices=COLOR_MAPS),
     "image_width": Key(int, check=_positive),
@@ -113,6 +115,6 @@ ALIASES: dict[str, str] = {"num_unit": "num_units"}
 PREPROCESSING_KEYS: tuple[str, ...] = (
     "sample_rate", "normalize_audio", "chunk_size", "chunk_hop_size", "stft_window_size", "stft_hop_size",
     "stft_fft_length", "mel_scale", "lower_edge_hertz", "upper_edge_hertz", "num_mel_bins", "num_mfccs",
-    "cep_lifter", "db_scale", "use_plot_images", "color_map", "image_width", "image_height", "resize_method",
+    "cep_lifter", "db_scale", "top_db", "use_plot_images", "color_map", "image_width", "image_height", "resize_method",
     "anti_alias",
 )

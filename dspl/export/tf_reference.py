@@ -246,7 +246,10 @@ class TFPlotPipeline(tf.Module):
         if hp["db_scale"]:
             # Per-sample reference (DeepSpectrumLite used the batch's peak): 0 dB at each chunk's own peak.
             db = (10.0 / math.log(10.0)) * tf.math.log(tf.maximum(power, POWER_FLOOR))
-            return db - tf.reduce_max(db, axis=[1, 2], keepdims=True)
+            db = db - tf.reduce_max(db, axis=[1, 2], keepdims=True)
+            if hp.get("top_db") is not None:
+                db = tf.maximum(db, -float(hp["top_db"]))
+            return db
         return power
 
     def _min_max(self, features: tf.Tensor) -> tf.Tensor:

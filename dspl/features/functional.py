@@ -68,11 +68,16 @@ def mel_weight_matrix(num_mel_bins: int, num_spectrogram_bins: int, sample_rate:
     return torch.from_numpy(np.pad(weights, ((1, 0), (0, 0))))
 
 
-def power_to_db(power: torch.Tensor, amin: float = DB_AMIN) -> torch.Tensor:
-    """10·log10(max(amin, S)) minus its per-sample maximum (not batch-wide as in DeepSpectrumLite); no top_db."""
+def power_to_db(power: torch.Tensor, amin: float = DB_AMIN, top_db: float | None = None) -> torch.Tensor:
+    """10·log10(max(amin, S)) minus its per-sample maximum (not batch-wide as in DeepSpectrumLite).
+
+    ``top_db`` floors the result at −top_db, so digital silence (zero padding) and the recording's own
+    noise floor map to the same colour instead of stretching the plot's range to the amin floor.
+    """
     # torchaudio's amplitude_to_DB takes only a scalar reference, hence computed here.
     db = 10.0 * torch.log10(power.clamp_min(amin))
-    return db - db.flatten(1).amax(dim=1).view(-1, *([1] * (db.dim() - 1)))
+    db = db - db.flatten(1).amax(dim=1).view(-1, *([1] * (db.dim() - 1)))
+    return db if top_db is None else db.clamp_min(-top_db)
 
 
 def log_mel(mel: torch.Tensor) -> torch.Tensor:

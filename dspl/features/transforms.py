@@ -27,6 +27,7 @@ class FeatureTransform(nn.Module):
         self.mel_scale = bool(hp["mel_scale"])
         self.num_mfccs = int(hp["num_mfccs"]) if self.mel_scale else 0
         self.db_scale = bool(hp["db_scale"])
+        self.top_db = None if hp.get("top_db") is None else float(hp["top_db"])
         self.register_buffer("window", F.hann_window(self.frame_length).float(), persistent=False)
         num_bins = self.fft_length // 2 + 1
         self.num_features = num_bins
@@ -60,7 +61,7 @@ class FeatureTransform(nn.Module):
         if self.num_mfccs > 0:
             return F.log_mel(features) @ self.mfcc_matrix
         if self.db_scale:
-            return F.power_to_db(features)
+            return F.power_to_db(features, top_db=self.top_db)
         return features
 
 
