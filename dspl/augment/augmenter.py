@@ -4,8 +4,9 @@ Per batch: λ from the SapAugment policy (see :mod:`dspl.augment.sapaugment`) in
 sample, the probability that it is augmented at all (``da_prob_min`` → ``da_prob_max``), the CutMix
 box side (``cutmix_min`` → ``cutmix_max`` of the image side) and the total SpecAugment mask widths
 (``specaug_freq_min`` → ``_max`` of the frequency axis, ``specaug_time_min`` → ``_max`` of the time
-axis, split over ``specaug_*_mask_num`` masks). An augmented sample gets every enabled transform,
-CutMix first. Plot images (frequency up the rows, time across the columns) are masked with 0, a
+axis, split over ``specaug_*_mask_num`` masks) and, with ``augment_stretch``, how far time and
+frequency may be stretched (up to ``stretch_time_max`` / ``stretch_freq_max``). An augmented sample
+gets every enabled transform: stretching, then CutMix, then the masks. Plot images (frequency up the rows, time across the columns) are masked with 0, a
 black pixel, i.e. the normalised value of black; raw features ([B, 1, frames, features]) with each
 sample's mean, as the SpecAugment paper does. All of it runs batched on the images' device.
 """
@@ -18,6 +19,7 @@ from torch import nn
 from dspl.augment.cutmix import cutmix
 from dspl.augment.sapaugment import SapPolicy
 from dspl.augment.specaugment import mask_bands
+from dspl.augment.stretch import random_scales, stretch
 from dspl.config import HParams
 
 
@@ -33,6 +35,7 @@ class Augmenter(nn.Module):
         self.hp = dict(hp)
         self.cutmix = bool(hp["augment_cutmix"])
         self.specaug = bool(hp["augment_specaug"])
+        self.stretch = bool(hp.get("augment_stretch", False))
         self.plots = bool(hp.get("use_plot_images", True))
         self.policy = SapPolicy(float(hp["sap_aug_a"]), float(hp["sap_aug_s"]))
         self.seed = seed
@@ -41,7 +44,7 @@ class Augmenter(nn.Module):
     @property
     def enabled(self) -> bool:
         """Whether any transform is on (if not, callers can skip the loss forward pass)."""
-        return self.cutmix or self.specaug
+        return self.cutmix or self.specaug or self.stretch
 
     def generator(self, device: torch.device) -> torch.Generator | None:
         """The seeded generator for ``device`` (None: the global RNG)."""
@@ -62,11 +65,16 @@ class Augmenter(nn.Module):
         lam = self.policy(losses.to(images.device))
         prob = _lerp(hp["da_prob_min"], hp["da_prob_max"], lam)
         apply = torch.rand(prob.shape, device=images.device, generator=gen) < prob
+        time_dim = 3 if self.plots else 2
+        if self.stretch:
+            time_scale = random_scales(hp["stretch_time_max"] * lam, apply, gen)
+            freq_scale = random_scales(hp["stretch_freq_max"] * lam, apply, gen)
+            images = stretch(images, time_scale.to(images.dtype), freq_scale.to(images.dtype), time_dim)
         if self.cutmix:
             images, targets, _ = cutmix(images, targets, _lerp(hp["cutmix_min"], hp["cutmix_max"], lam),
                                         apply, gen)
         if self.specaug:
-            freq_dim, time_dim = (2, 3) if self.plots else (3, 2)
+            freq_dim = 5 - time_dim
             fill = 0.0 if self.plots else images.mean(dim=(1, 2, 3), keepdim=True)
             images = mask_bands(images, freq_dim, _lerp(hp["specaug_freq_min"], hp["specaug_freq_max"], lam),
                                 int(hp["specaug_freq_mask_num"]), apply, fill, gen)

@@ -96,6 +96,7 @@ SCHEMA: dict[str, Key] = {
     "sap_aug_s": Key(float, check=_positive),
     "augment_cutmix": Key(bool),
     "augment_specaug": Key(bool),
+    "augment_stretch": Key(bool, False, help="dspl: random time and frequency stretching (speaking rate, VTLP)"),
     "da_prob_min": Key(float, 0.1, check=_unit_interval),
     "da_prob_max": Key(float, 0.5, check=_unit_interval),
     "cutmix_min": Key(float, 0.075, check=_unit_interval),
@@ -106,6 +107,10 @@ SCHEMA: dict[str, Key] = {
     "specaug_time_max": Key(float, 0.3, check=_unit_interval),
     "specaug_freq_mask_num": Key(int, 1, check=_non_negative),
     "specaug_time_mask_num": Key(int, 1, check=_non_negative),
+    "stretch_time_max": Key(float, 0.2, check=_non_negative,
+                            help="dspl: time scales reach 1/(1+x) .. 1+x at full SapAugment strength"),
+    "stretch_freq_max": Key(float, 0.1, check=_non_negative,
+                            help="dspl: frequency scales reach 1/(1+x) .. 1+x at full SapAugment strength"),
 }
 
 # Spellings DeepSpectrumLite's README table used beside the ones its example files use.
