@@ -10,7 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from dspl.models.freezing import backbone_layers
 from dspl.models.modelfile import read_model_file
-from dspl.models.module import DsplModule, phase_learning_rate, schedule_phase, total_epochs
+from dspl.models.module import DsplModule, epoch_learning_rate, phase_learning_rate, schedule_phase, total_epochs
 from dspl.workflows.train import train_configuration
 
 
@@ -50,6 +50,16 @@ def test_schedule_phases_and_learning_rates(weights, phases):
     assert [schedule_phase(hp, epoch) for epoch in (0, 1)] == phases
     assert [phase_learning_rate(hp, p) for p in phases] == ([0.01, 0.001] if weights else [0.01, 0.01])
     assert phase_learning_rate({**hp, "fine_learning_rate": 0.0}, "finetune") == 0.01
+
+
+def test_cosine_decay_restarts_in_each_phase():
+    hp = tiny_hp(weights="/some/weights.pth", pre_epochs=2, epochs=4, learning_rate=0.01, fine_learning_rate=0.001,
+                 lr_decay="cosine")
+    rates = [epoch_learning_rate(hp, epoch) for epoch in range(6)]
+    assert rates == pytest.approx([0.01, 0.005, 0.001, 0.001 * (2 + 2 ** 0.5) / 4, 0.0005, 0.001 * (2 - 2 ** 0.5) / 4])
+    scratch = {**hp, "weights": ""}
+    assert [epoch_learning_rate(scratch, e) for e in (0, 3)] == pytest.approx([0.01, 0.005])
+    assert [epoch_learning_rate({**hp, "lr_decay": "none"}, e) for e in (1, 5)] == [0.01, 0.001]
 
 
 class ScheduleRecorder(Callback):
@@ -108,13 +118,14 @@ def test_pretrained_backbone_is_frozen_for_pre_epochs_then_its_last_share_fine_t
     assert changed and all(k.rsplit(".", 1)[0] in trainable_layers for k in changed)
 
 
-def test_from_scratch_everything_trains_for_all_epochs(example_dir, tmp_path):
-    hp = tiny_hp(weights="", pre_epochs=1, epochs=1, learning_rate=0.01, fine_learning_rate=0.001)
+@pytest.mark.parametrize(("lr_decay", "rates"), [("none", [0.01, 0.01]), ("cosine", [0.01, 0.005])])
+def test_from_scratch_everything_trains_for_all_epochs(example_dir, tmp_path, lr_decay, rates):
+    hp = tiny_hp(weights="", pre_epochs=1, epochs=1, learning_rate=0.01, fine_learning_rate=0.001, lr_decay=lr_decay)
     recorder = ScheduleRecorder()
     train_tiny(example_dir, tmp_path / "out", hp, [recorder])
     names = {n for n, _ in DsplModule(hp, CLASSES.to_dict()).model.backbone.named_parameters()}
     assert [e["trainable"] == names for e in recorder.epochs] == [True, True]
-    assert [e["lr"] for e in recorder.epochs] == [0.01, 0.01]
+    assert [e["lr"] for e in recorder.epochs] == pytest.approx(rates)
     assert all(all(e["bn_training"].values()) for e in recorder.epochs)
 
 

@@ -59,6 +59,8 @@ SCHEMA: dict[str, Key] = {
     "learning_rate": Key(float, check=_positive),
     "fine_learning_rate": Key(float, None, check=_non_negative, nullable=True,
                               help="learning rate after pre_epochs; null or 0 keeps learning_rate"),
+    "lr_decay": Key(str, "none", choices=("none", "cosine"),
+                    help="dspl: 'cosine' decays each phase's learning rate along a half cosine over its epochs"),
     "finetune_layer": Key(float, check=_unit_interval),
     "loss": Key(str),
     "activation": Key(str),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -41,6 +42,28 @@ def phase_learning_rate(hp: HParams, phase: str) -> float:
     """fine_learning_rate while fine-tuning (when set and > 0), else learning_rate."""
     fine = hp.get("fine_learning_rate")
     return float(fine) if phase == FINETUNE and fine else float(hp["learning_rate"])
+
+
+def phase_epochs(hp: HParams, phase: str) -> tuple[int, int]:
+    """First epoch and number of epochs of ``phase``."""
+    if phase == FROZEN:
+        return 0, int(hp["pre_epochs"])
+    if phase == FINETUNE:
+        return int(hp["pre_epochs"]), int(hp["epochs"])
+    return 0, total_epochs(hp)
+
+
+def epoch_learning_rate(hp: HParams, epoch: int) -> float:
+    """The phase's learning rate, decayed along a half cosine over the phase's epochs when lr_decay is 'cosine'.
+
+    Each phase restarts at its own rate, so DeepSpectrumLite's two-phase schedule keeps its shape.
+    """
+    phase = schedule_phase(hp, epoch)
+    rate = phase_learning_rate(hp, phase)
+    if hp.get("lr_decay", "none") != "cosine":
+        return rate
+    start, length = phase_epochs(hp, phase)
+    return rate * 0.5 * (1.0 + math.cos(math.pi * (epoch - start) / max(length, 1)))
 
 
 class DsplModule(L.LightningModule):
@@ -141,17 +164,16 @@ class DsplModule(L.LightningModule):
         return create_optimizer(self.hp["optimizer"], self.model.parameters(), float(self.hp["learning_rate"]))
 
     def on_train_epoch_start(self) -> None:
-        """Enter the schedule's phase for this epoch: freeze, unfreeze the last finetune_layer share, set the lr."""
+        """Enter the schedule's phase for this epoch (freeze, or unfreeze the last finetune_layer share); set the lr."""
         phase = schedule_phase(self.hp, self.current_epoch)
-        if phase == self.phase:
-            return
         previous, self.phase = self.phase, phase
-        if phase == FROZEN:
-            freeze_backbone(self.model)
-        elif phase == FINETUNE:
-            unfreeze_last(self.model, float(self.hp["finetune_layer"]))
+        if phase != previous:
+            if phase == FROZEN:
+                freeze_backbone(self.model)
+            elif phase == FINETUNE:
+                unfreeze_last(self.model, float(self.hp["finetune_layer"]))
         for optimizer in self.trainer.optimizers:
-            if previous == FROZEN:  # DeepSpectrumLite recompiled the model: a fresh optimizer state
+            if previous == FROZEN and phase != FROZEN:  # DeepSpectrumLite recompiled the model: fresh optimizer state
                 optimizer.state.clear()
             for group in optimizer.param_groups:
-                group["lr"] = phase_learning_rate(self.hp, phase)
+                group["lr"] = epoch_learning_rate(self.hp, self.current_epoch)
