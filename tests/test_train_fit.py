@@ -37,6 +37,15 @@ def test_print_config_shows_the_resolved_configuration(example_dir, tmp_path):
     assert config["trainer"]["precision"] == "bf16-mixed" and config["trainer"]["max_epochs"] is None
 
 
+def test_help_describes_the_model_and_data_arguments():
+    result = CliRunner().invoke(cli, ["fit", "--help"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for description in ("DeepSpectrumLite hp config", "JSON object mapping class labels to names",
+                        "which configuration of the grid to train", "DataLoader worker processes"):
+        assert description in text
+
+
 def test_fit_trains_under_ddp_with_two_cpu_processes(example_dir, tmp_path):
     args = fit_args(example_dir, tmp_path, "--trainer.devices", "2", "--trainer.strategy", "ddp",
                     "--trainer.enable_progress_bar", "false", "--trainer.callbacks", "[]",

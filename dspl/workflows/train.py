@@ -160,9 +160,10 @@ def print_test_report(console: Console, scores: torch.Tensor, targets: torch.Ten
     predicted = scores.argmax(dim=1).numpy()
     truth = targets.numpy()
     matrix = confusion_matrix(truth, predicted, labels=labels)
-    table = Table("true \\ predicted", *classes.names, title="confusion matrix")
-    for name, row in zip(classes.names, matrix):
-        table.add_row(name, *(str(v) for v in row))
+    # columns carry the short labels so that many classes still fit a terminal; rows add the names
+    table = Table("true \\ predicted", *classes.labels, title="confusion matrix")
+    for label, name, row in zip(classes.labels, classes.names, matrix):
+        table.add_row(label if name == label else f"{label} ({name})", *(str(v) for v in row))
     console.print(table)
     console.print(classification_report(truth, predicted, labels=labels, target_names=list(classes.names),
                                         digits=3, zero_division=0))
@@ -184,6 +185,14 @@ class ConfigFileModule(DsplModule):
     """DsplModule built from an hp config file (configuration ``config_index`` of its grid) and a class config."""
 
     def __init__(self, hp_config: str, class_config: str, config_index: int = 0, pretrained: bool = True) -> None:
+        """The model of one configuration.
+
+        Args:
+            hp_config: DeepSpectrumLite hp config (JSON grid of hyper-parameters).
+            class_config: JSON object mapping class labels to names.
+            config_index: which configuration of the grid to train (file order, last key fastest).
+            pretrained: load the backbone's `weights` (false when a checkpoint restores every weight).
+        """
         hp, classes = _load_configs(hp_config, class_config, config_index)
         super().__init__(hp, classes.to_dict(), pretrained=pretrained)
 
@@ -193,6 +202,17 @@ class ConfigFileDataModule(AudioDataModule):
 
     def __init__(self, data_dir: str, label_file: str, hp_config: str, class_config: str, config_index: int = 0,
                  cache: bool = True, num_workers: int = 0) -> None:
+        """The audio of one configuration, chunked and cached.
+
+        Args:
+            data_dir: directory of the audio files the label file names.
+            label_file: CSV of file names and labels (partitions from the parser, e.g. train_/devel_/test_ prefixes).
+            hp_config: linked from model.hp_config.
+            class_config: linked from model.class_config.
+            config_index: linked from model.config_index.
+            cache: keep decoded audio in memory, so later epochs decode nothing.
+            num_workers: DataLoader worker processes.
+        """
         hp, classes = _load_configs(hp_config, class_config, config_index)
         super().__init__(data_dir, label_file, hp, classes, hp_source_dir=Path(hp_config).resolve().parent,
                          cache=cache, num_workers=num_workers)
