@@ -1,0 +1,60 @@
+"""Export of the model variants the main pipeline test does not cover: regression, raw features, top_db.
+
+Untrained tiny models (random weights are enough for float parity): each is exported to fp32 image and
+end-to-end TFLite models without calibration data, and both must reproduce PyTorch on real chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dspl.config import ClassConfig
+from dspl.data.example import REGRESSION_CLASSES, write_example_data
+from dspl.export.exporter import export
+from dspl.export.tflite_convert import tflite_predict
+from dspl.features import PlotTransform
+from dspl.models import create_model
+from dspl.models.modelfile import save_model_file
+from test_modelfile import CLASSES, tiny_hp
+
+VARIANTS = [
+    pytest.param(dict(prediction_type="regression"), REGRESSION_CLASSES, id="regression"),
+    pytest.param(dict(use_plot_images=False, top_db=60.0, chunk_size=0.5, chunk_hop_size=0.5), CLASSES.to_dict(),
+                 id="raw-features-top-db"),
+]
+
+
+@pytest.fixture(scope="module")
+def example_chunks(tmp_path_factory: pytest.TempPathFactory) -> torch.Tensor:
+    """One-second chunks of the example set's test files (16 kHz)."""
+    from dspl.data.audio import load_audio
+
+    root = write_example_data(tmp_path_factory.mktemp("variants"), files_per_class=2, seed=3)
+    files = sorted((root / "audio").glob("test_*.wav"))
+    return torch.stack([load_audio(f, 16000)[:16000] for f in files])
+
+
+@pytest.mark.parametrize(("overrides", "classes"), VARIANTS)
+def test_variant_exports_match_pytorch(tmp_path, example_chunks, overrides, classes):
+    prediction_type = overrides.pop("prediction_type", "categorical")
+    hp = tiny_hp(prediction_type, **overrides)
+    classes = ClassConfig.from_dict(classes)
+    torch.manual_seed(0)
+    model = create_model(hp, classes.num_classes, pretrained=False).eval()
+    chunks = example_chunks[:, : int(hp["chunk_size"] * hp["sample_rate"])]
+    with torch.no_grad():
+        inputs = PlotTransform(hp)(chunks)
+        expected = model(inputs).numpy()
+    model_file = save_model_file(tmp_path / "model.h5", model, hp, classes, tuple(inputs.shape[1:]))
+
+    written = export(model_file, tmp_path / "out", formats=("tflite",), quantize=("fp32",), end_to_end=True)
+
+    assert expected.shape == (len(chunks), classes.num_classes)
+    image_scores = tflite_predict(written["tflite_fp32"], inputs.permute(0, 2, 3, 1).numpy())
+    np.testing.assert_allclose(image_scores, expected, atol=1e-4)
+    end_to_end = tflite_predict(written["end_to_end_fp32"], chunks.numpy())
+    np.testing.assert_allclose(end_to_end, expected, atol=1e-4)
+    if prediction_type == "regression":
+        assert np.ptp(expected) > 0  # distinct inputs give distinct values: the comparison is not of constants
