@@ -63,6 +63,15 @@ def test_header_records_format_versions_configs_and_input_shape(tmp_path, traine
         assert set(f["state_dict"]) == set(model.state_dict())
 
 
+def test_file_from_before_a_key_existed_reads_with_its_default(tmp_path, trained):
+    hp, model = trained
+    older = {k: v for k, v in hp.items() if k not in ("top_db", "lr_decay", "augment_stretch")}
+    path = save_model_file(tmp_path / "model.h5", model, older, CLASSES)
+    loaded = load_model_file(path)
+    assert loaded.hp == hp
+    assert loaded.hp["top_db"] is None and loaded.hp["lr_decay"] == "none" and loaded.hp["augment_stretch"] is False
+
+
 def test_tensors_keep_their_dtype(tmp_path, trained):
     hp, model = trained
     half = create_model(hp, CLASSES.num_classes, pretrained=False).to(torch.bfloat16)

@@ -9,10 +9,11 @@ from dspl.config.grid import (
     parse_grid,
     read_json,
     select_configurations,
+    with_defaults,
 )
 from dspl.config.schema import SCHEMA
 
 __all__ = [
     "SCHEMA", "ClassConfig", "HParams", "check_class_config", "expand_grid", "load_class_config",
-    "load_config", "load_grid", "parse_grid", "read_json", "select_configurations",
+    "load_config", "load_grid", "parse_grid", "read_json", "select_configurations", "with_defaults",
 ]

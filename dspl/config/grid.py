@@ -7,7 +7,7 @@ import itertools
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from dspl.config.schema import ALIASES, REQUIRED, SCHEMA, Key
 from dspl.errors import DsplError
@@ -107,6 +107,11 @@ def parse_grid(raw: Any, source: str = "<hp config>") -> dict[str, list[Any]]:
         raise DsplError(f"{source}: required key '{missing[0]}' is missing" +
                         (f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
     return grid
+
+
+def with_defaults(hp: Mapping[str, Any]) -> HParams:
+    """``hp`` plus the schema default of every optional key it lacks (model files written before a key existed)."""
+    return {**{name: key.default for name, key in SCHEMA.items() if key.default is not REQUIRED}, **hp}
 
 
 def expand_grid(grid: dict[str, list[Any]], source: str = "<hp config>") -> list[HParams]:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from dspl import __version__
-from dspl.config import ClassConfig, HParams
+from dspl.config import ClassConfig, HParams, with_defaults
 from dspl.errors import DsplError
 from dspl.files import atomic_path
 
@@ -106,7 +106,8 @@ def read_checkpoint(path: Path) -> tuple[HParams, ClassConfig, dict[str, torch.T
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         hparams = checkpoint["hyper_parameters"]
-        hp, classes = dict(hparams["hp"]), ClassConfig.from_dict(dict(hparams["classes"]), f"{path} (class config)")
+        hp = with_defaults(hparams["hp"])
+        classes = ClassConfig.from_dict(dict(hparams["classes"]), f"{path} (class config)")
         state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     except (OSError, RuntimeError, KeyError, TypeError, AttributeError, EOFError) as exc:
         raise DsplError(f"{path}: not a checkpoint written by dspl training (or truncated): {exc}") from None
@@ -125,7 +126,7 @@ def read_model_file(path: str | Path) -> tuple[HParams, ClassConfig, dict[str, t
     try:
         with h5py.File(path, "r") as f:
             _check_header(path, f)
-            hp = json.loads(f.attrs["hp"])
+            hp = with_defaults(json.loads(f.attrs["hp"]))
             classes = ClassConfig.from_dict(json.loads(f.attrs["classes"]), f"{path} (class config)")
             state = {name: _from_numpy(ds[()], ds.attrs["dtype"]) for name, ds in f[STATE_GROUP].items()}
             header = {key: f.attrs[key] for key in f.attrs if key not in ("hp", "classes")}
