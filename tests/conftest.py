@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -14,6 +17,22 @@ def sine(frequency: float, seconds: float, sample_rate: int, amplitude: float = 
     """A float32 sine of `seconds` (rounded down to whole samples)."""
     t = np.arange(int(round(seconds * sample_rate))) / sample_rate
     return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_tempdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Temporary files of the code under test (TensorFlow's autograph modules, export work folders, child
+    processes) go to one folder that is removed after the session, not into the system's /tmp."""
+    path = tmp_path_factory.mktemp("tempdir")
+    previous, previous_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = str(path), str(path)
+    yield path
+    tempfile.tempdir = previous
+    if previous_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = previous_env
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
