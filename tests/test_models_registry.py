@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import huggingface_hub.constants
 import pytest
 import timm
@@ -44,6 +46,17 @@ def test_random_init_backbone_gives_pooled_features():
     out = backbone.module(torch.rand(2, 3, 32, 32))
     assert out.shape == (2, backbone.num_features)
     assert len(backbone.mean) == 3 and len(backbone.std) == 3
+
+
+def test_vgg_ends_at_its_last_conv_block_like_keras_without_top():
+    backbone = create_backbone("vgg11", "")
+    assert backbone.num_features == 512
+    assert not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (7, 7) for m in backbone.module.modules())
+    x = torch.rand(1, 3, 64, 64)  # 2x2 after the conv blocks: timm's fc6 would pool it up to 7x7
+    assert backbone.module(x).shape == (1, 512)
+    buffer = io.BytesIO()
+    torch.onnx.export(backbone.module.eval(), (x,), buffer, opset_version=17, dynamo=False)
+    assert buffer.tell() > 0
 
 
 def test_torchvision_squeezenet_backbone_one_channel():

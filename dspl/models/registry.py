@@ -17,6 +17,7 @@ from pathlib import Path
 
 import timm
 import torch
+from timm.models.vgg import ConvMlp as VggConvMlp
 from torch import nn
 
 from dspl.errors import DsplError
@@ -140,8 +141,14 @@ def _timm_backbone(name: str, pretrained: bool, in_chans: int) -> Backbone:
         log.debug("loading pretrained weights of %s failed", name, exc_info=err)
         raise DsplError(_offline_message(name, err)) from err
     cfg = module.pretrained_cfg
-    # Models with a pre-logits head (MobileNetV3, LCNet, ...) output head_hidden_size features, not num_features.
-    width = getattr(module, "head_hidden_size", None) or module.num_features
+    if isinstance(getattr(module, "pre_logits", None), VggConvMlp):
+        # Keras' VGG without its top, DeepSpectrumLite's base, ends at the last conv block: drop fc6/fc7 (as
+        # convolutions), which also pool plots under 224x224 up to 7x7, an operator ONNX cannot export.
+        module.pre_logits = nn.Identity()
+        width = module.num_features
+    else:
+        # Models with a pre-logits head (MobileNetV3, LCNet, ...) output head_hidden_size features.
+        width = getattr(module, "head_hidden_size", None) or module.num_features
     return Backbone(module, name, width, tuple(cfg.get("mean", _IMAGENET_MEAN)),
                     tuple(cfg.get("std", _IMAGENET_STD)))
 
