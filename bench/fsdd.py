@@ -120,12 +120,6 @@ def ensemble_scores(model_files: list[Path], audio_files: list[Path]) -> np.ndar
     return total / len(model_files)
 
 
-def accuracy_and_uar(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """Accuracy and unweighted average recall in %."""
-    recalls = [np.mean(predicted[truth == c] == c) for c in np.unique(truth)]
-    return 100 * float(np.mean(predicted == truth)), 100 * float(np.mean(recalls))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FSDD recordings directory")
@@ -141,11 +135,14 @@ def main() -> None:
                         help="override one hp key, e.g. --set dropout=0.3 --set use_plot_images=true")
     args = parser.parse_args()
 
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
     from dspl.workflows.train import train
 
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="dspl_fsdd_"))
     audio, label_file, counts = write_split(args.data, work_dir, args.devel_from_take)
-    hp = {**HP, "epochs": args.epochs, "seed": args.seeds, "basemodel_name": args.backbone, "tb_run_id": f"{args.backbone}_scratch",
+    hp = {**HP, "epochs": args.epochs, "seed": args.seeds, "basemodel_name": args.backbone,
+          "tb_run_id": f"{args.backbone}_scratch",
           "image_width": args.image_size, "image_height": args.image_size}
     for item in args.set:
         key, _, value = item.partition("=")
@@ -172,15 +169,16 @@ def main() -> None:
     print(f"FSDD speaker-independent (test speaker {TEST_SPEAKER}), {hp['basemodel_name']} from scratch, "
           f"input {features} of {chunks}, {hp['epochs']} epochs, {len(results)} seed(s), {minutes:.1f} min:")
     accuracies = []
-    for seed, result in zip(args.seeds, results):
+    seeds = hp["seed"] if isinstance(hp["seed"], list) else [hp["seed"]]
+    for seed, result in zip(seeds, results):
         test = result["test"]
         accuracies.append(100 * test["test/accuracy"])
         print(f"  seed {seed}: accuracy {accuracies[-1]:.1f} %, UAR {100 * test['test/uar']:.1f} %")
     if len(results) > 1:
         test_files = sorted(audio.glob("test_*.wav"))
         truth = np.array([int(FILE_NAME.fullmatch(f.name.removeprefix("test_")).group(1)) for f in test_files])
-        scores = ensemble_scores([r["model_file"] for r in results], test_files)
-        accuracy, uar = accuracy_and_uar(scores.argmax(axis=1), truth)
+        predicted = ensemble_scores([r["model_file"] for r in results], test_files).argmax(axis=1)
+        accuracy, uar = 100 * accuracy_score(truth, predicted), 100 * balanced_accuracy_score(truth, predicted)
         print(f"  mean of the seeds: accuracy {statistics.mean(accuracies):.1f} % "
               f"(sd {statistics.stdev(accuracies):.1f})")
         print(f"  ensemble (mean scores of the {len(results)} models, per file): "

@@ -6,9 +6,10 @@ box side (``cutmix_min`` → ``cutmix_max`` of the image side) and the total Spe
 (``specaug_freq_min`` → ``_max`` of the frequency axis, ``specaug_time_min`` → ``_max`` of the time
 axis, split over ``specaug_*_mask_num`` masks) and, with ``augment_stretch``, how far time and
 frequency may be stretched (up to ``stretch_time_max`` / ``stretch_freq_max``). An augmented sample
-gets every enabled transform: stretching, then CutMix, then the masks. Plot images (frequency up the rows, time across the columns) are masked with 0, a
-black pixel, i.e. the normalised value of black; raw features ([B, 1, frames, features]) with each
-sample's mean, as the SpecAugment paper does. All of it runs batched on the images' device.
+gets every enabled transform: stretching, then CutMix, then the masks. Plot images (frequency up the
+rows, time across the columns) are masked with 0, a black pixel, i.e. the normalised value of black;
+raw features ([B, 1, frames, features]) with each sample's mean, as the SpecAugment paper does. All of
+it runs batched on the images' device.
 """
 
 from __future__ import annotations
