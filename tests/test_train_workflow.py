@@ -45,6 +45,9 @@ def test_categorical_grid_writes_the_documented_layout(example_dir, tmp_path):
     result = run_train(example_dir, tmp_path, hp_config)
     assert result.exit_code == 0, result.output
     assert "confusion matrix" in result.output and "UAR" in result.output and "macro avg" in result.output
+    header = next(line for line in result.output.splitlines() if "true \\ predicted" in line)
+    assert header.split("┃")[2:5] == [" low ", " high ", " noise "]  # short labels as column headers
+    assert "│ low (Low tone) " in result.output  # rows add the names
     for index, lr in enumerate([0.001, 0.002]):
         model_dir = tmp_path / "out" / "models" / "example" / f"run_config_{index}"
         loaded = load_model_file(model_dir / "model.h5")
