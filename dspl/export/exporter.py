@@ -174,7 +174,7 @@ def _export_all(run: _Run, formats: list[str], quantize: list[str], end_to_end: 
 
 def _export_tflite(run: _Run, saved_model: Path, float_scores: np.ndarray, quantize: list[str],
                    end_to_end: bool, int8_io: bool, write: bool) -> None:
-    from dspl.export.tflite_convert import convert_saved_model, tflite_predict
+    from dspl.export.tflite_convert import convert_and_run, convert_saved_model
 
     nhwc = calibration.to_nhwc(run.inputs.verify_plots)
     calib = None if run.inputs.calibration_plots is None else calibration.to_nhwc(run.inputs.calibration_plots)
@@ -183,8 +183,7 @@ def _export_tflite(run: _Run, saved_model: Path, float_scores: np.ndarray, quant
     for q in quantize:
         log.info("step 3: SavedModel -> TFLite %s", q)
         integer_io = int8_io and q == "int8"
-        model = convert_saved_model(saved_model, q, calib, int8_io=integer_io)
-        scores = tflite_predict(model, nhwc)
+        model, scores = convert_and_run(saved_model, q, calib, integer_io, nhwc)
         if q == "fp32":
             figure = verify.check_close("TFLite fp32 vs SavedModel", float_scores, scores)
         else:

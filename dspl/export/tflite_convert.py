@@ -25,14 +25,22 @@ def convert_saved_model(saved_model: str | Path, quantize: str = "fp32", calibra
     """Convert a SavedModel to TFLite bytes; `int8` needs `calibration` (model inputs, one item per row).
 
     `int8_io` makes a full-int8 model take int8 inputs and return int8 outputs (else they stay float32).
-    Quantised conversions run in a child process: TensorFlow's quantiser aborts the whole process on some
-    graphs (Xception's, seen here), which then ends as a DsplError instead of killing the caller.
-    Raises DsplError when the result needs a Flex or custom operator.
+    Runs in a child process (see run_isolated). Raises DsplError when the result needs a Flex or custom operator.
     """
-    if quantize in ("fp32", "fp16"):
-        return _convert(str(saved_model), quantize, calibration, int8_io)
     return run_isolated(_convert, str(saved_model), quantize, calibration, int8_io,
-                        what=f"{saved_model} ({quantize})")
+                        what=f"TFLite {quantize} export")
+
+
+def convert_and_run(saved_model: str | Path, quantize: str, calibration: np.ndarray | None, int8_io: bool,
+                    inputs: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """convert_saved_model, then the new model's outputs for ``inputs``, both in one child process.
+
+    TensorFlow aborts its whole process on some graphs: the converter on Xception's int8 quantisation, the
+    interpreter's kernel preparation on NASNet-Large's int8 model (seen here). In a child that ends as a
+    DsplError instead of killing the caller.
+    """
+    return run_isolated(_convert_and_run, str(saved_model), quantize, calibration, int8_io, inputs,
+                        what=f"TFLite {quantize} export")
 
 
 def run_isolated(function: Callable[..., T], *args: Any, what: str) -> T:
@@ -41,8 +49,8 @@ def run_isolated(function: Callable[..., T], *args: Any, what: str) -> T:
         try:
             return pool.submit(function, *args).result()
         except BrokenProcessPool:
-            raise DsplError(f"{what}: TensorFlow's converter crashed (the process died); "
-                            "fp32 and fp16 exports of this model still work") from None
+            raise DsplError(f"{what}: TensorFlow crashed converting or running the model (the process "
+                            "died); other quantisations of this model may still work") from None
 
 
 def _convert(saved_model: str, quantize: str, calibration: np.ndarray | None, int8_io: bool) -> bytes:
@@ -52,6 +60,12 @@ def _convert(saved_model: str, quantize: str, calibration: np.ndarray | None, in
     representative = None if calibration is None else (lambda: ([item[None]] for item in calibration))
     configure(converter, quantize, representative, int8_io)
     return checked_convert(converter, f"{saved_model} ({quantize})")
+
+
+def _convert_and_run(saved_model: str, quantize: str, calibration: np.ndarray | None, int8_io: bool,
+                     inputs: np.ndarray) -> tuple[bytes, np.ndarray]:
+    model = _convert(saved_model, quantize, calibration, int8_io)
+    return model, tflite_predict(model, inputs)
 
 
 def configure(converter, quantize: str, representative: Callable[[], Iterable[list[np.ndarray]]] | None,
