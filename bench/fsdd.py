@@ -15,9 +15,10 @@ CutMix, 96x96 plots, resnet18 or no SpecAugment did not help. Seed 1 on the CPU:
 ensemble of five such different models 80.2 %. Raw log-mel features instead of plots (--set
 use_plot_images=false) gave the best single models: seeds 1-3 78.6/77.4/79.4 % (mean 78.5), ensemble 81.4 %.
 The first defaults (regnetx_002, 0-4 kHz, 20 epochs) gave 42.4 %. Nicolas's files carry a DC offset (hence
-200 Hz), are tightly trimmed and short (0.32 s of speech vs 0.37-0.44 s). The default's errors on him: 'zero' -> 'three' (20 of 50), 'three' -> 'two', 'seven' and
-'eight' -> 'six'; an older run's were 'three' -> 'two', 'one' -> 'five', 'zero' -> 'four'. Pronunciation
-rather than rate: stretching the test plots gained 1.4 points at best.
+200 Hz), are tightly trimmed and short (0.32 s of speech vs 0.37-0.44 s). The default's errors on him:
+'zero' -> 'three' (20 of 50), 'three' -> 'two', 'seven' and 'eight' -> 'six'; an older run's were 'three' ->
+'two', 'one' -> 'five', 'zero' -> 'four'. Pronunciation rather than rate: stretching the test plots gained
+1.4 points at best.
 Override any hp key for experiments: --set key=JSON (e.g. --set use_plot_images=true).
 
     python bench/fsdd.py [--data ../shared/data/fsdd/recordings] [--work-dir DIR] [--epochs 50] [--seeds 1 2 3]
