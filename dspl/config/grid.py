@@ -117,10 +117,9 @@ def with_defaults(hp: Mapping[str, Any]) -> HParams:
 def expand_grid(grid: dict[str, list[Any]], source: str = "<hp config>") -> list[HParams]:
     """Every combination in file order, the last key varying fastest, with defaults filled in."""
     names = list(grid)
-    defaults = {name: key.default for name, key in SCHEMA.items() if name not in grid}
     configs = []
     for index, values in enumerate(itertools.product(*(grid[n] for n in names))):
-        hp = {**defaults, **dict(zip(names, values))}
+        hp = with_defaults(dict(zip(names, values)))
         _check_combination(f"{source} (configuration {index})", hp)
         configs.append(hp)
     return configs
