@@ -38,6 +38,7 @@ def example_chunks(tmp_path_factory: pytest.TempPathFactory) -> torch.Tensor:
 
 @pytest.mark.parametrize(("overrides", "classes"), VARIANTS)
 def test_variant_exports_match_pytorch(tmp_path, example_chunks, overrides, classes):
+    overrides = dict(overrides)  # the parameter is shared between runs: leave it as it is
     prediction_type = overrides.pop("prediction_type", "categorical")
     hp = tiny_hp(prediction_type, **overrides)
     classes = ClassConfig.from_dict(classes)
