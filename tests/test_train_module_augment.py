@@ -1,0 +1,91 @@
+"""training_step: the loss is computed on what the real Augmenter returned (plots and mixed targets)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import CLASS_DICT, tiny_hp
+
+from dspl.augment import Augmenter
+from dspl.models.module import DsplModule
+
+
+class AugmenterSpy(torch.nn.Module):
+    """Wraps the module's real Augmenter: calls it unchanged and keeps copies of what went in and came out."""
+
+    def __init__(self, real: Augmenter) -> None:
+        super().__init__()
+        self.real = real
+        self.calls: list[dict[str, torch.Tensor]] = []
+
+    @property
+    def enabled(self) -> bool:
+        return self.real.enabled
+
+    def forward(self, images, targets, losses):
+        out_images, out_targets = self.real(images, targets, losses)
+        self.calls.append({"images": images.clone(), "targets": targets.clone(),
+                           "out_images": out_images.clone(), "out_targets": out_targets.clone()})
+        return out_images, out_targets
+
+
+@pytest.mark.filterwarnings("ignore:.*self.log.*")
+def test_the_loss_sees_the_augmented_plots_and_targets():
+    # every sample augmented (da_prob 1), CutMix with large boxes and SpecAugment masks; no dropout, so that
+    # the head's logits of the same plots are the same on a second pass
+    hp = tiny_hp(da_prob_min=1.0, da_prob_max=1.0, augment_cutmix=True, augment_specaug=True, cutmix_min=0.5,
+                 cutmix_max=0.5, dropout=0.0)
+    torch.manual_seed(0)
+    module = DsplModule(hp, CLASS_DICT)
+    assert isinstance(module.augmenter, Augmenter)
+    module.augmenter.seed = 5
+    spy = AugmenterSpy(module.augmenter)
+    module.augmenter = spy
+
+    seen_plots: list[torch.Tensor] = []
+    real_logits = module.model.logits
+
+    def recording_logits(plots):
+        seen_plots.append(plots.detach().clone())
+        return real_logits(plots)
+
+    module.model.logits = recording_logits
+    losses_seen: list[tuple[torch.Tensor, torch.Tensor, dict, torch.Tensor]] = []
+    real_loss = module.loss_fn
+
+    class RecordingLoss(torch.nn.Module):
+        def forward(self, logits, targets, **kwargs):
+            value = real_loss(logits, targets, **kwargs)
+            losses_seen.append((logits.detach().clone(), targets.detach().clone(), kwargs, value.detach().clone()))
+            return value
+
+    module.loss_fn = RecordingLoss()
+
+    batch = {"audio": torch.randn(8, 16000) * 0.1, "target": torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])}
+    batch = module.on_after_batch_transfer(batch, 0)
+    plots = batch["plots"].clone()
+    loss = module.training_step(batch, 0)
+
+    assert len(spy.calls) == 1
+    call = spy.calls[0]
+    assert torch.equal(call["images"], plots)
+    one_hot = torch.nn.functional.one_hot(batch["target"], 3).float()
+    assert torch.equal(call["targets"], one_hot)
+    # the augmentation really changed the batch: the check below can tell the two apart
+    assert (call["out_images"] != plots).any(dim=(1, 2, 3)).all()
+    assert not torch.allclose(call["out_targets"], one_hot)
+
+    # first pass ranks the clean batch, second pass trains on the Augmenter's output
+    assert len(seen_plots) == 2
+    assert torch.equal(seen_plots[0], plots)
+    assert torch.equal(seen_plots[1], call["out_images"])
+    ranking, training = losses_seen
+    assert ranking[2] == {"reduction": "none"} and torch.equal(ranking[1], one_hot)
+    assert training[2] == {} and torch.equal(training[1], call["out_targets"])
+    assert torch.equal(loss.detach(), training[3])
+    # and that loss is the loss of the augmented batch, not of the clean one
+    with torch.no_grad():
+        augmented_loss = real_loss(real_logits(call["out_images"]), call["out_targets"])
+        clean_loss = real_loss(real_logits(plots), one_hot)
+    assert float(loss.detach()) == pytest.approx(float(augmented_loss), rel=1e-5)
+    assert abs(float(loss.detach()) - float(clean_loss)) > 1e-4
