@@ -90,12 +90,20 @@ def test_keras_specific_activation_definitions():
     assert torch.allclose(create_activation("swish")(x), x * torch.sigmoid(x))
 
 
-def test_arelu_formula():
-    act = ARelu()
+def test_arelu_is_deepspectrumlites_fixed_function():
+    act = create_activation("arelu")
     x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0])
     gain = 1 + torch.sigmoid(torch.tensor(2.0))
     expected = torch.where(x >= 0, gain * x, 0.9 * x)
     assert torch.allclose(act(x), expected)
+    assert list(act.parameters()) == [] and sorted(act.state_dict()) == ["alpha", "beta"]
+
+
+def test_arelu_learnable_formula():
+    act = create_activation("arelu_learnable")
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0])
+    gain = 1 + torch.sigmoid(torch.tensor(2.0))
+    assert torch.allclose(act(x), torch.where(x >= 0, gain * x, 0.9 * x))
     with torch.no_grad():
         act.alpha.fill_(5.0)
     assert torch.allclose(act(torch.tensor([-1.0])), torch.tensor([-0.99]))

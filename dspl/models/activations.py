@@ -1,4 +1,4 @@
-"""Activation functions by their Keras names (as DeepSpectrumLite's configs spell them) plus ARelu.
+"""Activation functions by their Keras names (as DeepSpectrumLite's configs spell them) plus ARelu (fixed and learnable).
 
 Definitions follow tf.keras 2.x, the Keras DeepSpectrumLite was written for: ``hard_sigmoid`` is
 ``clip(0.2·x + 0.5, 0, 1)``, ``leaky_relu`` uses ``tf.nn.leaky_relu``'s slope 0.2, ``gelu`` is exact
@@ -16,25 +16,38 @@ from torch.nn import functional as F
 from dspl.errors import DsplError
 
 
+ARELU_ALPHA = 0.9  # DeepSpectrumLite's fixed ARelu constants (the paper's initial values of α and β)
+ARELU_BETA = 2.0
+
+
 class ARelu(nn.Module):
     """Attention-based Rectified Linear Unit (Chen et al., 2020, arXiv:2006.13858).
 
-    ``ARelu(x) = relu(x) + ELSA(x)`` with the element-wise sign attention
-    ``ELSA(x) = clamp(α, 0.01, 0.99)·x`` for ``x < 0`` and ``σ(β)·x`` for ``x ≥ 0``, i.e.
-    ``(1 + σ(β))·relu(x) − clamp(α, 0.01, 0.99)·relu(−x)``. α and β are two learnable scalars per
-    layer, initialised to 0.9 and 2.0 as in the paper's reference implementation.
+    ``ARelu(x) = (1 + σ(β))·relu(x) − clamp(α, 0.01, 0.99)·relu(−x)``. DeepSpectrumLite's ``arelu`` is this
+    function with the fixed constants α = 0.9 and β = 2.0 (nothing trained), which is what ``arelu`` builds.
+    ``learnable=True`` is the paper's variant (``arelu_learnable``): α and β are two learnable scalars per
+    layer, starting at the same values. Either way α and β are in the state dict under the same names, so a
+    model file written when ``arelu`` learned them loads and computes with the values it learned.
     """
 
-    def __init__(self, alpha: float = 0.9, beta: float = 2.0) -> None:
+    def __init__(self, alpha: float = ARELU_ALPHA, beta: float = ARELU_BETA, learnable: bool = False) -> None:
         super().__init__()
-        self.alpha = nn.Parameter(torch.tensor(alpha))
-        self.beta = nn.Parameter(torch.tensor(beta))
+        self.learnable = learnable
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            tensor = torch.tensor(value)
+            if learnable:
+                self.register_parameter(name, nn.Parameter(tensor))
+            else:
+                self.register_buffer(name, tensor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Amplify positive inputs by 1 + σ(β) and scale negative ones by the clamped α."""
         alpha = torch.clamp(self.alpha, 0.01, 0.99)
         gain = 1.0 + torch.sigmoid(self.beta)
         return F.relu(x) * gain - F.relu(-x) * alpha
+
+    def extra_repr(self) -> str:
+        return "learnable" if self.learnable else "fixed"
 
 
 class _Elementwise(nn.Module):
@@ -79,6 +92,7 @@ _FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "softmax": lambda: nn.Softmax(dim=-1),
     "log_softmax": lambda: nn.LogSoftmax(dim=-1),
     "arelu": ARelu,
+    "arelu_learnable": lambda: ARelu(learnable=True),
 }
 
 ACTIVATIONS: tuple[str, ...] = tuple(sorted(_FACTORIES))
