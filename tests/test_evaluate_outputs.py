@@ -1,0 +1,282 @@
+"""predict's and devel-test's outputs recomputed from their own chunk CSVs and from first principles.
+
+- the grouped predictions CSV of `predict` holds the mean of the file's chunk scores (chunk CSV);
+- devel-test's file-level decision is the majority vote of the chunk decisions, ties to the highest mean score;
+- accuracy, f1_macro, UAR and the whole confusion matrix equal sklearn's; MAE, RMSE and CCC equal numpy formulas.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import read_csv, spread_model_file, tiny_hp, write_grid
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+
+from dspl.cli.main import cli
+from dspl.config import ClassConfig
+from dspl.predictor import FilePrediction
+from dspl.workflows import evaluate
+from dspl.workflows.evaluate import classification_metrics, majority_vote, regression_metrics
+
+CLASSES = ClassConfig.from_dict({"a": "A", "b": "B", "c": "C"})
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def prediction(rows: list[list[float]], classes: ClassConfig = CLASSES, source: str = "x.wav") -> FilePrediction:
+    """A FilePrediction as the Predictor makes it: chunk decisions are the arg-max, scores the mean."""
+    chunk_scores = np.asarray(rows, dtype=np.float64)
+    scores = chunk_scores.mean(axis=0)
+    return FilePrediction(source, [0.5 * i for i in range(len(rows))], chunk_scores, scores,
+                          classes.labels[int(np.argmax(scores))],
+                          [classes.labels[int(np.argmax(r))] for r in chunk_scores])
+
+
+# --- majority vote ------------------------------------------------------------------------------------------------
+
+def test_majority_beats_the_first_chunk_and_the_mean_score():
+    p = prediction([[0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.5, 0.4, 0.1]])
+    assert p.chunk_decisions == ["b", "a", "a"] and p.decision == "b"  # first chunk and mean both say b
+    assert majority_vote(p, CLASSES) == "a"
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    # two-way tie a/b: the mean score of b is higher, though the first chunk says a
+    ([[0.5, 0.4, 0.1], [0.1, 0.8, 0.1]], "b"),
+    # the same tie, mean favouring a, first chunk b
+    ([[0.1, 0.5, 0.4], [0.8, 0.1, 0.1]], "a"),
+    # c and a tied with 2 votes each, b 1: a has the higher mean (0.46 against c's 0.32), the first chunk says c
+    ([[0.1, 0.2, 0.7], [0.1, 0.2, 0.7], [0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.3, 0.6, 0.1]], "a"),
+    # three-way tie: highest mean wins (c), first chunk a
+    ([[0.4, 0.3, 0.3], [0.3, 0.4, 0.3], [0.0, 0.1, 0.9]], "c"),
+    # a tie between classes that are not first in the class config
+    ([[0.1, 0.5, 0.4], [0.1, 0.3, 0.6], [0.2, 0.45, 0.35], [0.2, 0.35, 0.45]], "c"),
+])
+def test_ties_go_to_the_tied_class_with_the_highest_mean_score(rows, expected):
+    assert majority_vote(prediction(rows), CLASSES) == expected
+
+
+def test_a_tie_never_goes_to_a_class_outside_the_tie():
+    # a and b tie with one vote each; c has the highest mean score but no vote
+    p = FilePrediction("x.wav", [0.0, 0.5], np.array([[0.6, 0.0, 0.4], [0.0, 0.6, 0.4]]), np.array([0.2, 0.3, 0.5]),
+                       "c", ["a", "b"])
+    assert majority_vote(p, CLASSES) == "b"
+
+
+def test_one_chunk_votes_for_itself():
+    assert majority_vote(prediction([[0.1, 0.1, 0.8]]), CLASSES) == "c"
+
+
+# --- metrics ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_classification_metrics_equal_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    classes = ClassConfig.from_dict({k: k.upper() for k in "abcd"})
+    y_true = rng.integers(0, 4, 40).tolist()
+    y_pred = [t if rng.random() < 0.5 else int(rng.integers(0, 3)) for t in y_true]  # class 3 rarely predicted
+    metrics = classification_metrics(y_true, y_pred, classes)
+    labels = [0, 1, 2, 3]
+    assert metrics["cm"] == confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    assert metrics["accuracy"] == pytest.approx(100 * accuracy_score(y_true, y_pred))
+    assert metrics["f1_macro"] == pytest.approx(100 * f1_score(y_true, y_pred, labels=labels, average="macro",
+                                                                 zero_division=0))
+    assert metrics["uar"] == pytest.approx(100 * recall_score(y_true, y_pred, labels=labels, average="macro",
+                                                              zero_division=0))
+    assert metrics["count"] == 40 and metrics["labels"] == ["a", "b", "c", "d"]
+
+
+def test_classification_metrics_by_hand():
+    classes = ClassConfig.from_dict({"a": "A", "b": "B", "c": "C"})
+    # true a a a b b c ; predicted a b a b c c
+    metrics = classification_metrics([0, 0, 0, 1, 1, 2], [0, 1, 0, 1, 2, 2], classes)
+    assert metrics["cm"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]  # rows: true class, columns: prediction
+    assert metrics["accuracy"] == pytest.approx(100 * 4 / 6)
+    assert metrics["uar"] == pytest.approx(100 * (2 / 3 + 1 / 2 + 1) / 3)
+    f1 = [2 * 1 * (2 / 3) / (1 + 2 / 3), 2 * 0.5 * 0.5 / 1.0, 2 * 0.5 * 1 / 1.5]  # precision a 1, b 1/2, c 1/2
+    assert metrics["f1_macro"] == pytest.approx(100 * sum(f1) / 3)
+
+
+def ccc(p: np.ndarray, y: np.ndarray) -> float:
+    """Concordance correlation coefficient with (n − 1) sample moments (what torchmetrics computes; Lin's 1989
+    estimator uses 1/n moments and differs slightly for small n)."""
+    cov = np.sum((p - p.mean()) * (y - y.mean())) / (len(y) - 1)
+    return 2 * cov / (p.var(ddof=1) + y.var(ddof=1) + (p.mean() - y.mean()) ** 2)
+
+
+def test_regression_metrics_equal_numpy_formulas():
+    rng = np.random.default_rng(3)
+    y = rng.random(25)
+    p = 0.6 * y + 0.3 + 0.1 * rng.standard_normal(25)
+    metrics = regression_metrics(y.tolist(), p.tolist())
+    assert metrics["mae"] == pytest.approx(np.mean(np.abs(p - y)), rel=1e-12)
+    assert metrics["rmse"] == pytest.approx(np.sqrt(np.mean((p - y) ** 2)), rel=1e-12)
+    assert metrics["ccc"] == pytest.approx(ccc(p, y), rel=1e-9)
+    assert metrics["count"] == 25
+    perfect = regression_metrics([0.1, 0.5, 0.9], [0.1, 0.5, 0.9])
+    assert (perfect["mae"], perfect["rmse"]) == (0.0, 0.0) and perfect["ccc"] == pytest.approx(1.0)
+
+
+# --- devel-test with chosen chunk scores -----------------------------------------------------------------------
+
+# per file: label and chunk scores (a, b, c) chosen so that vote, first chunk and mean-score decision differ
+DEVEL = {
+    "devel_000.wav": ("a", [[0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.5, 0.4, 0.1]]),            # vote a, first b, mean b
+    "devel_001.wav": ("b", [[0.5, 0.4, 0.1], [0.1, 0.8, 0.1]]),                              # tie -> b, first a
+    "devel_002.wav": ("c", [[0.1, 0.2, 0.7], [0.1, 0.2, 0.7], [0.9, 0.05, 0.05],
+                            [0.9, 0.05, 0.05], [0.3, 0.6, 0.1]]),                              # tie -> a, first c
+    "devel_003.wav": ("c", [[0.1, 0.1, 0.8], [0.1, 0.1, 0.8]]),                              # c
+}
+TEST = {
+    "test_000.wav": ("b", [[0.1, 0.5, 0.4], [0.1, 0.3, 0.6], [0.2, 0.45, 0.35], [0.2, 0.35, 0.45]]),  # tie -> c
+    "test_001.wav": ("a", [[0.9, 0.05, 0.05]]),                                              # a
+}
+VOTES = {"devel_000.wav": "a", "devel_001.wav": "b", "devel_002.wav": "a", "devel_003.wav": "c",
+         "test_000.wav": "c", "test_001.wav": "a"}
+
+
+class ChosenPredictor:
+    """Stands in for the loaded model: the chunk scores of each file are the ones chosen above."""
+
+    def __init__(self, scores: dict[str, list[list[float]]]) -> None:
+        self.scores = scores
+        self.classes = CLASSES
+        self.categorical = True
+        self.hp = {"prediction_type": "categorical", "label_parser": "compare"}
+
+    def predict_files(self, paths):
+        for path in paths:
+            yield prediction(self.scores[Path(path).name], source=str(path))
+
+
+@pytest.fixture
+def chosen_evaluation(tmp_path, monkeypatch, write_sine):
+    files = {**DEVEL, **TEST}
+    for name in files:
+        write_sine(tmp_path / "audio" / name, seconds=0.1)
+    label_file = tmp_path / "labels.csv"
+    label_file.write_text("filename,label\n" + "".join(f"{n},{label}\n" for n, (label, _) in files.items()))
+    monkeypatch.setattr(evaluate, "load_model",
+                        lambda path, batch_size=64: ChosenPredictor({n: rows for n, (_, rows) in files.items()}))
+    results = evaluate.devel_test(tmp_path / "model" / "model.h5", tmp_path / "audio", label_file)
+    return tmp_path / "model" / "evaluation", results
+
+
+def test_devel_test_grouped_decision_is_the_majority_vote(chosen_evaluation):
+    out, _ = chosen_evaluation
+    for partition, files in (("devel", DEVEL), ("test", TEST)):
+        grouped = read_csv(out / partition / f"{partition}.grouped.predictions.csv")
+        assert [r["filename"] for r in grouped] == list(files)
+        assert {r["filename"]: r["prediction"] for r in grouped} == {n: VOTES[n] for n in files}
+        assert {r["filename"]: r["label"] for r in grouped} == {n: label for n, (label, _) in files.items()}
+        chunks = read_csv(out / partition / f"{partition}.chunks.predictions.csv")
+        assert len(chunks) == sum(len(rows) for _, rows in files.values())
+        # the vote recomputed from the chunk CSV: most frequent decision, ties to the highest mean score
+        by_file = defaultdict(list)
+        for row in chunks:
+            by_file[row["filename"]].append(row)
+        for name, rows in by_file.items():
+            decisions = [r["prediction"] for r in rows]
+            counts = {label: decisions.count(label) for label in CLASSES.labels}
+            mean = {label: np.mean([float(r[f"prob_{label}"]) for r in rows]) for label in CLASSES.labels}
+            best = max(counts.values())
+            assert VOTES[name] == max((label for label in counts if counts[label] == best), key=mean.get)
+
+
+def test_devel_test_metrics_equal_sklearn_on_chunks_and_files(chosen_evaluation):
+    out, results = chosen_evaluation
+    labels = list(CLASSES.labels)
+    for partition, files in (("devel", DEVEL), ("test", TEST)):
+        chunk_true = [labels.index(label) for label, rows in files.values() for _ in rows]
+        chunk_pred = [int(np.argmax(r)) for _, rows in files.values() for r in rows]
+        file_true = [labels.index(label) for label, _ in files.values()]
+        file_pred = [labels.index(VOTES[n]) for n in files]
+        for level, y, p in (("chunks", chunk_true, chunk_pred), ("grouped", file_true, file_pred)):
+            metrics = json.loads((out / partition / f"{partition}.{level}.metrics.json").read_text())
+            assert metrics == results[partition][level]
+            assert metrics["cm"] == confusion_matrix(y, p, labels=[0, 1, 2]).tolist()
+            assert metrics["accuracy"] == pytest.approx(100 * accuracy_score(y, p))
+            assert metrics["f1_macro"] == pytest.approx(100 * f1_score(y, p, labels=[0, 1, 2], average="macro",
+                                                                         zero_division=0))
+            assert metrics["uar"] == pytest.approx(100 * recall_score(y, p, labels=[0, 1, 2], average="macro",
+                                                                      zero_division=0))
+            assert metrics["count"] == len(y)
+    # devel files: a, b, c, c voted a, b, a, c -> 3 of 4 right, by hand
+    devel = results["devel"]["grouped"]
+    assert devel["cm"] == [[1, 0, 0], [0, 1, 0], [1, 0, 1]] and devel["accuracy"] == pytest.approx(75.0)
+
+
+# --- predict and devel-test with a real model on the example set ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def spread_model(tmp_path_factory) -> Path:
+    """An untrained categorical model whose scores vary clearly between the chunks of a file."""
+    return spread_model_file(tmp_path_factory.mktemp("spread") / "model.h5", tiny_hp(),
+                             {"low": "Low tone", "high": "High tone", "noise": "Noise"})
+
+
+def test_predict_grouped_scores_are_the_mean_of_the_chunk_csv(spread_model, example_dir):
+    result = run("predict", "-md", str(spread_model), "-d", str(example_dir / "audio"))
+    assert result.exit_code == 0, result.output
+    out = spread_model.parent / "test" / "test"
+    chunks, grouped = read_csv(out / "test.chunks.predictions.csv"), read_csv(out / "test.grouped.predictions.csv")
+    columns = ["prob_low", "prob_high", "prob_noise"]
+    assert list(grouped[0]) == ["filename", *columns, "prediction"]
+    by_file = defaultdict(list)
+    for row in chunks:
+        by_file[row["filename"]].append([float(row[c]) for c in columns])
+    assert [r["filename"] for r in grouped] == list(by_file) and len(grouped) == 15
+    far_from_first = 0
+    for row in grouped:
+        scores = np.asarray(by_file[row["filename"]])
+        mean = scores.mean(axis=0)
+        np.testing.assert_allclose([float(row[c]) for c in columns], mean, atol=1.5e-6, err_msg=row["filename"])
+        assert row["prediction"] == ["low", "high", "noise"][int(np.argmax(mean))]
+        far_from_first += bool(np.abs(scores[0] - mean).max() > 1e-3)
+    assert far_from_first >= 5  # the chunks of a file really differ: the first chunk's scores are not the mean
+
+
+@pytest.fixture(scope="module")
+def regression_model(tmp_path_factory, example_dir) -> Path:
+    classes = json.loads((example_dir / "regression_class_config.json").read_text())
+    hp = tiny_hp("regression")
+    return spread_model_file(tmp_path_factory.mktemp("regression") / "model.h5", hp, classes, gain=300.0)
+
+
+def test_devel_test_on_the_regression_example_matches_numpy(regression_model, example_dir):
+    result = run("devel-test", "-md", str(regression_model), "-d", str(example_dir / "audio"),
+                 "-l", str(example_dir / "regression_label.csv"),
+                 "-cc", str(example_dir / "regression_class_config.json"))
+    assert result.exit_code == 0, result.output
+    (target,) = json.loads((example_dir / "regression_class_config.json").read_text())
+    labels = {r["filename"]: float(r["label"]) for r in read_csv(example_dir / "regression_label.csv")}
+    for partition in ("devel", "test"):
+        out = regression_model.parent / "evaluation" / partition
+        chunks = read_csv(out / f"{partition}.chunks.predictions.csv")
+        grouped = read_csv(out / f"{partition}.grouped.predictions.csv")
+        assert {r["filename"] for r in grouped} == {n for n in labels if n.startswith(partition)}
+        by_file = defaultdict(list)
+        for row in chunks:
+            assert float(row["label"]) == pytest.approx(labels[row["filename"]])
+            assert float(row["prediction"]) == pytest.approx(float(row[f"value_{target}"]), abs=1e-6)
+            by_file[row["filename"]].append(float(row[f"value_{target}"]))
+        for row in grouped:  # a file's value is the mean of its chunks' values
+            assert float(row["prediction"]) == pytest.approx(np.mean(by_file[row["filename"]]), abs=2e-6)
+        levels = {"chunks": (np.array([float(r["prediction"]) for r in chunks]),
+                             np.array([labels[r["filename"]] for r in chunks])),
+                  "grouped": (np.array([float(r["prediction"]) for r in grouped]),
+                              np.array([labels[r["filename"]] for r in grouped]))}
+        for level, (p, y) in levels.items():
+            metrics = json.loads((out / f"{partition}.{level}.metrics.json").read_text())
+            assert p.std() > 1e-3  # predictions vary, so the CCC is a real check
+            assert metrics["count"] == len(y)
+            assert metrics["mae"] == pytest.approx(np.mean(np.abs(p - y)), abs=2e-6)
+            assert metrics["rmse"] == pytest.approx(np.sqrt(np.mean((p - y) ** 2)), abs=2e-6)
+            assert metrics["ccc"] == pytest.approx(ccc(p, y), abs=1e-4)
