@@ -47,7 +47,7 @@ def torch_step(hp: dict, audio: np.ndarray, device: str) -> Callable[[], object]
 
     from dspl.features import PlotTransform
 
-    transform = PlotTransform(hp).to(device).eval()
+    transform = PlotTransform.from_hp(hp).to(device).eval()
     batch = torch.from_numpy(audio).to(device)
 
     def step() -> object:
@@ -68,7 +68,7 @@ def tf_step(hp: dict, audio: np.ndarray) -> Callable[[], object] | str:
         from dspl.export.tf_reference import TFPlotPipeline
     except ImportError as exc:
         return f"TF reference unavailable ({exc})"
-    pipeline = TFPlotPipeline(hp)
+    pipeline = TFPlotPipeline.from_hp(hp)
     batch = tf.constant(audio)
     return lambda: pipeline(batch).numpy()
 

@@ -30,7 +30,7 @@ def keras_end_to_end(hp: dict, backbone: str, num_classes: int, path: Path) -> P
 
     from dspl.export.tf_reference import TFPlotPipeline
 
-    pipeline = TFPlotPipeline(hp)  # the tf.signal / tf.image reference preprocessing
+    pipeline = TFPlotPipeline.from_hp(hp)  # the tf.signal / tf.image reference preprocessing
     size = (hp["image_height"], hp["image_width"], 3)
     application = getattr(tf_keras.applications, KERAS_APPS[backbone])(
         weights=None, include_top=False, pooling="avg", input_shape=size)
@@ -41,7 +41,7 @@ def keras_end_to_end(hp: dict, backbone: str, num_classes: int, path: Path) -> P
     x = tf_keras.layers.Dense(hp["num_units"], activation="relu")(x)
     x = tf_keras.layers.Dropout(hp["dropout"])(x)
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(num_classes, activation="softmax")(x))
-    length = pipeline.geometry.num_samples
+    length = pipeline.num_samples
 
     @tf.function(input_signature=[tf.TensorSpec([1, length], tf.float32)])
     def end_to_end(audio):

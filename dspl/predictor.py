@@ -36,7 +36,7 @@ class Predictor:
         self.classes: ClassConfig = loaded.classes
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.features = PlotTransform(self.hp).to(self.device).eval()
+        self.features = PlotTransform.from_hp(self.hp).to(self.device).eval()
         self.model = loaded.model.to(self.device).eval()
 
     @property

@@ -31,7 +31,7 @@ def _fine_tune(model: torch.nn.Module, hp: dict, classes, data_dir: Path, label_
     torch.manual_seed(0)
     module = AudioDataModule(data_dir, label_file, hp, classes)
     module.setup("fit")
-    transform = PlotTransform(hp)
+    transform = PlotTransform.from_hp(hp)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(epochs):

@@ -46,7 +46,7 @@ def test_variant_exports_match_pytorch(tmp_path, example_chunks, overrides, clas
     model = create_model(hp, classes.num_classes, pretrained=False).eval()
     chunks = example_chunks[:, : int(hp["chunk_size"] * hp["sample_rate"])]
     with torch.no_grad():
-        inputs = PlotTransform(hp)(chunks)
+        inputs = PlotTransform.from_hp(hp)(chunks)
         expected = model(inputs).numpy()
     model_file = save_model_file(tmp_path / "model.h5", model, hp, classes, tuple(inputs.shape[1:]))
 

@@ -1,4 +1,4 @@
-"""dspl.features.functional and colour maps: the tf.signal constants and the stateless batched operations."""
+"""dspl.features.functional and the spec's colour tables: the tf.signal constants and the stateless batched operations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dspl.features import functional as F
-from dspl.features.colormaps import COLOR_MAPS, colormap_table
+from dspl.spec import COLOR_MAPS, colour_table, lifter_weights, num_frames
 
 tf = importlib.import_module("tensorflow")
 
@@ -48,13 +48,13 @@ def test_stft_power_equals_tf_signal_stft(frame_length: int, frame_step: int, ff
     assert np.allclose(window.numpy(), tf.signal.hann_window(frame_length, periodic=True).numpy(), atol=1e-6)
     got = F.stft_power(torch.from_numpy(audio), window, frame_step, fft_length).numpy()
     expected = np.abs(stft) ** 2
-    assert got.shape == expected.shape == (2, F.num_frames(403, frame_length, frame_step), fft_length // 2 + 1)
+    assert got.shape == expected.shape == (2, num_frames(403, frame_length, frame_step), fft_length // 2 + 1)
     assert np.abs(got - expected).max() <= 1e-4 * expected.max()
 
 
 def test_num_frames_without_padding() -> None:
-    assert F.num_frames(32000, 2048, 1024) == 30
-    assert F.num_frames(2047, 2048, 1024) == 0
+    assert num_frames(32000, 2048, 1024) == 30
+    assert num_frames(2047, 2048, 1024) == 0
 
 
 def test_peak_normalize_guards_silence() -> None:
@@ -64,18 +64,28 @@ def test_peak_normalize_guards_silence() -> None:
     assert torch.equal(out[1], torch.zeros(3))
 
 
-def test_power_to_db_is_relative_to_each_sample_peak() -> None:
-    power = torch.tensor([[[1.0, 0.1]], [[100.0, 1.0]], [[0.0, 0.0]]])
+def test_power_to_db_is_absolute() -> None:
+    """10·log10(max(1e-16, S)) against a reference power of 1, as DeepSpectrumLite computed it."""
+    power = torch.tensor([[[1.0, 0.1]], [[100.0, 1.0]], [[0.0, 1e-20]]])
     db = F.power_to_db(power)
-    assert torch.allclose(db, torch.tensor([[[0.0, -10.0]], [[0.0, -20.0]], [[0.0, 0.0]]]))
-    floor = F.power_to_db(torch.tensor([[[1.0, 0.0]]]))
-    assert floor[0, 0, 1].item() == pytest.approx(-160.0)
+    assert torch.allclose(db, torch.tensor([[[0.0, -10.0]], [[20.0, 0.0]], [[-160.0, -160.0]]]))
 
 
 def test_top_db_floors_db_below_each_sample_peak() -> None:
     power = torch.tensor([[[1.0, 1e-3, 1e-9, 0.0]], [[10.0, 1.0, 1e-12, 0.0]]])
     db = F.power_to_db(power, top_db=80.0)
-    assert torch.allclose(db, torch.tensor([[[0.0, -30.0, -80.0, -80.0]], [[0.0, -10.0, -80.0, -80.0]]]))
+    assert torch.allclose(db, torch.tensor([[[0.0, -30.0, -80.0, -80.0]], [[10.0, 0.0, -70.0, -70.0]]]))
+
+
+def test_mel_to_db_is_an_amplitude_db_relative_to_each_sample_peak() -> None:
+    """MFCC input with db_scale: 20·log10(max(1e-16, M) / max M), each sample against its own peak."""
+    mel = torch.tensor([[[4.0, 0.4]], [[1e-3, 1e-5]], [[1.0, 0.0]]])
+    db = F.mel_to_db(mel)
+    assert torch.allclose(db, torch.tensor([[[0.0, -20.0]], [[0.0, -40.0]], [[0.0, -320.0]]]))
+
+
+def test_log_mel_offset() -> None:
+    assert torch.allclose(F.log_mel(torch.tensor([[[0.0, math.e - 1e-6]]])), torch.tensor([[[math.log(1e-6), 1.0]]]))
 
 
 def test_minmax_scale_constant_sample_is_zero() -> None:
@@ -90,7 +100,7 @@ def test_colormap_endpoints_equal_matplotlib(name: str) -> None:
     import matplotlib
 
     cmap = matplotlib.colormaps[name]
-    table = colormap_table(name)
+    table = torch.from_numpy(colour_table(name)).float()
     assert table.shape == (256, 3)
     assert np.allclose(table[0].numpy(), cmap(0.0)[:3], atol=1e-7)
     assert np.allclose(table[-1].numpy(), cmap(1.0)[:3], atol=1e-7)
@@ -100,5 +110,5 @@ def test_colormap_endpoints_equal_matplotlib(name: str) -> None:
 
 
 def test_lifter_weights() -> None:
-    assert np.array_equal(F.lifter_weights(5, 0), np.ones(5))
-    assert F.lifter_weights(3, 22)[1] == pytest.approx(1 + 11 * math.sin(math.pi / 22))
+    assert np.array_equal(lifter_weights(5, 0), np.ones(5))
+    assert lifter_weights(3, 22)[1] == pytest.approx(1 + 11 * math.sin(math.pi / 22))

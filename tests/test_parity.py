@@ -114,7 +114,7 @@ def torch_output(hp: dict, audio: np.ndarray) -> np.ndarray:
     from dspl.features import PlotTransform
 
     with torch.no_grad():
-        out = PlotTransform(hp)(torch.from_numpy(audio)).numpy()
+        out = PlotTransform.from_hp(hp)(torch.from_numpy(audio)).numpy()
     return out.transpose(0, 2, 3, 1)
 
 
@@ -134,8 +134,8 @@ def assert_images_close(a: np.ndarray, b: np.ndarray) -> None:
 def assert_features_close(hp: dict, a: np.ndarray, b: np.ndarray) -> None:
     """Raw features within 1e-3 dB (MFCCs: 1e-3 in their own log units).
 
-    Power features are compared in dB relative to each chunk's peak. Bins more than FLOAT32_FLOOR_DB below the
-    peak carry float32 FFT rounding of ~1e-7 of the peak amplitude, i.e. 1e-3 to 5e-3 dB at -60 to -100 dB
+    Power features are compared in dB (absolute, as dB features are). Bins more than FLOAT32_FLOOR_DB below the
+    chunk's peak carry float32 FFT rounding of ~1e-7 of the peak amplitude, i.e. 1e-3 to 5e-3 dB at -60 to -100 dB
     (TF's own FFT vs its DFT-by-matmul differ as much), so they get 0.01 dB.
     """
     assert a.shape == b.shape
@@ -144,16 +144,16 @@ def assert_features_close(hp: dict, a: np.ndarray, b: np.ndarray) -> None:
         assert np.abs(a - b).max() <= 1e-3, f"max |diff| {np.abs(a - b).max():.4g}"
         return
     if not hp["db_scale"]:
-        a, b = (10 * np.log10(np.maximum(x, 1e-16) / x.max(axis=(1, 2, 3), keepdims=True)) for x in (a, b))
+        a, b = (10 * np.log10(np.maximum(x, 1e-16)) for x in (a, b))
     d = np.abs(a - b)
-    near = np.maximum(a, b) >= -FLOAT32_FLOOR_DB
+    near = np.maximum(a, b) >= np.maximum(a, b).max(axis=(1, 2, 3), keepdims=True) - FLOAT32_FLOOR_DB
     assert d[near].max() <= 1e-3, f"max |diff| within {FLOAT32_FLOOR_DB} dB of the peak {d[near].max():.4g} dB"
     assert d.max() <= 0.01, f"max |diff| {d.max():.4g} dB"
 
 
 def run_tf(hp: dict, audio: np.ndarray, tflite_compatible: bool = False) -> np.ndarray:
     """TFPlotPipeline output as numpy: [B, H, W, 3] or [B, frames, features, 1]."""
-    return TFPlotPipeline(hp, tflite_compatible=tflite_compatible)(audio).numpy()
+    return TFPlotPipeline.from_hp(hp, tflite_compatible=tflite_compatible)(audio).numpy()
 
 
 @pytest.mark.parametrize("overrides", PLOT_CASES)
@@ -192,8 +192,19 @@ def test_whole_file_config_takes_any_length():
     reference = run_tf(hp, audio)
     assert reference.shape == (3, 32, 48, 3)
     assert_images_close(torch_output(hp, audio), reference)
-    with pytest.raises(DsplError, match="chunk_size"):
-        TFPlotPipeline(hp, tflite_compatible=True)
+    with pytest.raises(DsplError, match="resize_method: value 'gaussian' .* needs a fixed number of samples"):
+        TFPlotPipeline.from_hp(hp, tflite_compatible=True)
+    fixed = TFPlotPipeline.from_hp(hp, tflite_compatible=True, num_samples=5321)(audio).numpy()
+    assert_images_close(fixed, reference)
+
+
+@pytest.mark.parametrize("method, antialias", [("nearest", False), ("nearest", True), ("bilinear", False)])
+def test_whole_file_tflite_mode_takes_any_length_with_builtin_resize_kernels(method, antialias):
+    hp = make_hparams(chunk_size=0.0, resize_method=method, anti_alias=antialias, image_height=40, image_width=56)
+    pipeline = TFPlotPipeline.from_hp(hp, tflite_compatible=True)
+    for length in (3217, 9001):
+        audio = make_signals(16000, length)
+        assert_images_close(pipeline(audio).numpy(), run_tf(hp, audio))
 
 
 @pytest.mark.parametrize("tflite_compatible", [False, True], ids=["reference", "tflite-mode"])

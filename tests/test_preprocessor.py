@@ -53,7 +53,7 @@ def test_preprocessor_matches_torch_with_builtin_operators(tmp_path, overrides):
 
     audio = make_signals(hp["sample_rate"], int(hp["chunk_size"] * hp["sample_rate"]))
     tflite = run_litert(path, audio)
-    pipeline = TFPlotPipeline(hp)
+    pipeline = TFPlotPipeline.from_hp(hp)
     assert tflite.shape == (3, *pipeline.output_shape)
     if hp["use_plot_images"]:
         assert_images_close(tflite, pipeline(audio).numpy())
@@ -63,10 +63,39 @@ def test_preprocessor_matches_torch_with_builtin_operators(tmp_path, overrides):
         assert_features_close(hp, tflite, torch_output(hp, audio))
 
 
-def test_preprocessor_needs_fixed_chunks(tmp_path):
-    with pytest.raises(DsplError, match="chunk_size"):
+def test_whole_file_preprocessor_needs_a_length_unless_its_resize_is_a_builtin_kernel(tmp_path):
+    with pytest.raises(DsplError, match="resize_method: value 'bilinear' .* needs a fixed number of samples"):
         create_preprocessor(make_hparams(chunk_size=0.0), tmp_path / "p.tflite")
     assert not list(tmp_path.iterdir())
+    with pytest.raises(DsplError, match="applies only to whole-file configurations"):
+        create_preprocessor(make_hparams(), tmp_path / "p.tflite", whole_file_seconds=1.0)
+    hp = make_hparams(chunk_size=0.0, resize_method="lanczos3")
+    fixed = create_preprocessor(hp, tmp_path / "fixed.tflite", whole_file_seconds=0.5)
+    audio = make_signals(16000, 8000)
+    assert_images_close(run_litert(fixed, audio), torch_output(hp, audio))
+
+
+@pytest.mark.parametrize("method, antialias", [("nearest", False), ("bilinear", False)])
+def test_whole_file_preprocessor_takes_any_length(tmp_path, method, antialias):
+    """Nearest and non-anti-aliased bilinear resize with TFLite's built-in kernels: one model, any input length."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    hp = make_hparams(chunk_size=0.0, resize_method=method, anti_alias=antialias)
+    path = create_preprocessor(hp, tmp_path / "any.tflite")
+    assert custom_operators(path) == []
+    interpreter = Interpreter(model_path=str(path))
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert list(source["shape_signature"]) == [1, -1]
+    for length in (2999, 11025):
+        audio = make_signals(16000, length)
+        interpreter.resize_tensor_input(source["index"], [1, length])
+        interpreter.allocate_tensors()
+        plots = []
+        for chunk in audio:
+            interpreter.set_tensor(source["index"], chunk[None, :])
+            interpreter.invoke()
+            plots.append(interpreter.get_tensor(target["index"])[0])
+        assert_images_close(np.stack(plots), torch_output(hp, audio))
 
 
 def test_cli_writes_preprocessor(tmp_path):

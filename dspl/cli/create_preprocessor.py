@@ -12,11 +12,14 @@ import click
               help="The .tflite file to write.")
 @click.option("--config-index", default=0, show_default=True, type=click.IntRange(min=0),
               help="Which configuration of the grid to use.")
-def command(hyper_config: str, destination: str, config_index: int) -> None:
+@click.option("--whole-file-seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Whole-file configs (chunk_size <= 0): a fixed input length in seconds. Without it the "
+                   "preprocessor takes any length, which needs resize_method nearest, or bilinear without anti_alias.")
+def command(hyper_config: str, destination: str, config_index: int, whole_file_seconds: float | None) -> None:
     """Load one configuration and write its preprocessor."""
     from dspl.config import load_config
     from dspl.export.preprocessor import create_preprocessor
 
     hp = load_config(hyper_config, config_index)
-    path = create_preprocessor(hp, destination)
+    path = create_preprocessor(hp, destination, whole_file_seconds)
     click.echo(f"wrote {path}")

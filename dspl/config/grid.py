@@ -77,6 +77,9 @@ def _check_combination(source: str, hp: HParams) -> None:
         fail("num_mfccs", "needs mel_scale true (MFCCs are computed from the log-mel spectrogram)")
     if hp["chunk_size"] > 0 and hp["chunk_hop_size"] <= 0:
         fail("chunk_hop_size", "must be > 0 when chunk_size > 0")
+    if hp["chunk_size"] <= 0 and not hp["use_plot_images"]:
+        fail("chunk_size", "(whole files) needs use_plot_images true: raw features of files of different lengths "
+                           "have different shapes, expected chunk_size > 0")
     for low, high in (("da_prob_min", "da_prob_max"), ("cutmix_min", "cutmix_max"),
                       ("specaug_freq_min", "specaug_freq_max"), ("specaug_time_min", "specaug_time_max")):
         if hp[low] > hp[high]:

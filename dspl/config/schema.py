@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from dspl.spec import COLOR_MAPS, RESIZE_METHODS
+
 REQUIRED = object()
 
 OPTIMIZERS = ("adam", "adadelta", "sgd", "adagrad", "ftrl", "nadam", "rmsprop")
-COLOR_MAPS = ("viridis", "cividis", "inferno", "magma", "plasma")
-RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "gaussian", "mitchellcubic")
 PREDICTION_TYPES = ("categorical", "regression")
 
 
@@ -117,11 +117,3 @@ SCHEMA: dict[str, Key] = {
 
 # Spellings DeepSpectrumLite's README table used beside the ones its example files use.
 ALIASES: dict[str, str] = {"num_unit": "num_units"}
-
-# Keys that decide what a model computes from a chunk of audio (the preprocessing travels with exports).
-PREPROCESSING_KEYS: tuple[str, ...] = (
-    "sample_rate", "normalize_audio", "chunk_size", "chunk_hop_size", "stft_window_size", "stft_hop_size",
-    "stft_fft_length", "mel_scale", "lower_edge_hertz", "upper_edge_hertz", "num_mel_bins", "num_mfccs",
-    "cep_lifter", "db_scale", "top_db", "use_plot_images", "color_map", "image_width", "image_height", "resize_method",
-    "anti_alias",
-)

@@ -15,22 +15,15 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from dspl.errors import DsplError
+from dspl.spec import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 
 
 def chunk_samples(hp: Mapping[str, Any]) -> tuple[int, int]:
     """(samples per chunk, hop in samples) for a config; (0, 0) when chunk_size <= 0 (whole files)."""
-    if hp["chunk_size"] <= 0:
-        return 0, 0
-    rate = hp["sample_rate"]
-    chunk, hop = int(hp["chunk_size"] * rate), int(hp["chunk_hop_size"] * rate)
-    if chunk < 1:
-        raise DsplError(f"chunk_size: value {hp['chunk_size']} gives 0 samples at sample_rate {rate}")
-    if hop < 1:
-        raise DsplError(f"chunk_hop_size: value {hp['chunk_hop_size']} gives 0 samples at sample_rate {rate}")
-    return chunk, hop
+    spec = PreprocessingSpec.from_hp(hp)
+    return spec.chunk_samples, spec.hop_samples
 
 
 def num_chunks(num_samples: int, hp: Mapping[str, Any]) -> int:

@@ -72,7 +72,7 @@ def make_plots(hp: HParams, chunks: torch.Tensor) -> np.ndarray:
     """Model inputs [K, C, H, W] (plots on 0..255, or raw features) of raw chunks, made by PlotTransform."""
     from dspl.features import PlotTransform
 
-    transform = PlotTransform(hp)
+    transform = PlotTransform.from_hp(hp)
     with torch.no_grad():
         batches = [transform(chunks[i:i + PLOT_BATCH]) for i in range(0, len(chunks), PLOT_BATCH)]
     return torch.cat(batches).numpy().astype(np.float32)

@@ -23,16 +23,16 @@ INPUT_NAME = "audio"
 
 
 def compose_fp32(hp: HParams, image_saved_model: str | Path) -> bytes:
-    """Float32 end-to-end .tflite bytes: TFPlotPipeline(hp, tflite_compatible=True) -> SavedModel -> scores."""
+    """Float32 end-to-end .tflite bytes: the TFLite-compatible TFPlotPipeline -> the SavedModel -> scores."""
     import tensorflow as tf
 
     from dspl.export.tf_reference import TFPlotPipeline
 
-    pipeline = TFPlotPipeline(hp, tflite_compatible=True)
+    pipeline = TFPlotPipeline.from_hp(hp, tflite_compatible=True)
     image_model = tf.saved_model.load(str(image_saved_model))
     serve = image_model.signatures[SIGNATURE]
     (plot_name,) = serve.structured_input_signature[1]
-    length = pipeline.geometry.num_samples
+    length = pipeline.num_samples
 
     class EndToEnd(tf.Module):
         """Raw chunk -> plot -> scores."""

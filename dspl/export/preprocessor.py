@@ -12,14 +12,20 @@ from dspl.files import write_atomically
 log = logging.getLogger(__name__)
 
 
-def create_preprocessor(hp: HParams, destination: str | Path) -> Path:
-    """Convert the TFLite-compatible TF pipeline for one [1, N] float32 chunk and write it atomically."""
+def create_preprocessor(hp: HParams, destination: str | Path, whole_file_seconds: float | None = None) -> Path:
+    """Convert the TFLite-compatible TF pipeline for one [1, N] float32 chunk and write it atomically.
+
+    ``whole_file_seconds`` fixes N for whole-file configurations (chunk_size <= 0); without it their preprocessor
+    takes any length (the client resizes the input tensor), which needs a resize with a built-in TFLite kernel.
+    """
     import tensorflow as tf
 
     from dspl.export.tf_reference import TFPlotPipeline
+    from dspl.spec import PreprocessingSpec
 
     destination = Path(destination)
-    pipeline = TFPlotPipeline(hp, tflite_compatible=True)
+    spec = PreprocessingSpec.from_hp(hp)
+    pipeline = TFPlotPipeline(spec, tflite_compatible=True, num_samples=spec.input_samples(whole_file_seconds))
     function = pipeline.concrete_function(batch_size=1)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], pipeline)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -29,7 +35,7 @@ def create_preprocessor(hp: HParams, destination: str | Path) -> Path:
     if foreign:
         raise DsplError(f"{destination}: the preprocessor needs non-built-in TFLite operators {foreign}")
     write_atomically(destination, model)
-    log.info("wrote %s: [1, %d] -> %s, %d bytes", destination, pipeline.geometry.num_samples,
+    log.info("wrote %s: [1, %s] -> %s, %d bytes", destination, pipeline.num_samples or "any",
              (1, *pipeline.output_shape), len(model))
     return destination
 

@@ -11,15 +11,7 @@ import math
 import numpy as np
 import torch
 
-PEAK_LEVEL = 0.7079
-"""Peak amplitude after normalize_audio (-3 dBFS)."""
-DB_AMIN = 1e-16
-"""Power floor of power_to_db: 10·log10(max(DB_AMIN, S))."""
-LOG_MEL_OFFSET = 1e-6
-"""Offset of the log-mel spectrogram that feeds the MFCCs: ln(mel + LOG_MEL_OFFSET), as TF's MFCC example."""
-
-_MEL_BREAK_HZ = 700.0
-_MEL_HIGH_Q = 1127.0
+from dspl.spec import LOG_MEL_OFFSET, PEAK_LEVEL, POWER_FLOOR, hertz_to_mel, lifter_weights
 
 
 def peak_normalize(audio: torch.Tensor, peak: float = PEAK_LEVEL) -> torch.Tensor:
@@ -27,11 +19,6 @@ def peak_normalize(audio: torch.Tensor, peak: float = PEAK_LEVEL) -> torch.Tenso
     largest = audio.abs().amax(dim=-1, keepdim=True)
     gain = torch.where(largest > 0, peak / largest.clamp_min(torch.finfo(audio.dtype).tiny), torch.zeros_like(largest))
     return audio * gain
-
-
-def num_frames(num_samples: int, frame_length: int, frame_step: int) -> int:
-    """Frames of an STFT without padding: 1 + (N - frame_length) // frame_step (0 when N < frame_length)."""
-    return 0 if num_samples < frame_length else 1 + (num_samples - frame_length) // frame_step
 
 
 def hann_window(length: int) -> torch.Tensor:
@@ -50,11 +37,6 @@ def stft_power(audio: torch.Tensor, window: torch.Tensor, frame_step: int, fft_l
     return spectrum.real.square() + spectrum.imag.square()
 
 
-def hertz_to_mel(frequencies: np.ndarray | float) -> np.ndarray:
-    """HTK mel scale as TF defines it: 1127·ln(1 + f / 700)."""
-    return _MEL_HIGH_Q * np.log1p(np.asarray(frequencies, dtype=np.float64) / _MEL_BREAK_HZ)
-
-
 def mel_weight_matrix(num_mel_bins: int, num_spectrogram_bins: int, sample_rate: float,
                       lower_edge_hertz: float, upper_edge_hertz: float) -> torch.Tensor:
     """``[bins, mels]`` float64 weights of tf.signal.linear_to_mel_weight_matrix (HTK triangles, DC bin zero)."""
@@ -68,29 +50,34 @@ def mel_weight_matrix(num_mel_bins: int, num_spectrogram_bins: int, sample_rate:
     return torch.from_numpy(np.pad(weights, ((1, 0), (0, 0))))
 
 
-def power_to_db(power: torch.Tensor, amin: float = DB_AMIN, top_db: float | None = None) -> torch.Tensor:
-    """10·log10(max(amin, S)) minus its per-sample maximum (not batch-wide as in DeepSpectrumLite).
+def _per_sample_max(values: torch.Tensor) -> torch.Tensor:
+    """The largest value of each sample of ``[B, ...]``, shaped to broadcast against it."""
+    return values.flatten(1).amax(dim=1).view(-1, *([1] * (values.dim() - 1)))
 
-    ``top_db`` floors the result at −top_db, so digital silence (zero padding) and the recording's own
-    noise floor map to the same colour instead of stretching the plot's range to the amin floor.
+
+def power_to_db(power: torch.Tensor, top_db: float | None = None) -> torch.Tensor:
+    """Absolute dB against a reference power of 1: 10·log10(max(POWER_FLOOR, S)), as DeepSpectrumLite computed it.
+
+    ``top_db`` (dspl's addition) floors each sample at its own peak minus top_db, so digital silence (zero
+    padding) and the recording's noise floor map to one colour instead of stretching the plot's range.
     """
-    # torchaudio's amplitude_to_DB takes only a scalar reference, hence computed here.
-    db = 10.0 * torch.log10(power.clamp_min(amin))
-    db = db - db.flatten(1).amax(dim=1).view(-1, *([1] * (db.dim() - 1)))
-    return db if top_db is None else db.clamp_min(-top_db)
+    # torchaudio's amplitude_to_DB floors relative to the batch's peak, not each sample's, hence computed here.
+    db = 10.0 * torch.log10(power.clamp_min(POWER_FLOOR))
+    return db if top_db is None else torch.maximum(db, _per_sample_max(db) - top_db)
+
+
+def mel_to_db(mel: torch.Tensor) -> torch.Tensor:
+    """Log-mel input of the MFCCs with db_scale: 20·log10(max(POWER_FLOOR, M) / max M) per sample (0 dB at its peak).
+
+    DeepSpectrumLite converted the mel *power* as if it were an amplitude, hence the factor 20.
+    """
+    db = 20.0 * torch.log10(mel.clamp_min(POWER_FLOOR))
+    return db - 20.0 * torch.log10(_per_sample_max(mel).clamp_min(POWER_FLOOR))
 
 
 def log_mel(mel: torch.Tensor) -> torch.Tensor:
-    """Natural-log mel spectrogram that feeds the MFCCs: ln(mel + LOG_MEL_OFFSET)."""
+    """Log-mel input of the MFCCs without db_scale: ln(M + LOG_MEL_OFFSET)."""
     return torch.log(mel + LOG_MEL_OFFSET)
-
-
-def lifter_weights(num_mfccs: int, cep_lifter: int) -> np.ndarray:
-    """Cepstral lifter 1 + (L/2)·sin(π·n/L) for n = 0..num_mfccs-1 (all ones when L = 0)."""
-    n = np.arange(num_mfccs, dtype=np.float64)
-    if cep_lifter <= 0:
-        return np.ones(num_mfccs)
-    return 1.0 + (cep_lifter / 2.0) * np.sin(math.pi * n / cep_lifter)
 
 
 def mfcc_matrix(num_mel_bins: int, num_mfccs: int, cep_lifter: int = 0) -> torch.Tensor:

@@ -109,7 +109,7 @@ def plot_audio(hp: Mapping[str, Any], source: str | Path, output: str | Path, fm
     source, output = Path(source), Path(output)
     files = find_audio_files(source)
     root = source if source.is_dir() else source.parent
-    transform = PlotTransform(hp).to(device).eval()
+    transform = PlotTransform.from_hp(hp).to(device).eval()
     output.mkdir(parents=True, exist_ok=True)
     summary = PlotSummary()
     sheet: list[tuple[tuple[int, int], str, np.ndarray]] = []

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "gaussian", "mitchellcubic")
+from dspl.spec import RESIZE_METHODS
 
 _F32 = np.float32
 _CUBIC_TABLE_SIZE = 1024

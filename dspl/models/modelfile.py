@@ -15,6 +15,7 @@ from dspl import __version__
 from dspl.config import ClassConfig, HParams, with_defaults
 from dspl.errors import DsplError
 from dspl.files import atomic_path
+from dspl.spec import PreprocessingSpec
 
 FORMAT = "dspl-model"
 FORMAT_VERSION = 1
@@ -54,12 +55,12 @@ def save_model_file(path: str | Path, model: torch.nn.Module, hp: HParams, class
     """Write a model file atomically (temp file in the same directory, then rename) so it is never half-written.
 
     ``input_shape`` is the model input without the batch axis (e.g. [3, 224, 224]); it is stored for readers
-    such as export and stats, and defaults to the plot image shape of ``hp``.
+    such as export and stats, and defaults to the input shape of ``hp``'s preprocessing spec.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if input_shape is None:
-        input_shape = (3, hp["image_height"], hp["image_width"]) if hp["use_plot_images"] else (1, -1, -1)
+        input_shape = PreprocessingSpec.from_hp(hp).input_shape()
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION

@@ -80,7 +80,7 @@ class DsplModule(L.LightningModule):
         self.save_hyperparameters({"hp": hp, "classes": classes, "pretrained": False})
         self.hp = hp
         self.classes = ClassConfig.from_dict(classes)
-        self.features = PlotTransform(hp)
+        self.features = PlotTransform.from_hp(hp)
         self.model = create_model(hp, self.classes.num_classes, pretrained=pretrained)
         self.augmenter = Augmenter(hp)
         self.loss_fn = create_loss(hp["loss"], hp["prediction_type"], hp["output_activation"])

@@ -21,7 +21,7 @@ from dspl.workflows.model_checks import check_hp_config
 def example_input(hp: dict[str, Any]) -> torch.Tensor:
     """The model input for one silent chunk (whole-file configs: one second), as the features make it."""
     samples = chunk_samples(hp)[0] or hp["sample_rate"]
-    return PlotTransform(hp)(torch.zeros(1, samples))
+    return PlotTransform.from_hp(hp)(torch.zeros(1, samples))
 
 
 def layer_table(model: torch.nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
