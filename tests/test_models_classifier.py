@@ -140,19 +140,3 @@ def test_every_activation_exports_to_onnx(tmp_path, name):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {"x": x.numpy()})
     np.testing.assert_allclose(out, module(x).detach().numpy(), rtol=1e-5, atol=1e-5)
-
-
-def test_activations_match_tf_keras():
-    tf = importlib.import_module("tensorflow")
-    tf_keras = importlib.import_module("tf_keras")  # tf.keras 2.x, as DeepSpectrumLite ran
-    x = np.linspace(-4, 4, 17, dtype=np.float32).reshape(1, 17)
-    compared = 0
-    for name in ACTIVATIONS:
-        try:
-            keras_fn = tf_keras.activations.get(name)
-        except ValueError:
-            continue
-        ours = create_activation(name)(torch.from_numpy(x)).numpy()
-        np.testing.assert_allclose(ours, np.asarray(keras_fn(tf.constant(x))), atol=2e-6, err_msg=name)
-        compared += 1
-    assert compared >= 18
