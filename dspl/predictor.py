@@ -36,7 +36,8 @@ class Predictor:
         self.classes: ClassConfig = loaded.classes
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.features = PlotTransform.from_hp(self.hp).to(self.device).eval()
+        features = loaded.features if loaded.features is not None else PlotTransform.from_hp(self.hp)
+        self.features = features.to(self.device).eval()
         self.model = loaded.model.to(self.device).eval()
 
     @property
@@ -102,6 +103,8 @@ class Predictor:
         chunks.clear()
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu", batch_size: int = 64) -> Predictor:
-    """Load a dspl model file (`model.h5` or a Lightning `.ckpt`) for prediction; no config files needed."""
-    return Predictor(load_model_file(path), device=device, batch_size=batch_size)
+def load_model(path: str | Path, device: str | torch.device = "cpu", batch_size: int = 64,
+               hp_config: str | Path | None = None, class_config: str | Path | None = None) -> Predictor:
+    """Load a model file for prediction: a dspl `model.h5` or Lightning `.ckpt` needs no config files; a
+    DeepSpectrumLite Keras `model.h5` needs the hyper-parameter and class configs it was trained with."""
+    return Predictor(load_model_file(path, hp_config, class_config), device=device, batch_size=batch_size)

@@ -107,7 +107,7 @@ def test_keras_model_is_named_as_such(tmp_path):
         f.attrs["backend"] = "tensorflow"
         f.attrs["model_config"] = json.dumps({"class_name": "Functional"})
         f.create_group("model_weights")
-    with pytest.raises(DsplError, match=r"DeepSpectrumLite/Keras model.*retrain it with `dspl train`"):
+    with pytest.raises(DsplError, match=r"a Keras model \(Functional\) but not one DeepSpectrumLite trained"):
         load_model_file(path)
 
 

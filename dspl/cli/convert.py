@@ -7,11 +7,15 @@ import click
 
 @click.command(name="convert", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-s", "--source", required=True, type=click.Path(dir_okay=False),
-              help="The dspl model file (model.h5).")
+              help="The model file (dspl's model.h5, or DeepSpectrumLite's with -hc and -cc).")
 @click.option("-d", "--destination", required=True, type=click.Path(dir_okay=False),
               help="The .tflite file to write: plot [1, H, W, 3] on 0..255 -> scores.")
-def command(source: str, destination: str) -> None:
+@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="DeepSpectrumLite Keras models: the hyper-parameter config they were trained with.")
+@click.option("-cc", "--class-config", "class_config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="DeepSpectrumLite Keras models: the class config they were trained with.")
+def command(source: str, destination: str, hp_config: str | None, class_config: str | None) -> None:
     """Convert a model.h5 to a TFLite model (DeepSpectrumLite compatible)."""
     from dspl.export.exporter import convert
 
-    click.echo(f"wrote {convert(source, destination)}")
+    click.echo(f"wrote {convert(source, destination, hp_config=hp_config, class_config=class_config)}")

@@ -8,9 +8,9 @@ import click
 @click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(), help="Directory of the audio files.")
 @click.option("-l", "--label-file", "label_file", required=True, type=click.Path(), help="Label file (CSV).")
 @click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
-              help="Optional: checked against the configuration stored in the model.")
+              help="dspl models: optional, checked against the stored configuration; DeepSpectrumLite Keras models: required.")
 @click.option("-cc", "--class-config", "class_config", type=click.Path(), default=None,
-              help="Optional: checked against the classes stored in the model.")
+              help="dspl models: optional, checked against the stored classes; DeepSpectrumLite Keras models: required.")
 @click.option("--batch-size", default=64, show_default=True, help="Chunks per forward pass.")
 def command(model: str, data_dir: str, label_file: str, hp_config: str | None, class_config: str | None,
             batch_size: int) -> None:

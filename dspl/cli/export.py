@@ -10,7 +10,8 @@ FORMATS = ("onnx", "saved_model", "tflite")
 
 
 @click.command(name="export", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-s", "--source", required=True, type=click.Path(dir_okay=False), help="The dspl model file (model.h5).")
+@click.option("-s", "--source", required=True, type=click.Path(dir_okay=False),
+              help="The model file (dspl's model.h5, or DeepSpectrumLite's with -hc and -cc).")
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False), help="Directory to write to.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), default=("tflite",),
               show_default=True, help="Output format (repeatable).")
@@ -25,12 +26,18 @@ FORMATS = ("onnx", "saved_model", "tflite")
               help="Audio directory of the label file (calibration on its train partition).")
 @click.option("-l", "--label-file", type=click.Path(exists=True, dir_okay=False),
               help="Label file: train partition calibrates, devel partition verifies.")
+@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="DeepSpectrumLite Keras models: the hyper-parameter config they were trained with.")
+@click.option("-cc", "--class-config", "class_config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="DeepSpectrumLite Keras models: the class config they were trained with.")
 def command(source: str, output_dir: str, formats: tuple[str, ...], quantize: tuple[str, ...], end_to_end: bool,
-            int8_io: bool, calibration_data: str | None, data_dir: str | None, label_file: str | None) -> None:
+            int8_io: bool, calibration_data: str | None, data_dir: str | None, label_file: str | None,
+            hp_config: str | None, class_config: str | None) -> None:
     """Export a model to ONNX, SavedModel or TFLite (fp32, fp16, int8), each step verified."""
     from dspl.export.exporter import export
 
     written = export(source, output_dir, formats=formats, quantize=quantize, end_to_end=end_to_end,
-                     calibration_data=calibration_data, data_dir=data_dir, label_file=label_file, int8_io=int8_io)
+                     calibration_data=calibration_data, data_dir=data_dir, label_file=label_file, int8_io=int8_io,
+                     hp_config=hp_config, class_config=class_config)
     for name, path in written.items():
         click.echo(f"{name}: {path}")

@@ -66,7 +66,8 @@ def export(model: str | Path | Any, out_dir: str | Path, formats: Sequence[str] 
            quantize: Sequence[str] = ("fp32",), end_to_end: bool = False,
            calibration_data: str | Path | None = None, data_dir: str | Path | None = None,
            label_file: str | Path | None = None, int8_io: bool = False,
-           max_chunks: int = calibration.MAX_CHUNKS, min_agreement: float = verify.MIN_AGREEMENT) -> dict[str, Path]:
+           max_chunks: int = calibration.MAX_CHUNKS, min_agreement: float = verify.MIN_AGREEMENT,
+           hp_config: str | Path | None = None, class_config: str | Path | None = None) -> dict[str, Path]:
     """Export a model file (or a LoadedModel) to out_dir; return {name: path} of everything written.
 
     formats: onnx, saved_model, tflite. quantize (TFLite and end-to-end models): fp32, fp16, dynamic, int8.
@@ -76,9 +77,10 @@ def export(model: str | Path | Any, out_dir: str | Path, formats: Sequence[str] 
     verified on synthetic tones and int8 is refused. Names: model.onnx, saved_model/, model_<q>.tflite,
     model_end_to_end_<q>.tflite, export_report.json (the verification figures).
     min_agreement: the top-1 agreement quantised models need (benchmarks of untrained models pass 0).
+    hp_config, class_config: the configs of a DeepSpectrumLite Keras model file (dspl models hold their own).
     """
     formats, quantize = _check_choices("format", formats, FORMATS), _check_choices("quantize", quantize, QUANTIZATIONS)
-    loaded = _load(model)
+    loaded = _load(model, hp_config, class_config)
     hp, classes = loaded.hp, loaded.classes
     if "int8" in quantize and calibration_data is None and label_file is None:
         raise DsplError("quantize: value 'int8': full-integer quantisation needs calibration audio: "
@@ -136,16 +138,20 @@ def _check_choices(key: str, values: Iterable[str], allowed: Sequence[str]) -> l
     return values
 
 
-def _load(model: str | Path | Any):
+def _load(model: str | Path | Any, hp_config: str | Path | None = None, class_config: str | Path | None = None):
     from dspl.models.modelfile import load_model_file
 
-    return load_model_file(model) if isinstance(model, (str, Path)) else model
+    return load_model_file(model, hp_config, class_config) if isinstance(model, (str, Path)) else model
 
 
 def _export_all(run: _Run, formats: list[str], quantize: list[str], end_to_end: bool, int8_io: bool) -> None:
     from dspl.export.onnx_export import export_onnx, onnx_predict
     from dspl.export.tf_convert import onnx_to_saved_model, saved_model_predict
+    from dspl.legacy.keras_model import KerasScorer
 
+    if isinstance(run.model, KerasScorer):
+        _export_keras(run, formats, quantize, end_to_end, int8_io)
+        return
     plots = run.inputs.verify_plots
     with torch.no_grad():
         reference = run.model(torch.from_numpy(plots)).numpy()
@@ -166,6 +172,29 @@ def _export_all(run: _Run, formats: list[str], quantize: list[str], end_to_end: 
     onnx_to_saved_model(onnx_path, saved_model, sample)
     tf_scores = saved_model_predict(saved_model, nhwc)
     _record(run, "saved_model", verify.check_close("SavedModel vs ONNX", onnx_scores, tf_scores))
+    if "saved_model" in formats:
+        run.results["saved_model"] = saved_model
+    if "tflite" in formats or end_to_end:
+        _export_tflite(run, saved_model, tf_scores, quantize, end_to_end, int8_io, write="tflite" in formats)
+
+
+def _export_keras(run: _Run, formats: list[str], quantize: list[str], end_to_end: bool, int8_io: bool) -> None:
+    """A DeepSpectrumLite Keras model: Keras -> SavedModel (no ONNX step), then as _export_all goes on."""
+    from dspl.export.tf_convert import saved_model_predict
+    from dspl.legacy.keras_export import keras_saved_model
+
+    if "onnx" in formats:
+        raise DsplError("format: value 'onnx': a DeepSpectrumLite Keras model goes to TensorFlow formats only; "
+                        "for ONNX port it first with `dspl import-keras`")
+    nhwc = calibration.to_nhwc(run.inputs.verify_plots)
+    with torch.no_grad():
+        reference = run.model(torch.from_numpy(run.inputs.verify_plots)).numpy()
+    run.report["reference"] = "keras"
+    saved_model = (run.out_dir if "saved_model" in formats else run.work) / "saved_model"
+    log.info("step 1: Keras -> TensorFlow SavedModel")
+    keras_saved_model(run.model, nhwc.shape[1:], saved_model)
+    tf_scores = saved_model_predict(saved_model, nhwc)
+    _record(run, "saved_model", verify.check_close("SavedModel vs Keras", reference, tf_scores))
     if "saved_model" in formats:
         run.results["saved_model"] = saved_model
     if "tflite" in formats or end_to_end:
@@ -262,14 +291,18 @@ def _with_metadata(run: _Run, model: bytes, end_to_end: bool) -> bytes:
 
 def convert(model: str | Path | Any, destination: str | Path, quantize: str = "fp32",
             calibration_data: str | Path | None = None, data_dir: str | Path | None = None,
-            label_file: str | Path | None = None) -> Path:
-    """DeepSpectrumLite's `convert`: one verified image-model .tflite (plot [1, H, W, 3] -> scores) at destination."""
+            label_file: str | Path | None = None, hp_config: str | Path | None = None,
+            class_config: str | Path | None = None) -> Path:
+    """DeepSpectrumLite's `convert`: one verified image-model .tflite (plot [1, H, W, 3] -> scores) at destination.
+
+    hp_config, class_config: the configs of a DeepSpectrumLite Keras model file (dspl models hold their own).
+    """
     import shutil
 
     destination = Path(destination)
     with tempfile.TemporaryDirectory(prefix="dspl-convert-") as tmp:
         written = export(model, tmp, formats=("tflite",), quantize=(quantize,), calibration_data=calibration_data,
-                         data_dir=data_dir, label_file=label_file)
+                         data_dir=data_dir, label_file=label_file, hp_config=hp_config, class_config=class_config)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(written[f"tflite_{quantize}"]), destination)
     log.info("wrote %s", destination)

@@ -26,11 +26,15 @@ KERAS_MARKERS = ("keras_version", "backend", "model_config", "layer_names")
 
 @dataclass
 class LoadedModel:
-    """A classifier rebuilt from a model file (in eval mode) with the configs it was trained with."""
+    """A classifier rebuilt from a model file (in eval mode) with the configs it was trained with.
+
+    ``features`` makes its inputs from raw chunks when they are not dspl's own PlotTransform (None).
+    """
 
     model: torch.nn.Module
     hp: HParams
     classes: ClassConfig
+    features: torch.nn.Module | None = None
 
 
 def _to_numpy(tensor: torch.Tensor) -> tuple[np.ndarray, str]:
@@ -87,8 +91,8 @@ def _check_header(path: Path, f: h5py.File) -> None:
     if fmt != FORMAT:
         if any(marker in attrs for marker in KERAS_MARKERS):
             raise DsplError(
-                f"{path}: this is a DeepSpectrumLite/Keras model, which dspl cannot load; "
-                "retrain it with `dspl train` (same hp_config, class_config and label file)"
+                f"{path}: this is a DeepSpectrumLite/Keras model, not a dspl model file; run it with its "
+                "configs (-hc, -cc) or port it with `dspl import-keras`"
             )
         raise DsplError(f"{path}: not a dspl model file (HDF5 without the '{FORMAT}' header)")
     version = int(attrs.get("format_version", -1))
@@ -138,10 +142,19 @@ def read_model_file(path: str | Path) -> tuple[HParams, ClassConfig, dict[str, t
     return hp, classes, state, header
 
 
-def load_model_file(path: str | Path) -> LoadedModel:
-    """Rebuild the classifier a model file describes (no config files or downloads needed), in eval mode."""
+def load_model_file(path: str | Path, hp_config: str | Path | None = None,
+                    class_config: str | Path | None = None) -> LoadedModel:
+    """Rebuild the classifier a model file describes (no config files or downloads needed), in eval mode.
+
+    A DeepSpectrumLite Keras model.h5 is run through TensorFlow instead and needs hp_config and class_config.
+    """
+    from dspl.legacy.keras_file import is_keras_file
     from dspl.models import create_model
 
+    if is_keras_file(path):
+        from dspl.legacy.keras_model import load_legacy_model
+
+        return load_legacy_model(path, hp_config, class_config)
     hp, classes, state, _ = read_model_file(path)
     model = create_model(hp, classes.num_classes, pretrained=False)
     try:

@@ -49,8 +49,8 @@ _ALTERNATIVES: dict[str, tuple[str, ...]] = {
 
 TORCHVISION_BACKBONES: tuple[str, ...] = ("squeezenet1_0", "squeezenet1_1")
 WEIGHT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin", ".safetensors")
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -149,8 +149,8 @@ def _timm_backbone(name: str, pretrained: bool, in_chans: int) -> Backbone:
     else:
         # Models with a pre-logits head (MobileNetV3, LCNet, ...) output head_hidden_size features.
         width = getattr(module, "head_hidden_size", None) or module.num_features
-    return Backbone(module, name, width, tuple(cfg.get("mean", _IMAGENET_MEAN)),
-                    tuple(cfg.get("std", _IMAGENET_STD)))
+    return Backbone(module, name, width, tuple(cfg.get("mean", IMAGENET_MEAN)),
+                    tuple(cfg.get("std", IMAGENET_STD)))
 
 
 def _check_has_pretrained(name: str) -> None:
@@ -200,7 +200,7 @@ def _torchvision_squeezenet(name: str, pretrained: bool, in_chans: int) -> Backb
             conv.weight.copy_(adapt_input_conv(in_chans, first.weight))
             conv.bias.copy_(first.bias)
         module.features[0] = conv
-    return Backbone(module, name, module.num_features, _IMAGENET_MEAN, _IMAGENET_STD)
+    return Backbone(module, name, module.num_features, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -135,7 +135,7 @@ def devel_test(model_path: str | Path, data_dir: str | Path, label_file: str | P
     """
     console = console or Console()
     model_path, data_dir, label_file = Path(model_path), Path(data_dir), Path(label_file)
-    predictor = load_model(model_path, batch_size=batch_size)
+    predictor = load_model(model_path, batch_size=batch_size, hp_config=hp_config, class_config=class_config)
     check_configs(predictor.hp, predictor.classes, model_path, hp_config, class_config)
     search_dirs = [Path(hp_config).parent if hp_config else None, label_file.parent, Path.cwd()]
     _, devel, test = parse_label_file(label_file, predictor.hp["label_parser"], search_dirs)

@@ -59,7 +59,7 @@ def predict(model_path: str | Path, data_dir: str | Path, hp_config: str | Path 
     names = [str(p.relative_to(root)) for p in files]
     written = []
     for model_file in expand_model_paths(model_path):
-        predictor = load_model(model_file, batch_size=batch_size)
+        predictor = load_model(model_file, batch_size=batch_size, hp_config=hp_config, class_config=class_config)
         check_configs(predictor.hp, predictor.classes, model_file, hp_config, class_config)
         chunks, grouped = [], []
         with Progress(transient=True) as progress:

@@ -60,7 +60,16 @@ def latency_ms(model: torch.nn.Module, x: torch.Tensor, runs: int = 20, warmup: 
 
 
 def model_stats(model_path: str | Path, runs: int = 20, hp_config: str | Path | None = None) -> dict[str, Any]:
-    """Statistics of a model file as a JSON-ready dict (an optional hp config is checked against it)."""
+    """Statistics of a model file as a JSON-ready dict (an optional hp config is checked against it).
+
+    A DeepSpectrumLite Keras model.h5 is measured by TensorFlow (its configs are not needed).
+    """
+    from dspl.legacy.keras_file import is_keras_file
+
+    if is_keras_file(model_path):
+        from dspl.legacy.keras_stats import keras_model_stats
+
+        return keras_model_stats(model_path, runs=runs)
     loaded = load_model_file(model_path)
     if hp_config is not None:
         check_hp_config(loaded.hp, hp_config, model_path)

@@ -1,0 +1,1 @@
+"""DeepSpectrumLite's own Keras model files: recognise, run, export and port them into PyTorch."""

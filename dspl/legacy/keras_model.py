@@ -1,0 +1,114 @@
+"""Running a DeepSpectrumLite Keras model with tf_keras: loaded in inference mode behind torch-facing modules.
+
+The Keras model takes the plot after its backbone's Keras input scaling; ``KerasScorer`` takes plots as dspl's
+models do (NCHW on 0..255), scales them and returns the Keras model's scores, so prediction, evaluation and
+the export verification run it like a dspl model. ``TFPlots`` makes those plots with dspl's TensorFlow
+reference, the way DeepSpectrumLite made them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dspl.config import HParams
+from dspl.errors import DsplError
+from dspl.legacy import keras_file
+from dspl.legacy.configs import legacy_configs
+from dspl.legacy.keras_objects import custom_objects
+from dspl.legacy.scaling import scale, scaling_mode
+from dspl.models.modelfile import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+def load_keras(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The tf_keras model of a DeepSpectrumLite file (backbone in inference mode) and its original config.
+
+    Warns once when the original ran its backbone with training=True (trained from scratch) and it has
+    BatchNorm: DeepSpectrumLite's own scores then used each batch's statistics, dspl uses the moving ones.
+    """
+    import tf_keras
+
+    config = keras_file.read_model_config(path)
+    if keras_file.backbone_training_flag(config) and keras_file.has_batch_norm(config):
+        log.warning("%s: trained from scratch, DeepSpectrumLite ran its BatchNorm on each batch's statistics; "
+                    "dspl runs it in inference mode (moving statistics), so scores differ from the original's",
+                    path)
+    try:
+        model = tf_keras.models.model_from_config(keras_file.in_inference_mode(config),
+                                                  custom_objects=custom_objects())
+        model.load_weights(str(path))
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DsplError(f"{path}: tf_keras cannot rebuild this DeepSpectrumLite model: {first}") from None
+    return model, config
+
+
+class KerasScorer(nn.Module):
+    """Plots [B, C, H, W] on 0..255 (torch) -> the Keras model's scores [B, K] (torch), scaling included."""
+
+    def __init__(self, keras_model: Any, mode: str, backbone: str) -> None:
+        super().__init__()
+        self.keras_model = keras_model
+        self.mode = mode
+        self.backbone_name = backbone
+
+    def tf_scores(self, plots_nhwc: Any) -> Any:
+        """The scores of NHWC plots on 0..255 as a TensorFlow tensor (traceable, for SavedModels)."""
+        return self.keras_model(scale(plots_nhwc, self.mode), training=False)
+
+    def forward(self, plots: torch.Tensor) -> torch.Tensor:
+        """Scores of NCHW plots, computed by TensorFlow."""
+        nhwc = np.ascontiguousarray(plots.detach().cpu().numpy().transpose(0, 2, 3, 1), dtype=np.float32)
+        return torch.from_numpy(np.array(self.tf_scores(nhwc)))
+
+
+class TFPlots(nn.Module):
+    """Raw chunks [B, N] (torch) -> model inputs [B, C, H, W] made by dspl's TensorFlow reference pipeline."""
+
+    def __init__(self, hp: HParams) -> None:
+        super().__init__()
+        from dspl.export.tf_reference import TFPlotPipeline
+
+        self.pipeline = TFPlotPipeline.from_hp(hp)
+
+    def forward(self, chunks: torch.Tensor) -> torch.Tensor:
+        """Plots (or raw features) of a batch of chunks, channels first."""
+        out = np.asarray(self.pipeline(chunks.detach().cpu().numpy().astype(np.float32)))
+        return torch.from_numpy(np.ascontiguousarray(out.transpose(0, 3, 1, 2)))
+
+
+def load_legacy_model(path: str | Path, hp_config: str | Path | None,
+                      class_config: str | Path | None) -> LoadedModel:
+    """A DeepSpectrumLite Keras model as a LoadedModel: KerasScorer, the configs from -hc/-cc, TFPlots."""
+    keras_file.read_model_config(path)  # a file that is no DeepSpectrumLite model is named before configs
+    hp, classes = legacy_configs(path, hp_config, class_config)
+    model, config = load_keras(path)
+    check_fits(path, model, config, hp, classes.num_classes)
+    scorer = KerasScorer(model, scaling_mode(hp["basemodel_name"], hp["use_plot_images"]), hp["basemodel_name"])
+    return LoadedModel(model=scorer.eval(), hp=hp, classes=classes, features=TFPlots(hp))
+
+
+def check_fits(path: str | Path, model: Any, config: dict[str, Any], hp: HParams, num_classes: int) -> None:
+    """DsplError unless the configs describe this model: backbone name, number of outputs, plot size."""
+    name = config.get("config", {}).get("name")
+    problems = []
+    if name != hp["basemodel_name"]:
+        problems.append(f"basemodel_name is {hp['basemodel_name']!r} but the model is a {name!r}")
+    outputs = int(model.output_shape[-1])
+    if outputs != num_classes:
+        problems.append(f"the class config has {num_classes} classes but the model {outputs} outputs")
+    if hp["use_plot_images"]:
+        expected = {hp["image_height"], hp["image_width"]}
+        shape = model.input_shape[1:3]
+        if None not in shape and set(shape) != expected:
+            problems.append(f"image_height x image_width is {hp['image_height']}x{hp['image_width']} but the "
+                            f"model takes {shape[0]}x{shape[1]}")
+    if problems:
+        raise DsplError(f"{path}: the given configs do not fit this DeepSpectrumLite model: {'; '.join(problems)}")
