@@ -24,7 +24,7 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import soundfile as sf
@@ -192,7 +192,7 @@ def pipeline_outputs(hp: Dict, files: List[str]) -> List[np.ndarray]:
     return [x.numpy() for x, _ in pipeline.pipeline(shuffle=False, cache=False, drop_remainder=False).unbatch()]
 
 
-def check_against_pipeline(hp: Dict, files: List[str], outputs: List[np.ndarray]) -> object:
+def check_against_pipeline(hp: Dict, files: List[str], outputs: List[np.ndarray]) -> Union[float, str]:
     """Largest |difference| between our per-chunk calls and DeepSpectrumLite's own pipeline on the same files,
     or the error its pipeline stops with."""
     import tensorflow as tf
