@@ -149,7 +149,26 @@ def test_stats_reports_parameters_flops_and_layers(trained_model):
     stats = json.loads(result.output)
     model = dspl.load_model(trained_model).model
     assert stats["params_total"] == sum(p.numel() for p in model.parameters())
-    assert stats["flops"] > 0 and stats["macs"] == stats["flops"] // 2
+    # FLOPs by hand: 2 · MACs of every convolution and linear layer (the only operators that count)
+    x = torch.zeros(stats["input_shape"])
+    macs = []
+
+    def count(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs.append(output.numel() * module.in_channels // module.groups * kh * kw)
+        elif isinstance(module, torch.nn.Linear):
+            macs.append(output.numel() * module.in_features)
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    assert stats["input_shape"] == [1, 3, 32, 32]
+    # the stem: a 3×3 convolution, stride 2, 3 -> 24 channels on 32×32: 24·16·16 outputs × 3·3·3 MACs each
+    assert macs[0] == 24 * 16 * 16 * 27 == 165_888
+    assert stats["macs"] == sum(macs) and stats["flops"] == 2 * sum(macs)
     assert stats["file_size_bytes"] == trained_model.stat().st_size
     assert sum(row["params"] for row in stats["layers"]) == stats["params_total"]
     assert stats["latency_ms_cpu"]["median"] > 0
@@ -159,7 +178,7 @@ def test_stats_reports_parameters_flops_and_layers(trained_model):
 
 @pytest.mark.parametrize("content, message", [
     (None, "file not found"),
-    (b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "not a readable HDF5"),
+    (b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "cannot read the model file (truncated or corrupt?)"),
 ])
 def test_non_model_files_get_a_clear_message(tmp_path, content, message):
     path = tmp_path / "model.h5"
@@ -167,7 +186,9 @@ def test_non_model_files_get_a_clear_message(tmp_path, content, message):
         path.write_bytes(content)
     result = run("stats", "-md", str(path))
     assert result.exit_code == 1
-    assert result.output.startswith("error: ") and "Traceback" not in result.output
+    assert result.output.startswith(f"error: {path}: ") and message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_keras_h5_is_refused_with_a_clear_message(tmp_path, example_dir):

@@ -102,11 +102,17 @@ def test_pretrained_backbone_is_frozen_for_pre_epochs_then_its_last_share_fine_t
     # a frozen epoch changes neither the backbone's weights nor its batch-norm statistics
     assert all(torch.equal(finetune["state"][k], initial[k]) for k in initial)
 
-    layers = backbone_layers(backbone)
-    unfrozen = layers[len(layers) - -(-len(layers) // 2):]
-    expected = {f"{name}.{p}" if name else p
-                for name, layer in unfrozen for p, _ in layer.named_parameters(recurse=False)}
-    assert finetune["trainable"] == expected and 0 < len(expected) < len(list(backbone.parameters()))
+    # test_efficientnet has 30 modules owning parameters (stem, five blocks, head); finetune_layer 0.5 unfreezes
+    # ceil(0.5 · 30) = 15 of them, the last ones in execution order, written out here
+    unfrozen = [(name, backbone.get_submodule(name)) for name in (
+        "blocks.3.0.bn2", "blocks.3.0.se.conv_reduce", "blocks.3.0.se.conv_expand", "blocks.3.0.conv_pwl",
+        "blocks.3.0.bn3", "blocks.4.0.conv_pw", "blocks.4.0.bn1", "blocks.4.0.conv_dw", "blocks.4.0.bn2",
+        "blocks.4.0.se.conv_reduce", "blocks.4.0.se.conv_expand", "blocks.4.0.conv_pwl", "blocks.4.0.bn3",
+        "conv_head", "bn2")]
+    assert len(backbone_layers(backbone)) == 30
+    expected = {f"{name}.{p}" for name, layer in unfrozen for p, _ in layer.named_parameters(recurse=False)}
+    assert len(expected) == 25  # 5 bias-free convolutions, 4 SE convolutions with bias (8), 6 batch-norm pairs (12)
+    assert finetune["trainable"] == expected and len(list(backbone.parameters())) == 47
     assert finetune["head_trainable"] and finetune["lr"] == 0.001
     trainable_layers = {name for name, _ in unfrozen}
     assert finetune["bn_training"] == {n: n in trainable_layers for n in finetune["bn_training"]}
