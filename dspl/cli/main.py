@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "Export a model to ONNX, SavedModel or TFLite (fp32, fp16, int8)."),
     "tflite-stats": ("tflite_stats", "Tensors, operators, parameters and latency of a TFLite model."),
     "create-preprocessor": ("create_preprocessor", "Write a TFLite model: raw audio chunk -> plot image."),
+    "import-keras": ("import_keras", "Port a DeepSpectrumLite Keras model.h5 into a dspl model file."),
 }
 
 

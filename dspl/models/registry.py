@@ -99,7 +99,11 @@ def _is_timm_model(name: str) -> bool:
 
 def resolve_backbone_name(name: str) -> str:
     """Map a ``basemodel_name`` to the timm/torchvision model name; DsplError with suggestions if none."""
+    from dspl.legacy.backbones import KERAS_BACKBONES
+
     key = name.strip()
+    if key in KERAS_BACKBONES:
+        return key
     if key in DSL_BACKBONES:
         target = DSL_BACKBONES[key]
         if target is None:
@@ -120,7 +124,14 @@ def create_backbone(basemodel_name: str, weights: str = "", in_chans: int = 3) -
     name = resolve_backbone_name(basemodel_name)
     source = weights.strip()
     pretrained = source.lower() == "imagenet"
-    if name in TORCHVISION_BACKBONES:
+    if name.startswith("keras_"):  # a Keras-exact backbone that `dspl import-keras` ports weights into
+        from dspl.legacy.backbones import keras_backbone
+
+        if pretrained:
+            raise DsplError(f"weights: {name!r} has no 'imagenet' weights; set weights to a model file written "
+                            "by `dspl import-keras`, or to '' for random initialisation")
+        backbone = keras_backbone(name, in_chans)
+    elif name in TORCHVISION_BACKBONES:
         backbone = _torchvision_squeezenet(name, pretrained, in_chans)
     else:
         backbone = _timm_backbone(name, pretrained, in_chans)
@@ -208,9 +219,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise DsplError(f"weights: file not found: {path}; expected 'imagenet', '' or a path to a "
                         f"weights file ({', '.join(WEIGHT_SUFFIXES)})")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        from dspl.legacy.keras_file import is_keras_file
+        from dspl.models.modelfile import read_model_file
+
+        if not is_keras_file(path):  # a dspl model file, e.g. one `dspl import-keras` wrote
+            return read_model_file(path)[2]
     if path.suffix.lower() in (".h5", ".hdf5", ".keras"):
         raise DsplError(f"weights: {path}: Keras weight files cannot be loaded into a PyTorch backbone; "
-                        f"expected 'imagenet', '' or a PyTorch state dict ({', '.join(WEIGHT_SUFFIXES)})")
+                        f"expected 'imagenet', '' or a PyTorch state dict ({', '.join(WEIGHT_SUFFIXES)}) or dspl "
+                        "model file (a DeepSpectrumLite model.h5 converts with `dspl import-keras`)")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

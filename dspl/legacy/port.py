@@ -1,0 +1,147 @@
+"""`dspl import-keras`: a DeepSpectrumLite Keras model's weights ported into a dspl model file.
+
+The backbone becomes the Keras-exact `keras_<name>` (dspl.legacy.backbones) and the head dspl's head with the
+same activations; weights are copied layer by layer in the Keras graph's order (convolutions, depthwise
+convolutions, BatchNorm statistics with their epsilons, dense layers). The result is checked against the
+Keras model on plots before it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dspl.config import ClassConfig, HParams
+from dspl.errors import DsplError
+from dspl.legacy.backbones import BUILDERS, PREFIX, PaddedConv2d
+from dspl.legacy.keras_model import KerasScorer, TFPlots, load_legacy_model
+from dspl.legacy.scaling import KERAS_SCALING
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-4  # max |Δ score| between the Keras model and its port
+WEIGHTED_KERAS_LAYERS = ("Conv2D", "DepthwiseConv2D", "BatchNormalization")
+
+
+def _keras_layers(model: Any) -> list[Any]:
+    """The backbone's layers with weights, in the order of the Keras graph (nested models expanded)."""
+    layers = []
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            layers.extend(_keras_layers(layer))
+        elif type(layer).__name__ in WEIGHTED_KERAS_LAYERS:
+            layers.append(layer)
+    return layers
+
+
+def _torch_layers(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+
+
+def _copy(target: torch.Tensor, value: np.ndarray, what: str) -> None:
+    value_t = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+    if tuple(value_t.shape) != tuple(target.shape):
+        raise DsplError(f"import-keras: {what}: Keras shape {tuple(value_t.shape)} does not fit {tuple(target.shape)}")
+    with torch.no_grad():
+        target.copy_(value_t)
+
+
+def _port_layer(keras_layer: Any, layer: nn.Module) -> None:
+    """Copy one Keras layer's weights into the matching torch layer (kernels transposed to OIHW)."""
+    kind, name, weights = type(keras_layer).__name__, keras_layer.name, keras_layer.get_weights()
+    if kind == "BatchNormalization":
+        if not isinstance(layer, nn.BatchNorm2d):
+            raise DsplError(f"import-keras: Keras layer {name} ({kind}) meets a {type(layer).__name__}")
+        config = keras_layer.get_config()
+        values = iter(weights)
+        gamma = next(values) if config["scale"] else np.ones(layer.num_features)
+        beta = next(values) if config["center"] else np.zeros(layer.num_features)
+        for target, value in zip((layer.weight, layer.bias, layer.running_mean, layer.running_var),
+                                 (gamma, beta, next(values), next(values))):
+            _copy(target, value, name)
+        if abs(layer.eps - config["epsilon"]) > 1e-12:
+            raise DsplError(f"import-keras: {name}: BatchNorm epsilon {config['epsilon']} but the port uses {layer.eps}")
+        return
+    if not isinstance(layer, nn.Conv2d):
+        raise DsplError(f"import-keras: Keras layer {name} ({kind}) meets a {type(layer).__name__}")
+    kernel = weights[0]
+    if kind == "DepthwiseConv2D":  # [kh, kw, in, multiplier] -> [in * multiplier, 1, kh, kw]
+        kh, kw, channels, multiplier = kernel.shape
+        kernel = kernel.transpose(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw)
+    else:  # [kh, kw, in, out] -> [out, in, kh, kw]
+        kernel = kernel.transpose(3, 2, 0, 1)
+    _copy(layer.weight, kernel, name)
+    if len(weights) > 1:
+        if layer.bias is None:
+            raise DsplError(f"import-keras: {name} has a bias the port lacks")
+        _copy(layer.bias, weights[1], name)
+
+
+def _port_dense(keras_layer: Any, layer: nn.Linear) -> None:
+    kernel, bias = keras_layer.get_weights()
+    _copy(layer.weight, kernel.T, keras_layer.name)
+    _copy(layer.bias, bias, keras_layer.name)
+
+
+def port_weights(keras_model: Any, model: nn.Module, caffe: bool) -> None:
+    """Copy every backbone and head weight of the Keras model into the dspl SpectrumClassifier."""
+    keras_layers, torch_layers = _keras_layers(keras_model), _torch_layers(model.backbone)
+    if len(keras_layers) != len(torch_layers):
+        raise DsplError(f"import-keras: the Keras backbone has {len(keras_layers)} weighted layers, the port "
+                        f"{len(torch_layers)}")
+    for keras_layer, layer in zip(keras_layers, torch_layers):
+        _port_layer(keras_layer, layer)
+    if caffe:  # the Keras model's first convolution took BGR; the port's takes RGB
+        first = torch_layers[0]
+        with torch.no_grad():
+            first.weight.copy_(first.weight.flip(1))
+    dense = [layer for layer in keras_model.layers if type(layer).__name__ == "Dense"]
+    if len(dense) != 2:
+        raise DsplError(f"import-keras: expected DeepSpectrumLite's two Dense layers in the head, found {len(dense)}")
+    _port_dense(dense[0], model.head.dense)
+    _port_dense(dense[1], model.head.output)
+
+
+def _check_supported(hp: HParams) -> str:
+    name = hp["basemodel_name"]
+    if name not in BUILDERS:
+        raise DsplError(f"basemodel_name: {name!r} cannot be ported exactly into PyTorch; import-keras ports "
+                        f"{', '.join(BUILDERS)}")
+    return PREFIX + name
+
+
+def _check_scores(scorer: KerasScorer, model: nn.Module, hp: HParams, source: Path) -> float:
+    """max |Δ score| of the port against the Keras model on plots of seeded tones; DsplError above TOLERANCE."""
+    from dspl.export.calibration import synthetic_chunks
+
+    features = TFPlots(hp)
+    plots = torch.cat([features(chunk.reshape(1, -1)) for chunk in synthetic_chunks(hp)])
+    with torch.no_grad():
+        difference = float((scorer(plots) - model(plots)).abs().max())
+    log.info("import-keras: max |Δ score| against the Keras model %.3g on %d plots", difference, len(plots))
+    if not difference <= TOLERANCE:
+        raise DsplError(f"{source}: the ported model's scores differ from the Keras model's by {difference:.3g} "
+                        f"(tolerance {TOLERANCE:g}); not written")
+    return difference
+
+
+def import_keras(source: str | Path, hp_config: str | Path, class_config: str | Path,
+                 destination: str | Path) -> tuple[Path, float]:
+    """Port a DeepSpectrumLite model into a dspl model file; the written path and the max |Δ score| checked."""
+    from dspl.models import create_model
+    from dspl.models.modelfile import save_model_file
+
+    source = Path(source)
+    loaded = load_legacy_model(source, hp_config, class_config)
+    keras_name = _check_supported(loaded.hp)
+    hp = dict(loaded.hp, basemodel_name=keras_name, weights="")
+    classes: ClassConfig = loaded.classes
+    model = create_model(hp, classes.num_classes, pretrained=False).eval()
+    port_weights(loaded.model.keras_model, model, caffe=KERAS_SCALING[loaded.hp["basemodel_name"]] == "caffe")
+    difference = _check_scores(loaded.model, model, hp, source)
+    return save_model_file(destination, model, hp, classes), difference
