@@ -6,28 +6,35 @@ downloads a sample-image file unless it finds one. Here sockets are blocked for 
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import GUARD_ENV, child_tries_to_connect, install_child_network_guard, tiny_hp
 
 from dspl.cli.main import cli
 from dspl.config import ClassConfig
 from dspl.export import calibration
 from dspl.export.preprocessor import custom_operators
-from dspl.export.tflite_convert import tflite_predict
+from dspl.export.tflite_convert import run_isolated, tflite_predict
 
 
 @pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[tuple]]:
     """Make every connection, name lookup and datagram send raise; return the list of attempts.
 
     Creating a socket stays allowed: urllib3 probes IPv6 support by binding one to ::1 at import time.
+    The TFLite conversion runs in a spawned child process, which does not inherit monkeypatches: a
+    sitecustomize on PYTHONPATH blocks the same calls there, and after the test the attempts the children
+    logged are appended to the list.
     """
     attempts: list[tuple] = []
+    child_log = install_child_network_guard(tmp_path / "child_guard", monkeypatch)
 
     def refuse(*args, **kwargs):
         attempts.append(args[1:] if args and isinstance(args[0], socket.socket) else args)
@@ -37,7 +44,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         monkeypatch.setattr(socket.socket, name, refuse)
     for name in ("create_connection", "getaddrinfo", "gethostbyname"):
         monkeypatch.setattr(socket, name, refuse)
-    return attempts
+    yield attempts
+    if child_log.exists():
+        attempts.extend(("child", line) for line in child_log.read_text().splitlines())
 
 
 @pytest.fixture
@@ -46,12 +55,12 @@ def scratch_model(tmp_path: Path) -> tuple[Path, torch.nn.Module, dict]:
 
     Its head uses ARelu (DeepSpectrumLite's default activation), whose clamp(α) onnx2tf cannot take unfolded.
     """
-    from dspl.data.example import example_hp
     from dspl.models import create_model
     from dspl.models.modelfile import save_model_file
 
-    hp = dict(example_hp(), basemodel_name="test_resnet", weights="", image_height=32, image_width=32,
-              num_units=8, chunk_size=0.5, activation="arelu")
+    # a validated configuration (every key, defaults filled in)
+    hp = tiny_hp(basemodel_name="test_resnet", weights="", image_height=32, image_width=32, num_units=8,
+                 chunk_size=0.5, activation="arelu")
     classes = ClassConfig.from_dict({"a": "A", "b": "B"})
     torch.manual_seed(3)
     model = create_model(hp, classes.num_classes, pretrained=False)
@@ -72,6 +81,8 @@ def test_convert_offline_from_scratch_model(scratch_model, tmp_path: Path, no_ne
     result = CliRunner().invoke(cli, ["convert", "-s", str(model_file), "-d", str(destination)])
     assert result.exit_code == 0, result.output
     assert no_network == []
+    child_log = Path(os.environ[GUARD_ENV])
+    assert not child_log.exists() or child_log.read_text() == ""  # nor did the conversion's child process try
     assert destination.is_file() and custom_operators(destination) == []
     plots = calibration.make_plots(hp, calibration.synthetic_chunks(hp, count=8, seed=7))
     with torch.no_grad():
@@ -91,3 +102,12 @@ def test_blocked_network_is_really_blocked(no_network: list, tmp_path: Path, mon
     with pytest.raises(Exception):
         download_test_image_data()
     assert no_network
+
+
+def test_the_guard_reaches_the_spawned_conversion_child(no_network: list) -> None:
+    """run_isolated (how conversions run) spawns a fresh interpreter: the block must hold there too."""
+    pid, error = run_isolated(child_tries_to_connect, what="network probe")
+    assert pid != os.getpid()
+    assert error == "network access is blocked in this test (child process)"
+    lines = Path(os.environ[GUARD_ENV]).read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{pid} ") and "127.0.0.1" in lines[0]
