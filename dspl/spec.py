@@ -88,7 +88,11 @@ class PreprocessingSpec:
 
     @classmethod
     def from_hp(cls, hp: Mapping[str, Any]) -> "PreprocessingSpec":
-        """The spec of a checked configuration (DsplError when a size comes out below one sample)."""
+        """The spec of a configuration, optional keys at their schema defaults (DsplError when a size comes out
+        below one sample)."""
+        from dspl.config.grid import with_defaults  # the config package reads this module's choice lists
+
+        hp = with_defaults(hp)
         rate = int(hp["sample_rate"])
         chunk = hop = 0
         if hp["chunk_size"] > 0:
@@ -160,7 +164,7 @@ class PreprocessingSpec:
             return self.chunk_samples
         if whole_file_seconds is None:
             return 0
-        samples = int(whole_file_seconds * self.sample_rate)
+        samples = round(whole_file_seconds * self.sample_rate)
         if samples < self.frame_length:
             raise DsplError(f"whole-file seconds: value {whole_file_seconds:g} gives {samples} samples, fewer than "
                             f"one STFT window ({self.frame_length} samples)")

@@ -64,7 +64,7 @@ def test_short_file_is_padded_to_one_chunk_with_a_warning(caplog):
     assert torch.equal(chunks[0, :12000], waveform) and torch.count_nonzero(chunks[0, 12000:]) == 0
     assert chunk_offsets(12000, hp(1.0, 0.5)) == [0]
     assert [r.getMessage() for r in caplog.records] == [
-        "short.wav: 12000 samples (0.750 s) is shorter than chunk_size 1 s: zero-padded to one chunk"]
+        "short.wav: 12000 samples (0.750 s) is shorter than one chunk (16000 samples): zero-padded"]
 
 
 @pytest.mark.parametrize("chunk_size", [0.0, -1.0])
@@ -74,6 +74,8 @@ def test_whole_file_mode(chunk_size):
     chunks = split_into_chunks(waveform, config)
     assert chunks.shape == (1, 12345) and torch.equal(chunks[0], waveform)
     assert chunk_offsets(12345, config) == [0] and chunk_times(12345, config) == [0.0]
+    short = split_into_chunks(waveform[:100], config)  # shorter than one STFT window of hp(): padded to it
+    assert short.shape == (1, int(hp(chunk_size, 0.0)["stft_window_size"] * 16000))
 
 
 def test_hop_of_zero_samples_is_an_error():

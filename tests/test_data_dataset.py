@@ -10,7 +10,7 @@ import torch
 import dspl.data.dataset as dataset_module
 from dspl.config import ClassConfig
 from dspl.data.datamodule import AudioDataModule
-from dspl.data.dataset import ChunkDataset, class_counts, upsample_indices
+from dspl.data.dataset import ChunkDataset, class_counts, collate_chunks, upsample_indices
 from dspl.data.example import example_hp
 
 CLASSES = ClassConfig(("a", "b", "c"), ("A", "B", "C"))
@@ -67,14 +67,22 @@ def test_decoded_audio_is_cached_across_epochs(tmp_path, write_sine, monkeypatch
     assert len(calls) == decodes
 
 
-def test_whole_file_mode_pads_to_the_longest_file(tmp_path, write_sine):
-    paths = [write_sine(tmp_path / "a.wav", seconds=0.5), write_sine(tmp_path / "b.wav", seconds=1.25)]
-    ds = ChunkDataset(paths, hp(chunk_size=0.0), targets=[0, 1])
-    assert len(ds) == 2 and ds.chunk_length == 20000 and ds.short_files == []
-    first = ds[0]["audio"]
-    assert first.shape == (20000,) and torch.count_nonzero(first[8000:]) == 0
-    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
-    assert batch["audio"].shape == (2, 20000)
+def test_whole_file_mode_keeps_each_file_length(tmp_path, write_sine):
+    paths = [write_sine(tmp_path / "a.wav", seconds=0.5), write_sine(tmp_path / "b.wav", seconds=1.25),
+             write_sine(tmp_path / "c.wav", seconds=0.01)]  # c: shorter than one STFT window (0.032 s)
+    ds = ChunkDataset(paths, hp(chunk_size=0.0), targets=[0, 1, 1])
+    assert len(ds) == 3 and ds.chunk_length == 0 and ds.short_files == [paths[2]]
+    assert [ds[i]["audio"].shape[0] for i in range(3)] == [8000, 20000, 512]
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate_chunks)))
+    assert batch["audio"].shape == (3, 20000) and batch["length"].tolist() == [8000, 20000, 512]
+    assert torch.equal(batch["audio"][0, :8000], ds[0]["audio"]) and torch.count_nonzero(batch["audio"][0, 8000:]) == 0
+    assert batch["target"].tolist() == [0, 1, 1]
+
+
+def test_equal_lengths_stack_without_lengths(tmp_path, write_sine):
+    ds = ChunkDataset([write_sine(tmp_path / "a.wav", seconds=2.0)], hp(), targets=[0])
+    batch = collate_chunks([ds[0], ds[1]])
+    assert batch["audio"].shape == (2, 16000) and "length" not in batch
 
 
 def make_imbalanced(tmp_path, write_sine, write_labels):

@@ -134,7 +134,7 @@ def test_short_file_is_padded_and_reported(tmp_path, write_sine, write_labels, c
     with caplog.at_level(logging.WARNING, logger="dspl.data"):
         dm.setup("fit")
     assert caplog.messages == [
-        "train: 1 file(s) shorter than chunk_size 1.5 s were zero-padded to one chunk: train_1.wav"]
+        "train: 1 file(s) shorter than one chunk (24000 samples) were zero-padded to it: train_1.wav"]
     assert len(dm.datasets["train"]) == 1 + 2
     batch = next(iter(dm.train_dataloader()))
     assert batch["audio"].shape == (3, 24000)

@@ -75,7 +75,7 @@ def held_out(exported: dict, example: Path) -> dict:
     plots = calibration.make_plots(loaded.hp, chunks)
     with torch.no_grad():
         scores = loaded.model(torch.from_numpy(plots)).numpy()
-    return {"files": files, "chunks": chunks.numpy(), "plots": plots, "scores": scores}
+    return {"files": files, "chunks": np.stack([chunk.numpy() for chunk in chunks]), "plots": plots, "scores": scores}
 
 
 def test_every_format_is_written(exported: dict) -> None:

@@ -59,3 +59,38 @@ def test_variant_exports_match_pytorch(tmp_path, example_chunks, overrides, clas
     np.testing.assert_allclose(end_to_end, expected, atol=1e-4)
     if prediction_type == "regression":
         assert np.ptp(expected) > 0  # distinct inputs give distinct values: the comparison is not of constants
+
+
+@pytest.fixture(scope="module")
+def example_files(tmp_path_factory: pytest.TempPathFactory) -> list:
+    """Whole example files of two lengths (0.8 s and 1.3 s at 16 kHz)."""
+    from dspl.data.audio import load_audio
+
+    root = write_example_data(tmp_path_factory.mktemp("whole"), files_per_class=2, seed=5)
+    files = sorted((root / "audio").glob("test_*.wav"))
+    return [load_audio(f, 16000)[:int(seconds * 16000)] for f, seconds in zip(files, (0.8, 1.3, 0.8))]
+
+
+@pytest.mark.parametrize("resize_method, anti_alias, seconds", [("nearest", False, None), ("bilinear", True, 1.0)],
+                         ids=["any-length-nearest", "fixed-length-bilinear-aa"])
+def test_whole_file_exports_match_pytorch_per_file(tmp_path, example_files, resize_method, anti_alias, seconds):
+    """Whole-file models: the end-to-end model scores each file as PyTorch scores that file by itself; with a
+    built-in resize kernel at any length, else at the fixed length the export was given."""
+    hp = tiny_hp("categorical", chunk_size=0.0, resize_method=resize_method, anti_alias=anti_alias)
+    classes = ClassConfig.from_dict(CLASSES.to_dict())
+    torch.manual_seed(0)
+    model = create_model(hp, classes.num_classes, pretrained=False).eval()
+    model_file = save_model_file(tmp_path / "model.h5", model, hp, classes)
+
+    written = export(model_file, tmp_path / "out", quantize=("fp32", "dynamic"), end_to_end=True,
+                     whole_file_seconds=seconds, min_agreement=0.0)
+
+    files = example_files if seconds is None else [torch.nn.functional.pad(f, (0, 16000 - len(f)))[:16000]
+                                                   for f in example_files]
+    assert len({len(f) for f in files}) == (2 if seconds is None else 1)
+    transform = PlotTransform.from_hp(hp)
+    with torch.no_grad():
+        expected = np.concatenate([model(transform(f[None])).numpy() for f in files])
+    np.testing.assert_allclose(tflite_predict(written["end_to_end_fp32"], [f.numpy() for f in files]), expected,
+                               atol=1e-4)
+    assert tflite_predict(written["end_to_end_dynamic"], [f.numpy() for f in files]).shape == expected.shape

@@ -12,6 +12,7 @@ from dspl.cli.main import cli
 from dspl.errors import DsplError
 from dspl.export.preprocessor import create_preprocessor, custom_operators, tflite_operators
 from dspl.export.tf_reference import TFPlotPipeline, is_power_of_two
+from dspl.spec import PreprocessingSpec
 from test_parity import BASE, assert_features_close, assert_images_close, make_hparams, make_signals, torch_output
 
 CASES = [
@@ -68,9 +69,9 @@ def test_whole_file_preprocessor_needs_a_length_unless_its_resize_is_a_builtin_k
         create_preprocessor(make_hparams(chunk_size=0.0), tmp_path / "p.tflite")
     assert not list(tmp_path.iterdir())
     with pytest.raises(DsplError, match="applies only to whole-file configurations"):
-        create_preprocessor(make_hparams(), tmp_path / "p.tflite", whole_file_seconds=1.0)
+        PreprocessingSpec.from_hp(make_hparams()).input_samples(1.0)
     hp = make_hparams(chunk_size=0.0, resize_method="lanczos3")
-    fixed = create_preprocessor(hp, tmp_path / "fixed.tflite", whole_file_seconds=0.5)
+    fixed = create_preprocessor(hp, tmp_path / "fixed.tflite", PreprocessingSpec.from_hp(hp).input_samples(0.5))
     audio = make_signals(16000, 8000)
     assert_images_close(run_litert(fixed, audio), torch_output(hp, audio))
 

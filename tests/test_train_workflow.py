@@ -1,7 +1,9 @@
 """`train` as DeepSpectrumLite documented it: flags, grid/SLURM, output layout, test report, one-line errors."""
 
+import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -108,3 +110,43 @@ def test_label_not_in_class_config_is_one_clear_line(example_dir, tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("error: ") and "class label 'noise' is not in the class config" in last
+
+
+@pytest.fixture(scope="module")
+def whole_file_example(example_dir, tmp_path_factory):
+    """The example set with every file cut to its own length (0.45 s to 1.05 s): whole-file mode's case."""
+    import shutil
+
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("whole_files")
+    shutil.copytree(example_dir, root, dirs_exist_ok=True)
+    for i, path in enumerate(sorted((root / "audio").glob("*.wav"))):
+        samples, rate = sf.read(path, dtype="float32")
+        sf.write(path, samples[:int((0.45 + 0.15 * (i % 5)) * rate)], rate)
+    return root
+
+
+@pytest.mark.parametrize("prediction_type, class_config, label_file, metric", [
+    ("categorical", "class_config.json", "label.csv", "uar"),
+    ("regression", "regression_class_config.json", "regression_label.csv", "ccc"),
+])
+def test_whole_file_train_and_devel_test_agree(whole_file_example, tmp_path, prediction_type, class_config,
+                                               label_file, metric):
+    """Whole-file mode: the test figure `train` gives equals the one `devel-test` writes for the same model and
+    files (each file's plot made from its own samples in both, never padded to the longest of its batch)."""
+    from dspl.workflows.evaluate import devel_test
+    from dspl.workflows.train import train
+
+    hp_config = write_hp(tmp_path / "hp_config.json", prediction_type, chunk_size=[0.0], batch_size=[4])
+    (result,) = train(whole_file_example / "audio", tmp_path / "out", hp_config, whole_file_example / class_config,
+                      whole_file_example / label_file)
+    trained = result["test"][f"test/{metric}"] * (100.0 if metric == "uar" else 1.0)
+    evaluated = devel_test(result["model_file"], whole_file_example / "audio", whole_file_example / label_file)
+    assert evaluated["test"]["chunks"][metric] == pytest.approx(trained, abs=1e-5)
+    with (result["model_file"].parent / "evaluation" / "test" / "test.chunks.predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    columns = [name for name in rows[0] if name.startswith(("prob_", "value_"))]
+    scores = np.array([[float(row[name]) for name in columns] for row in rows])
+    assert scores.shape == result["test_scores"].shape == (3, len(columns))
+    np.testing.assert_allclose(scores, result["test_scores"], atol=2e-6)  # the CSV holds 6 decimals

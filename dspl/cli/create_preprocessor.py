@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from dspl.cli.options import whole_file_seconds_option
+
 
 @click.command(name="create-preprocessor", help="Write a TFLite model: raw audio chunk [1, N] -> plot [1, H, W, 3].")
 @click.option("-hc", "--hyper-config", "hyper_config", required=True, type=click.Path(dir_okay=False),
@@ -12,14 +14,13 @@ import click
               help="The .tflite file to write.")
 @click.option("--config-index", default=0, show_default=True, type=click.IntRange(min=0),
               help="Which configuration of the grid to use.")
-@click.option("--whole-file-seconds", type=click.FloatRange(min=0, min_open=True),
-              help="Whole-file configs (chunk_size <= 0): a fixed input length in seconds. Without it the "
-                   "preprocessor takes any length, which needs resize_method nearest, or bilinear without anti_alias.")
+@whole_file_seconds_option
 def command(hyper_config: str, destination: str, config_index: int, whole_file_seconds: float | None) -> None:
     """Load one configuration and write its preprocessor."""
     from dspl.config import load_config
     from dspl.export.preprocessor import create_preprocessor
+    from dspl.spec import PreprocessingSpec
 
     hp = load_config(hyper_config, config_index)
-    path = create_preprocessor(hp, destination, whole_file_seconds)
+    path = create_preprocessor(hp, destination, PreprocessingSpec.from_hp(hp).input_samples(whole_file_seconds))
     click.echo(f"wrote {path}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dspl.cli.options import whole_file_seconds_option
 from dspl.export.tflite_convert import QUANTIZATIONS
 
 FORMATS = ("onnx", "saved_model", "tflite")
@@ -30,14 +31,15 @@ FORMATS = ("onnx", "saved_model", "tflite")
               help="DeepSpectrumLite Keras models: the hyper-parameter config they were trained with.")
 @click.option("-cc", "--class-config", "class_config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="DeepSpectrumLite Keras models: the class config they were trained with.")
+@whole_file_seconds_option
 def command(source: str, output_dir: str, formats: tuple[str, ...], quantize: tuple[str, ...], end_to_end: bool,
             int8_io: bool, calibration_data: str | None, data_dir: str | None, label_file: str | None,
-            hp_config: str | None, class_config: str | None) -> None:
+            hp_config: str | None, class_config: str | None, whole_file_seconds: float | None) -> None:
     """Export a model to ONNX, SavedModel or TFLite (fp32, fp16, int8), each step verified."""
     from dspl.export.exporter import export
 
     written = export(source, output_dir, formats=formats, quantize=quantize, end_to_end=end_to_end,
                      calibration_data=calibration_data, data_dir=data_dir, label_file=label_file, int8_io=int8_io,
-                     hp_config=hp_config, class_config=class_config)
+                     hp_config=hp_config, class_config=class_config, whole_file_seconds=whole_file_seconds)
     for name, path in written.items():
         click.echo(f"{name}: {path}")

@@ -4,7 +4,8 @@ The rule, DeepSpectrumLite-compatible for every file at least one chunk long:
 chunk = int(chunk_size * sample_rate) samples, hop = int(chunk_hop_size * sample_rate) samples, and chunks
 start at 0, hop, 2 * hop, ... as long as start + chunk <= N; a trailing partial chunk is dropped.
 Unlike DeepSpectrumLite, a file shorter than one chunk is never dropped: it becomes one chunk, zero-padded
-at its end (with a warning). `chunk_size <= 0` takes each file whole, as one chunk.
+at its end (with a warning). `chunk_size <= 0` takes each file whole, as one chunk of its own length (padded
+only when it is shorter than one STFT window).
 """
 
 from __future__ import annotations
@@ -45,10 +46,15 @@ def chunk_times(num_samples: int, hp: Mapping[str, Any]) -> list[float]:
     return [offset / hp["sample_rate"] for offset in chunk_offsets(num_samples, hp)]
 
 
+def min_samples(hp: Mapping[str, Any]) -> int:
+    """The fewest samples a chunk has: the chunk length, or for whole files one STFT window."""
+    spec = PreprocessingSpec.from_hp(hp)
+    return spec.chunk_samples or spec.frame_length
+
+
 def is_short(num_samples: int, hp: Mapping[str, Any]) -> bool:
-    """Whether a file is shorter than one chunk and gets zero-padded."""
-    chunk, _ = chunk_samples(hp)
-    return num_samples < chunk
+    """Whether a file is shorter than one chunk (whole files: one STFT window) and gets zero-padded."""
+    return num_samples < min_samples(hp)
 
 
 def extract_chunk(waveform: torch.Tensor, offset: int, length: int) -> torch.Tensor:
@@ -58,14 +64,16 @@ def extract_chunk(waveform: torch.Tensor, offset: int, length: int) -> torch.Ten
 
 
 def split_into_chunks(waveform: torch.Tensor, hp: Mapping[str, Any], source: str | None = None) -> torch.Tensor:
-    """Chunks of a waveform [N] as [num_chunks, chunk_len]; a short file is padded to one chunk (warned)."""
+    """Chunks of a waveform [N] as [num_chunks, chunk_len]; a short file is padded to one chunk (warned).
+
+    Whole-file mode gives the waveform itself as the one chunk.
+    """
     chunk, hop = chunk_samples(hp)
+    minimum = min_samples(hp)
+    if waveform.shape[0] < minimum:
+        logger.warning("%s: %d samples (%.3f s) is shorter than one chunk (%d samples): zero-padded",
+                       source or "audio", waveform.shape[0], waveform.shape[0] / hp["sample_rate"], minimum)
+        return extract_chunk(waveform, 0, minimum).unsqueeze(0)
     if chunk == 0:
         return waveform.unsqueeze(0)
-    if waveform.shape[0] < chunk:
-        logger.warning(
-            "%s: %d samples (%.3f s) is shorter than chunk_size %g s: zero-padded to one chunk",
-            source or "audio", waveform.shape[0], waveform.shape[0] / hp["sample_rate"], hp["chunk_size"],
-        )
-        return extract_chunk(waveform, 0, chunk).unsqueeze(0)
     return waveform.unfold(0, chunk, hop).contiguous()

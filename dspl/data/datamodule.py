@@ -12,8 +12,7 @@ from torch.utils.data import DataLoader
 
 from dspl.config import ClassConfig, HParams
 from dspl.data.audio import audio_frames
-from dspl.data.chunking import chunk_samples
-from dspl.data.dataset import ChunkDataset, class_counts, upsample_indices
+from dspl.data.dataset import ChunkDataset, class_counts, collate_chunks, upsample_indices
 from dspl.data.parsers import (
     PARTITIONS,
     LabelEntry,
@@ -99,12 +98,9 @@ class AudioDataModule(L.LightningDataModule):
         dataset = ChunkDataset([entries[i].path for i in order], self.hp, [self._targets[name][i] for i in order],
                                file_indices=order, cache=self.cache)
         if dataset.short_files:
-            logger.warning("%s: %d file(s) shorter than chunk_size %g s were zero-padded to one chunk: %s",
-                           name, len(dataset.short_files), self.hp["chunk_size"],
+            logger.warning("%s: %d file(s) shorter than one chunk (%d samples) were zero-padded to it: %s",
+                           name, len(dataset.short_files), dataset.min_length,
                            first_few([p.name for p in dataset.short_files]))
-        if chunk_samples(self.hp)[0] == 0 and len(dataset):
-            logger.info("%s: whole-file mode, every file zero-padded to the longest (%.3f s)",
-                        name, dataset.chunk_length / self.hp["sample_rate"])
         logger.info("%s: %d files, %d chunks", name, len(order), len(dataset))
         return dataset
 
@@ -123,8 +119,12 @@ class AudioDataModule(L.LightningDataModule):
         if name == "train" and len(dataset) == 0:
             raise DsplError(f"{self.label_file}: the train partition is empty (no file name starts with 'train')")
         generator = torch.Generator().manual_seed(int(self.hp["seed"])) if shuffle else None
-        return DataLoader(dataset, batch_size=int(self.hp["batch_size"]), shuffle=shuffle, generator=generator,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        batch_size = int(self.hp["batch_size"])
+        # BatchNorm cannot train on a batch of one: a last training batch of one chunk is left out of the epoch
+        drop_last = name == "train" and len(dataset) > 1 and len(dataset) % batch_size == 1
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last,
+                          collate_fn=collate_chunks, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train", shuffle=True)

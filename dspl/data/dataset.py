@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from dspl.data.audio import audio_frames, load_audio
-from dspl.data.chunking import chunk_offsets, chunk_samples, extract_chunk, is_short
+from dspl.data.chunking import chunk_offsets, chunk_samples, extract_chunk, is_short, min_samples
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ class ChunkDataset(Dataset):
 
     `file_indices[k]` is reported as the file index of `paths[k]` (default k), so repeated (up-sampled) files
     point back to one entry. Without `targets` items have no "target". In whole-file mode (chunk_size <= 0)
-    every file is zero-padded to the longest file of the dataset so batches stack. Decoded audio is kept in
-    memory when `cache` is true, so later epochs decode nothing.
+    an item is the whole file (padded only up to one STFT window); `collate_chunks` batches such items of
+    different lengths. Decoded audio is kept in memory when `cache` is true, so later epochs decode nothing.
     """
 
     def __init__(self, paths: Sequence[str | Path], hp: Mapping[str, Any],
@@ -56,8 +56,8 @@ class ChunkDataset(Dataset):
         self.cache_enabled = cache
         self._cache: dict[Path, torch.Tensor] = {}
         frames = {p: audio_frames(p, self.sample_rate) for p in dict.fromkeys(self.paths)}
-        chunk, _ = chunk_samples(hp)
-        self.chunk_length = chunk or max(frames.values(), default=0)
+        self.chunk_length = chunk_samples(hp)[0]
+        self.min_length = min_samples(hp)
         self.short_files = [p for p in frames if is_short(frames[p], hp)]
         self.items: list[tuple[int, int, int]] = [
             (k, index, offset)
@@ -93,8 +93,9 @@ class ChunkDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         k, chunk_index, offset = self.items[index]
+        waveform = self.waveform(self.paths[k])
         item = {
-            "audio": extract_chunk(self.waveform(self.paths[k]), offset, self.chunk_length),
+            "audio": extract_chunk(waveform, offset, self.chunk_length or max(len(waveform), self.min_length)),
             "file_index": torch.tensor(self.file_indices[k], dtype=torch.int64),
             "chunk_index": torch.tensor(chunk_index, dtype=torch.int64),
         }
@@ -102,3 +103,18 @@ class ChunkDataset(Dataset):
             dtype = torch.float32 if self.regression else torch.int64
             item["target"] = torch.tensor(self.targets[k], dtype=dtype)
         return item
+
+
+def collate_chunks(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack items into a batch; audio of different lengths (whole files) is zero-padded to the longest and
+    "length" holds each row's own number of samples, so its plot can be made from those alone."""
+    lengths = [item["audio"].shape[0] for item in items]
+    batch = default_collate([{k: v for k, v in item.items() if k != "audio"} for item in items])
+    if len(set(lengths)) == 1:
+        batch["audio"] = torch.stack([item["audio"] for item in items])
+        return batch
+    audio = torch.zeros(len(items), max(lengths))
+    for row, item in enumerate(items):
+        audio[row, :lengths[row]] = item["audio"]
+    batch["audio"], batch["length"] = audio, torch.tensor(lengths)
+    return batch

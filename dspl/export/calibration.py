@@ -20,17 +20,35 @@ PLOT_BATCH = 32
 
 def partition_files(hp: HParams, classes: ClassConfig, data_dir: str | Path, label_file: str | Path,
                     partition: str) -> list[Path]:
-    """Paths of one partition (train/devel/test) of a label file, as training reads them."""
-    from dspl.data.datamodule import AudioDataModule
+    """Paths of one partition (train/devel/test) of a label file, checked as training checks them."""
+    from dspl.data.parsers import PARTITIONS, check_files_exist, encode_targets, parse_label_file
 
-    entries = AudioDataModule(data_dir, label_file, hp, classes).partitions[partition]
-    return [entry.path for entry in entries]
+    data_dir, label_file = Path(data_dir), Path(label_file)
+    entries = parse_label_file(label_file, hp["label_parser"], [label_file.parent, Path.cwd()])[
+        PARTITIONS.index(partition)]
+    check_files_exist(entries, data_dir, label_file)
+    encode_targets(entries, classes, hp["prediction_type"], label_file)  # an unknown label is an error here too
+    return [data_dir / entry.path for entry in entries]
 
 
-def sample_chunks(files: Sequence[Path], hp: HParams, max_chunks: int = MAX_CHUNKS, seed: int = 0) -> torch.Tensor:
-    """Up to max_chunks raw chunks [K, N] (before peak normalisation) drawn evenly from files in seeded order."""
+def longest_file_seconds(files: Sequence[Path], hp: HParams) -> float:
+    """Duration of the longest of the files at the model's sample rate (read from the headers)."""
+    from dspl.data.audio import audio_frames
+
+    if not files:
+        raise DsplError("calibration: no audio files to measure")
+    return max(audio_frames(path, hp["sample_rate"]) for path in files) / hp["sample_rate"]
+
+
+def sample_chunks(files: Sequence[Path], hp: HParams, max_chunks: int = MAX_CHUNKS, seed: int = 0,
+                  num_samples: int | None = None) -> list[torch.Tensor]:
+    """Up to max_chunks raw chunks (before peak normalisation) drawn evenly from files in seeded order.
+
+    Whole-file configurations give each file's own samples, or with ``num_samples`` its first num_samples
+    (zero-padded when shorter): the fixed input length of a whole-file export.
+    """
     from dspl.data.audio import load_audio
-    from dspl.data.chunking import split_into_chunks
+    from dspl.data.chunking import extract_chunk, split_into_chunks
 
     if not files:
         raise DsplError("calibration: no audio files to draw chunks from")
@@ -39,43 +57,57 @@ def sample_chunks(files: Sequence[Path], hp: HParams, max_chunks: int = MAX_CHUN
     per_file = max(1, -(-max_chunks // len(files)))
     chunks: list[torch.Tensor] = []
     for index in order:
-        pieces = split_into_chunks(load_audio(files[index], hp["sample_rate"]), hp, source=str(files[index]))
+        waveform = load_audio(files[index], hp["sample_rate"])
+        if num_samples:
+            pieces = extract_chunk(waveform, 0, num_samples).unsqueeze(0)
+        else:
+            pieces = split_into_chunks(waveform, hp, source=str(files[index]))
         keep = rng.permutation(len(pieces))[:per_file]
         chunks.extend(pieces[i] for i in sorted(keep))
         if len(chunks) >= max_chunks:
             break
-    result = torch.stack(chunks[:max_chunks])
-    log.info("drew %d chunks of %d samples from %d files", len(result), result.shape[1], len(files))
-    return result
+    chunks = chunks[:max_chunks]
+    lengths = sorted({len(c) for c in chunks})
+    log.info("drew %d chunks of %s samples from %d files", len(chunks),
+             lengths[0] if len(lengths) == 1 else f"{lengths[0]} to {lengths[-1]}", len(files))
+    return chunks
 
 
-def synthetic_chunks(hp: HParams, count: int = 16, seed: int = 0) -> torch.Tensor:
-    """Seeded tones with harmonics in noise at several levels [count, N]: verification inputs without data."""
-    from dspl.data.chunking import chunk_samples
+def synthetic_chunks(hp: HParams, count: int = 16, seed: int = 0, num_samples: int | None = None) -> list[torch.Tensor]:
+    """Seeded tones with harmonics in noise at several levels: verification inputs without data.
 
-    length, _ = chunk_samples(hp)
-    if length <= 0:
-        raise DsplError(f"chunk_size: value {hp['chunk_size']}: exporting needs a fixed chunk length (> 0)")
+    Chunks are ``num_samples`` long, else one chunk long; whole files without a length alternate 1 s and 1.7 s.
+    """
+    from dspl.spec import PreprocessingSpec
+
+    spec = PreprocessingSpec.from_hp(hp)
+    fixed = num_samples or spec.chunk_samples
     rng = np.random.default_rng(seed)
-    t = np.arange(length) / hp["sample_rate"]
-    nyquist = hp["sample_rate"] / 2
+    nyquist = spec.sample_rate / 2
     chunks = []
-    for _ in range(count):
+    for i in range(count):
+        length = fixed or int((1.0, 1.7)[i % 2] * spec.sample_rate)
+        t = np.arange(length) / spec.sample_rate
         f0 = rng.uniform(60.0, 0.4 * nyquist)
         tone = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k
                    for k in range(1, 4) if f0 * k < nyquist)
-        chunks.append(rng.uniform(0.01, 0.9) * tone + rng.uniform(1e-4, 0.05) * rng.standard_normal(length))
-    return torch.tensor(np.stack(chunks), dtype=torch.float32)
+        signal = rng.uniform(0.01, 0.9) * tone + rng.uniform(1e-4, 0.05) * rng.standard_normal(length)
+        chunks.append(torch.tensor(signal, dtype=torch.float32))
+    return chunks
 
 
-def make_plots(hp: HParams, chunks: torch.Tensor) -> np.ndarray:
-    """Model inputs [K, C, H, W] (plots on 0..255, or raw features) of raw chunks, made by PlotTransform."""
+def make_plots(hp: HParams, chunks: Sequence[torch.Tensor]) -> np.ndarray:
+    """Model inputs [K, C, H, W] (plots on 0..255, or raw features) of raw chunks, each from its own samples."""
+    from dspl.data.dataset import collate_chunks
     from dspl.features import PlotTransform
 
     transform = PlotTransform.from_hp(hp)
+    plots = []
     with torch.no_grad():
-        batches = [transform(chunks[i:i + PLOT_BATCH]) for i in range(0, len(chunks), PLOT_BATCH)]
-    return torch.cat(batches).numpy().astype(np.float32)
+        for start in range(0, len(chunks), PLOT_BATCH):
+            batch = collate_chunks([{"audio": chunk} for chunk in chunks[start:start + PLOT_BATCH]])
+            plots.append(transform(batch["audio"], batch.get("length")))
+    return torch.cat(plots).numpy().astype(np.float32)
 
 
 def to_nhwc(inputs_nchw: np.ndarray) -> np.ndarray:

@@ -22,17 +22,20 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "audio"
 
 
-def compose_fp32(hp: HParams, image_saved_model: str | Path) -> bytes:
-    """Float32 end-to-end .tflite bytes: the TFLite-compatible TFPlotPipeline -> the SavedModel -> scores."""
+def compose_fp32(hp: HParams, image_saved_model: str | Path, num_samples: int | None = None) -> bytes:
+    """Float32 end-to-end .tflite bytes: the TFLite-compatible TFPlotPipeline -> the SavedModel -> scores.
+
+    ``num_samples``: the input length (default the chunk length; 0 any length, see TFPlotPipeline).
+    """
     import tensorflow as tf
 
     from dspl.export.tf_reference import TFPlotPipeline
 
-    pipeline = TFPlotPipeline.from_hp(hp, tflite_compatible=True)
+    pipeline = TFPlotPipeline.from_hp(hp, tflite_compatible=True, num_samples=num_samples)
     image_model = tf.saved_model.load(str(image_saved_model))
     serve = image_model.signatures[SIGNATURE]
     (plot_name,) = serve.structured_input_signature[1]
-    length = pipeline.num_samples
+    length = pipeline.num_samples or None
 
     class EndToEnd(tf.Module):
         """Raw chunk -> plot -> scores."""
@@ -51,7 +54,7 @@ def compose_fp32(hp: HParams, image_saved_model: str | Path) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = False
     model = checked_convert(converter, "end-to-end model (fp32)")
-    log.info("composed the fp32 end-to-end model: [1, %d] -> scores, %d bytes", length, len(model))
+    log.info("composed the fp32 end-to-end model: [1, %s] -> scores, %d bytes", length or "any", len(model))
     return model
 
 

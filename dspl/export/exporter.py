@@ -24,6 +24,7 @@ from dspl.spec import PREPROCESSING_KEYS
 from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
 from dspl.files import write_atomically
+from dspl.spec import PreprocessingSpec
 from dspl.export import calibration, verify
 from dspl.export.tflite_convert import QUANTIZATIONS
 
@@ -35,10 +36,15 @@ REPORT_FILE = "export_report.json"
 
 @dataclass
 class ExportInputs:
-    """Raw chunks and model inputs (NCHW) for calibration and for verification."""
+    """Raw chunks and model inputs (NCHW) for calibration and for verification.
 
-    verify_chunks: torch.Tensor
+    ``num_samples`` is the input length of the preprocessor and end-to-end models: the chunk length, a whole-file
+    configuration's fixed length, or 0 (any length: the verification chunks then differ in length).
+    """
+
+    verify_chunks: list[torch.Tensor]
     verify_plots: np.ndarray
+    num_samples: int
     calibration_plots: np.ndarray | None = None
     source: str = "synthetic tones"
 
@@ -67,7 +73,8 @@ def export(model: str | Path | Any, out_dir: str | Path, formats: Sequence[str] 
            calibration_data: str | Path | None = None, data_dir: str | Path | None = None,
            label_file: str | Path | None = None, int8_io: bool = False,
            max_chunks: int = calibration.MAX_CHUNKS, min_agreement: float = verify.MIN_AGREEMENT,
-           hp_config: str | Path | None = None, class_config: str | Path | None = None) -> dict[str, Path]:
+           hp_config: str | Path | None = None, class_config: str | Path | None = None,
+           whole_file_seconds: float | None = None) -> dict[str, Path]:
     """Export a model file (or a LoadedModel) to out_dir; return {name: path} of everything written.
 
     formats: onnx, saved_model, tflite. quantize (TFLite and end-to-end models): fp32, fp16, dynamic, int8.
@@ -77,6 +84,8 @@ def export(model: str | Path | Any, out_dir: str | Path, formats: Sequence[str] 
     verified on synthetic tones and int8 is refused. Names: model.onnx, saved_model/, model_<q>.tflite,
     model_end_to_end_<q>.tflite, export_report.json (the verification figures).
     min_agreement: the top-1 agreement quantised models need (benchmarks of untrained models pass 0).
+    whole_file_seconds: the input length of a whole-file model's preprocessor and end-to-end models; without it
+    they take any length where TFLite has the resize as a built-in kernel, else the longest calibration file.
     hp_config, class_config: the configs of a DeepSpectrumLite Keras model file (dspl models hold their own).
     """
     formats, quantize = _check_choices("format", formats, FORMATS), _check_choices("quantize", quantize, QUANTIZATIONS)
@@ -87,7 +96,7 @@ def export(model: str | Path | Any, out_dir: str | Path, formats: Sequence[str] 
                         "pass --calibration-data DIR, or -d DATA_DIR with -l LABEL_FILE")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    inputs = gather_inputs(hp, classes, calibration_data, data_dir, label_file, max_chunks)
+    inputs = gather_inputs(hp, classes, calibration_data, data_dir, label_file, max_chunks, whole_file_seconds)
     with tempfile.TemporaryDirectory(prefix="dspl-export-") as tmp:
         run = _Run(loaded.model.eval(), hp, classes, inputs, out_dir, Path(tmp), min_agreement)
         run.report.update(model=str(model) if isinstance(model, (str, Path)) else loaded.hp["basemodel_name"],
@@ -102,10 +111,13 @@ def export(model: str | Path | Any, out_dir: str | Path, formats: Sequence[str] 
 
 def gather_inputs(hp: HParams, classes: ClassConfig, calibration_data: str | Path | None,
                   data_dir: str | Path | None, label_file: str | Path | None,
-                  max_chunks: int = calibration.MAX_CHUNKS) -> ExportInputs:
+                  max_chunks: int = calibration.MAX_CHUNKS, whole_file_seconds: float | None = None) -> ExportInputs:
     """Chunks and plots for calibration and verification from the sources the user named (see export)."""
+    spec = PreprocessingSpec.from_hp(hp)
     if calibration_data is not None:
-        pool = calibration.sample_chunks(find_audio_files(calibration_data), hp, 2 * max_chunks)
+        files = find_audio_files(calibration_data)
+        samples = _input_samples(spec, whole_file_seconds, hp, files)
+        pool = calibration.sample_chunks(files, hp, 2 * max_chunks, num_samples=samples)
         calib, held_out, source = pool[0::2], pool[1::2], f"audio under {calibration_data}"
         if not len(held_out):
             held_out = calib
@@ -115,19 +127,32 @@ def gather_inputs(hp: HParams, classes: ClassConfig, calibration_data: str | Pat
     elif label_file is not None:
         if data_dir is None:
             raise DsplError(f"{label_file}: calibration from a label file also needs the data directory (-d)")
-        calib = calibration.sample_chunks(
-            calibration.partition_files(hp, classes, data_dir, label_file, "train"), hp, max_chunks)
+        train = calibration.partition_files(hp, classes, data_dir, label_file, "train")
+        samples = _input_samples(spec, whole_file_seconds, hp, train)
+        calib = calibration.sample_chunks(train, hp, max_chunks, num_samples=samples)
         devel = calibration.partition_files(hp, classes, data_dir, label_file, "devel")
-        held_out = calibration.sample_chunks(devel, hp, max_chunks, seed=1) if devel else calib
+        held_out = calibration.sample_chunks(devel, hp, max_chunks, seed=1, num_samples=samples) if devel else calib
         source = f"train/devel partitions of {label_file}"
     else:
-        return ExportInputs(*_with_plots(hp, calibration.synthetic_chunks(hp)))
-    verify_chunks, verify_plots = _with_plots(hp, held_out)
-    return ExportInputs(verify_chunks, verify_plots, calibration.make_plots(hp, calib), source)
+        samples = _input_samples(spec, whole_file_seconds, hp, [])
+        synthetic = calibration.synthetic_chunks(hp, num_samples=samples)
+        return ExportInputs(synthetic, calibration.make_plots(hp, synthetic), samples)
+    return ExportInputs(held_out, calibration.make_plots(hp, held_out), samples, calibration.make_plots(hp, calib),
+                        source)
 
 
-def _with_plots(hp: HParams, chunks: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
-    return chunks, calibration.make_plots(hp, chunks)
+def _input_samples(spec: PreprocessingSpec, whole_file_seconds: float | None, hp: HParams,
+                   files: Sequence[Path]) -> int:
+    """The preprocessor's input length (see ExportInputs.num_samples); a fixed whole-file length defaults to the
+    longest of ``files``."""
+    if spec.whole_file and whole_file_seconds is None and not spec.dynamic_length_resize():
+        if not files:
+            raise DsplError(f"resize_method: value '{spec.resize_method}' (anti_alias "
+                            f"{str(spec.anti_alias).lower()}): a whole-file model exports at a fixed input length: "
+                            "pass --whole-file-seconds, or calibration audio to take its longest file")
+        whole_file_seconds = calibration.longest_file_seconds(files, hp)
+        log.info("whole-file exports take %.3f s of audio (the longest calibration file)", whole_file_seconds)
+    return spec.input_samples(whole_file_seconds)
 
 
 def _check_choices(key: str, values: Iterable[str], allowed: Sequence[str]) -> list[str]:
@@ -235,13 +260,14 @@ def _export_end_to_end(run: _Run, saved_model: Path, image_models: dict[str, byt
     from dspl.export.tflite_convert import tflite_predict
 
     log.info("step 4: end-to-end models (raw chunk -> scores)")
-    preprocessor = create_preprocessor(run.hp, run.work / "preprocessor.tflite").read_bytes()
-    chunks = run.inputs.verify_chunks.numpy()
+    preprocessor = create_preprocessor(run.hp, run.work / "preprocessor.tflite", run.inputs.num_samples).read_bytes()
+    chunks = [chunk.numpy() for chunk in run.inputs.verify_chunks]
     tflite_plots = tflite_predict(preprocessor, chunks)
     with torch.no_grad():
         torch_scores = run.model(torch.from_numpy(run.inputs.verify_plots)).numpy()
     for q in quantize:
-        model = compose_fp32(run.hp, saved_model) if q == "fp32" else splice(preprocessor, image_models[q])
+        model = (compose_fp32(run.hp, saved_model, run.inputs.num_samples) if q == "fp32"
+                 else splice(preprocessor, image_models[q]))
         model = _with_metadata(run, model, end_to_end=True)
         scores = tflite_predict(model, chunks)
         same_chain = tflite_predict(image_models[q], tflite_plots)
@@ -261,18 +287,18 @@ def _record(run: _Run, step: str, figure: float, **extra: float) -> None:
 
 def _with_metadata(run: _Run, model: bytes, end_to_end: bool) -> bytes:
     """Attach TFLite metadata: labels, audio properties (end-to-end) or image size, preprocessing JSON."""
-    from dspl.data.chunking import chunk_samples
     from dspl.export.metadata import ModelInfo, add_metadata
 
     hp, classes = run.hp, run.classes
-    samples, _ = chunk_samples(hp)
+    samples = run.inputs.num_samples
     kind = "raw audio chunk -> scores" if end_to_end else "spectrogram plot [1, H, W, C] on 0..255 -> scores"
     plot_shape = list(calibration.to_nhwc(run.inputs.verify_plots[:1]).shape)
     preprocessing = {key: hp[key] for key in PREPROCESSING_KEYS}
     preprocessing.update(num_samples=samples, plot_shape=plot_shape, labels=list(classes.labels),
                          names=list(classes.names), prediction_type=hp["prediction_type"],
                          backbone=hp["basemodel_name"], dspl_version=__version__,
-                         input="raw chunk [1, num_samples] float32, before peak normalisation" if end_to_end
+                         input=("raw chunk [1, num_samples] float32, before peak normalisation (num_samples 0: a whole "
+                                "file of any length; resize the input tensor to it)") if end_to_end
                          else "plot [1, H, W, C] float32 on 0..255 (as `dspl plot --format npy` writes it)")
     info = ModelInfo(
         name=f"dspl {hp['basemodel_name']} {hp['prediction_type']}",
@@ -280,7 +306,7 @@ def _with_metadata(run: _Run, model: bytes, end_to_end: bool) -> bytes:
                     f"preprocessing {json.dumps(preprocessing, sort_keys=True)}",
         version=__version__, labels=list(classes.labels),
         input_name="audio" if end_to_end else "plot",
-        input_description=(f"{samples} samples at {hp['sample_rate']} Hz, mono, float32" if end_to_end
+        input_description=(f"{samples or 'any number of'} samples at {hp['sample_rate']} Hz, mono, float32" if end_to_end
                            else "plot image on 0..255"),
         output_description="scores after the output activation",
         sample_rate=hp["sample_rate"] if end_to_end else None, channels=1,

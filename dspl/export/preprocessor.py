@@ -12,20 +12,19 @@ from dspl.files import write_atomically
 log = logging.getLogger(__name__)
 
 
-def create_preprocessor(hp: HParams, destination: str | Path, whole_file_seconds: float | None = None) -> Path:
+def create_preprocessor(hp: HParams, destination: str | Path, num_samples: int | None = None) -> Path:
     """Convert the TFLite-compatible TF pipeline for one [1, N] float32 chunk and write it atomically.
 
-    ``whole_file_seconds`` fixes N for whole-file configurations (chunk_size <= 0); without it their preprocessor
-    takes any length (the client resizes the input tensor), which needs a resize with a built-in TFLite kernel.
+    ``num_samples`` fixes N for whole-file configurations (chunk_size <= 0, see PreprocessingSpec.input_samples);
+    without it their preprocessor takes any length (the client resizes the input tensor), which needs a resize
+    with a built-in TFLite kernel.
     """
     import tensorflow as tf
 
     from dspl.export.tf_reference import TFPlotPipeline
-    from dspl.spec import PreprocessingSpec
 
     destination = Path(destination)
-    spec = PreprocessingSpec.from_hp(hp)
-    pipeline = TFPlotPipeline(spec, tflite_compatible=True, num_samples=spec.input_samples(whole_file_seconds))
+    pipeline = TFPlotPipeline.from_hp(hp, tflite_compatible=True, num_samples=num_samples)
     function = pipeline.concrete_function(batch_size=1)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], pipeline)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

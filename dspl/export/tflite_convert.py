@@ -7,7 +7,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -106,13 +106,22 @@ def checked_convert(converter, what: str) -> bytes:
     return model
 
 
-def tflite_predict(model: str | Path | bytes, inputs: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Run a single-input TFLite model item by item; int8 inputs/outputs are (de)quantised on the way."""
+def tflite_predict(model: str | Path | bytes, inputs: Sequence[np.ndarray], threads: int | None = None) -> np.ndarray:
+    """Run a single-input TFLite model item by item; int8 inputs/outputs are (de)quantised on the way.
+
+    Items may differ in shape where the model's input has a dynamic axis (a whole-file preprocessor): the input
+    tensor is resized to each new shape.
+    """
     interpreter = make_interpreter(model, threads)
     interpreter.allocate_tensors()
     (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    shape = list(source["shape"])
     outputs = []
     for item in inputs:
+        if [1, *item.shape] != shape:
+            shape = [1, *item.shape]
+            interpreter.resize_tensor_input(source["index"], shape)
+            interpreter.allocate_tensors()
         interpreter.set_tensor(source["index"], _quantise(item[None].astype(np.float32), source))
         interpreter.invoke()
         outputs.append(_dequantise(interpreter.get_tensor(target["index"]), target))

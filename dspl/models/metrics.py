@@ -55,6 +55,13 @@ class ConcordanceCorrelation(Metric):
         return (2.0 * cov / (vx + vy + (mx - my) ** 2)).to(torch.float32)
 
 
+def concordance_correlation(preds: Sequence[float] | torch.Tensor, target: Sequence[float] | torch.Tensor) -> float:
+    """Lin's CCC of two sequences, by the same ConcordanceCorrelation that training logs (one definition)."""
+    metric = ConcordanceCorrelation()
+    metric.update(torch.as_tensor(preds, dtype=torch.float64), torch.as_tensor(target, dtype=torch.float64))
+    return float(metric.compute())
+
+
 class _Flat(Metric):
     """Flattens [B, 1] predictions to [B] before a regression metric."""
 

@@ -102,9 +102,10 @@ class DsplModule(L.LightningModule):
         return self.model(plots)
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
-        """Turn the raw audio chunks into plots on the device the batch now lives on."""
+        """Turn the raw audio chunks into plots on the device the batch now lives on (whole files: each from its
+        own samples, by the batch's "length")."""
         with torch.no_grad():
-            batch["plots"] = self.features(batch["audio"])
+            batch["plots"] = self.features(batch["audio"], batch.get("length"))
         if self.input_shape is None:
             self.input_shape = tuple(batch["plots"].shape[1:])
         return batch

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.progress import Progress
 
@@ -39,11 +38,11 @@ def classification_metrics(targets: list[int], predictions: list[int], classes: 
 
 
 def regression_metrics(targets: list[float], predictions: list[float]) -> dict[str, Any]:
-    """MAE, RMSE and the concordance correlation coefficient."""
-    from torchmetrics.functional.regression import concordance_corrcoef
+    """MAE, RMSE and Lin's concordance correlation coefficient (the same CCC that `train` logs)."""
+    from dspl.models.metrics import concordance_correlation
 
     y, p = np.asarray(targets, dtype=np.float64), np.asarray(predictions, dtype=np.float64)
-    ccc = float(concordance_corrcoef(torch.from_numpy(p), torch.from_numpy(y))) if len(y) > 1 else float("nan")
+    ccc = concordance_correlation(p, y) if len(y) > 1 else float("nan")
     return {"mae": float(np.mean(np.abs(p - y))), "rmse": float(np.sqrt(np.mean((p - y) ** 2))),
             "ccc": ccc, "count": len(y)}
 

@@ -79,7 +79,7 @@ def train(data_dir: str | Path, model_dir: str | Path, hp_config: str | Path, cl
     """Train every configuration of the grid (or the one SLURM_ARRAY_TASK_ID names); returns one result per config.
 
     ``trainer_options`` go to ``lightning.Trainer`` (e.g. accelerator, devices, precision) and override dspl's
-    defaults. Each result holds the index, the output paths and the test metrics.
+    defaults. Each result holds the index, the output paths, the test metrics and the test chunk scores.
     """
     hp_config = Path(hp_config)
     configs = load_grid(hp_config)
@@ -106,7 +106,8 @@ def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_d
                         label_file: str | Path, model_dir: str | Path, hp_source_dir: str | Path | None = None,
                         cache: bool = True, num_workers: int = 0, trainer_options: dict[str, Any] | None = None,
                         console: Console | None = None) -> dict[str, Any]:
-    """Train, save (model.h5 + model.ckpt) and test one configuration; returns its paths and test metrics."""
+    """Train, save (model.h5 + model.ckpt) and test one configuration; returns its paths, test metrics and the
+    test partition's chunk scores (label file order)."""
     console = console or Console()
     log_dir, out_dir = output_dirs(model_dir, hp, index)
     _tensorboard_without_tensorflow()
@@ -136,7 +137,8 @@ def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_d
     logger.finalize("success")
     console.print(f"model: {model_file}")
     return {"index": index, "model_file": model_file, "checkpoint": out_dir / CHECKPOINT_FILE,
-            "log_dir": log_dir, "test": {k: float(v) for k, v in metrics.items()}}
+            "log_dir": log_dir, "test": {k: float(v) for k, v in metrics.items()},
+            "test_scores": module.test_scores.numpy()}
 
 
 def _loggable(hp: HParams) -> dict[str, Any]:
