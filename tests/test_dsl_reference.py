@@ -180,3 +180,20 @@ def test_flipping_features_before_the_resize_fails_for_nearest():
     assert_matches(name, turned_after)
     with pytest.raises(AssertionError, match="more than one step off"):
         assert_matches(name, flipped_first)
+
+
+def test_dspl_plot_command_matches_deepspectrumlite_on_its_readme_configuration(tmp_path):
+    """`dspl plot --format npy` on DeepSpectrumLite's README configuration (nearest, 224x224), as a user runs it."""
+    from click.testing import CliRunner
+
+    from dspl.cli.main import cli
+
+    span = CASES["readme"]["chunks"][0]
+    hp_file = tmp_path / "hp_config.json"
+    hp_file.write_text(json.dumps({key: [value] for key, value in CASES["readme"]["hp"].items()}), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["plot", "-hc", str(hp_file), "-d", str(AUDIO / span["file"]),
+                                      "-o", str(tmp_path / "plots"), "--format", "npy"])
+    assert result.exit_code == 0, result.output
+    first = np.load(tmp_path / "plots" / f"{Path(span['file']).stem}_0.npy")
+    assert span["offset"] == 0 and first.shape == (224, 224, 3)
+    assert_matches("readme", [first])
