@@ -10,7 +10,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from dspl.models.freezing import backbone_layers
 from dspl.models.modelfile import read_model_file
-from dspl.models.module import DsplModule, epoch_learning_rate, phase_learning_rate, schedule_phase, total_epochs
+from dspl.models.module import DsplModule
+from dspl.models.optim import PhaseSchedule, epoch_learning_rate, phase_learning_rate, schedule_phase, total_epochs
 from dspl.workflows.train import train_configuration
 
 
@@ -60,6 +61,20 @@ def test_cosine_decay_restarts_in_each_phase():
     scratch = {**hp, "weights": ""}
     assert [epoch_learning_rate(scratch, e) for e in (0, 3)] == pytest.approx([0.01, 0.005])
     assert [epoch_learning_rate({**hp, "lr_decay": "none"}, e) for e in (1, 5)] == [0.01, 0.001]
+
+
+def test_phase_schedule_sets_each_epochs_rate_on_the_optimizer():
+    """The scheduler object alone: stepped once per epoch it walks epoch_learning_rate, restarts included."""
+    hp = tiny_hp(weights="/some/weights.pth", pre_epochs=2, epochs=3, learning_rate=0.01, fine_learning_rate=0.002,
+                 lr_decay="cosine")
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01)
+    schedule = PhaseSchedule(optimizer, hp)
+    rates = []
+    for _ in range(5):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([0.01, 0.005, 0.002, 0.0015, 0.0005])
 
 
 class ScheduleRecorder(Callback):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning as L
@@ -16,55 +15,7 @@ from dspl.models import create_model
 from dspl.models.freezing import freeze_backbone, unfreeze_last
 from dspl.models.losses import create_loss
 from dspl.models.metrics import create_metrics
-from dspl.models.optim import create_optimizer
-
-FROZEN, FINETUNE, FULL = "frozen", "finetune", "full"
-
-
-def uses_pretrained_weights(hp: HParams) -> bool:
-    """DeepSpectrumLite's schedule applies to backbones that start from weights ('imagenet' or a file)."""
-    return hp["weights"] != ""
-
-
-def total_epochs(hp: HParams) -> int:
-    """Epochs of the whole run: pre_epochs (frozen backbone, or from scratch) plus epochs."""
-    return int(hp["pre_epochs"]) + int(hp["epochs"])
-
-
-def schedule_phase(hp: HParams, epoch: int) -> str:
-    """FROZEN for the first pre_epochs of a pretrained backbone, then FINETUNE; FULL when training from scratch."""
-    if not uses_pretrained_weights(hp):
-        return FULL
-    return FROZEN if epoch < int(hp["pre_epochs"]) else FINETUNE
-
-
-def phase_learning_rate(hp: HParams, phase: str) -> float:
-    """fine_learning_rate while fine-tuning (when set and > 0), else learning_rate."""
-    fine = hp.get("fine_learning_rate")
-    return float(fine) if phase == FINETUNE and fine else float(hp["learning_rate"])
-
-
-def phase_epochs(hp: HParams, phase: str) -> tuple[int, int]:
-    """First epoch and number of epochs of ``phase``."""
-    if phase == FROZEN:
-        return 0, int(hp["pre_epochs"])
-    if phase == FINETUNE:
-        return int(hp["pre_epochs"]), int(hp["epochs"])
-    return 0, total_epochs(hp)
-
-
-def epoch_learning_rate(hp: HParams, epoch: int) -> float:
-    """The phase's learning rate, decayed along a half cosine over the phase's epochs when lr_decay is 'cosine'.
-
-    Each phase restarts at its own rate, so DeepSpectrumLite's two-phase schedule keeps its shape.
-    """
-    phase = schedule_phase(hp, epoch)
-    rate = phase_learning_rate(hp, phase)
-    if hp.get("lr_decay", "none") != "cosine":
-        return rate
-    start, length = phase_epochs(hp, phase)
-    return rate * 0.5 * (1.0 + math.cos(math.pi * (epoch - start) / max(length, 1)))
-
+from dspl.models.optim import FINETUNE, FROZEN, PhaseSchedule, create_optimizer, schedule_phase
 
 class DsplModule(L.LightningModule):
     """Classifier of spectrogram plots that makes its plots from raw audio chunks on its own device.
@@ -160,12 +111,15 @@ class DsplModule(L.LightningModule):
             self.test_targets = torch.cat([t for _, t in self._test_outputs])
         self._test_outputs = []
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """The hp's optimizer over all classifier parameters (frozen ones get no gradient and stay put)."""
-        return create_optimizer(self.hp["optimizer"], self.model.parameters(), float(self.hp["learning_rate"]))
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The hp's optimizer over all classifier parameters (frozen ones get no gradient and stay put), its
+        learning rate set per epoch by DeepSpectrumLite's schedule (optim.PhaseSchedule)."""
+        optimizer = create_optimizer(self.hp["optimizer"], self.model.parameters(), float(self.hp["learning_rate"]))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": PhaseSchedule(optimizer, self.hp),
+                                                          "interval": "epoch"}}
 
     def on_train_epoch_start(self) -> None:
-        """Enter the schedule's phase for this epoch (freeze, or unfreeze the last finetune_layer share); set the lr."""
+        """Enter the schedule's phase for this epoch: freeze, or unfreeze the last finetune_layer share."""
         phase = schedule_phase(self.hp, self.current_epoch)
         previous, self.phase = self.phase, phase
         if phase != previous:
@@ -173,8 +127,6 @@ class DsplModule(L.LightningModule):
                 freeze_backbone(self.model)
             elif phase == FINETUNE:
                 unfreeze_last(self.model, float(self.hp["finetune_layer"]))
-        for optimizer in self.trainer.optimizers:
-            if previous == FROZEN and phase != FROZEN:  # DeepSpectrumLite recompiled the model: fresh optimizer state
+        if previous == FROZEN and phase != FROZEN:  # DeepSpectrumLite recompiled the model: fresh optimizer state
+            for optimizer in self.trainer.optimizers:
                 optimizer.state.clear()
-            for group in optimizer.param_groups:
-                group["lr"] = epoch_learning_rate(self.hp, self.current_epoch)

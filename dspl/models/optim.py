@@ -1,4 +1,8 @@
-"""Optimizers by DeepSpectrumLite's names, with Keras' default hyper-parameters, and FTRL-Proximal.
+"""Optimizers by DeepSpectrumLite's names, with Keras' default hyper-parameters, FTRL-Proximal, and the schedule.
+
+The schedule is DeepSpectrumLite's: with pretrained weights, ``pre_epochs`` with the backbone frozen at
+``learning_rate`` and then ``epochs`` of fine-tuning at ``fine_learning_rate``; from scratch, every epoch at
+``learning_rate``; dspl's ``lr_decay: cosine`` decays each phase along a half cosine.
 
 Keras defaults used (tf.keras 2.x and Keras 3 agree): Adam/Nadam β1 0.9, β2 0.999, ε 1e-7;
 Adadelta ρ 0.95, ε 1e-7; Adagrad initial accumulator 0.1, ε 1e-7; RMSprop ρ 0.9, no momentum,
@@ -11,15 +15,73 @@ and tf.keras 2.x's (Keras 3 changed it to 0.96^t).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import math
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
 
 from dspl.config.schema import OPTIMIZERS
 from dspl.errors import DsplError
 
 Params = Iterable[torch.Tensor] | Iterable[dict]
+
+FROZEN, FINETUNE, FULL = "frozen", "finetune", "full"
+
+
+def uses_pretrained_weights(hp: Mapping[str, Any]) -> bool:
+    """DeepSpectrumLite's schedule applies to backbones that start from weights ('imagenet' or a file)."""
+    return hp["weights"] != ""
+
+
+def total_epochs(hp: Mapping[str, Any]) -> int:
+    """Epochs of the whole run: pre_epochs (frozen backbone, or from scratch) plus epochs."""
+    return int(hp["pre_epochs"]) + int(hp["epochs"])
+
+
+def schedule_phase(hp: Mapping[str, Any], epoch: int) -> str:
+    """FROZEN for the first pre_epochs of a pretrained backbone, then FINETUNE; FULL when training from scratch."""
+    if not uses_pretrained_weights(hp):
+        return FULL
+    return FROZEN if epoch < int(hp["pre_epochs"]) else FINETUNE
+
+
+def phase_learning_rate(hp: Mapping[str, Any], phase: str) -> float:
+    """fine_learning_rate while fine-tuning (when set and > 0), else learning_rate."""
+    fine = hp.get("fine_learning_rate")
+    return float(fine) if phase == FINETUNE and fine else float(hp["learning_rate"])
+
+
+def phase_epochs(hp: Mapping[str, Any], phase: str) -> tuple[int, int]:
+    """First epoch and number of epochs of ``phase``."""
+    if phase == FROZEN:
+        return 0, int(hp["pre_epochs"])
+    if phase == FINETUNE:
+        return int(hp["pre_epochs"]), int(hp["epochs"])
+    return 0, total_epochs(hp)
+
+
+def epoch_learning_rate(hp: Mapping[str, Any], epoch: int) -> float:
+    """The phase's learning rate, decayed along a half cosine over the phase's epochs when lr_decay is 'cosine'.
+
+    Each phase restarts at its own rate, so DeepSpectrumLite's two-phase schedule keeps its shape.
+    """
+    phase = schedule_phase(hp, epoch)
+    rate = phase_learning_rate(hp, phase)
+    if hp.get("lr_decay", "none") != "cosine":
+        return rate
+    start, length = phase_epochs(hp, phase)
+    return rate * 0.5 * (1.0 + math.cos(math.pi * (epoch - start) / max(length, 1)))
+
+
+class PhaseSchedule(LambdaLR):
+    """The learning rate of every epoch (epoch_learning_rate) as a scheduler of an optimizer built at learning_rate;
+    step it once per epoch."""
+
+    def __init__(self, optimizer: Optimizer, hp: Mapping[str, Any]) -> None:
+        base = float(hp["learning_rate"])
+        super().__init__(optimizer, lambda epoch: epoch_learning_rate(hp, epoch) / base)
 
 
 class Ftrl(Optimizer):

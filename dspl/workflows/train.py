@@ -30,7 +30,8 @@ from dspl.config import (
 from dspl.data.datamodule import AudioDataModule
 from dspl.errors import DsplError
 from dspl.models.modelfile import save_model_file
-from dspl.models.module import DsplModule, total_epochs, uses_pretrained_weights
+from dspl.models.module import DsplModule
+from dspl.models.optim import total_epochs, uses_pretrained_weights
 
 log = logging.getLogger(__name__)
 
