@@ -99,7 +99,7 @@ def main() -> None:
 
     from dspl.config import load_config
     from dspl.data.example import write_example_data
-    from dspl.export.preprocessor import custom_operators
+    from dspl.export.tflite_file import custom_operators
     from dspl.export.tflite_stats import measure_latencies
 
     hp = load_config(args.config, 0)

@@ -6,7 +6,7 @@ import h5py
 from click.testing import CliRunner
 
 from dspl.cli.main import cli
-from dspl.export.preprocessor import custom_operators
+from dspl.export.tflite_file import custom_operators
 
 
 def test_train_predict_devel_test_stats_convert_tflite_stats_create_preprocessor(example_dir, tmp_path):

@@ -20,7 +20,7 @@ from helpers import GUARD_ENV, child_tries_to_connect, install_child_network_gua
 from dspl.cli.main import cli
 from dspl.config import ClassConfig
 from dspl.export import calibration
-from dspl.export.preprocessor import custom_operators
+from dspl.export.tflite_file import custom_operators
 from dspl.export.tflite_convert import run_isolated, tflite_predict
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from dspl.export import calibration
-from dspl.export.preprocessor import custom_operators, tflite_operators
+from dspl.export.tflite_file import custom_operators, tflite_operators
 from dspl.export.tflite_convert import tflite_predict
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -195,10 +195,10 @@ def test_metadata_carries_labels_sample_rate_and_preprocessing(exported: dict) -
 
 def test_metadata_flatbuffer_reads_back_with_the_published_schema(exported: dict) -> None:
     schema = importlib.import_module("mediapipe.tasks.metadata.metadata_schema_py_generated")
-    from tensorflow.lite.python import schema_py_generated as tflite_schema
+    from dspl.export import tflite_file
 
     data = Path(exported["written"]["end_to_end_int8"]).read_bytes()
-    model = tflite_schema.Model.GetRootAsModel(data, 0)
+    model = tflite_file.schema().Model.GetRootAsModel(data, 0)
     entries = {model.Metadata(i).Name().decode(): model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
     buffer = model.Buffers(entries["TFLITE_METADATA"]).DataAsNumpy().tobytes()
     metadata = schema.ModelMetadata.GetRootAsModelMetadata(buffer, 0)

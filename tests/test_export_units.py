@@ -17,7 +17,8 @@ from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
 from dspl.export import calibration, verify
 from dspl.export.metadata import LABELS_FILE, PREPROCESSING_FILE, ModelInfo, add_metadata, associated_files
-from dspl.export.preprocessor import custom_operators
+from dspl.export import tflite_file
+from dspl.export.tflite_file import custom_operators
 from dspl.export.tflite_convert import tflite_predict
 
 
@@ -82,10 +83,7 @@ def test_metadata_keeps_the_model_runnable_and_carries_files(parts) -> None:
     assert files[LABELS_FILE] == b"x\ny\nz\n"
     assert json.loads(files[PREPROCESSING_FILE]) == {"sample_rate": 16000}
     again = add_metadata(model[: len(model)], info)  # replacing metadata keeps one TFLITE_METADATA entry
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    root = schema.Model.GetRootAsModel(again, 0)
-    names = [root.Metadata(i).Name() for i in range(root.MetadataLength())]
+    names = [entry.name for entry in tflite_file.unpack(again).metadata]
     assert names.count(b"TFLITE_METADATA") == 1
 
 

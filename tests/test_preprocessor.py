@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from dspl.cli.main import cli
 from dspl.errors import DsplError
-from dspl.export.preprocessor import create_preprocessor, custom_operators, tflite_operators
+from dspl.export.preprocessor import create_preprocessor
+from dspl.export.tflite_file import custom_operators, tflite_operators
 from dspl.export.tf_reference import TFPlotPipeline, is_power_of_two
 from dspl.spec import PreprocessingSpec
 from test_parity import BASE, assert_features_close, assert_images_close, make_hparams, make_signals, torch_output

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dspl.config import HParams
 from dspl.errors import DsplError
+from dspl.export import tflite_file
 from dspl.export.tf_convert import SIGNATURE
 from dspl.export.tflite_convert import checked_convert
 
@@ -64,17 +65,13 @@ def splice(preprocessor: bytes, image_model: bytes) -> bytes:
     Both models must have one subgraph, one input and one output, and the preprocessor's output shape must
     be the image model's input shape (a float32 input; quantised models quantise it themselves).
     """
-    import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    first = schema.ModelT.InitFromPackedBuf(bytearray(preprocessor), 0)
-    merged = schema.ModelT.InitFromPackedBuf(bytearray(image_model), 0)
+    first, merged = tflite_file.unpack(preprocessor), tflite_file.unpack(image_model)
     if len(first.subgraphs) != 1 or len(merged.subgraphs) != 1:
         raise DsplError("end-to-end model: the preprocessor and the image model must have one subgraph each")
     pre, image = first.subgraphs[0], merged.subgraphs[0]
     (pre_out,), (image_in,) = list(pre.outputs), list(image.inputs)
     out_tensor, in_tensor = pre.tensors[pre_out], image.tensors[image_in]
-    if list(out_tensor.shape) != list(in_tensor.shape) or in_tensor.type != schema.TensorType.FLOAT32:
+    if list(out_tensor.shape) != list(in_tensor.shape) or in_tensor.type != tflite_file.schema().TensorType.FLOAT32:
         raise DsplError(f"end-to-end model: preprocessor output {list(out_tensor.shape)} does not fit the image "
                         f"model input {list(in_tensor.shape)} (float32 expected)")
     tensor_offset, buffer_offset = len(image.tensors), len(merged.buffers)
@@ -107,8 +104,7 @@ def splice(preprocessor: bytes, image_model: bytes) -> bytes:
     for signature in merged.signatureDefs or []:
         (entry,) = signature.inputs
         entry.name, entry.tensorIndex = INPUT_NAME.encode(), image.inputs[0]
-    builder = flatbuffers.Builder(len(preprocessor) + len(image_model) + 4096)
-    builder.Finish(merged.Pack(builder), file_identifier=b"TFL3")
+    spliced = tflite_file.pack(merged, len(preprocessor) + len(image_model))
     log.info("spliced the preprocessor (%d operators) in front of the image model (%d operators)",
              len(pre.operators), len(image.operators) - len(pre.operators))
-    return bytes(builder.Output())
+    return spliced

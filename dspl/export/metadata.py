@@ -136,9 +136,10 @@ def metadata_flatbuffer(info: ModelInfo) -> bytes:
 
 def add_metadata(model: bytes, info: ModelInfo) -> bytes:
     """A copy of a .tflite model carrying TFLITE_METADATA and, zipped at its end, labels and preprocessing."""
-    from tensorflow.lite.python import schema_py_generated as schema
+    from dspl.export import tflite_file
 
-    tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    schema = tflite_file.schema()
+    tree = tflite_file.unpack(model)
     tree.metadata = [entry for entry in (tree.metadata or []) if entry.name.decode() != METADATA_NAME]
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(metadata_flatbuffer(info), dtype=np.uint8)
@@ -147,9 +148,7 @@ def add_metadata(model: bytes, info: ModelInfo) -> bytes:
     entry.name = METADATA_NAME.encode()
     entry.buffer = len(tree.buffers) - 1
     tree.metadata.append(entry)
-    builder = flatbuffers.Builder(len(model) + 4096)
-    builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
-    stream = io.BytesIO(bytes(builder.Output()))
+    stream = io.BytesIO(tflite_file.pack(tree, len(model)))
     with zipfile.ZipFile(stream, "a") as archive:  # appended after the flatbuffer, which stays readable
         archive.writestr(LABELS_FILE, "".join(f"{label}\n" for label in info.labels))
         archive.writestr(PREPROCESSING_FILE, json.dumps(info.preprocessing, indent=2, sort_keys=True))

@@ -1,4 +1,4 @@
-"""The TFLite preprocessor (raw chunk [1, N] -> plot [1, H, W, 3] on 0..255) and a .tflite operator lister."""
+"""The TFLite preprocessor: raw chunk [1, N] -> plot [1, H, W, 3] on 0..255, built-in operators only."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dspl.config import HParams
 from dspl.errors import DsplError
+from dspl.export.tflite_file import custom_operators
 from dspl.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -37,47 +38,3 @@ def create_preprocessor(hp: HParams, destination: str | Path, num_samples: int |
     log.info("wrote %s: [1, %s] -> %s, %d bytes", destination, pipeline.num_samples or "any",
              (1, *pipeline.output_shape), len(model))
     return destination
-
-
-def tflite_operators(model: str | Path | bytes) -> list[str]:
-    """Operator names of every operator in every subgraph of a .tflite file (or its bytes), in graph order.
-
-    Built-in operators carry their schema name (e.g. ``FULLY_CONNECTED``); custom ones their custom code
-    (Flex operators read ``Flex<TF op>``).
-    """
-    return [name for name, _ in _operators(model)]
-
-
-def custom_operators(model: str | Path | bytes) -> list[str]:
-    """The sorted distinct operators of a .tflite file that are not TFLite built-ins (Flex or custom)."""
-    return sorted({name for name, builtin in _operators(model) if not builtin})
-
-
-def _operators(model: str | Path | bytes) -> list[tuple[str, bool]]:
-    """(name, is built-in) of every operator, read from the flatbuffer with TFLite's generated schema."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    data = model if isinstance(model, bytes) else _read(Path(model))
-    if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
-        raise DsplError(f"{'<bytes>' if isinstance(model, bytes) else model}: not a TFLite model file")
-    root = schema.Model.GetRootAsModel(data, 0)
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    codes = []
-    for i in range(root.OperatorCodesLength()):
-        code = root.OperatorCodes(i)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        if builtin == schema.BuiltinOperator.CUSTOM:
-            codes.append((code.CustomCode().decode("utf-8"), False))
-        else:
-            codes.append((names.get(builtin, f"BUILTIN_{builtin}"), True))
-    return [codes[root.Subgraphs(s).Operators(o).OpcodeIndex()]
-            for s in range(root.SubgraphsLength()) for o in range(root.Subgraphs(s).OperatorsLength())]
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DsplError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DsplError(f"{path}: cannot read: {exc.strerror}") from None

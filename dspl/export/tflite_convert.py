@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import numpy as np
 
 from dspl.errors import DsplError
-from dspl.export.preprocessor import custom_operators
+from dspl.export.tflite_file import custom_operators
 
 log = logging.getLogger(__name__)
 

@@ -21,37 +21,6 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "converted_model_weights_infos.hdf5"
 WARMUP_RUNS = 5
-NUMPY_TYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64, "INT8": np.int8,
-               "UINT8": np.uint8, "INT16": np.int16, "UINT16": np.uint16, "INT32": np.int32,
-               "UINT32": np.uint32, "INT64": np.int64, "UINT64": np.uint64, "BOOL": np.bool_}
-
-
-def constant_tensors(model: bytes) -> list[dict[str, Any]]:
-    """Every tensor with stored data: subgraph, index, name, shape, type, quantisation and values."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    type_names = {value: name for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
-    constants = []
-    for subgraph_index, subgraph in enumerate(tree.subgraphs):
-        for index, tensor in enumerate(subgraph.tensors):
-            data = tree.buffers[tensor.buffer].data if tensor.buffer < len(tree.buffers) else None
-            if data is None or len(data) == 0:
-                continue
-            type_name = type_names.get(tensor.type, str(tensor.type))
-            shape = [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
-            values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), NUMPY_TYPES[type_name]).reshape(shape) \
-                if type_name in NUMPY_TYPES else np.asarray(data, np.uint8)
-            quant = tensor.quantization
-            constants.append({
-                "subgraph": subgraph_index, "index": index, "name": (tensor.name or b"").decode(),
-                "shape": shape, "type": type_name, "size": int(np.prod(shape)) if shape else 1, "values": values,
-                "scale": list(quant.scale) if quant is not None and quant.scale is not None else [],
-                "zero_point": list(quant.zeroPoint) if quant is not None and quant.zeroPoint is not None else [],
-            })
-    return constants
-
-
 def measure_latency(model: str | Path, runs: int = 50, threads: int | None = None,
                     warmup: int = WARMUP_RUNS, runtime: str = "litert") -> dict[str, float]:
     """Invoke latency in milliseconds on zero inputs: warm-up runs, then median/p90/mean/min of `runs`.
@@ -106,7 +75,7 @@ def tflite_stats(model_path: str | Path, runs: int = 50, threads: int | None = N
                  write_weights: bool = True) -> dict[str, Any]:
     """Tensor details, parameter count, file size, operator histogram, latency (and the weights HDF5 file)."""
     from dspl.export.metadata import associated_files
-    from dspl.export.preprocessor import tflite_operators
+    from dspl.export.tflite_file import constant_tensors, tflite_operators
     from dspl.export.tflite_convert import make_interpreter
 
     path = Path(model_path)
