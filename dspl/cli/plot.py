@@ -17,7 +17,7 @@ import click
 def command(hp_config: str, data: str, output: str, fmt: str, config_index: int) -> None:
     """Write the plot of every chunk of audio files as <stem>_<chunk>.png/.npy, plus contact_sheet.png."""
     from dspl.config import load_config
-    from dspl.features.plotting import plot_audio
+    from dspl.workflows.plot import plot_audio
 
     summary = plot_audio(load_config(hp_config, config_index), data, output, fmt)
     click.echo(f"{summary.images} image(s) of {summary.files} file(s) in {output}; "

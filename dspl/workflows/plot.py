@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.chunking import split_into_chunks
 from dspl.errors import DsplError
-from dspl.features.transforms import PlotTransform
+from dspl.features import PlotTransform
 
 logger = logging.getLogger(__name__)
 
