@@ -49,8 +49,9 @@ def test_png_per_chunk_recursive_with_contact_sheet(tmp_path: Path, write_sine: 
 
 def test_npy_plots_and_raw_features(tmp_path: Path, write_sine: Callable[..., Path]) -> None:
     audio = write_sine(tmp_path / "tone.wav", seconds=1.0)
+    write_sine(tmp_path / "quiet" / "tone.wav", seconds=1.0, amplitude=0.25)
     out = tmp_path / "npy"
-    grid = write_grid(tmp_path / "hp.json", use_plot_images=[True, False])
+    grid = write_grid(tmp_path / "hp.json", use_plot_images=[True, False], normalize_audio=[False])
     assert run("-hc", str(grid), "-d", str(audio), "-o", str(out), "--format", "npy").exit_code == 0
     plot = np.load(out / "tone_0.npy")
     assert plot.dtype == np.float32 and plot.shape == (32, 24, 3)
@@ -60,7 +61,11 @@ def test_npy_plots_and_raw_features(tmp_path: Path, write_sine: Callable[..., Pa
     assert result.exit_code == 0, result.output
     raw = np.load(raw_out / "tone_0.npy")
     assert raw.dtype == np.float32 and raw.shape == (61, 32, 1)
-    assert raw.max() == pytest.approx(0.0, abs=1e-4)  # dB relative to the chunk's peak
+    result = run("-hc", str(grid), "-d", str(tmp_path / "quiet"), "-o", str(tmp_path / "quiet_raw"), "--format", "npy",
+                 "--config-index", "1")
+    assert result.exit_code == 0, result.output
+    quiet = np.load(tmp_path / "quiet_raw" / "tone_0.npy")  # absolute dB: half the amplitude is 6.02 dB less
+    assert raw.max() - quiet.max() == pytest.approx(20 * np.log10(2.0), abs=1e-3)
     result = run("-hc", str(grid), "-d", str(audio), "-o", str(tmp_path / "grey"), "--config-index", "1")
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "grey" / "tone_0.png") as image:
