@@ -1,0 +1,104 @@
+"""Attribution maps over the model's input plots: Grad-CAM, integrated gradients and occlusion, via Captum.
+
+Why Captum: one maintained library (PyTorch's own, BSD) covers all three method families behind one
+``attribute(inputs, target=...)`` interface — gradient-based (IntegratedGradients), perturbation-based
+(Occlusion) and CAM (LayerGradCam) — on any ``nn.Module``, with no assumptions about the model's class or
+its output head. pytorch-grad-cam covers only CAM methods, so integrated gradients and occlusion would
+need a second library.
+
+Every method returns one map per plot at plot resolution ``[B, H, W]``: the *positive evidence* for the
+target output (attribution summed over colour channels, negative values clipped to zero), so that maps
+of all methods read alike and "share of attribution" is a share of non-negative mass. Baselines (for
+integrated gradients and occlusion) are the plot of a silent chunk: every pixel the colour map's lowest
+colour, i.e. what the model sees where there is no energy, rather than a black image the model never saw.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+METHODS = ("gradcam", "integrated-gradients", "occlusion")
+INTEGRATED_GRADIENT_STEPS = 32
+OCCLUSION_WINDOW = 8  # the occluding patch covers 1/8 of the plot's side, moved by half its size
+
+
+def silent_baseline(plots: torch.Tensor, colormap: torch.Tensor | None) -> torch.Tensor:
+    """The baseline input: a silent chunk's plot (the colour map's first entry everywhere), else zeros."""
+    if colormap is None or plots.shape[1] != 3:
+        return torch.zeros_like(plots)
+    return colormap[0].to(plots).view(1, 3, 1, 1).expand_as(plots).contiguous()
+
+
+def last_spatial_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:
+    """The last module to finish with a feature map of more than one pixel as output: Grad-CAM's layer.
+
+    Found by running ``sample`` once with forward hooks, so it works for any backbone (timm, torchvision)
+    whatever its layer names; heads that pool first (MobileNetV3's ``conv_head``) are skipped.
+    """
+    seen: list[nn.Module] = []
+
+    def hook(module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] * output.shape[-2] > 1:
+            seen.append(module)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(sample[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not seen:
+        raise ValueError("the model has no layer with a spatial feature map: Grad-CAM does not apply")
+    return seen[-1]
+
+
+def _gradcam(model: nn.Module, plots: torch.Tensor, targets: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    cam = LayerGradCam(model, last_spatial_layer(model, plots))
+    maps = cam.attribute(plots, target=targets, relu_attributions=True)
+    return LayerAttribution.interpolate(maps, tuple(plots.shape[-2:]), interpolate_mode="bilinear")
+
+
+def _integrated_gradients(model: nn.Module, plots: torch.Tensor, targets: torch.Tensor,
+                          baseline: torch.Tensor) -> torch.Tensor:
+    from captum.attr import IntegratedGradients
+
+    return IntegratedGradients(model).attribute(plots, baselines=baseline, target=targets,
+                                                n_steps=INTEGRATED_GRADIENT_STEPS, internal_batch_size=64)
+
+
+def _occlusion(model: nn.Module, plots: torch.Tensor, targets: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    from captum.attr import Occlusion
+
+    height, width = plots.shape[-2:]
+    window = (plots.shape[1], max(1, height // OCCLUSION_WINDOW), max(1, width // OCCLUSION_WINDOW))
+    strides = (plots.shape[1], max(1, window[1] // 2), max(1, window[2] // 2))
+    return Occlusion(model).attribute(plots, sliding_window_shapes=window, strides=strides, baselines=baseline,
+                                      target=targets, perturbations_per_eval=16)
+
+
+_METHODS: dict[str, Callable[..., torch.Tensor]] = {
+    "gradcam": _gradcam, "integrated-gradients": _integrated_gradients, "occlusion": _occlusion,
+}
+
+
+def attribute(model: nn.Module, plots: torch.Tensor, targets: torch.Tensor, method: str = "occlusion",
+              colormap: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+    """Maps ``[B, H, W]`` (float32, ≥ 0) of how much each pixel of ``plots`` ``[B, C, H, W]`` drove output
+    ``targets[b]`` of ``model`` (in eval mode). ``colormap``: the plot's colour table, for the baseline.
+
+    The seed is set first, so a model with randomness left in eval mode still gives the same maps.
+    """
+    if method not in _METHODS:
+        raise ValueError(f"unknown attribution method {method!r}: expected one of {', '.join(METHODS)}")
+    torch.manual_seed(seed)
+    model.eval()
+    plots = plots.detach().float().requires_grad_(True)
+    baseline = silent_baseline(plots, colormap)
+    maps = _METHODS[method](model, plots, targets.long(), baseline)
+    return maps.sum(dim=1).clamp_min(0.0).detach().float()
