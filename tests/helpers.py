@@ -1,6 +1,6 @@
 """Helpers shared by test modules (import as ``from helpers import ...``; never import one test module from another).
 
-Kept free of fixtures (those live in conftest.py) and light to import: torch and dspl load lazily.
+Kept free of fixtures (those live in conftest.py) and light to import: torch, TensorFlow and dspl load lazily.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import os
 import socket
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 TINY = {"basemodel_name": "test_efficientnet", "image_width": 32, "image_height": 32, "num_units": 8}
 CLASS_DICT = {"low": "Low tone", "high": "High tone", "noise": "Noise"}
@@ -23,6 +25,23 @@ def tiny_hp(prediction_type: str = "categorical", **overrides: Any) -> dict[str,
 
     raw = {**example_hp(prediction_type), **TINY, **overrides}
     return expand_grid(parse_grid({k: [v] for k, v in raw.items()}))[0]
+
+
+def augment_hp(**overrides: Any) -> dict[str, Any]:
+    """Every key at its schema default, SapAugment at (0.5, 10), CutMix and SpecAugment off, with overrides."""
+    from dspl.config.schema import SCHEMA
+
+    hp = {key: spec.default for key, spec in SCHEMA.items()}
+    hp.update(sap_aug_a=0.5, sap_aug_s=10.0, augment_cutmix=False, augment_specaug=False, use_plot_images=True)
+    hp.update(overrides)
+    return hp
+
+
+def distinct_images(b: int, h: int = 32, w: int = 32) -> Any:
+    """A batch ``[b, 3, h, w]`` whose sample i is filled with i + 1 (all channels): a pasted pixel names its source."""
+    import torch
+
+    return (torch.arange(b, dtype=torch.float32) + 1).view(b, 1, 1, 1).expand(b, 3, h, w).clone()
 
 
 def write_grid(path: Path, hp: dict[str, Any]) -> Path:
@@ -103,3 +122,93 @@ def child_tries_to_connect() -> tuple[int, str]:
     except OSError as exc:
         return os.getpid(), str(exc)
     return os.getpid(), "connected"
+
+
+# --- the plot parity grid's configurations, signals and tolerances (DESIGN.md) --------------------------------
+
+BASE = {
+    "label_parser": "../lib/data/parser/ComParEParser.py:ComParEParser", "basemodel_name": "test_efficientnet",
+    "tb_experiment": "exp", "tb_run_id": "run", "num_units": 4, "dropout": 0.25, "optimizer": "adadelta",
+    "learning_rate": 0.001, "finetune_layer": 0.7, "loss": "categorical_crossentropy", "activation": "arelu",
+    "pre_epochs": 1, "batch_size": 1, "sample_rate": 16000, "normalize_audio": True, "chunk_size": 0.25,
+    "chunk_hop_size": 0.25, "stft_window_size": 0.025, "stft_hop_size": 0.01, "stft_fft_length": 0.025,
+    "mel_scale": True, "lower_edge_hertz": 0.0, "upper_edge_hertz": 8000.0, "num_mel_bins": 40, "num_mfccs": 0,
+    "cep_lifter": 0, "db_scale": True, "use_plot_images": True, "color_map": "viridis", "image_width": 48,
+    "image_height": 32, "resize_method": "bilinear", "anti_alias": True, "sap_aug_a": 0.5, "sap_aug_s": 10.0,
+    "augment_cutmix": False, "augment_specaug": False,
+}
+
+RATES = {8000: 4000.0, 16000: 8000.0, 44100: 22050.0}  # sample rate -> upper_edge_hertz (Nyquist)
+FLOAT32_FLOOR_DB = 60.0  # below this many dB under a chunk's peak, float32 STFT rounding shows
+
+
+def make_hparams(**overrides) -> dict:
+    """One validated configuration: BASE with overrides (upper_edge_hertz follows sample_rate unless given)."""
+    values = {**BASE, "upper_edge_hertz": RATES[overrides.get("sample_rate", BASE["sample_rate"])], **overrides}
+    from dspl.config import expand_grid, parse_grid
+
+    return expand_grid(parse_grid({k: [v] for k, v in values.items()}, "test"), "test")[0]
+
+
+def make_signals(rate: int, num_samples: int) -> np.ndarray:
+    """float32 [3, N]: a speech-like voiced sound, noise, and silence with one click."""
+    rng = np.random.default_rng(rate)
+    t = np.arange(num_samples) / rate
+    f0 = 120.0 + 40.0 * np.sin(2 * np.pi * 3.0 * t)               # gliding pitch
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    speech = np.zeros(num_samples)
+    for h in range(1, int(0.45 * rate / 160.0)):                  # harmonics up to near Nyquist
+        freq = h * 140.0
+        envelope = sum(a / (1.0 + ((freq - fc) / bw) ** 2) for fc, bw, a in ((500, 120, 1.0), (1500, 200, 0.5),
+                                                                               (2500, 300, 0.25)))
+        speech += (envelope + 0.01) * np.sin(h * phase)
+    speech *= 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t) ** 2        # syllable-rate loudness
+    speech = 0.4 * speech / np.abs(speech).max() + 1e-3 * rng.standard_normal(num_samples)  # with breath noise
+    noise = 0.3 * rng.standard_normal(num_samples)
+    click = np.zeros(num_samples)
+    click[num_samples // 3] = 0.8
+    return np.stack([speech, noise, click]).astype(np.float32)
+
+
+def torch_output(hp: dict, audio: np.ndarray) -> np.ndarray:
+    """dspl.features.PlotTransform, laid out as TF does: [B, H, W, 3] or [B, frames, features, 1]."""
+    import torch
+
+    from dspl.features import PlotTransform
+
+    with torch.no_grad():
+        out = PlotTransform.from_hp(hp)(torch.from_numpy(audio)).numpy()
+    return out.transpose(0, 2, 3, 1)
+
+
+def image_stats(a: np.ndarray, b: np.ndarray) -> str:
+    """Max, 99.9th percentile and share above 0.5 of |a - b|, for failure messages."""
+    d = np.abs(a.astype(np.float64) - b)
+    return f"max {d.max():.4g}, 99.9th pct {np.percentile(d, 99.9):.4g}, share > 0.5: {np.mean(d > 0.5):.3%}"
+
+
+def assert_images_close(a: np.ndarray, b: np.ndarray) -> None:
+    """DESIGN.md's image tolerance on the 0..255 scale."""
+    assert a.shape == b.shape
+    d = np.abs(a.astype(np.float64) - b)
+    assert d.max() <= 2.0 and np.mean(d <= 0.5) >= 0.999, image_stats(a, b)
+
+
+def assert_features_close(hp: dict, a: np.ndarray, b: np.ndarray) -> None:
+    """Raw features within 1e-3 dB (MFCCs: 1e-3 in their own log units).
+
+    Power features are compared in dB (absolute, as dB features are). Bins more than FLOAT32_FLOOR_DB below the
+    chunk's peak carry float32 FFT rounding of ~1e-7 of the peak amplitude, i.e. 1e-3 to 5e-3 dB at -60 to -100 dB
+    (TF's own FFT vs its DFT-by-matmul differ as much), so they get 0.01 dB.
+    """
+    assert a.shape == b.shape
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    if hp["num_mfccs"] > 0:
+        assert np.abs(a - b).max() <= 1e-3, f"max |diff| {np.abs(a - b).max():.4g}"
+        return
+    if not hp["db_scale"]:
+        a, b = (10 * np.log10(np.maximum(x, 1e-16)) for x in (a, b))
+    d = np.abs(a - b)
+    near = np.maximum(a, b) >= np.maximum(a, b).max(axis=(1, 2, 3), keepdims=True) - FLOAT32_FLOOR_DB
+    assert d[near].max() <= 1e-3, f"max |diff| within {FLOAT32_FLOOR_DB} dB of the peak {d[near].max():.4g} dB"
+    assert d.max() <= 0.01, f"max |diff| {d.max():.4g} dB"

@@ -7,20 +7,12 @@ import pytest
 import torch
 
 from dspl.augment import Augmenter, cutmix
-from dspl.config.schema import SCHEMA
+from helpers import augment_hp, distinct_images
 
 
 def _hp(**overrides):
-    hp = {key: spec.default for key, spec in SCHEMA.items()}
-    hp.update(sap_aug_a=0.5, sap_aug_s=10.0, augment_cutmix=True, augment_specaug=False, use_plot_images=True,
-              da_prob_min=1.0, da_prob_max=1.0)
-    hp.update(overrides)
-    return hp
-
-
-def _distinct_images(b: int, h: int, w: int) -> torch.Tensor:
-    """Sample i is filled with the value i + 1 (all channels): a pasted pixel names its partner."""
-    return (torch.arange(b, dtype=torch.float32) + 1).view(b, 1, 1, 1).expand(b, 3, h, w).clone()
+    """CutMix on for every sample (da_prob 1), the rest as helpers.augment_hp."""
+    return augment_hp(**{"augment_cutmix": True, "da_prob_min": 1.0, "da_prob_max": 1.0, **overrides})
 
 
 def _boxes(mixed: torch.Tensor) -> list[dict | None]:
@@ -55,7 +47,7 @@ def _expected_targets(targets: torch.Tensor, boxes: list[dict | None]) -> torch.
 def test_augmenter_mixes_targets_by_the_pasted_area(seed):
     b, h, w = 12, 20, 30
     augmenter = Augmenter(_hp(cutmix_min=0.2, cutmix_max=0.7), seed=seed)
-    images = _distinct_images(b, h, w)
+    images = distinct_images(b, h, w)
     targets = torch.eye(b)  # one class per sample: a target row shows exactly whom it was mixed with
     losses = torch.linspace(0, 1, b)
     mixed, mixed_targets = augmenter(images, targets, losses)
@@ -73,7 +65,7 @@ def test_augmenter_mixes_targets_by_the_pasted_area(seed):
 def test_cutmix_function_targets_and_returned_area():
     gen = torch.Generator().manual_seed(7)
     b, h, w = 16, 24, 16
-    images, targets = _distinct_images(b, h, w), torch.eye(b) * 2 + 0.5
+    images, targets = distinct_images(b, h, w), torch.eye(b) * 2 + 0.5
     apply = torch.ones(b, dtype=torch.bool)
     apply[::4] = False
     mixed, mixed_targets, area = cutmix(images, targets, torch.full((b,), 0.4), apply, gen)
@@ -95,7 +87,7 @@ def test_box_sides_follow_cutmix_min_and_max_at_the_extremes_of_lambda(low, high
     b, h, w = 6, 40, 60
     augmenter = Augmenter(_hp(cutmix_min=low, cutmix_max=high), seed=11)
     losses = torch.tensor([0.5, 0.0, 0.7, 9.0, 0.6, 0.8])  # sample 1: λ = 1; sample 3: λ = 0
-    images = _distinct_images(b, h, w)
+    images = distinct_images(b, h, w)
     sides = {1: (round(high * h), round(high * w)), 3: (round(low * h), round(low * w))}
     unclipped = {1: 0, 3: 0}
     for _ in range(150):

@@ -6,24 +6,13 @@ import pytest
 import torch
 
 from dspl.augment import Augmenter, cutmix, mask_bands
-from dspl.config.schema import SCHEMA
-
-
-def _hp(**overrides):
-    hp = {key: spec.default for key, spec in SCHEMA.items()}
-    hp.update(sap_aug_a=0.5, sap_aug_s=10.0, augment_cutmix=False, augment_specaug=False, use_plot_images=True)
-    hp.update(overrides)
-    return hp
-
-
-def _distinct_images(b: int, h: int = 32, w: int = 32) -> torch.Tensor:
-    return (torch.arange(b, dtype=torch.float32) + 1).view(b, 1, 1, 1).expand(b, 3, h, w).clone()
+from helpers import augment_hp, distinct_images
 
 
 def test_cutmix_label_weight_equals_pasted_area():
     gen = torch.Generator().manual_seed(0)
     b, h, w = 64, 24, 40
-    images, targets = _distinct_images(b, h, w), torch.eye(b)
+    images, targets = distinct_images(b, h, w), torch.eye(b)
     fraction = torch.rand(b, generator=gen) * 0.6
     apply = torch.rand(b, generator=gen) < 0.7
     mixed, mixed_targets, area = cutmix(images, targets, fraction, apply, gen)
@@ -40,7 +29,7 @@ def test_cutmix_label_weight_equals_pasted_area():
 
 def test_cutmix_box_is_one_rectangle_of_the_partner():
     gen = torch.Generator().manual_seed(1)
-    images = _distinct_images(4)
+    images = distinct_images(4)
     mixed, _, _ = cutmix(images, torch.eye(4), torch.full((4,), 0.5), torch.ones(4, dtype=torch.bool), gen)
     for i in range(4):
         changed = (mixed[i, 0] != i + 1).nonzero()
@@ -70,7 +59,7 @@ def test_specaugment_mask_width_within_bounds(num_masks):
 def test_augmentation_probability_matches_da_prob():
     torch.manual_seed(3)
     p = 0.3
-    aug = Augmenter(_hp(augment_specaug=True, da_prob_min=p, da_prob_max=p, specaug_time_min=0.5,
+    aug = Augmenter(augment_hp(augment_specaug=True, da_prob_min=p, da_prob_max=p, specaug_time_min=0.5,
                         specaug_time_max=0.5, specaug_freq_min=0.0, specaug_freq_max=0.0), seed=3)
     b = 4000
     images = torch.rand(b, 1, 8, 8) * 254 + 1
@@ -80,7 +69,7 @@ def test_augmentation_probability_matches_da_prob():
 
 
 def test_low_loss_samples_augmented_strongly_high_loss_not():
-    aug = Augmenter(_hp(augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0, specaug_freq_min=0.0,
+    aug = Augmenter(augment_hp(augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0, specaug_freq_min=0.0,
                         specaug_freq_max=0.5, specaug_time_min=0.0, specaug_time_max=0.0), seed=0)
     b, h = 16, 64
     losses = torch.rand(b)
@@ -94,7 +83,7 @@ def test_low_loss_samples_augmented_strongly_high_loss_not():
 
 
 def test_probability_interpolates_with_lambda():
-    aug = Augmenter(_hp(augment_specaug=True, da_prob_min=0.0, da_prob_max=1.0, specaug_time_min=0.5,
+    aug = Augmenter(augment_hp(augment_specaug=True, da_prob_min=0.0, da_prob_max=1.0, specaug_time_min=0.5,
                         specaug_time_max=0.5), seed=1)
     b, trials = 8, 300
     hits = torch.zeros(b)
@@ -108,7 +97,7 @@ def test_probability_interpolates_with_lambda():
 
 
 def test_raw_features_masked_along_feature_axis_with_sample_mean():
-    aug = Augmenter(_hp(augment_specaug=True, use_plot_images=False, da_prob_min=1.0, da_prob_max=1.0,
+    aug = Augmenter(augment_hp(augment_specaug=True, use_plot_images=False, da_prob_min=1.0, da_prob_max=1.0,
                         specaug_freq_min=0.25, specaug_freq_max=0.25, specaug_time_min=0.0,
                         specaug_time_max=0.0), seed=0)
     features = torch.randn(4, 1, 20, 16) * 10 - 40  # [B, 1, frames, features]
@@ -119,7 +108,7 @@ def test_raw_features_masked_along_feature_axis_with_sample_mean():
 
 
 def test_regression_targets_mixed_by_area_and_seed_reproducible():
-    hp = _hp(augment_cutmix=True, augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0)
+    hp = augment_hp(augment_cutmix=True, augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0)
     images, targets, losses = torch.rand(6, 3, 32, 32) * 255, torch.rand(6, 1), torch.rand(6)
     first = Augmenter(hp, seed=7)(images, targets, losses)
     second = Augmenter(hp, seed=7)(images, targets, losses)
@@ -129,7 +118,7 @@ def test_regression_targets_mixed_by_area_and_seed_reproducible():
 
 
 def test_disabled_augmenter_is_identity():
-    aug = Augmenter(_hp())
+    aug = Augmenter(augment_hp())
     images, targets = torch.rand(2, 3, 8, 8), torch.eye(2)
     assert not aug.enabled
     out = aug(images, targets, torch.rand(2))

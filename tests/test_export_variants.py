@@ -17,11 +17,14 @@ from dspl.export.tflite_convert import tflite_predict
 from dspl.features import PlotTransform
 from dspl.models import create_model
 from dspl.models.modelfile import save_model_file
-from test_modelfile import CLASSES, tiny_hp
+from helpers import CLASS_DICT, tiny_hp
+
+CLASSES = ClassConfig.from_dict(CLASS_DICT)
+
 
 VARIANTS = [
     pytest.param(dict(prediction_type="regression"), REGRESSION_CLASSES, id="regression"),
-    pytest.param(dict(use_plot_images=False, top_db=60.0, chunk_size=0.5, chunk_hop_size=0.5), CLASSES.to_dict(),
+    pytest.param(dict(use_plot_images=False, top_db=60.0, chunk_size=0.5, chunk_hop_size=0.5), CLASS_DICT,
                  id="raw-features-top-db"),
 ]
 
@@ -77,7 +80,7 @@ def test_whole_file_exports_match_pytorch_per_file(tmp_path, example_files, resi
     """Whole-file models: the end-to-end model scores each file as PyTorch scores that file by itself; with a
     built-in resize kernel at any length, else at the fixed length the export was given."""
     hp = tiny_hp("categorical", chunk_size=0.0, resize_method=resize_method, anti_alias=anti_alias)
-    classes = ClassConfig.from_dict(CLASSES.to_dict())
+    classes = CLASSES
     torch.manual_seed(0)
     model = create_model(hp, classes.num_classes, pretrained=False).eval()
     model_file = save_model_file(tmp_path / "model.h5", model, hp, classes)

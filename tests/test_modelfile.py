@@ -6,21 +6,13 @@ import h5py
 import pytest
 import torch
 
-from dspl.config import ClassConfig, expand_grid, parse_grid
-from dspl.data.example import example_hp
+from dspl.config import ClassConfig
 from dspl.errors import DsplError
 from dspl.models import create_model
 from dspl.models.modelfile import FORMAT, FORMAT_VERSION, load_model_file, read_model_file, save_model_file
+from helpers import CLASS_DICT, tiny_hp
 
-CLASSES = ClassConfig.from_dict({"low": "Low tone", "high": "High tone", "noise": "Noise"})
-# Overrides of the example configuration for fast tests (also used by tests/test_train_*.py).
-TINY = {"basemodel_name": "test_efficientnet", "image_width": 32, "image_height": 32, "num_units": 8}
-
-
-def tiny_hp(prediction_type="categorical", **overrides):
-    """A validated configuration with a tiny timm backbone and 32x32 plots."""
-    raw = {**example_hp(prediction_type), **TINY, **overrides}
-    return expand_grid(parse_grid({k: [v] for k, v in raw.items()}))[0]
+CLASSES = ClassConfig.from_dict(CLASS_DICT)
 
 
 @pytest.fixture()

@@ -9,33 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dspl.config import expand_grid, parse_grid
 from dspl.errors import DsplError
 from dspl.export.tf_reference import TFPlotPipeline
+from helpers import RATES, assert_features_close, assert_images_close, make_hparams, make_signals, torch_output
 
-BASE = {
-    "label_parser": "../lib/data/parser/ComParEParser.py:ComParEParser", "basemodel_name": "test_efficientnet",
-    "tb_experiment": "exp", "tb_run_id": "run", "num_units": 4, "dropout": 0.25, "optimizer": "adadelta",
-    "learning_rate": 0.001, "finetune_layer": 0.7, "loss": "categorical_crossentropy", "activation": "arelu",
-    "pre_epochs": 1, "batch_size": 1, "sample_rate": 16000, "normalize_audio": True, "chunk_size": 0.25,
-    "chunk_hop_size": 0.25, "stft_window_size": 0.025, "stft_hop_size": 0.01, "stft_fft_length": 0.025,
-    "mel_scale": True, "lower_edge_hertz": 0.0, "upper_edge_hertz": 8000.0, "num_mel_bins": 40, "num_mfccs": 0,
-    "cep_lifter": 0, "db_scale": True, "use_plot_images": True, "color_map": "viridis", "image_width": 48,
-    "image_height": 32, "resize_method": "bilinear", "anti_alias": True, "sap_aug_a": 0.5, "sap_aug_s": 10.0,
-    "augment_cutmix": False, "augment_specaug": False,
-}
-
-RATES = {8000: 4000.0, 16000: 8000.0, 44100: 22050.0}  # sample rate -> upper_edge_hertz (Nyquist)
 MAPS = ("viridis", "cividis", "inferno", "magma", "plasma")
 METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "gaussian", "mitchellcubic")
-FLOAT32_FLOOR_DB = 60.0  # below this many dB under a chunk's peak, float32 STFT rounding shows
 SIZES = ((32, 48), (24, 16), (64, 40), (20, 80))  # (height, width): up- and down-sampling, never square
-
-
-def make_hparams(**overrides) -> dict:
-    """One validated configuration: BASE with overrides (upper_edge_hertz follows sample_rate unless given)."""
-    values = {**BASE, "upper_edge_hertz": RATES[overrides.get("sample_rate", BASE["sample_rate"])], **overrides}
-    return expand_grid(parse_grid({k: [v] for k, v in values.items()}, "test"), "test")[0]
 
 
 def _resize_cases() -> list:
@@ -85,70 +65,6 @@ RAW_CASES = [
     pytest.param(dict(use_plot_images=False, num_mfccs=13, cep_lifter=22, sample_rate=44100), id="raw-mfcc-lifter"),
     pytest.param(dict(use_plot_images=False, num_mfccs=13, cep_lifter=0, stft_fft_length=0.064), id="raw-mfcc"),
 ]
-
-
-def make_signals(rate: int, num_samples: int) -> np.ndarray:
-    """float32 [3, N]: a speech-like voiced sound, noise, and silence with one click."""
-    rng = np.random.default_rng(rate)
-    t = np.arange(num_samples) / rate
-    f0 = 120.0 + 40.0 * np.sin(2 * np.pi * 3.0 * t)               # gliding pitch
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    speech = np.zeros(num_samples)
-    for h in range(1, int(0.45 * rate / 160.0)):                  # harmonics up to near Nyquist
-        freq = h * 140.0
-        envelope = sum(a / (1.0 + ((freq - fc) / bw) ** 2) for fc, bw, a in ((500, 120, 1.0), (1500, 200, 0.5),
-                                                                               (2500, 300, 0.25)))
-        speech += (envelope + 0.01) * np.sin(h * phase)
-    speech *= 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t) ** 2        # syllable-rate loudness
-    speech = 0.4 * speech / np.abs(speech).max() + 1e-3 * rng.standard_normal(num_samples)  # with breath noise
-    noise = 0.3 * rng.standard_normal(num_samples)
-    click = np.zeros(num_samples)
-    click[num_samples // 3] = 0.8
-    return np.stack([speech, noise, click]).astype(np.float32)
-
-
-def torch_output(hp: dict, audio: np.ndarray) -> np.ndarray:
-    """dspl.features.PlotTransform, laid out as TF does: [B, H, W, 3] or [B, frames, features, 1]."""
-    import torch
-
-    from dspl.features import PlotTransform
-
-    with torch.no_grad():
-        out = PlotTransform.from_hp(hp)(torch.from_numpy(audio)).numpy()
-    return out.transpose(0, 2, 3, 1)
-
-
-def image_stats(a: np.ndarray, b: np.ndarray) -> str:
-    """Max, 99.9th percentile and share above 0.5 of |a - b|, for failure messages."""
-    d = np.abs(a.astype(np.float64) - b)
-    return f"max {d.max():.4g}, 99.9th pct {np.percentile(d, 99.9):.4g}, share > 0.5: {np.mean(d > 0.5):.3%}"
-
-
-def assert_images_close(a: np.ndarray, b: np.ndarray) -> None:
-    """DESIGN.md's image tolerance on the 0..255 scale."""
-    assert a.shape == b.shape
-    d = np.abs(a.astype(np.float64) - b)
-    assert d.max() <= 2.0 and np.mean(d <= 0.5) >= 0.999, image_stats(a, b)
-
-
-def assert_features_close(hp: dict, a: np.ndarray, b: np.ndarray) -> None:
-    """Raw features within 1e-3 dB (MFCCs: 1e-3 in their own log units).
-
-    Power features are compared in dB (absolute, as dB features are). Bins more than FLOAT32_FLOOR_DB below the
-    chunk's peak carry float32 FFT rounding of ~1e-7 of the peak amplitude, i.e. 1e-3 to 5e-3 dB at -60 to -100 dB
-    (TF's own FFT vs its DFT-by-matmul differ as much), so they get 0.01 dB.
-    """
-    assert a.shape == b.shape
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    if hp["num_mfccs"] > 0:
-        assert np.abs(a - b).max() <= 1e-3, f"max |diff| {np.abs(a - b).max():.4g}"
-        return
-    if not hp["db_scale"]:
-        a, b = (10 * np.log10(np.maximum(x, 1e-16)) for x in (a, b))
-    d = np.abs(a - b)
-    near = np.maximum(a, b) >= np.maximum(a, b).max(axis=(1, 2, 3), keepdims=True) - FLOAT32_FLOOR_DB
-    assert d[near].max() <= 1e-3, f"max |diff| within {FLOAT32_FLOOR_DB} dB of the peak {d[near].max():.4g} dB"
-    assert d.max() <= 0.01, f"max |diff| {d.max():.4g} dB"
 
 
 def run_tf(hp: dict, audio: np.ndarray, tflite_compatible: bool = False) -> np.ndarray:

@@ -14,7 +14,7 @@ from dspl.export.preprocessor import create_preprocessor
 from dspl.export.tflite_file import custom_operators, tflite_operators
 from dspl.export.tf_reference import TFPlotPipeline, is_power_of_two
 from dspl.spec import PreprocessingSpec
-from test_parity import BASE, assert_features_close, assert_images_close, make_hparams, make_signals, torch_output
+from helpers import BASE, assert_features_close, assert_images_close, make_hparams, make_signals, torch_output
 
 CASES = [
     pytest.param(dict(), id="mel-db-bilinear-dft-matmul"),

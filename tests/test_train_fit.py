@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
-from test_modelfile import TINY
+from helpers import TINY
 
 from dspl.cli.main import cli
 from dspl.data.example import example_hp

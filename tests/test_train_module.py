@@ -5,14 +5,18 @@ import pytest
 import timm
 import torch
 from lightning.pytorch.callbacks import Callback
-from test_modelfile import CLASSES, tiny_hp
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from dspl.config import ClassConfig
 from dspl.models.freezing import backbone_layers
 from dspl.models.modelfile import read_model_file
 from dspl.models.module import DsplModule
 from dspl.models.optim import PhaseSchedule, epoch_learning_rate, phase_learning_rate, schedule_phase, total_epochs
 from dspl.workflows.train import train_configuration
+from helpers import CLASS_DICT, tiny_hp
+
+
+CLASSES = ClassConfig.from_dict(CLASS_DICT)
 
 
 class RecordingAugmenter(torch.nn.Module):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_modelfile import TINY
+from helpers import TINY
 
 from dspl.cli.main import cli
 from dspl.data.example import example_hp
