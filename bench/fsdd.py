@@ -2,23 +2,9 @@
 
 Train on george, jackson and lucas (takes 0-39 of each digit; takes 40-49 are devel), test on nicolas.
 Writes a ComParE-style label.csv (links named train_/devel_/test_...) and an hp config into a work
-directory, runs the `train` workflow and prints the test accuracy and UAR (target: >= 90 %).
-These defaults (resnet10t, 64x64 plots of 40 mel bands 200-3400 Hz floored at 80 dB below the peak, 1 s
-chunks, stretching up to 1.4x in time and 1.2x in frequency, 50 epochs with cosine decay) gave 75.0 % on
-nicolas (seed 1, 10.1 min on 2 CPU cores); on one H200 seeds 1-4 gave 77.2/70.8/72.0/71.8 % (mean 73.0) and
-their ensemble 76.0 %. The >= 90 % target is not reached. Devel (unseen takes of the training speakers)
-is 97-100 %: the gap is speaker generalisation, not fitting. On the H200, 3-4 seeds each: the previous
-defaults (1.4 s chunks, no floor or stretching, 12 epochs) 63.3 %; + stretching and the floor 66.3 %;
-30 epochs 70.5 %; constant learning rate 71.7 % (seeds 64-78 %, ensemble 77.6 %); 0.7 s chunks 73.8 %;
-CutMix, 96x96 plots, resnet18 or no SpecAugment did not help. Seed 1 on the CPU: wider SpecAugment masks
-(up to 0.5 of time, 0.4 of frequency) 75.2 %, 200-4000 Hz 67.2 %, a 10 ms (wideband) window 68.4 %; the best
-ensemble of five such different models 80.2 %. Raw log-mel features instead of plots (--set
-use_plot_images=false) gave the best single models: seeds 1-3 78.6/77.4/79.4 % (mean 78.5), ensemble 81.4 %.
-The first defaults (regnetx_002, 0-4 kHz, 20 epochs) gave 42.4 %. Nicolas's files carry a DC offset (hence
-200 Hz), are tightly trimmed and short (0.32 s of speech vs 0.37-0.44 s). The default's errors on him:
-'zero' -> 'three' (20 of 50), 'three' -> 'two', 'seven' and 'eight' -> 'six'; an older run's were 'three' ->
-'two', 'one' -> 'five', 'zero' -> 'four'. Pronunciation rather than rate: stretching the test plots gained
-1.4 points at best.
+directory, runs the `train` workflow and prints the test accuracy and UAR per seed, their mean and the
+ensemble of the seeds' models. The defaults (HP below) and every variant tried, with its figure, are in
+bench/RESULTS.md.
 Override any hp key for experiments: --set key=JSON (e.g. --set use_plot_images=true).
 
     python bench/fsdd.py [--data ../shared/data/fsdd/recordings] [--work-dir DIR] [--epochs 50] [--seeds 1 2 3]
