@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tflite-stats": ("tflite_stats", "Tensors, operators, parameters and latency of a TFLite model."),
     "create-preprocessor": ("create_preprocessor", "Write a TFLite model: raw audio chunk -> plot image."),
     "import-keras": ("import_keras", "Port a DeepSpectrumLite Keras model.h5 into a dspl model file."),
+    "explain": ("explain", "Attribution heat maps of every chunk, in seconds and hertz (PNG, NPY, CSV)."),
+    "report": ("report", "Write a one-page HTML report of a model: config, data, curves, metrics, examples."),
 }
 
 

@@ -1,0 +1,18 @@
+"""`report -md MODEL [-d DATA -l LABELS]`."""
+
+import click
+
+
+@click.command("report")
+@click.option("-md", "--model-dir", "model", required=True, type=click.Path(),
+              help="Model file (model.h5 or model.ckpt).")
+@click.option("-d", "--data-dir", "data_dir", type=click.Path(), default=None,
+              help="Audio directory: example explanations (and, with -l, data counts).")
+@click.option("-l", "--label-file", "label_file", type=click.Path(), default=None,
+              help="Label file: files per partition and class; examples come from its test partition.")
+def command(model: str, data_dir: str | None, label_file: str | None) -> None:
+    """Write <model dir>/report/index.html: configuration, data, training curves, devel/test metrics,
+    least confident files, exports and example explanations; no JavaScript, readable offline."""
+    from dspl.workflows.report import write_report
+
+    click.echo(str(write_report(model, data_dir, label_file)))

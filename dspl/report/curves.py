@@ -1,0 +1,57 @@
+"""Training curves from a run's TensorBoard logs: loss and the main metric (UAR or CCC) per epoch, as a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# tag -> label in the figure; the first panel holds losses, the second the main metric
+LOSS_TAGS = {"train/loss_epoch": "train loss", "val/loss": "devel loss"}
+METRIC_TAGS = {"val/uar": "devel UAR", "val/accuracy": "devel accuracy", "val/ccc": "devel CCC",
+               "val/mae": "devel MAE"}
+
+
+def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the event files in ``log_dir`` as (epoch, value) pairs; empty when there are none.
+
+    Lightning logs a step number with each value and an ``epoch`` scalar at the same steps; a value's epoch
+    is the ``epoch`` value logged at its step (or the last one before it).
+    """
+    if not log_dir.is_dir() or not any(log_dir.glob("events.out.tfevents.*")):
+        return {}
+    from dspl.workflows.train import _tensorboard_without_tensorflow
+
+    _tensorboard_without_tensorflow()  # reading needs no TensorFlow either (seconds and a GB saved)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    epochs = sorted((e.step, int(e.value)) for e in events.Scalars("epoch")) if "epoch" in tags else []
+
+    def epoch_at(step: int) -> int:
+        earlier = [epoch for s, epoch in epochs if s <= step]
+        return earlier[-1] if earlier else step
+
+    return {tag: [(epoch_at(e.step), float(e.value)) for e in events.Scalars(tag)] for tag in tags if tag != "epoch"}
+
+
+def plot_curves(scalars: dict[str, list[tuple[int, float]]], path: Path) -> Path | None:
+    """Loss and metric per epoch (1-based) in two panels; None when the logs hold no epoch curve."""
+    panels = [{LOSS_TAGS[t]: scalars[t] for t in LOSS_TAGS if t in scalars},
+              {METRIC_TAGS[t]: scalars[t] for t in METRIC_TAGS if t in scalars}]
+    panels = [p for p in panels if p]
+    if not panels:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(4.5 * len(panels), 3.0), layout="constrained")
+    for axis, curves in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        for label, points in curves.items():
+            axis.plot([e + 1 for e, _ in points], [v for _, v in points], marker="o", markersize=3, label=label)
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+    figure.savefig(path, dpi=90)
+    return path

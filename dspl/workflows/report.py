@@ -1,0 +1,238 @@
+"""`report`: one HTML page per model that a user can hand on - what was trained, on what, how it learned,
+how it scores, which files it is least sure of, its exports, and a few plots with their explanations.
+
+Everything is read from what dspl already wrote beside the model: the configuration inside the model file,
+the TensorBoard logs of the run (training curves, test metrics), `devel-test`'s evaluation files, any
+`export_report.json` under the model's directory. Data counts and example explanations need the data
+directory and label file. Missing parts are named on the page with the command that makes them.
+The page and its PNGs go to `<model dir>/report/`; it has no scripts and loads nothing from the web.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dspl import __version__
+from dspl.data.audio import find_audio_files, load_audio
+from dspl.data.parsers import parse_label_file
+from dspl.explain.render import Panel, write_summary
+from dspl.predictor import Predictor, load_model
+from dspl.report import html
+from dspl.report.curves import plot_curves, read_scalars
+from dspl.workflows.explain import explain_waveform
+
+logger = logging.getLogger(__name__)
+
+REPORT_DIR = "report"
+PAGE = "index.html"
+PARTITIONS = ("train", "devel", "test")
+LEAST_CONFIDENT = 5
+EXAMPLE_METHOD = "occlusion"
+
+
+def run_log_dir(model_file: Path) -> Path:
+    """The TensorBoard log dir of a model: `<md>/logs/<exp>/<run>` for `train`'s `<md>/models/<exp>/<run>/`,
+    else the model's own directory (`dspl fit` writes model.h5 into its log dir)."""
+    run = model_file.parent
+    if run.parent.parent.name == "models":
+        return run.parent.parent.parent / "logs" / run.parent.name / run.name
+    return run
+
+
+def _header(predictor: Predictor, model_file: Path) -> str:
+    parameters = sum(p.numel() for p in predictor.model.parameters())
+    kind = (f"{predictor.classes.num_classes} classes" if predictor.categorical
+            else f"regression of {predictor.classes.labels[0]}")
+    size = model_file.stat().st_size / 1e6
+    written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"{predictor.hp['basemodel_name']}, {kind}, {parameters:,} parameters, {size:.1f} MB "
+            f"({model_file}); written {written} by dspl {__version__}")
+
+
+def _configuration(predictor: Predictor) -> str:
+    classes = html.table(["label", "name"], zip(predictor.classes.labels, predictor.classes.names), "classes")
+    config = html.table(["key", "value"], ((k, json.dumps(v)) for k, v in predictor.hp.items()), "hyper-parameters")
+    return html.section("Configuration", classes, f"<details><summary>all hyper-parameters</summary>{config}</details>")
+
+
+def _partitions(predictor: Predictor, data_dir: Path | None, label_file: Path | None) -> dict[str, list] | None:
+    if label_file is None:
+        return None
+    search = [label_file.parent, Path.cwd()]
+    return dict(zip(PARTITIONS, parse_label_file(label_file, predictor.hp["label_parser"], search)))
+
+
+def _data(predictor: Predictor, partitions: dict[str, list] | None) -> str:
+    if partitions is None:
+        return html.section("Data", html.note("Pass -d DATA -l LABELS to `dspl report` for the counts."))
+    if predictor.categorical:
+        counts = {p: Counter(e.label for e in entries) for p, entries in partitions.items()}
+        rows = [[f"{label} ({name})", *(counts[p][label] for p in PARTITIONS)]
+                for label, name in zip(predictor.classes.labels, predictor.classes.names)]
+        rows.append(["all", *(len(partitions[p]) for p in PARTITIONS)])
+        return html.section("Data (files per partition and class)", html.table(["class", *PARTITIONS], rows))
+    rows = []
+    for p in PARTITIONS:
+        values = np.array([float(e.label) for e in partitions[p]]) if partitions[p] else np.array([np.nan])
+        rows.append([p, len(partitions[p]), float(np.mean(values)), float(np.std(values))])
+    return html.section("Data (files per partition)", html.table(["partition", "files", "mean target", "std"], rows))
+
+
+def _training(model_file: Path, out_dir: Path) -> str:
+    log_dir = run_log_dir(model_file)
+    scalars = read_scalars(log_dir)
+    if not scalars:
+        return html.section("Training", html.note(f"No TensorBoard logs in {log_dir}."))
+    parts = []
+    curves = plot_curves(scalars, out_dir / "curves.png")
+    if curves is not None:
+        parts.append(html.figure(curves.name, "loss and devel metric per epoch"))
+    test = sorted((tag.removeprefix("test/"), points[-1][1]) for tag, points in scalars.items()
+                  if tag.startswith("test/"))
+    if test:
+        parts.append(html.table(["test metric (chunks, end of training)", "value"], test))
+    return html.section("Training", *parts)
+
+
+def _confusion(metrics: dict[str, Any], predictor: Predictor, title: str) -> str:
+    matrix = np.asarray(metrics["cm"])
+    recall = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+    rows = [[label, *map(int, row), float(100 * r)] for label, row, r in zip(predictor.classes.labels, matrix, recall)]
+    summary = f"UAR {metrics['uar']:.2f} %, accuracy {metrics['accuracy']:.2f} %, macro F1 {metrics['f1_macro']:.2f} %"
+    return html.table(["true \\ predicted", *predictor.classes.labels, "recall %"], rows, f"{title}: {summary}")
+
+
+def _least_confident(predictions: Path, predictor: Predictor) -> str:
+    """The files whose true class got the lowest mean chunk score (regression: the largest mean error)."""
+    per_file: dict[str, list[float]] = defaultdict(list)
+    truth, decided = {}, defaultdict(list)
+    with predictions.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            name, label = row["filename"], row["label"]
+            truth[name] = label
+            decided[name].append(row["prediction"])
+            if predictor.categorical:
+                per_file[name].append(float(row[f"prob_{label}"]))
+            else:
+                per_file[name].append(abs(float(row[f"value_{predictor.classes.labels[0]}"]) - float(label)))
+    if predictor.categorical:
+        worst = sorted(per_file, key=lambda n: np.mean(per_file[n]))[:LEAST_CONFIDENT]
+        rows = [[n, truth[n], float(np.mean(per_file[n])), Counter(decided[n]).most_common(1)[0][0]] for n in worst]
+        return html.table(["file", "label", "mean score of its label", "most chunks say"], rows,
+                          "least confident files")
+    worst = sorted(per_file, key=lambda n: -np.mean(per_file[n]))[:LEAST_CONFIDENT]
+    return html.table(["file", "target", "mean |error|"], [[n, truth[n], float(np.mean(per_file[n]))] for n in worst],
+                      "largest errors")
+
+
+def _evaluation(predictor: Predictor, model_file: Path) -> str:
+    parts = []
+    for partition in ("devel", "test"):
+        folder = model_file.parent / "evaluation" / partition
+        for level, title in (("chunks", "chunks"), ("grouped", "files, majority vote")):
+            metrics_file = folder / f"{partition}.{level}.metrics.json"
+            if not metrics_file.is_file():
+                continue
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            if predictor.categorical:
+                parts.append(_confusion(metrics, predictor, f"{partition} ({title})"))
+            else:
+                parts.append(html.table(["metric", "value"], [[k, float(metrics[k])] for k in ("mae", "rmse", "ccc")],
+                                        f"{partition} ({title})"))
+        predictions = folder / f"{partition}.chunks.predictions.csv"
+        if predictions.is_file():
+            parts.append(_least_confident(predictions, predictor))
+    if not parts:
+        parts.append(html.note("No evaluation files: run `dspl devel-test -md MODEL -d DATA -l LABELS`."))
+    return html.section("Evaluation (devel-test)", *parts)
+
+
+def _exports(model_file: Path) -> str:
+    from dspl.export.tflite_stats import measure_latency
+
+    parts = []
+    for report_file in sorted(model_file.parent.rglob("export_report.json")):
+        report = json.loads(report_file.read_text(encoding="utf-8"))
+        steps = report.get("steps", {})
+        rows = []
+        for path in sorted(report_file.parent.glob("*.tflite")):
+            variant = path.stem.removeprefix("model_")  # model_int8 -> tflite_int8, model_end_to_end_int8 as is
+            step = steps.get(variant if variant.startswith("end_to_end") else f"tflite_{variant}", {})
+            latency = measure_latency(path, runs=20)["median"]
+            rows.append([path.name, path.stat().st_size / 1e3, latency, step.get("check"),
+                         step.get("agreement_with_pytorch"), step.get("max_abs_diff", step.get("max_abs_diff_pytorch"))])
+        parts.append(html.table(["file", "size (kB)", "latency median (ms)", "check", "agreement with PyTorch",
+                                 "max |Δ score|"], rows, f"{report_file.parent} (verified on {report.get('inputs')})"))
+    if not parts:
+        parts.append(html.note("No export_report.json under the model's directory: run `dspl export -s MODEL -o DIR` "
+                               "with DIR inside the model's directory."))
+    return html.section("Exports", *parts)
+
+
+def _example_files(predictor: Predictor, partitions: dict[str, list] | None, data_dir: Path | None,
+                   count: int) -> list[tuple[Path, str]]:
+    """(path, label or '') of a few files to explain: one per class from test (else devel, else train)."""
+    if data_dir is None:
+        return []
+    if partitions is None:
+        return [(path, "") for path in find_audio_files(data_dir)[:count]]
+    entries = partitions["test"] or partitions["devel"] or partitions["train"]
+    chosen: dict[str, Any] = {}
+    for entry in entries:
+        chosen.setdefault(entry.label if predictor.categorical else str(len(chosen)), entry)
+    return [(data_dir / e.path, e.label) for e in list(chosen.values())[:count]]
+
+
+def _examples(predictor: Predictor, files: list[tuple[Path, str]], out_dir: Path) -> str:
+    if not files:
+        return html.section("Examples", html.note("Pass -d DATA (and -l LABELS) for example explanations."))
+    figures = []
+    chunk = predictor.features.spec.chunk_samples
+    for number, (path, label) in enumerate(files):
+        waveform = load_audio(path, predictor.hp["sample_rate"])
+        first = waveform[:chunk] if chunk else waveform  # one chunk per file keeps the report quick
+        explained = explain_waveform(predictor, first, EXAMPLE_METHOD, source=str(path))
+        panels = [Panel(c.pixels, c.attribution, c.axes, c.title(predictor.categorical)) for c in explained]
+        image = write_summary(panels, f"{path.name}" + (f" (label {label})" if label else ""),
+                              out_dir / f"example_{number}.png", dpi=90)
+        figures.append(html.figure(image.name, f"{path.name}: {EXAMPLE_METHOD} map of its first chunk"))
+    how = html.note("Grey: the plot the model saw (low frequencies at the bottom). Colour: where silencing a patch "
+                    "lowers the predicted class's score most (occlusion); brighter means more evidence.")
+    return html.section("Examples with explanations", how, *figures)
+
+
+def write_report(model_path: str | Path, data_dir: str | Path | None = None, label_file: str | Path | None = None,
+                 examples: int = 3) -> Path:
+    """Write `<model dir>/report/index.html` (and its PNGs) for a model file; returns the page's path.
+
+    data_dir and label_file add the data counts; data_dir adds ``examples`` explained example files.
+    """
+    model_file = Path(model_path)
+    predictor = load_model(model_file)
+    out_dir = model_file.parent / REPORT_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.png"):
+        stale.unlink()
+    data = Path(data_dir) if data_dir is not None else None
+    partitions = _partitions(predictor, data, Path(label_file) if label_file is not None else None)
+    sections = [
+        _configuration(predictor),
+        _data(predictor, partitions),
+        _training(model_file, out_dir),
+        _evaluation(predictor, model_file),
+        _exports(model_file),
+        _examples(predictor, _example_files(predictor, partitions, data, examples), out_dir),
+    ]
+    name = f"{model_file.parent.parent.name}/{model_file.parent.name}"
+    page = out_dir / PAGE
+    page.write_text(html.page(f"dspl model report: {name}", _header(predictor, model_file), sections), encoding="utf-8")
+    logger.info("report: %s", page)
+    return page

@@ -1,0 +1,162 @@
+"""`dspl report`: the page's content matches the run's files, and headless Chromium renders it with every image.
+
+Chromium (Debian's `chromium` package; `.ci/run` installs it where it is missing) is driven from the test over
+its DevTools pipe (`--remote-debugging-pipe`): the page itself holds no script.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dspl.cli.main import cli
+
+CHROMIUM_TIMEOUT_S = 90
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--window-size=1100,1400", "--remote-debugging-pipe"]
+IMAGES_LOADED = ("new Promise(done => document.readyState === 'complete' ? done() : addEventListener('load', done))"
+                 ".then(() => Array.from(document.images, i => [i.getAttribute('src'), i.complete, i.naturalWidth]))")
+
+
+class DevTools:
+    """A headless Chromium and its DevTools protocol over the pipe (fd 3: commands in, fd 4: replies out)."""
+
+    def __init__(self, profile: Path) -> None:
+        browser = shutil.which("chromium") or shutil.which("chromium-browser")
+        assert browser, "Chromium is needed for this test: apt-get install chromium (.ci/run does so in CI)"
+        commands_in, self._commands = os.pipe()
+        self._replies, replies_out = os.pipe()
+
+        def at_fds_3_and_4() -> None:
+            first, second = os.dup(commands_in), os.dup(replies_out)
+            os.dup2(first, 3)
+            os.dup2(second, 4)
+
+        self.process = subprocess.Popen([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False,
+                                        preexec_fn=at_fds_3_and_4)
+        os.close(commands_in)
+        os.close(replies_out)
+        self._buffer, self._next_id = b"", 0
+        self._deadline = time.monotonic() + CHROMIUM_TIMEOUT_S
+
+    def _message(self) -> dict:
+        while b"\0" not in self._buffer:
+            left = self._deadline - time.monotonic()
+            ready, _, _ = select.select([self._replies], [], [], max(left, 0))
+            assert ready, "Chromium did not answer in time"
+            chunk = os.read(self._replies, 1 << 20)
+            assert chunk, "Chromium closed its DevTools pipe"
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def send(self, method: str, session: str | None = None, **params) -> dict:
+        """Send one command and return its result (events that arrive meanwhile are dropped)."""
+        self._next_id += 1
+        command = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            command["sessionId"] = session
+        os.write(self._commands, json.dumps(command).encode() + b"\0")
+        while True:
+            message = self._message()
+            if message.get("id") == self._next_id:
+                assert "error" not in message, message
+                return message["result"]
+
+    def wait_for(self, event: str) -> None:
+        while self._message().get("method") != event:
+            pass
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        os.close(self._commands)
+        os.close(self._replies)
+
+
+def render(page: Path, profile: Path) -> tuple[list[list], bytes]:
+    """Open a page in headless Chromium: ([src, complete, naturalWidth] of every <img>, a PNG screenshot)."""
+    tools = DevTools(profile)
+    try:
+        target = next(t for t in tools.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
+        session = tools.send("Target.attachToTarget", targetId=target["targetId"], flatten=True)["sessionId"]
+        tools.send("Page.enable", session)
+        tools.send("Page.navigate", session, url=page.as_uri())
+        tools.wait_for("Page.loadEventFired")
+        images = tools.send("Runtime.evaluate", session, expression=IMAGES_LOADED, awaitPromise=True,
+                            returnByValue=True)["result"]["value"]
+        shot = base64.b64decode(tools.send("Page.captureScreenshot", session, captureBeyondViewport=True)["data"])
+        return images, shot
+    finally:
+        tools.close()
+
+
+@pytest.fixture(scope="module")
+def evaluated_model(trained_model: Path, example_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the trained model's output folder (model, logs) after `devel-test` and `report`."""
+    root = tmp_path_factory.mktemp("report") / "out"
+    shutil.copytree(trained_model.parents[3], root)
+    model = root / trained_model.relative_to(trained_model.parents[3])
+    arguments = ["-md", str(model), "-d", str(example_dir / "audio"), "-l", str(example_dir / "label.csv")]
+    result = CliRunner().invoke(cli, ["devel-test", *arguments])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["report", *arguments])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(model.parent / "report" / "index.html")
+    return model
+
+
+def test_report_holds_config_data_curves_metrics_and_examples(evaluated_model: Path, example_dir: Path):
+    page = (evaluated_model.parent / "report" / "index.html").read_text(encoding="utf-8")
+    assert "<script" not in page.lower() and "http://" not in page and "https://" not in page
+    assert "test_efficientnet, 3 classes" in page
+    # files per partition and class of the example set (3 training files per class, 1 devel and 1 test)
+    assert re.search(r"<td>low \(Low tone\)</td><td class=\"num\">3</td><td class=\"num\">1</td>"
+                     r"<td class=\"num\">1</td>", page)
+    # the confusion matrices are devel-test's, with each class's recall
+    for partition in ("devel", "test"):
+        metrics = json.loads((evaluated_model.parent / "evaluation" / partition /
+                              f"{partition}.chunks.metrics.json").read_text())
+        assert f"{partition} (chunks): UAR {metrics['uar']:.2f} %" in page
+        first_row = "".join(f'<td class="num">{n}</td>' for n in metrics["cm"][0])
+        assert f"<td>low</td>{first_row}" in page
+    assert page.count("least confident files") == 2
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources == ["curves.png", "example_0.png", "example_1.png", "example_2.png"]
+    for source in sources:
+        with Image.open(evaluated_model.parent / "report" / source) as image:
+            assert image.size[0] > 200 and image.size[1] > 150
+    assert "No export_report.json" in page
+
+
+def test_report_renders_in_headless_chromium_with_every_image(evaluated_model: Path, tmp_path: Path):
+    page = evaluated_model.parent / "report" / "index.html"
+    images, shot = render(page, tmp_path / "profile")
+    assert [src for src, _, _ in images] == ["curves.png", "example_0.png", "example_1.png", "example_2.png"]
+    assert all(complete and width > 0 for _, complete, width in images), images
+    (tmp_path / "shot.png").write_bytes(shot)
+    with Image.open(tmp_path / "shot.png") as screenshot:
+        assert screenshot.size[0] == 1100 and screenshot.size[1] > 1400  # the whole page, taller than the window
+
+
+def test_report_without_data_names_what_is_missing(trained_model: Path, tmp_path: Path):
+    model = tmp_path / "model.h5"
+    shutil.copy(trained_model, model)
+    result = CliRunner().invoke(cli, ["report", "-md", str(model)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "Pass -d DATA -l LABELS" in page and "run `dspl devel-test" in page
+    assert "No TensorBoard logs in" in page and "<img" not in page
