@@ -1,6 +1,6 @@
 """The preprocessing spec: every size, constant and choice list of "raw chunk -> plot" defined once.
 
-DESIGN.md's "Preprocessing semantics" in numbers. The torch features, the TensorFlow reference, the schema
+The README's "How a chunk becomes a plot" in numbers. The torch features, the TensorFlow reference, the schema
 checks, the model file's input shape and the TFLite metadata all read them from here; this module imports
 neither torch nor TensorFlow, so any of them (and the config checks) can use it.
 """
@@ -59,7 +59,7 @@ def num_frames(num_samples: int, frame_length: int, frame_step: int) -> int:
 
 @dataclass(frozen=True)
 class PreprocessingSpec:
-    """What turns a raw chunk into a model input, in samples and pixels (see DESIGN.md).
+    """What turns a raw chunk into a model input, in samples and pixels (see the README).
 
     ``chunk_samples`` is 0 in whole-file mode (chunk_size <= 0): every file is one chunk of its own length.
     """

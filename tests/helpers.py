@@ -124,7 +124,7 @@ def child_tries_to_connect() -> tuple[int, str]:
     return os.getpid(), "connected"
 
 
-# --- the plot parity grid's configurations, signals and tolerances (DESIGN.md) --------------------------------
+# --- the plot parity grid's configurations, signals and tolerances (the README's) ------------------------------
 
 BASE = {
     "label_parser": "../lib/data/parser/ComParEParser.py:ComParEParser", "basemodel_name": "test_efficientnet",
@@ -188,7 +188,7 @@ def image_stats(a: np.ndarray, b: np.ndarray) -> str:
 
 
 def assert_images_close(a: np.ndarray, b: np.ndarray) -> None:
-    """DESIGN.md's image tolerance on the 0..255 scale."""
+    """The README's image tolerance on the 0..255 scale."""
     assert a.shape == b.shape
     d = np.abs(a.astype(np.float64) - b)
     assert d.max() <= 2.0 and np.mean(d <= 0.5) >= 0.999, image_stats(a, b)

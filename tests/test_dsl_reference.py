@@ -1,7 +1,7 @@
 """dspl's plots against DeepSpectrumLite 1.0.2's own (tests/data/dsl_reference/, made by tools/dsl_reference.py).
 
 Every case of the reference grid goes through the torch plots, the TensorFlow reference and, for a sample of
-fixed-length cases, the TFLite preprocessor. Tolerance per DESIGN.md: on the 0..255 scale |diff| <= 0.5 for
+fixed-length cases, the TFLite preprocessor. Tolerance as the README states it: on the 0..255 scale |diff| <= 0.5 for
 >= 99.9 % of pixels and <= 2.0 for all; raw dB features within 1e-3 dB, raw power and MFCCs within 1e-5 of
 the chunk's largest |value| (float32 carries about seven digits of an FFT or a DCT over the whole chunk). A
 case is widened only where TensorFlow's own FFT moved between 2.5 and 2.19 (drift.json, measured by
@@ -30,7 +30,7 @@ TFLITE_CASES = ("readme", "resize-lanczos3-aa", "resize-bicubic-noaa", "size-w64
                 "raw-mel-db", "raw-mfcc-db-lifter22", "fft-padded-nonpow2", "sr44k-nonpow2", "sr44k-pow2-nearest",
                 "normalize-8k-nearest")
 
-IMAGE_SHARE, IMAGE_MAX = 0.001, 2.0  # DESIGN.md: > 0.5 grey levels on at most 0.1 % of pixels, none > 2.0
+IMAGE_SHARE, IMAGE_MAX = 0.001, 2.0  # the README: > 0.5 grey levels on at most 0.1 % of pixels, none > 2.0
 FEATURE_SHARE, FEATURE_MAX = 0.0, 1.0  # raw features: every value within one step
 SHARE_MARGIN = 0.002                   # widened cases: the drift's share of moved values + 0.2 points
 MAX_MARGIN = {"image": 2.0, "feature": 1.0}  # ... and its largest move + 2 grey levels / + 1 step
@@ -71,7 +71,7 @@ def moves(name: str, actual: list[np.ndarray]) -> np.ndarray:
 
 
 def tolerance(name: str) -> tuple[float, float]:
-    """(share of values allowed over one step, largest move allowed in steps): DESIGN.md's, or where
+    """(share of values allowed over one step, largest move allowed in steps): the README's, or where
     TensorFlow 2.19 itself is further from the reference, that drift plus the margin."""
     kind = "image" if CASES[name]["hp"]["use_plot_images"] else "feature"
     scale = DRIFT["image_step"] if kind == "image" else 1.0

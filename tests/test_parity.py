@@ -1,7 +1,8 @@
 """Parity of the spectrogram plots: torch (dspl.features) vs the TF reference vs its TFLite-compatible twin.
 
-Tolerances are DESIGN.md's: on the 0..255 scale |diff| <= 0.5 for >= 99.9 % of pixels and <= 2.0 for all;
-raw features within 1e-3 dB. The grid covers every option value, each combined with varied others.
+Tolerances are the README's ("How a chunk becomes a plot"): on the 0..255 scale |diff| <= 0.5 for >= 99.9 % of
+pixels and <= 2.0 for all; raw features within 1e-3 dB. The grid covers every option value, each combined with
+varied others.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 DeepSpectrumLite's plots were made with TensorFlow 2.5; TensorFlow's FFT has changed since, and near-silent
 bins (about 100 dB below the peak) come out a few dB apart, which moves some pixels of bands without energy.
 That part of any difference is not dspl's. This script recomputes every case of tests/data/dsl_reference/
-with plain ``tf.signal``/``tf.image`` code in the installed TensorFlow, following DESIGN.md's "Preprocessing
-semantics" (it imports no dspl code, so it measures TensorFlow alone), compares with DeepSpectrumLite's
+with plain ``tf.signal``/``tf.image`` code in the installed TensorFlow, following the README's "How a chunk
+becomes a plot" (it imports no dspl code, so it measures TensorFlow alone), compares with DeepSpectrumLite's
 arrays and writes ``drift.json`` beside them. tests/test_dsl_reference.py bounds each case's tolerance by
 that drift plus a margin. Run it in the project's venv after tools/dsl_reference.py::
 

@@ -1,6 +1,6 @@
 """Write DeepSpectrumLite 1.0.2's own spectrogram plots for a grid of configurations (tests/data/dsl_reference/).
 
-dspl promises the plots DeepSpectrumLite made (DESIGN.md, "Preprocessing semantics"). This script asks the
+dspl promises the plots DeepSpectrumLite made (the README, "How a chunk becomes a plot"). This script asks the
 original, through its public ``DataPipeline.generate_spectrogram``, for the plots (or raw features) of a few
 chunks of real audio under ~50 configurations that each vary one or two keys around a base configuration,
 and stores them with the raw chunks they came from. tests/test_dsl_reference.py compares dspl against them.

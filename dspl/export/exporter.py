@@ -306,7 +306,8 @@ def _with_metadata(run: _Run, model: bytes, end_to_end: bool) -> bytes:
                     f"preprocessing {json.dumps(preprocessing, sort_keys=True)}",
         version=__version__, labels=list(classes.labels),
         input_name="audio" if end_to_end else "plot",
-        input_description=(f"{samples or 'any number of'} samples at {hp['sample_rate']} Hz, mono, float32" if end_to_end
+        input_description=(f"{samples or 'any number of'} samples at {hp['sample_rate']} Hz, mono, float32"
+                           if end_to_end
                            else "plot image on 0..255"),
         output_description="scores after the output activation",
         sample_rate=hp["sample_rate"] if end_to_end else None, channels=1,

@@ -1,4 +1,4 @@
-"""TensorFlow reference of dspl's spectrogram plots (DESIGN.md, "Preprocessing semantics") and its TFLite twin.
+"""TensorFlow reference of dspl's spectrogram plots (the README, "How a chunk becomes a plot") and its TFLite twin.
 
 Reference mode is written with ``tf.signal`` and ``tf.image``, the way DeepSpectrumLite computed its plots.
 TFLite mode computes the same function with operators TFLite has built in: framing by gather; the power
@@ -74,7 +74,8 @@ class TFPlotPipeline(tf.Module):
     where the time-axis resize is a built-in TFLite kernel (PreprocessingSpec.dynamic_length_resize).
     """
 
-    def __init__(self, spec: PreprocessingSpec, tflite_compatible: bool = False, num_samples: int | None = None) -> None:
+    def __init__(self, spec: PreprocessingSpec, tflite_compatible: bool = False,
+                 num_samples: int | None = None) -> None:
         super().__init__(name="tf_plot_pipeline")
         self.spec = spec
         self.tflite_compatible = tflite_compatible

@@ -1,4 +1,4 @@
-"""Stateless batched spectrogram operations with tf.signal semantics (the parity contract in DESIGN.md).
+"""Stateless batched spectrogram operations with tf.signal semantics (the README, "How a chunk becomes a plot").
 
 Every function works on batches ``[B, ...]`` on any device. The constant matrices (mel weights, the MFCC
 DCT) are built in float64 so that they equal TensorFlow's formulas up to float32 rounding.

@@ -65,7 +65,7 @@ class FeatureTransform(nn.Module):
 
 
 class PlotTransform(nn.Module):
-    """Raw audio chunks ``[B, N]`` -> plot images ``[B, 3, H, W]`` on 0..255 (DESIGN.md's parity contract).
+    """Raw audio chunks ``[B, N]`` -> plot images ``[B, 3, H, W]`` on 0..255 (README: "How a chunk becomes a plot").
 
     With ``use_plot_images`` false it returns the raw features ``[B, 1, frames, features]`` instead.
     The images are not normalised for a backbone (the model does that). The coloured ``[frames, features]``
