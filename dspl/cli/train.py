@@ -17,9 +17,16 @@ import click
 @click.option("-l", "--label-file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Label file (ComParE CSV: filename,label[,duration_frames]).")
 @click.option("-dc", "--disable-cache", is_flag=True, help="Do not keep decoded audio in memory.")
+@click.option("--restart", is_flag=True,
+              help="Train every configuration from scratch, replacing its model, checkpoints and TensorBoard events "
+                   "(without it a re-run skips finished configurations and resumes an interrupted one).")
 def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str, label_file: str,
-            disable_cache: bool) -> None:
-    """Train one model per hyper-parameter configuration (DeepSpectrumLite compatible)."""
+            disable_cache: bool, restart: bool) -> None:
+    """Train one model per hyper-parameter configuration (DeepSpectrumLite compatible).
+
+    A re-run of the same command skips finished configurations and resumes an interrupted one from its last
+    epoch checkpoint.
+    """
     from dspl.workflows.train import train
 
-    train(data_dir, model_dir, hyper_config, class_config, label_file, disable_cache=disable_cache)
+    train(data_dir, model_dir, hyper_config, class_config, label_file, disable_cache=disable_cache, restart=restart)

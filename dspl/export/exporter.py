@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -23,7 +22,7 @@ from dspl.config import ClassConfig, HParams
 from dspl.spec import PREPROCESSING_KEYS
 from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
-from dspl.files import write_atomically
+from dspl.files import clean_stale, commit, prepare_output_dir, remove, staging_dir, work_dir, write_atomically
 from dspl.spec import PreprocessingSpec
 from dspl.export import calibration, verify
 from dspl.export.tflite_convert import QUANTIZATIONS
@@ -94,19 +93,32 @@ def export(model: str | Path | Any, out_dir: str | Path, formats: Sequence[str] 
     if "int8" in quantize and calibration_data is None and label_file is None:
         raise DsplError("quantize: value 'int8': full-integer quantisation needs calibration audio: "
                         "pass --calibration-data DIR, or -d DATA_DIR with -l LABEL_FILE")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_output_dir(out_dir, "export folder")
+    clean_stale(out_dir)
     inputs = gather_inputs(hp, classes, calibration_data, data_dir, label_file, max_chunks, whole_file_seconds)
-    with tempfile.TemporaryDirectory(prefix="dspl-export-") as tmp:
-        run = _Run(loaded.model.eval(), hp, classes, inputs, out_dir, Path(tmp), min_agreement)
-        run.report.update(model=str(model) if isinstance(model, (str, Path)) else loaded.hp["basemodel_name"],
-                          backbone=hp["basemodel_name"], inputs=inputs.source,
-                          verify_items=int(len(inputs.verify_plots)), steps={})
-        _export_all(run, formats, quantize, end_to_end, int8_io)
-        report_path = out_dir / REPORT_FILE
-        report_path.write_text(json.dumps(run.report, indent=2))
-        run.results["report"] = report_path
-    return run.results
+    stage = staging_dir(out_dir)
+    try:
+        with work_dir("export") as work:
+            run = _Run(loaded.model.eval(), hp, classes, inputs, stage, work, min_agreement)
+            run.report.update(model=str(model) if isinstance(model, (str, Path)) else loaded.hp["basemodel_name"],
+                              backbone=hp["basemodel_name"], inputs=inputs.source,
+                              verify_items=int(len(inputs.verify_plots)), steps={})
+            _export_all(run, formats, quantize, end_to_end, int8_io)
+            write_atomically(stage / REPORT_FILE, json.dumps(run.report, indent=2).encode())
+            run.results["report"] = stage / REPORT_FILE
+        return _move_into_place(run.results, stage, out_dir)
+    finally:
+        remove(stage)
+
+
+def _move_into_place(staged: dict[str, Path], stage: Path, out_dir: Path) -> dict[str, Path]:
+    """Commit the verified artefacts from the staging folder into out_dir as one unit; say what they replace."""
+    moves = {path: out_dir / path.relative_to(stage) for path in staged.values()}
+    replaced = [f"{p.name}/" if p.is_dir() else p.name for p in moves.values() if p.exists()]
+    if replaced:
+        log.warning("%s: replacing %s of an earlier export", out_dir, ", ".join(sorted(replaced)))
+    commit(moves)
+    return {name: moves[path] for name, path in staged.items()}
 
 
 def gather_inputs(hp: HParams, classes: ClassConfig, calibration_data: str | Path | None,
@@ -324,13 +336,13 @@ def convert(model: str | Path | Any, destination: str | Path, quantize: str = "f
 
     hp_config, class_config: the configs of a DeepSpectrumLite Keras model file (dspl models hold their own).
     """
-    import shutil
-
     destination = Path(destination)
-    with tempfile.TemporaryDirectory(prefix="dspl-convert-") as tmp:
+    if destination.is_dir():
+        raise DsplError(f"{destination}: is a directory, expected the path of the .tflite file to write")
+    prepare_output_dir(destination.parent, "destination folder")
+    with work_dir("convert") as tmp:
         written = export(model, tmp, formats=("tflite",), quantize=(quantize,), calibration_data=calibration_data,
                          data_dir=data_dir, label_file=label_file, hp_config=hp_config, class_config=class_config)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(written[f"tflite_{quantize}"]), destination)
+        write_atomically(destination, written[f"tflite_{quantize}"].read_bytes())
     log.info("wrote %s", destination)
     return destination

@@ -10,13 +10,13 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from dspl.errors import DsplError
+from dspl.files import work_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,7 @@ def onnx_to_saved_model(onnx_path: str | Path, destination: str | Path,
 
     onnx_path, destination = Path(onnx_path).resolve(), Path(destination)
     verbosity = "info" if log.isEnabledFor(logging.DEBUG) else "error"
-    with tempfile.TemporaryDirectory(prefix="dspl-onnx2tf-") as tmp:
-        work = Path(tmp)
+    with work_dir("onnx2tf") as work:
         write_onnx2tf_samples(work, sample_plots_nhwc)
         with _working_directory(work):
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -107,16 +108,27 @@ def _check_header(path: Path, f: h5py.File) -> None:
 
 
 def read_checkpoint(path: Path) -> tuple[HParams, ClassConfig, dict[str, torch.Tensor], dict[str, Any]]:
-    """The same as read_model_file for a Lightning checkpoint (`model.ckpt`) that DsplModule wrote."""
+    """The same as read_model_file for a Lightning checkpoint (`model.ckpt`) that DsplModule wrote.
+
+    It is unpickled with torch's weights_only loader: a file holding other Python objects (code) is refused.
+    """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise DsplError(f"{path}: not a checkpoint written by dspl training: it holds Python objects other than "
+                        "tensors and plain data, which dspl never loads") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise DsplError(f"{path}: not a checkpoint written by dspl training (or truncated): "
+                        f"{str(exc).strip().splitlines()[0]}") from None
+    try:
         hparams = checkpoint["hyper_parameters"]
         hp = with_defaults(hparams["hp"])
         classes = ClassConfig.from_dict(dict(hparams["classes"]), f"{path} (class config)")
         state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     except (OSError, RuntimeError, KeyError, TypeError, AttributeError, EOFError) as exc:
         raise DsplError(f"{path}: not a checkpoint written by dspl training (or truncated): {exc}") from None
-    header = {"format": "lightning-checkpoint", "lightning_version": checkpoint.get("pytorch-lightning_version", "?")}
+    header = {"format": "lightning-checkpoint", "lightning_version": checkpoint.get("pytorch-lightning_version", "?"),
+              "epoch": checkpoint.get("epoch")}
     return hp, classes, state, header
 
 
@@ -124,6 +136,8 @@ def read_model_file(path: str | Path) -> tuple[HParams, ClassConfig, dict[str, t
     """The hp, class config, state dict and header attributes of a model file (`.h5`, or a Lightning `.ckpt`),
     without building the model."""
     path = Path(path)
+    if path.is_dir():
+        raise DsplError(f"{path}: is a directory, expected a model file (model.h5 or model.ckpt)")
     if not path.is_file():
         raise DsplError(f"{path}: model file not found")
     if path.suffix == ".ckpt":

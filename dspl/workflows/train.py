@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import sys
 import types
 import warnings
@@ -12,7 +14,7 @@ from typing import Any, Iterator, Optional
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from rich.console import Console
@@ -29,7 +31,8 @@ from dspl.config import (
 )
 from dspl.data.datamodule import AudioDataModule
 from dspl.errors import DsplError
-from dspl.models.modelfile import save_model_file
+from dspl.files import atomic_path, clean_stale, clean_stale_work_dirs, commit, prepare_output_dir, temporary_path
+from dspl.models.modelfile import read_checkpoint, read_model_file, save_model_file
 from dspl.models.module import DsplModule
 from dspl.models.optim import total_epochs, uses_pretrained_weights
 
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.h5"
 CHECKPOINT_FILE = "model.ckpt"
+EPOCH_CHECKPOINT_FILE = "last.ckpt"
 # Lightning's advice that does not apply: dspl's loader only hands out cached waveforms on purpose, and the
 # module (not the data module) makes the plots after the batch transfer.
 QUIET_WARNINGS = (r".*does not have many workers.*", r".*smaller than the logging interval.*",
@@ -75,12 +79,16 @@ def output_dirs(model_dir: str | Path, hp: HParams, index: int) -> tuple[Path, P
 
 
 def train(data_dir: str | Path, model_dir: str | Path, hp_config: str | Path, class_config: str | Path,
-          label_file: str | Path, disable_cache: bool = False, *, num_workers: int = 0,
+          label_file: str | Path, disable_cache: bool = False, *, restart: bool = False, num_workers: int = 0,
           trainer_options: dict[str, Any] | None = None, console: Console | None = None) -> list[dict[str, Any]]:
     """Train every configuration of the grid (or the one SLURM_ARRAY_TASK_ID names); returns one result per config.
 
+    A re-run of the same command resumes: configurations whose model.h5 holds this configuration are skipped,
+    one interrupted after an epoch continues from its epoch checkpoint. ``restart`` trains every selected
+    configuration from scratch instead, replacing what its folders hold (TensorBoard events included).
     ``trainer_options`` go to ``lightning.Trainer`` (e.g. accelerator, devices, precision) and override dspl's
-    defaults. Each result holds the index, the output paths, the test metrics and the test chunk scores.
+    defaults. Each result holds the index, the output paths, whether it was skipped, the test metrics and the
+    test chunk scores.
     """
     hp_config = Path(hp_config)
     configs = load_grid(hp_config)
@@ -91,10 +99,23 @@ def train(data_dir: str | Path, model_dir: str | Path, hp_config: str | Path, cl
         if total_epochs(hp) <= 0:
             raise DsplError(f"{hp_config} (configuration {index}): pre_epochs + epochs is 0, expected at least "
                             "one epoch to train")
+    prepare_output_dir(model_dir, "model directory (-md)")
+    clean_stale_work_dirs()
+    plans = [(index, hp, plan_configuration(model_dir, hp, index, restart)) for index, hp in selected]
     console = console or Console()
     results = []
-    for index, hp in selected:
+    for index, hp, plan in plans:
         console.rule(f"configuration {index} ({len(configs)} in the grid): {run_name(hp, index)}")
+        log_dir, out_dir = output_dirs(model_dir, hp, index)
+        if plan == "complete":
+            console.print(f"configuration {index}: complete ({out_dir / MODEL_FILE}), skipped; "
+                          "--restart trains it again", soft_wrap=True)
+            results.append({"index": index, "model_file": out_dir / MODEL_FILE, "skipped": True,
+                            "checkpoint": out_dir / CHECKPOINT_FILE, "log_dir": log_dir, "test": {},
+                            "test_scores": None})
+            continue
+        if plan == "restart":
+            _remove_run(log_dir, out_dir)
         results.append(train_configuration(
             index, hp, classes, data_dir=data_dir, label_file=label_file, model_dir=model_dir,
             hp_source_dir=hp_config.resolve().parent, cache=not disable_cache, num_workers=num_workers,
@@ -103,14 +124,86 @@ def train(data_dir: str | Path, model_dir: str | Path, hp_config: str | Path, cl
     return results
 
 
+def _differing_key(stored: HParams, hp: HParams) -> str | None:
+    """The first key whose value differs between two configurations (compared as JSON), or None."""
+    return next((key for key in dict.fromkeys([*hp, *stored])
+                 if json.dumps(stored.get(key), sort_keys=True) != json.dumps(hp.get(key), sort_keys=True)), None)
+
+
+def plan_configuration(model_dir: str | Path, hp: HParams, index: int, restart: bool = False) -> str:
+    """What a run does with configuration ``index``: 'train', 'resume', 'complete' (skip) or 'restart'.
+
+    Finishes a killed run's commit and removes its leftovers first. A DsplError refuses a folder that holds
+    another configuration's model or checkpoint (unless ``restart``).
+    """
+    log_dir, out_dir = output_dirs(model_dir, hp, index)
+    clean_stale(out_dir)
+    if restart:
+        return "restart"
+    for name, read in ((MODEL_FILE, read_model_file), (EPOCH_CHECKPOINT_FILE, read_checkpoint)):
+        path = out_dir / name
+        if not path.exists():
+            continue
+        stored = read(path)[0]
+        key = _differing_key(stored, hp)
+        if key is not None:
+            raise DsplError(
+                f"{path}: holds a model of another configuration (key '{key}' is {json.dumps(stored.get(key))} "
+                f"there, {json.dumps(hp.get(key))} in configuration {index}); use another -md or tb_run_id, or "
+                "--restart to replace it")
+        return "complete" if name == MODEL_FILE else "resume"
+    return "train"
+
+
+def _remove_run(log_dir: Path, out_dir: Path) -> None:
+    """Forget a configuration's earlier run (--restart): its TensorBoard events, model, checkpoints."""
+    shutil.rmtree(log_dir, ignore_errors=True)
+    for name in (MODEL_FILE, CHECKPOINT_FILE, EPOCH_CHECKPOINT_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+
+
+class EpochCheckpoint(Callback):
+    """Writes the full training state to one file after every training epoch, atomically, for resuming."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        with atomic_path(self.path) as temporary:
+            trainer.save_checkpoint(temporary, weights_only=False)
+
+
+def save_unit(trainer: L.Trainer, module: DsplModule, out_dir: Path, hp: HParams, classes: ClassConfig) -> Path:
+    """Write model.ckpt and model.h5 as one unit (both staged, then committed) and drop the epoch checkpoint."""
+    staged_checkpoint, staged_model = temporary_path(out_dir / CHECKPOINT_FILE), temporary_path(out_dir / MODEL_FILE)
+    try:
+        trainer.save_checkpoint(staged_checkpoint, weights_only=False)
+        save_model_file(staged_model, module.model, hp, classes, module.input_shape)
+        commit({staged_checkpoint: out_dir / CHECKPOINT_FILE, staged_model: out_dir / MODEL_FILE})
+    finally:
+        staged_checkpoint.unlink(missing_ok=True)
+        staged_model.unlink(missing_ok=True)
+    (out_dir / EPOCH_CHECKPOINT_FILE).unlink(missing_ok=True)
+    return out_dir / MODEL_FILE
+
+
 def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_dir: str | Path,
                         label_file: str | Path, model_dir: str | Path, hp_source_dir: str | Path | None = None,
                         cache: bool = True, num_workers: int = 0, trainer_options: dict[str, Any] | None = None,
                         console: Console | None = None) -> dict[str, Any]:
     """Train, save (model.h5 + model.ckpt) and test one configuration; returns its paths, test metrics and the
-    test partition's chunk scores (label file order)."""
+    test partition's chunk scores (label file order).
+
+    An epoch checkpoint of this configuration in its folder (a killed run) is resumed from.
+    """
     console = console or Console()
     log_dir, out_dir = output_dirs(model_dir, hp, index)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = out_dir / EPOCH_CHECKPOINT_FILE
+    if resume_from.is_file():
+        epoch = read_checkpoint(resume_from)[3]["epoch"] + 1
+        console.print(f"configuration {index}: resuming after epoch {epoch} of {total_epochs(hp)} "
+                      f"({resume_from})", soft_wrap=True)
     _tensorboard_without_tensorflow()
     L.seed_everything(hp["seed"], workers=True, verbose=False)
     module = DsplModule(hp, classes.to_dict())
@@ -123,12 +216,12 @@ def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_d
         enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0, devices=1,
     )
     options.update(trainer_options or {})
+    options["callbacks"] = [*options["callbacks"], EpochCheckpoint(resume_from)]
     trainer = L.Trainer(**options)
     with _quiet_lightning():
-        trainer.fit(module, datamodule=data)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(out_dir / CHECKPOINT_FILE, weights_only=False)
-        model_file = save_model_file(out_dir / MODEL_FILE, module.model, hp, classes, module.input_shape)
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from if resume_from.is_file() else None,
+                    weights_only=True)
+        model_file = save_unit(trainer, module, out_dir, hp, classes)
         metrics = trainer.test(module, datamodule=data, verbose=False)[0] if data.partitions["test"] else {}
     if metrics:
         logger.log_hyperparams(_loggable(hp), {f"hp/{k.replace('/', '_')}": v for k, v in metrics.items()})
@@ -137,7 +230,7 @@ def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_d
         log.warning("configuration %d: the label file has no test partition, nothing to evaluate", index)
     logger.finalize("success")
     console.print(f"model: {model_file}")
-    return {"index": index, "model_file": model_file, "checkpoint": out_dir / CHECKPOINT_FILE,
+    return {"index": index, "model_file": model_file, "checkpoint": out_dir / CHECKPOINT_FILE, "skipped": False,
             "log_dir": log_dir, "test": {k: float(v) for k, v in metrics.items()},
             "test_scores": module.test_scores.numpy()}
 
