@@ -103,3 +103,33 @@ def test_box_sides_follow_cutmix_min_and_max_at_the_extremes_of_lambda(low, high
                 assert (box["height"], box["width"]) == (side_h, side_w), (i, box)
                 unclipped[i] += 1
     assert min(unclipped.values()) >= 10
+
+
+def test_boxes_are_clipped_at_every_edge_of_the_image():
+    """Box centres are uniform over the whole image, so boxes reach (and are cut at) all four edges."""
+    gen = torch.Generator().manual_seed(3)
+    b, h, w = 32, 20, 24
+    images = distinct_images(b, h, w)
+    reached = {"top": 0, "left": 0, "bottom": 0, "right": 0}
+    for _ in range(10):
+        mixed, _, area = cutmix(images, torch.eye(b), torch.full((b,), 0.5), torch.ones(b, dtype=torch.bool), gen)
+        for box in _boxes(mixed):
+            if box is None:
+                continue
+            reached["top"] += box["top"] == 0
+            reached["left"] += box["left"] == 0
+            reached["bottom"] += box["bottom"] == h - 1
+            reached["right"] += box["right"] == w - 1
+            # a clipped box is smaller than the configured 10 × 12
+            assert box["height"] <= 10 and box["width"] <= 12
+            assert (box["height"] < 10) == (box["top"] == 0 and box["bottom"] < 9 or box["bottom"] == h - 1
+                                           and box["top"] > h - 10)
+    assert min(reached.values()) >= 5, reached
+
+
+def test_a_zero_fraction_pastes_nothing():
+    gen = torch.Generator().manual_seed(4)
+    b = 300  # on 3 × 3 images a box centred on (0, 0) comes up about 33 times: nothing may show even there
+    images, targets = distinct_images(b, 3, 3), torch.eye(b)
+    mixed, mixed_targets, area = cutmix(images, targets, torch.zeros(b), torch.ones(b, dtype=torch.bool), gen)
+    assert torch.equal(mixed, images) and torch.equal(mixed_targets, targets) and (area == 0).all()
