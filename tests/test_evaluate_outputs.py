@@ -104,6 +104,23 @@ def test_classification_metrics_by_hand():
     assert metrics["f1_macro"] == pytest.approx(100 * sum(f1) / 3)
 
 
+@pytest.mark.parametrize(("y_pred", "uar", "f1"), [
+    # class c neither true nor predicted: its recall and F1 count as 0 (sklearn's zero_division=0)
+    ([0, 1, 1, 1], 100 * (0.5 + 1 + 0) / 3, 100 * (2 / 3 + 0.8 + 0) / 3),
+    # class c predicted once but never true: recall 0 by zero_division, precision 0
+    ([0, 2, 1, 1], 100 * (0.5 + 1 + 0) / 3, 100 * (2 / 3 + 1 + 0) / 3),
+])
+def test_a_class_absent_from_the_targets_counts_as_zero(y_pred, uar, f1):
+    """A devel partition may lack a class; its undefined recall/F1 count as 0 in the macro averages."""
+    y_true = [0, 0, 1, 1]
+    metrics = classification_metrics(y_true, y_pred, CLASSES)
+    assert metrics["uar"] == pytest.approx(uar)
+    assert metrics["f1_macro"] == pytest.approx(f1)
+    assert metrics["uar"] == pytest.approx(100 * recall_score(y_true, y_pred, labels=[0, 1, 2], average="macro",
+                                                              zero_division=0))
+    assert metrics["cm"][2] == [0, 0, 0]
+
+
 def ccc(p: np.ndarray, y: np.ndarray) -> float:
     """Lin's (1989) concordance correlation coefficient, population (1/n) moments throughout."""
     cov = np.mean((p - p.mean()) * (y - y.mean()))
