@@ -106,13 +106,16 @@ def render(page: Path, profile: Path) -> tuple[list[list], bytes]:
 
 @pytest.fixture(scope="module")
 def evaluated_model(trained_model: Path, example_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the trained model's output folder (model, logs) after `devel-test` and `report`."""
+    """A copy of the trained model's output folder (model, logs) after `devel-test` (which writes the report)
+    and `report`."""
     root = tmp_path_factory.mktemp("report") / "out"
     shutil.copytree(trained_model.parents[3], root)
     model = root / trained_model.relative_to(trained_model.parents[3])
+    shutil.rmtree(model.parent / "report", ignore_errors=True)
     arguments = ["-md", str(model), "-d", str(example_dir / "audio"), "-l", str(example_dir / "label.csv")]
     result = CliRunner().invoke(cli, ["devel-test", *arguments])
     assert result.exit_code == 0, result.output
+    assert "least confident files" in (model.parent / "report" / "index.html").read_text(encoding="utf-8")
     result = CliRunner().invoke(cli, ["report", *arguments])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(model.parent / "report" / "index.html")

@@ -1,4 +1,4 @@
-"""`report -md MODEL [-d DATA -l LABELS]`."""
+"""`report -md MODEL [-d DATA -l LABELS] [-hc HP -cc CLASSES]`."""
 
 import click
 
@@ -10,9 +10,14 @@ import click
               help="Audio directory: example explanations (and, with -l, data counts).")
 @click.option("-l", "--label-file", "label_file", type=click.Path(), default=None,
               help="Label file: files per partition and class; examples come from its test partition.")
-def command(model: str, data_dir: str | None, label_file: str | None) -> None:
+@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
+              help="Only for a DeepSpectrumLite Keras model.h5: the hyper-parameter config it was trained with.")
+@click.option("-cc", "--class-config", "class_config", type=click.Path(), default=None,
+              help="Only for a DeepSpectrumLite Keras model.h5: its class config.")
+def command(model: str, data_dir: str | None, label_file: str | None, hp_config: str | None,
+            class_config: str | None) -> None:
     """Write <model dir>/report/index.html: configuration, data, training curves, devel/test metrics,
     least confident files, exports and example explanations; no JavaScript, readable offline."""
     from dspl.workflows.report import write_report
 
-    click.echo(str(write_report(model, data_dir, label_file)))
+    click.echo(str(write_report(model, data_dir, label_file, hp_config, class_config)))

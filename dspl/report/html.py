@@ -18,6 +18,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; } figcaption { font-size: 0.85em; color: #555; }
 img { max-width: 100%; } p.note { color: #666; font-size: 0.9em; }
 details { margin: 0.5em 0; }
+div.row { display: flex; flex-wrap: wrap; gap: 0 2em; align-items: flex-start; }
 """
 
 
@@ -45,6 +46,11 @@ def figure(src: str, caption: str, width: int | None = None) -> str:
     size = f' width="{width}"' if width else ""
     return (f'<figure><img src="{escape(src)}" alt="{escape(caption)}"{size}>'
             f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def row(*parts: str) -> str:
+    """Parts side by side, wrapping onto the next line when the page is narrow."""
+    return f'<div class="row">{"".join(parts)}</div>'
 
 
 def note(text: str) -> str:
