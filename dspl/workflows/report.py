@@ -99,7 +99,7 @@ def _training(model_file: Path, out_dir: Path) -> str:
                   if tag.startswith("test/"))
     if test:
         parts.append(html.table(["test metric (chunks, end of training)", "value"], test))
-    return html.section("Training", *parts)
+    return html.section("Training", html.row(*parts))
 
 
 def _confusion(metrics: dict[str, Any], predictor: Predictor, title: str) -> str:
@@ -137,19 +137,22 @@ def _evaluation(predictor: Predictor, model_file: Path) -> str:
     parts = []
     for partition in ("devel", "test"):
         folder = model_file.parent / "evaluation" / partition
+        tables = []
         for level, title in (("chunks", "chunks"), ("grouped", "files, majority vote")):
             metrics_file = folder / f"{partition}.{level}.metrics.json"
             if not metrics_file.is_file():
                 continue
             metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
             if predictor.categorical:
-                parts.append(_confusion(metrics, predictor, f"{partition} ({title})"))
+                tables.append(_confusion(metrics, predictor, f"{partition} ({title})"))
             else:
-                parts.append(html.table(["metric", "value"], [[k, float(metrics[k])] for k in ("mae", "rmse", "ccc")],
-                                        f"{partition} ({title})"))
+                tables.append(html.table(["metric", "value"], [[k, float(metrics[k])] for k in ("mae", "rmse", "ccc")],
+                                         f"{partition} ({title})"))
         predictions = folder / f"{partition}.chunks.predictions.csv"
         if predictions.is_file():
-            parts.append(_least_confident(predictions, predictor))
+            tables.append(_least_confident(predictions, predictor))
+        if tables:
+            parts.append(html.row(*tables))
     if not parts:
         parts.append(html.note("No evaluation files: run `dspl devel-test -md MODEL -d DATA -l LABELS`."))
     return html.section("Evaluation (devel-test)", *parts)
@@ -206,17 +209,19 @@ def _examples(predictor: Predictor, files: list[tuple[Path, str]], out_dir: Path
         figures.append(html.figure(image.name, f"{path.name}: {EXAMPLE_METHOD} map of its first chunk"))
     how = html.note("Grey: the plot the model saw (low frequencies at the bottom). Colour: where silencing a patch "
                     "lowers the predicted class's score most (occlusion); brighter means more evidence.")
-    return html.section("Examples with explanations", how, *figures)
+    return html.section("Examples with explanations", how, html.row(*figures))
 
 
 def write_report(model_path: str | Path, data_dir: str | Path | None = None, label_file: str | Path | None = None,
+                 hp_config: str | Path | None = None, class_config: str | Path | None = None,
                  examples: int = 3) -> Path:
     """Write `<model dir>/report/index.html` (and its PNGs) for a model file; returns the page's path.
 
     data_dir and label_file add the data counts; data_dir adds ``examples`` explained example files.
+    hp_config and class_config are needed only for a DeepSpectrumLite Keras model (as for `load_model`).
     """
     model_file = Path(model_path)
-    predictor = load_model(model_file)
+    predictor = load_model(model_file, hp_config=hp_config, class_config=class_config)
     out_dir = model_file.parent / REPORT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.png"):
