@@ -18,6 +18,7 @@ from dspl.errors import DsplError
 from dspl.predictor import FilePrediction, Predictor, load_model
 from dspl.workflows.model_checks import check_configs
 from dspl.workflows.predict import chunk_rows, score_columns, write_csv
+from dspl.workflows.report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -148,4 +149,5 @@ def devel_test(model_path: str | Path, data_dir: str | Path, label_file: str | P
             continue
         out_dir = model_path.parent / "evaluation" / name
         results[name] = _evaluate_partition(predictor, name, entries, data_dir, label_file, out_dir, console)
+    write_report(model_path, data_dir, label_file, hp_config, class_config)
     return results
