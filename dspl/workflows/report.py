@@ -23,6 +23,7 @@ import numpy as np
 from dspl import __version__
 from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.parsers import parse_label_file
+from dspl.errors import DsplError
 from dspl.explain.render import Panel, write_summary
 from dspl.predictor import Predictor, load_model
 from dspl.report import html
@@ -227,7 +228,11 @@ def write_report(model_path: str | Path, data_dir: str | Path | None = None, lab
     for stale in out_dir.glob("*.png"):
         stale.unlink()
     data = Path(data_dir) if data_dir is not None else None
-    partitions = _partitions(predictor, data, Path(label_file) if label_file is not None else None)
+    try:
+        partitions = _partitions(predictor, data, Path(label_file) if label_file is not None else None)
+    except DsplError as exc:  # e.g. a label parser the report may not run: a page without counts, not a failure
+        logger.warning("report: no data counts: %s", exc)
+        partitions = None
     sections = [
         _configuration(predictor),
         _data(predictor, partitions),
