@@ -12,6 +12,7 @@ Temporary names carry the writing process's id, so the next run removes only wha
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -201,3 +202,21 @@ def prepare_output_dir(path: str | Path, what: str = "output directory") -> Path
     except OSError as exc:
         raise DsplError(f"{path}: the {what} is not writable: {exc.strerror}") from None
     return path
+
+
+@contextmanager
+def exclusive_lock(path: str | Path, holder: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed) for the block; a DsplError if another process
+    holds it, naming ``holder``, what that process is doing. The kernel releases it when a process dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DsplError(f"{path.parent}: {holder} is running into this folder already; wait for it to "
+                            "finish, then run again") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from dspl.config import ClassConfig, HParams
-from dspl.data.audio import load_audio
-from dspl.data.chunking import chunk_samples, chunk_times, split_into_chunks
+from dspl.data.audio import load_audio, stream_audio
+from dspl.data.chunking import chunk_samples, chunk_times, split_into_chunks, stream_chunks
+from dspl.errors import DsplError
 from dspl.features import PlotTransform
 from dspl.models.modelfile import LoadedModel, load_model_file
 
@@ -26,6 +28,17 @@ class FilePrediction:
     scores: np.ndarray
     decision: str | float
     chunk_decisions: list[str | float]
+
+
+@dataclass(eq=False)
+class _PendingFile:
+    """A file whose chunks stream through the scorer: its samples so far and the scores of its chunks so far."""
+
+    source: str
+    samples: int = 0
+    unscored: int = 0
+    scores: list[np.ndarray] = field(default_factory=list)
+    decoded: bool = False
 
 
 class Predictor:
@@ -64,43 +77,77 @@ class Predictor:
                               [self.decide(row) for row in chunk_scores])
 
     def predict(self, audio: str | Path | np.ndarray | torch.Tensor) -> FilePrediction:
-        """Predict one file (a path) or one mono waveform at the model's sample rate."""
+        """Predict one file (a path, streamed) or one mono waveform at the model's sample rate."""
         if isinstance(audio, (str, Path)):
-            waveform, source = load_audio(audio, self.hp["sample_rate"]), str(audio)
-        else:
-            waveform, source = torch.as_tensor(audio, dtype=torch.float32).reshape(-1), "<waveform>"
-        chunks = split_into_chunks(waveform, self.hp, source)
-        return self._result(source, waveform.shape[0], self.score_chunks(chunks))
+            return next(self.predict_files([audio]))
+        waveform = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
+        return self._result("<waveform>", waveform.shape[0], self.score_chunks(split_into_chunks(waveform, self.hp)))
 
-    def predict_files(self, paths: Iterable[str | Path]) -> Iterator[FilePrediction]:
-        """Predict many files in order, packing chunks of consecutive files into full batches."""
+    def predict_files(self, paths: Iterable[str | Path], skipped: list[str] | None = None) -> Iterator[FilePrediction]:
+        """Predict many files in order, packing chunks of consecutive files into full batches.
+
+        Files are decoded in blocks and their chunks scored as they come, so memory does not grow with a file's
+        length (whole-file configurations, chunk_size <= 0, decode each file at once). A file that cannot be
+        decoded raises its DsplError, or with ``skipped`` given is left out and its message appended there.
+        """
         if chunk_samples(self.hp)[0] == 0:  # whole files differ in length: one file per forward pass
-            yield from (self.predict(path) for path in paths)
+            for path in paths:
+                try:
+                    waveform = load_audio(path, self.hp["sample_rate"])
+                except DsplError as exc:
+                    if skipped is None:
+                        raise
+                    skipped.append(str(exc))
+                    continue
+                yield self._result(str(path), waveform.shape[0],
+                                   self.score_chunks(split_into_chunks(waveform, self.hp, str(path))))
             return
-        pending: list[tuple[str, int, int]] = []  # (source, samples, chunks) waiting for their scores
-        chunks: list[torch.Tensor] = []
-        queued = 0
+        files: deque[_PendingFile] = deque()
+        queue: list[tuple[_PendingFile, torch.Tensor]] = []
         for path in paths:
-            waveform = load_audio(path, self.hp["sample_rate"])
-            file_chunks = split_into_chunks(waveform, self.hp, str(path))
-            pending.append((str(path), waveform.shape[0], file_chunks.shape[0]))
-            chunks.append(file_chunks)
-            queued += file_chunks.shape[0]
-            if queued >= self.batch_size:
-                yield from self._flush(pending, chunks)
-                queued = 0
-        yield from self._flush(pending, chunks)
+            entry = _PendingFile(str(path))
+            files.append(entry)
+            try:
+                for chunks in stream_chunks(self._counted(entry, path), self.hp, entry.source):
+                    queue.append((entry, chunks))
+                    entry.unscored += chunks.shape[0]
+                    if sum(c.shape[0] for _, c in queue) >= self.batch_size:
+                        self._score_queue(queue)
+            except DsplError as exc:
+                if skipped is None:
+                    raise
+                skipped.append(str(exc))
+                files.remove(entry)
+                queue[:] = [(owner, chunks) for owner, chunks in queue if owner is not entry]
+                continue
+            entry.decoded = True
+            yield from self._finished(files)
+        self._score_queue(queue)
+        yield from self._finished(files)
 
-    def _flush(self, pending: list[tuple[str, int, int]], chunks: list[torch.Tensor]) -> Iterator[FilePrediction]:
-        if not pending:
+    def _counted(self, entry: _PendingFile, path: str | Path) -> Iterator[torch.Tensor]:
+        """The file's blocks at the model's sample rate, counting its samples into ``entry``."""
+        for block in stream_audio(path, self.hp["sample_rate"]):
+            entry.samples += block.shape[0]
+            yield block
+
+    def _score_queue(self, queue: list[tuple[_PendingFile, torch.Tensor]]) -> None:
+        """Score every queued chunk and hand each file its rows."""
+        if not queue:
             return
-        scores = self.score_chunks(torch.cat(chunks))
+        scores = self.score_chunks(torch.cat([chunks for _, chunks in queue]))
         start = 0
-        for source, samples, count in pending:
-            yield self._result(source, samples, scores[start:start + count])
-            start += count
-        pending.clear()
-        chunks.clear()
+        for owner, chunks in queue:
+            owner.scores.append(scores[start:start + chunks.shape[0]])
+            owner.unscored -= chunks.shape[0]
+            start += chunks.shape[0]
+        queue.clear()
+
+    def _finished(self, files: deque[_PendingFile]) -> Iterator[FilePrediction]:
+        """Results of the leading files that are decoded and scored completely, in order."""
+        while files and files[0].decoded and files[0].unscored == 0:
+            entry = files.popleft()
+            yield self._result(entry.source, entry.samples, np.concatenate(entry.scores))
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", batch_size: int = 64,

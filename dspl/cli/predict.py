@@ -12,7 +12,8 @@ import click
               help="dspl models: optional, checked against the stored configuration; DeepSpectrumLite Keras models: required.")
 @click.option("-cc", "--class-config", "class_config", type=click.Path(), default=None,
               help="dspl models: optional, checked against the stored classes; DeepSpectrumLite Keras models: required.")
-@click.option("--batch-size", default=64, show_default=True, help="Chunks per forward pass.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Chunks per forward pass.")
 def command(model: str, data_dir: str, hp_config: str | None, class_config: str | None, batch_size: int) -> None:
     """Predict every audio file under a directory with one or more models.
 

@@ -9,7 +9,8 @@ import click
 @click.option("-md", "-d", "--model-dir", "model", required=True, type=click.Path(), help="Model file (model.h5).")
 @click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
               help="Optional: checked against the configuration stored in the model.")
-@click.option("--runs", default=20, show_default=True, help="Forward passes timed for the latency.")
+@click.option("--runs", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Forward passes timed for the latency.")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 def command(model: str, hp_config: str | None, runs: int, as_json: bool) -> None:
     """Parameters, FLOPs, file size, per-layer table and CPU latency of a model."""

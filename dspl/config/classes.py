@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from dspl.config.grid import read_json
 from dspl.errors import DsplError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,14 @@ class ClassConfig:
 
 def load_class_config(path: str | Path) -> ClassConfig:
     """Read a class config file. For regression it holds one entry naming the target."""
-    return ClassConfig.from_dict(read_json(path), str(path))
+    classes = ClassConfig.from_dict(read_json(path), str(path))
+    shared = {name: [label for label, other in zip(classes.labels, classes.names) if other == name]
+              for name in classes.names}
+    for name, labels in shared.items():
+        if len(labels) > 1:
+            logger.warning("%s: classes %s share the display name '%s': reports and confusion matrices will not "
+                           "tell them apart", path, ", ".join(f"'{label}'" for label in labels), name)
+    return classes
 
 
 def check_class_config(classes: ClassConfig, prediction_type: str, source: str = "<class config>") -> None:

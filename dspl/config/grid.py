@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,6 +43,8 @@ def _coerce(source: str, name: str, key: Key, value: Any) -> Any:
     elif key.type is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):
+            raise DsplError(f"{source}: key '{name}': value {json.dumps(value)} is not a finite number")
     elif key.type is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
@@ -87,6 +90,12 @@ def _check_combination(source: str, hp: HParams) -> None:
     frame = int(hp["stft_window_size"] * hp["sample_rate"])
     if frame < 2 or int(hp["stft_hop_size"] * hp["sample_rate"]) < 1:
         fail("stft_window_size", f"gives fewer than 2 samples per frame at sample_rate {hp['sample_rate']}")
+    if hp["chunk_size"] > 0:
+        if int(hp["chunk_hop_size"] * hp["sample_rate"]) < 1:
+            fail("chunk_hop_size", f"is less than one sample at sample_rate {hp['sample_rate']}")
+        if int(hp["chunk_size"] * hp["sample_rate"]) < frame:
+            fail("stft_window_size", f"is longer than a chunk (chunk_size {hp['chunk_size']} s): expected a window "
+                                     "that fits into one chunk")
 
 
 def parse_grid(raw: Any, source: str = "<hp config>") -> dict[str, list[Any]]:

@@ -11,6 +11,7 @@ only when it is shorter than one STFT window).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any, Mapping
 
 import torch
@@ -77,3 +78,30 @@ def split_into_chunks(waveform: torch.Tensor, hp: Mapping[str, Any], source: str
     if chunk == 0:
         return waveform.unsqueeze(0)
     return waveform.unfold(0, chunk, hop).contiguous()
+
+
+def stream_chunks(blocks: Iterable[torch.Tensor], hp: Mapping[str, Any], source: str | None = None
+                  ) -> Iterator[torch.Tensor]:
+    """`split_into_chunks` over a waveform that arrives in consecutive blocks: yields [k, chunk_len] tensors
+    whose concatenation equals its result, holding at most one block and one chunk of audio at a time.
+
+    Whole-file mode (chunk_size <= 0) has no fixed chunk: use split_into_chunks on the whole waveform.
+    """
+    chunk, hop = chunk_samples(hp)
+    if chunk == 0:
+        raise ValueError("stream_chunks needs chunk_size > 0")
+    buffer = torch.zeros(0)
+    start = 0  # sample index of buffer[0] in the waveform
+    next_chunk = 0  # sample index where the next chunk starts
+    for block in blocks:
+        buffer = torch.cat([buffer, block])
+        end = start + buffer.shape[0]
+        if end - next_chunk >= chunk:
+            count = (end - next_chunk - chunk) // hop + 1
+            offset = next_chunk - start
+            yield buffer[offset:offset + (count - 1) * hop + chunk].unfold(0, chunk, hop).contiguous()
+            next_chunk += count * hop
+        dropped = min(next_chunk - start, buffer.shape[0])
+        buffer, start = buffer[dropped:], start + dropped
+    if next_chunk == 0:  # shorter than one chunk: one zero-padded chunk, as split_into_chunks gives
+        yield split_into_chunks(buffer, hp, source)

@@ -68,6 +68,8 @@ class AudioDataModule(L.LightningDataModule):
             self._targets[name] = encode_targets(entries, self.classes, self.hp["prediction_type"], self.label_file)
             partitions[name] = [self._resolve(e) for e in entries]
         logger.info("%s: %s", self.label_file, ", ".join(f"{len(partitions[p])} {p}" for p in PARTITIONS))
+        if not partitions["devel"]:
+            logger.warning("%s: the devel partition is empty: training runs without validation", self.label_file)
         return partitions
 
     def _resolve(self, entry: LabelEntry) -> LabelEntry:

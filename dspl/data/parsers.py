@@ -13,12 +13,13 @@ import csv
 import importlib.util
 import logging
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from dspl.config import ClassConfig
+from dspl.config import ClassConfig, load_grid
 from dspl.errors import DsplError
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ def _load_class(file: Path, class_name: str, spec: str) -> type:
     if module_spec is None or module_spec.loader is None:
         raise DsplError(f"label_parser '{spec}': {file} is not a Python file")
     module = importlib.util.module_from_spec(module_spec)
+    logger.warning("label_parser '%s': running the Python code of %s", spec, file.resolve())
     sys.path.insert(0, str(file.parent))
     try:
         module_spec.loader.exec_module(module)
@@ -215,8 +217,49 @@ def parse_label_file(label_file: str | Path, spec: str, search_dirs: Iterable[st
         raise DsplError(f"{source}: parsing {label_file} failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(result, (tuple, list)) or len(result) != 3:
         raise DsplError(f"{source}: parse_labels() must return (train, devel, test), got {type(result).__name__}")
-    train, devel, test = (_entries(p, f"{source}: {name}") for p, name in zip(result, PARTITIONS))
+    partitions = [_entries(p, f"{source}: {name}") for p, name in zip(result, PARTITIONS)]
+    train, devel, test = _without_duplicates(partitions, label_file)
     return train, devel, test
+
+
+def _without_duplicates(partitions: list[list[LabelEntry]], label_file: Path) -> list[list[LabelEntry]]:
+    """The partitions with repeated rows dropped (warned); a DsplError for a file given two labels."""
+    seen: dict[Path, tuple[str, LabelEntry]] = {}
+    repeated: list[str] = []
+    kept: list[list[LabelEntry]] = []
+    for name, entries in zip(PARTITIONS, partitions):
+        kept.append([])
+        for entry in entries:
+            first = seen.setdefault(entry.path, (name, entry))
+            if first[1] is entry:
+                kept[-1].append(entry)
+            elif str(first[1].label) != str(entry.label):
+                raise DsplError(f"{label_file}: {entry.path} has two labels, '{first[1].label}' and "
+                                f"'{entry.label}': expected one label per file")
+            elif first[0] != name:
+                raise DsplError(f"{label_file}: {entry.path} is in both the {first[0]} and the {name} partition: "
+                                "expected each file in one partition")
+            else:
+                repeated.append(str(entry.path))
+    if repeated:
+        logger.warning("%s: %d repeated row(s) ignored (each file counts once): %s", label_file, len(repeated),
+                       first_few(repeated))
+    return kept
+
+
+def model_label_parser(model_spec: str, hp_config: str | Path | None, model_file: str | Path) -> tuple[str, list[Path]]:
+    """The label parser (and where to look for its file) for evaluating a model: never one named only inside it.
+
+    A model file carries data, never code: its stored `label_parser` is not imported. The parser of the
+    user's own hp config (-hc) is used when one is given, otherwise the built-in ComParE parser.
+    """
+    if hp_config is not None:
+        return load_grid(hp_config)[0]["label_parser"], [Path(hp_config).resolve().parent, Path.cwd()]
+    if model_spec.strip().lower() not in BUILTIN_NAMES and not model_spec.endswith("ComParEParser.py:ComParEParser"):
+        logger.warning("%s names the label parser '%s': dspl runs no code named in a model file and reads the "
+                       "labels with the built-in ComParE parser (give your hp config with -hc to use that parser)",
+                       model_file, model_spec)
+    return COMPARE_SPEC, []
 
 
 def encode_targets(entries: Sequence[LabelEntry], classes: ClassConfig, prediction_type: str,
@@ -237,7 +280,13 @@ def encode_targets(entries: Sequence[LabelEntry], classes: ClassConfig, predicti
 
 
 def check_files_exist(entries: Iterable[LabelEntry], data_dir: Path, label_file: str | Path) -> None:
-    """DsplError listing the first few (and counting) label file entries with no audio file in data_dir."""
+    """DsplError for a file name leaving data_dir (absolute, or '..' in it), or listing the first few (and
+    counting) label file entries with no audio file in data_dir."""
+    entries = list(entries)
+    for entry in entries:
+        if entry.path.is_absolute() or Path(os.path.normpath(entry.path)).parts[:1] == ("..",):
+            raise DsplError(f"{label_file}: file name '{entry.path}' leaves the data directory {data_dir}: "
+                            "expected a path relative to it, inside it")
     absent = [str(e.path) for e in entries if not (data_dir / e.path).is_file()]
     if absent:
         raise DsplError(f"{label_file}: names {len(absent)} audio file(s) absent from the data directory "

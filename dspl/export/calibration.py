@@ -21,11 +21,11 @@ PLOT_BATCH = 32
 def partition_files(hp: HParams, classes: ClassConfig, data_dir: str | Path, label_file: str | Path,
                     partition: str) -> list[Path]:
     """Paths of one partition (train/devel/test) of a label file, checked as training checks them."""
-    from dspl.data.parsers import PARTITIONS, check_files_exist, encode_targets, parse_label_file
+    from dspl.data.parsers import PARTITIONS, check_files_exist, encode_targets, model_label_parser, parse_label_file
 
     data_dir, label_file = Path(data_dir), Path(label_file)
-    entries = parse_label_file(label_file, hp["label_parser"], [label_file.parent, Path.cwd()])[
-        PARTITIONS.index(partition)]
+    parser, search_dirs = model_label_parser(hp["label_parser"], None, "the model file")
+    entries = parse_label_file(label_file, parser, search_dirs)[PARTITIONS.index(partition)]
     check_files_exist(entries, data_dir, label_file)
     encode_targets(entries, classes, hp["prediction_type"], label_file)  # an unknown label is an error here too
     return [data_dir / entry.path for entry in entries]

@@ -107,19 +107,25 @@ def _check_header(path: Path, f: h5py.File) -> None:
                         f"'{STATE_GROUP}' group present: {STATE_GROUP in f})")
 
 
-def read_checkpoint(path: Path) -> tuple[HParams, ClassConfig, dict[str, torch.Tensor], dict[str, Any]]:
-    """The same as read_model_file for a Lightning checkpoint (`model.ckpt`) that DsplModule wrote.
-
-    It is unpickled with torch's weights_only loader: a file holding other Python objects (code) is refused.
-    """
+def torch_load_safely(path: Path, what: str) -> Any:
+    """torch.load with weights_only: a file holding Python objects other than tensors and plain data is refused
+    before any of them is built (so none of its code runs), and any failure is one DsplError line
+    `<path>: not <what> …`, without torch's advice to retry unsafely."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise DsplError(f"{path}: not a checkpoint written by dspl training: it holds Python objects other than "
-                        "tensors and plain data, which dspl never loads") from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):
+            raise DsplError(f"{path}: not {what}: it holds Python objects other than tensors and plain data, "
+                            "which dspl never loads") from None
+        raise DsplError(f"{path}: not {what} (or truncated): it cannot be unpickled") from None
     except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise DsplError(f"{path}: not a checkpoint written by dspl training (or truncated): "
-                        f"{str(exc).strip().splitlines()[0]}") from None
+        raise DsplError(f"{path}: not {what} (or truncated): {str(exc).strip().splitlines()[0]}") from None
+
+
+def read_checkpoint(path: Path) -> tuple[HParams, ClassConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """The same as read_model_file for a Lightning checkpoint (`model.ckpt`) that DsplModule wrote (loaded with
+    torch_load_safely)."""
+    checkpoint = torch_load_safely(path, "a checkpoint written by dspl training")
     try:
         hparams = checkpoint["hyper_parameters"]
         hp = with_defaults(hparams["hp"])

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import difflib
 import logging
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -51,6 +53,9 @@ TORCHVISION_BACKBONES: tuple[str, ...] = ("squeezenet1_0", "squeezenet1_1")
 WEIGHT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin", ".safetensors")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Seconds to wait for the one connection that tells whether uncached weights can be downloaded at all.
+CONNECT_TIMEOUT = 5.0
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclass
@@ -143,6 +148,7 @@ def create_backbone(basemodel_name: str, weights: str = "", in_chans: int = 3) -
 def _timm_backbone(name: str, pretrained: bool, in_chans: int) -> Backbone:
     if pretrained:
         _check_has_pretrained(name)
+        _check_downloadable(name)
     try:
         module = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="avg",
                                    in_chans=in_chans)
@@ -169,6 +175,34 @@ def _check_has_pretrained(name: str) -> None:
     if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
         raise DsplError(f"weights: timm model {name!r} has no pretrained ImageNet weights; set weights to "
                         "'' (random init) or to a local weights file")
+
+
+def _check_downloadable(name: str) -> None:
+    """Fail within seconds, not after the hub's retries, when a model's weights are not cached and cannot be
+    downloaded: HF_HUB_OFFLINE is set, or one connection to the server fails."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg.hf_hub_id:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        if any(isinstance(try_to_load_from_cache(repo, file, cache_dir=constants.HF_HUB_CACHE,
+                                                 revision=revision or None), str) for file in HF_WEIGHT_FILES):
+            return
+        if constants.HF_HUB_OFFLINE:
+            raise DsplError(_offline_message(name, OSError("HF_HUB_OFFLINE is set")))
+        server = constants.ENDPOINT
+    elif cfg.url:
+        if (Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name).is_file():
+            return
+        server = cfg.url
+    else:
+        return
+    address = urlparse(server)
+    try:
+        socket.create_connection((address.hostname, address.port or (443 if address.scheme == "https" else 80)),
+                                 timeout=CONNECT_TIMEOUT).close()
+    except OSError as err:
+        raise DsplError(_offline_message(name, err)) from None
 
 
 def _offline_message(name: str, err: Exception) -> str:
@@ -235,9 +269,14 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            from dspl.models.modelfile import torch_load_safely
+
+            state = torch_load_safely(path, "a state dict")
+    except DsplError as err:
+        raise DsplError(f"weights: {err}") from None
     except Exception as err:  # any unreadable file is a user error here
-        raise DsplError(f"weights: {path}: cannot read a state dict ({type(err).__name__}: {err})") from err
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise DsplError(f"weights: {path}: cannot read a state dict ({type(err).__name__}: {first})") from err
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]

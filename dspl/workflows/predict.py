@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import logging
 import os
 from pathlib import Path
@@ -12,10 +13,14 @@ from rich.progress import Progress
 
 from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
+from dspl.files import exclusive_lock, write_atomically
 from dspl.predictor import FilePrediction, Predictor, load_model
 from dspl.workflows.model_checks import check_configs
 
 logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.h5"
+
 
 def expand_model_paths(pattern: str | Path) -> list[Path]:
     """The model files a path or glob names (sorted); DsplError if it names none."""
@@ -38,40 +43,55 @@ def chunk_rows(prediction: FilePrediction, name: str) -> list[list]:
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    """Write a CSV file, creating its directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+    """Write a CSV file atomically (readers never see half of it), creating its directory."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomically(path, text.getvalue().encode("utf-8"))
+
+
+def predictions_dir(model_file: Path) -> Path:
+    """Where predict writes a model's CSVs: DeepSpectrumLite's `<dir>/test/test` for `model.h5`, and
+    `<dir>/test/<file name>` for any other model file, so that model.h5 and model.ckpt of one folder never
+    overwrite each other's predictions."""
+    return model_file.parent / "test" / ("test" if model_file.name == MODEL_FILE else model_file.name)
 
 
 def predict(model_path: str | Path, data_dir: str | Path, hp_config: str | Path | None = None,
             class_config: str | Path | None = None, batch_size: int = 64) -> list[Path]:
     """Predict every audio file under data_dir with each model the path/glob names.
 
-    Writes `<model dir>/test/test/test.chunks.predictions.csv` (filename,time,prob_<class>…,prediction) and
-    `test.grouped.predictions.csv` (per file: mean scores over its chunks and the decision). Returns the
-    chunk-level CSV paths.
+    Writes `test.chunks.predictions.csv` (filename,time,prob_<class>…,prediction) and
+    `test.grouped.predictions.csv` (per file: mean scores over its chunks and the decision) into
+    predictions_dir(model file), atomically; one run at a time per folder (a second one is refused). A file that
+    cannot be decoded is skipped and listed in a warning. Returns the chunk-level CSV paths.
     """
     files = find_audio_files(data_dir)
     root = Path(data_dir) if Path(data_dir).is_dir() else Path(os.path.commonpath([p.parent for p in files]))
-    names = [str(p.relative_to(root)) for p in files]
+    names = {str(p): str(p.relative_to(root)) for p in files}
     written = []
     for model_file in expand_model_paths(model_path):
         predictor = load_model(model_file, batch_size=batch_size, hp_config=hp_config, class_config=class_config)
         check_configs(predictor.hp, predictor.classes, model_file, hp_config, class_config)
-        chunks, grouped = [], []
-        with Progress(transient=True) as progress:
-            task = progress.add_task(f"predict {model_file.parent.name}", total=len(files))
-            for name, prediction in zip(names, predictor.predict_files(files)):
-                chunks.extend(chunk_rows(prediction, name))
-                grouped.append([name, *(f"{s:.6f}" for s in prediction.scores), prediction.decision])
-                progress.advance(task)
-        out_dir = model_file.parent / "test" / "test"
-        columns = score_columns(predictor)
-        write_csv(out_dir / "test.chunks.predictions.csv", ["filename", "time", *columns, "prediction"], chunks)
-        write_csv(out_dir / "test.grouped.predictions.csv", ["filename", *columns, "prediction"], grouped)
-        logger.info("%s: %d files, %d chunks -> %s", model_file, len(files), len(chunks), out_dir)
+        out_dir = predictions_dir(model_file)
+        with exclusive_lock(out_dir / ".dspl-predict.lock", f"another dspl predict with {model_file}"):
+            chunks, grouped, skipped = [], [], []
+            with Progress(transient=True) as progress:
+                task = progress.add_task(f"predict {model_file.parent.name}", total=len(files))
+                for prediction in predictor.predict_files(files, skipped):
+                    name = names[prediction.source]
+                    chunks.extend(chunk_rows(prediction, name))
+                    grouped.append([name, *(f"{s:.6f}" for s in prediction.scores), prediction.decision])
+                    progress.update(task, completed=len(grouped) + len(skipped))
+            if skipped:
+                logger.warning("%s: skipped %d of %d file(s) that cannot be decoded: %s", model_file, len(skipped),
+                               len(files), "; ".join(skipped))
+            if not grouped:
+                raise DsplError(f"{data_dir}: none of its {len(files)} audio file(s) could be decoded: {skipped[0]}")
+            columns = score_columns(predictor)
+            write_csv(out_dir / "test.chunks.predictions.csv", ["filename", "time", *columns, "prediction"], chunks)
+            write_csv(out_dir / "test.grouped.predictions.csv", ["filename", *columns, "prediction"], grouped)
+        logger.info("%s: %d files, %d chunks -> %s", model_file, len(grouped), len(chunks), out_dir)
         written.append(out_dir / "test.chunks.predictions.csv")
     return written
