@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from dspl.config import ClassConfig
-from dspl.data.parsers import LabelEntry, check_files_exist, encode_targets, parse_label_file
+from dspl.data.parsers import LabelEntry, check_files_exist, encode_targets, model_label_parser, parse_label_file
 from dspl.errors import DsplError
 from dspl.predictor import FilePrediction, Predictor, load_model
 from dspl.workflows.model_checks import check_configs
@@ -137,8 +137,8 @@ def devel_test(model_path: str | Path, data_dir: str | Path, label_file: str | P
     model_path, data_dir, label_file = Path(model_path), Path(data_dir), Path(label_file)
     predictor = load_model(model_path, batch_size=batch_size, hp_config=hp_config, class_config=class_config)
     check_configs(predictor.hp, predictor.classes, model_path, hp_config, class_config)
-    search_dirs = [Path(hp_config).parent if hp_config else None, label_file.parent, Path.cwd()]
-    _, devel, test = parse_label_file(label_file, predictor.hp["label_parser"], search_dirs)
+    parser, search_dirs = model_label_parser(predictor.hp["label_parser"], hp_config, model_path)
+    _, devel, test = parse_label_file(label_file, parser, search_dirs)
     if not devel and not test:
         raise DsplError(f"{label_file}: no devel or test entries to evaluate")
     check_files_exist(devel + test, data_dir, label_file)

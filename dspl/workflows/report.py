@@ -22,7 +22,7 @@ import numpy as np
 
 from dspl import __version__
 from dspl.data.audio import find_audio_files, load_audio
-from dspl.data.parsers import parse_label_file
+from dspl.data.parsers import model_label_parser, parse_label_file
 from dspl.errors import DsplError
 from dspl.explain.render import Panel, write_summary
 from dspl.predictor import Predictor, load_model
@@ -64,11 +64,12 @@ def _configuration(predictor: Predictor) -> str:
     return html.section("Configuration", classes, f"<details><summary>all hyper-parameters</summary>{config}</details>")
 
 
-def _partitions(predictor: Predictor, data_dir: Path | None, label_file: Path | None) -> dict[str, list] | None:
+def _partitions(predictor: Predictor, data_dir: Path | None, label_file: Path | None,
+                hp_config: str | Path | None = None) -> dict[str, list] | None:
     if label_file is None:
         return None
-    search = [label_file.parent, Path.cwd()]
-    return dict(zip(PARTITIONS, parse_label_file(label_file, predictor.hp["label_parser"], search)))
+    parser, search = model_label_parser(predictor.hp["label_parser"], hp_config, "the model file")
+    return dict(zip(PARTITIONS, parse_label_file(label_file, parser, search)))
 
 
 def _data(predictor: Predictor, partitions: dict[str, list] | None) -> str:
@@ -229,7 +230,7 @@ def write_report(model_path: str | Path, data_dir: str | Path | None = None, lab
         stale.unlink()
     data = Path(data_dir) if data_dir is not None else None
     try:
-        partitions = _partitions(predictor, data, Path(label_file) if label_file is not None else None)
+        partitions = _partitions(predictor, data, Path(label_file) if label_file is not None else None, hp_config)
     except DsplError as exc:  # e.g. a label parser the report may not run: a page without counts, not a failure
         logger.warning("report: no data counts: %s", exc)
         partitions = None
