@@ -19,6 +19,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_s
 
 from dspl.cli.main import cli
 from dspl.config import ClassConfig
+from dspl.errors import DsplError
 from dspl.predictor import FilePrediction
 from dspl.workflows import evaluate
 from dspl.workflows.evaluate import classification_metrics, majority_vote, regression_metrics
@@ -183,6 +184,28 @@ def chosen_evaluation(tmp_path, monkeypatch, write_sine):
                         lambda path, batch_size=64, **configs: ChosenPredictor({n: rows for n, (_, rows) in files.items()}))
     results = evaluate.devel_test(tmp_path / "model" / "model.h5", tmp_path / "audio", label_file)
     return tmp_path / "model" / "evaluation", results
+
+
+@pytest.mark.parametrize("partitions", [("devel",), ("test",), ()])
+def test_devel_test_evaluates_the_partitions_the_label_file_has(tmp_path, monkeypatch, write_sine, caplog, partitions):
+    files = {n: v for n, v in {**DEVEL, **TEST}.items() if n.split("_")[0] in partitions}
+    files["train_000.wav"] = ("a", [[0.9, 0.05, 0.05]])
+    for name in files:
+        write_sine(tmp_path / "audio" / name, seconds=0.1)
+    label_file = tmp_path / "labels.csv"
+    label_file.write_text("filename,label\n" + "".join(f"{n},{label}\n" for n, (label, _) in files.items()))
+    monkeypatch.setattr(evaluate, "load_model", lambda path, batch_size=64, **configs: ChosenPredictor(
+        {n: rows for n, (_, rows) in files.items()}))
+    model = tmp_path / "model" / "model.h5"
+    if not partitions:
+        with pytest.raises(DsplError, match="no devel or test entries"):
+            evaluate.devel_test(model, tmp_path / "audio", label_file)
+        return
+    results = evaluate.devel_test(model, tmp_path / "audio", label_file)
+    assert set(results) == set(partitions)
+    assert sorted(p.name for p in (model.parent / "evaluation").iterdir()) == sorted(partitions)
+    (missing,) = {"devel", "test"} - set(partitions)
+    assert f"no {missing} entries: skipped" in caplog.text
 
 
 def test_devel_test_grouped_decision_is_the_majority_vote(chosen_evaluation):
