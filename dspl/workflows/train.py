@@ -35,6 +35,7 @@ from dspl.files import atomic_path, clean_stale, clean_stale_work_dirs, commit, 
 from dspl.models.modelfile import read_checkpoint, read_model_file, save_model_file
 from dspl.models.module import DsplModule
 from dspl.models.optim import total_epochs, uses_pretrained_weights
+from dspl.workflows.report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,7 @@ def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_d
         log.warning("configuration %d: the label file has no test partition, nothing to evaluate", index)
     logger.finalize("success")
     console.print(f"model: {model_file}")
+    console.print(f"report: {write_report(model_file, data_dir, label_file)}")
     return {"index": index, "model_file": model_file, "checkpoint": out_dir / CHECKPOINT_FILE, "skipped": False,
             "log_dir": log_dir, "test": {k: float(v) for k, v in metrics.items()},
             "test_scores": module.test_scores.numpy()}
