@@ -208,6 +208,18 @@ def test_devel_test_evaluates_the_partitions_the_label_file_has(tmp_path, monkey
     assert f"no {missing} entries: skipped" in caplog.text
 
 
+def test_devel_test_names_absent_audio_files_before_evaluating(tmp_path, monkeypatch, write_sine):
+    for name in ("devel_000.wav", "test_000.wav"):
+        write_sine(tmp_path / "audio" / name, seconds=0.1)
+    label_file = tmp_path / "labels.csv"
+    label_file.write_text("filename,label\ndevel_000.wav,a\ndevel_001.wav,b\ntest_000.wav,b\n")
+    monkeypatch.setattr(evaluate, "load_model", lambda path, batch_size=64, **configs: ChosenPredictor(
+        {n: rows for n, (_, rows) in {**DEVEL, **TEST}.items()}))
+    with pytest.raises(DsplError, match=r"names 1 audio file\(s\) absent from the data directory .*devel_001.wav"):
+        evaluate.devel_test(tmp_path / "model" / "model.h5", tmp_path / "audio", label_file)
+    assert not (tmp_path / "model" / "evaluation").exists()  # nothing half-written
+
+
 def test_devel_test_grouped_decision_is_the_majority_vote(chosen_evaluation):
     out, _ = chosen_evaluation
     for partition, files in (("devel", DEVEL), ("test", TEST)):
