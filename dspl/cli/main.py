@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -10,6 +9,7 @@ import click
 
 from dspl import __version__
 from dspl.errors import DsplError
+from dspl.quiet import set_verbosity
 
 # name -> (module under dspl.cli, one-line help). Modules load only when their command runs, so
 # `--help` stays fast and does not import torch or tensorflow.
@@ -93,14 +93,7 @@ def cli(ctx: click.Context, verbosity: int) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbosity
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("dspl").setLevel(level)
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        lightning_logger = logging.getLogger(name)
-        lightning_logger.setLevel(level)
-        if lightning_logger.handlers:  # a handler of its own: do not echo the same line through the root's
-            lightning_logger.propagate = False
+    set_verbosity(verbosity)
 
 
 def main() -> None:

@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 
 from dspl.config import HParams
-from dspl.errors import DsplError
-from dspl.export.tflite_file import custom_operators
+from dspl.export.tflite_convert import checked_convert
 from dspl.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -30,10 +29,7 @@ def create_preprocessor(hp: HParams, destination: str | Path, num_samples: int |
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], pipeline)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = False
-    model = converter.convert()
-    foreign = custom_operators(model)
-    if foreign:
-        raise DsplError(f"{destination}: the preprocessor needs non-built-in TFLite operators {foreign}")
+    model = checked_convert(converter, f"{destination}: the preprocessor")
     write_atomically(destination, model)
     log.info("wrote %s: [1, %s] -> %s, %d bytes", destination, pipeline.num_samples or "any",
              (1, *pipeline.output_shape), len(model))

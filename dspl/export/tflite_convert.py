@@ -13,6 +13,7 @@ import numpy as np
 
 from dspl.errors import DsplError
 from dspl.export.tflite_file import custom_operators
+from dspl.quiet import native_quiet, quiet_child
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ def convert_and_run(saved_model: str | Path, quantize: str, calibration: np.ndar
 
 
 def run_isolated(function: Callable[..., T], *args: Any, what: str) -> T:
-    """function(*args) in a fresh (spawned) process; a crash of that process becomes a DsplError."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    """function(*args) in a fresh (spawned) process, as quiet as this one; a crash of it becomes a DsplError."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=quiet_child) as pool:
         try:
             return pool.submit(function, *args).result()
         except BrokenProcessPool:
@@ -96,7 +98,8 @@ def configure(converter, quantize: str, representative: Callable[[], Iterable[li
 def checked_convert(converter, what: str) -> bytes:
     """Run a configured converter and assert that the model uses TFLite built-in operators only."""
     try:
-        model = converter.convert()
+        with native_quiet():
+            model = converter.convert()
     except Exception as exc:  # the converter's errors are long MLIR dumps; keep the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DsplError(f"{what}: TFLite conversion failed: {first}") from exc
