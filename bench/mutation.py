@@ -48,10 +48,10 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "features": (["dspl/features/*.py"],
                  ["tests/test_features_functional.py", "tests/test_features_resize.py", "tests/test_features_plots.py",
-                  "tests/test_features_cli.py"]),
+                  "tests/test_features_cli.py", "tests/test_features_bounds.py"]),
     "augment": (["dspl/augment/*.py"],
                 ["tests/test_augment_cutmix.py", "tests/test_augment_transforms.py", "tests/test_augment_policy.py",
-                 "tests/test_augment_stretch.py", "tests/test_train_module_augment.py"]),
+                 "tests/test_augment_stretch.py", "tests/test_train_module_augment.py", "tests/test_augment_bounds.py"]),
     "predict": (["dspl/workflows/predict.py"],
                 ["tests/test_evaluate_outputs.py", "tests/test_inference.py"]),
     "evaluate": (["dspl/workflows/evaluate.py"],
@@ -59,7 +59,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "module": (["dspl/models/module.py"],
                ["tests/test_train_module_augment.py", "tests/test_train_module.py"]),
     "verify": (["dspl/export/verify.py"],
-               ["tests/test_export_units.py"]),
+               ["tests/test_export_verify.py", "tests/test_export_units.py"]),
 }
 
 SKIP_CALL_OWNERS = {"log", "logger", "logging", "warnings", "console", "progress"}
