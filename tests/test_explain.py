@@ -218,3 +218,24 @@ def test_explain_command_names_an_unknown_target(band_model, tmp_path):
                                       "-o", str(tmp_path), "--target", "bird"])
     assert result.exit_code == 1
     assert result.output.strip() == "error: --target: value 'bird' is not a class of the model (known: low, high, noise)"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_raw_feature_models_get_maps_in_plot_orientation(tmp_path, method):
+    """Without plot images the model sees [frames, features]; its maps come back turned like plots (frequency
+    up, time to the right), one pixel per frame and mel band, with the matching axes."""
+    from dspl.config import ClassConfig
+    from dspl.config.grid import with_defaults
+    from dspl.data.example import CLASSES, example_hp
+    from dspl.models.modelfile import save_model_file
+
+    hp = with_defaults({**example_hp(), "use_plot_images": False, "basemodel_name": "test_efficientnet",
+                        "num_units": 8})
+    classes = ClassConfig.from_dict(CLASSES)
+    torch.manual_seed(0)
+    model_file = save_model_file(tmp_path / "model.h5", create_model(hp, 3, pretrained=False), hp, classes)
+    waveform = torch.from_numpy(np.random.default_rng(0).standard_normal(24000).astype(np.float32)) * 0.1
+    chunks = explain_waveform(load_model(model_file), waveform, method, target="low")
+    assert len(chunks) == 2 and chunks[1].axes.start == 0.5
+    assert chunks[0].attribution.shape == chunks[0].pixels.shape == (64, 61)
+    assert (chunks[0].axes.width, chunks[0].axes.height) == (61, 64)
