@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dspl.features.resize import RESIZE_METHODS, resize_images, resize_matrix
+from dspl.features.resize import RESIZE_METHODS, as_selection, resize_images, resize_matrix
 
 # (input h, w) -> (output h, w): upscaling, downscaling, mixed, non-square, one-pixel edge cases
 SIZES = [((13, 7), (32, 24)), ((48, 40), (17, 9)), ((30, 64), (40, 16)), ((1, 5), (3, 1))]
@@ -36,3 +36,17 @@ def test_same_size_bilinear_and_nearest_are_identity() -> None:
 def test_unknown_method_is_rejected() -> None:
     with pytest.raises(ValueError, match="resize method 'cubic'"):
         resize_matrix(4, 8, "cubic")
+
+
+@pytest.mark.parametrize("method", ["nearest", "bilinear"])
+def test_selecting_resizes_gather_the_same_numbers_as_the_product(method: str) -> None:
+    """as_selection turns a nearest-neighbour matrix into indices (interpolating ones stay matrices), and
+    resize_images gives the product's numbers bit for bit from indices on either or both axes."""
+    images = torch.from_numpy(np.random.default_rng(3).uniform(0.0, 255.0, (2, 3, 13, 7)).astype(np.float32))
+    rows = torch.from_numpy(resize_matrix(13, 32, method)).float().flip(0)
+    cols = torch.from_numpy(resize_matrix(7, 24, method)).float()
+    expected = resize_images(images, rows, cols)
+    rows_index, cols_index = as_selection(rows), as_selection(cols)
+    assert (rows_index.dtype == torch.int64) == (method == "nearest")
+    for r, c in ((rows_index, cols_index), (rows_index, cols), (rows, cols_index)):
+        assert torch.equal(resize_images(images, r, c), expected)

@@ -180,8 +180,38 @@ def resize_matrix(in_size: int, out_size: int, method: str = "bilinear", antiali
     return _scale_and_translate(in_size, out_size, method, antialias)
 
 
+def as_selection(matrix: torch.Tensor) -> torch.Tensor:
+    """``matrix`` as the source index of each output row (int64 ``[out]``) if it only selects, i.e. has one 1 and
+    zeros elsewhere in every row (``nearest``, or sizes that stay equal); else the matrix itself.
+
+    resize_images gathers with such an index: the same numbers as the product (x·1 plus zeros), without the
+    product's cost, which dominates a single plot.
+    """
+    ones = matrix == 1.0
+    if bool((ones.sum(dim=1) == 1).all()) and bool(((matrix == 0.0) | ones).all()):
+        return ones.to(torch.int64).argmax(dim=1)
+    return matrix
+
+
+def _resize_axis(images: torch.Tensor, resize: torch.Tensor, dim: int) -> torch.Tensor:
+    """One axis (-2 or -1) of resize_images."""
+    if resize.dtype == torch.int64:
+        return images.index_select(dim, resize)
+    return resize @ images if dim == -2 else images @ resize.T
+
+
 def resize_images(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``rows @ images @ cols.T`` for ``[..., h, w]`` images, in the cheaper order, batched as one large product."""
+    """``rows @ images @ cols.T`` for ``[..., h, w]`` images, in the cheaper order, batched as one large product.
+
+    ``rows`` and ``cols`` are resize matrices ``[out, in]`` or, from as_selection, index vectors ``[out]``.
+    """
+    if rows.dtype == torch.int64 and cols.dtype == torch.int64:  # one gather of every output pixel's source
+        h, w = images.shape[-2:]
+        source = (rows.view(-1, 1) * w + cols.view(1, -1)).flatten()
+        flat = images.reshape(-1, h * w)
+        return flat.gather(1, source.expand(flat.shape[0], -1)).view(*images.shape[:-2], rows.numel(), cols.numel())
+    if rows.dtype == torch.int64 or cols.dtype == torch.int64:
+        return _resize_axis(_resize_axis(images, rows, -2), cols, -1)
     out_h, in_h = rows.shape
     out_w, in_w = cols.shape
     if out_h * in_w * (in_h + out_w) <= in_h * out_w * (in_w + out_h):

@@ -13,7 +13,7 @@ from torch import nn
 
 from dspl.errors import DsplError
 from dspl.features import functional as F
-from dspl.features.resize import resize_images, resize_matrix
+from dspl.features.resize import as_selection, resize_images, resize_matrix
 from dspl.spec import PreprocessingSpec, colour_table
 
 
@@ -84,10 +84,10 @@ class PlotTransform(nn.Module):
         self._resize_cache: dict[tuple[int, torch.device], torch.Tensor] = {}
         # rot90 of the resized [W, H] image = its transpose with the rows reversed: reverse the *output* rows of
         # the feature-axis matrix (reversing its input, the features, would resize a flipped image instead)
-        feature_matrix = self._matrix(spec.num_features, spec.image_height).flip(0)
+        feature_matrix = self._matrix(spec.num_features, spec.image_height).flip(0)  # (an index vector flips alike)
         self.register_buffer("feature_matrix", feature_matrix, persistent=False)
-        self.register_buffer("frame_matrix", self._matrix(max(spec.num_frames(), 1), spec.image_width),
-                             persistent=False)
+        self._frame_count = max(spec.num_frames(), 1)
+        self.register_buffer("frame_matrix", self._matrix(self._frame_count, spec.image_width), persistent=False)
 
     @classmethod
     def from_hp(cls, hp: Mapping[str, Any]) -> "PlotTransform":
@@ -95,11 +95,13 @@ class PlotTransform(nn.Module):
         return cls(PreprocessingSpec.from_hp(hp))
 
     def _matrix(self, in_size: int, out_size: int) -> torch.Tensor:
-        return torch.from_numpy(resize_matrix(in_size, out_size, self.spec.resize_method, self.spec.anti_alias)).float()
+        """The resize along one axis: a float32 matrix, or an index vector where it only selects (as_selection)."""
+        matrix = resize_matrix(in_size, out_size, self.spec.resize_method, self.spec.anti_alias)
+        return as_selection(torch.from_numpy(matrix).float())
 
     def _frame_matrix_for(self, frames: int) -> torch.Tensor:
         """The frame-axis resize matrix for ``frames`` frames on the buffers' device (built and cached on first use)."""
-        if frames == self.frame_matrix.shape[1]:
+        if frames == self._frame_count:
             return self.frame_matrix
         key = (frames, self.frame_matrix.device)
         if key not in self._resize_cache:
@@ -127,5 +129,7 @@ class PlotTransform(nn.Module):
         if not self.spec.use_plot_images:
             return features.unsqueeze(1)
         colours = F.apply_colormap(F.minmax_scale(features.transpose(1, 2)), self.colormap)  # [B, 3, features, frames]
-        image = resize_images(colours, self.feature_matrix, self._frame_matrix_for(features.shape[1]))
-        return image.clamp_(0.0, 255.0)
+        rows, cols = self.feature_matrix, self._frame_matrix_for(features.shape[1])
+        if rows.dtype == cols.dtype == torch.int64:  # a gather commutes with the clamp: clamp the smaller tensor
+            return resize_images(colours.clamp_(0.0, 255.0), rows, cols)
+        return resize_images(colours, rows, cols).clamp_(0.0, 255.0)
