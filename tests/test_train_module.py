@@ -163,3 +163,16 @@ def test_a_seeded_cpu_run_is_reproducible(example_dir, tmp_path):
     L.seed_everything(hp["seed"], verbose=False)
     initial = DsplModule(hp, CLASSES.to_dict()).model.state_dict()
     assert not torch.equal(first["head.dense.weight"], initial["head.dense.weight"])
+
+
+def test_fit_start_applies_the_devices_speed_ups_unless_turned_off():
+    def spatial_conv_weight(module):
+        return next(p for p in module.model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
+
+    fast = DsplModule(tiny_hp(), CLASSES.to_dict())
+    fast.on_fit_start()
+    assert spatial_conv_weight(fast).is_contiguous(memory_format=torch.channels_last)
+    assert fast.speed.autocast_dtype is None  # the CPU trains in float32
+    plain = DsplModule(tiny_hp(), CLASSES.to_dict(), channels_last=False)
+    plain.on_fit_start()
+    assert spatial_conv_weight(plain).is_contiguous()

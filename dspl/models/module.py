@@ -16,6 +16,7 @@ from dspl.models.freezing import freeze_backbone, unfreeze_last
 from dspl.models.losses import create_loss
 from dspl.models.metrics import create_metrics
 from dspl.models.optim import FINETUNE, FROZEN, PhaseSchedule, create_optimizer, schedule_phase
+from dspl.models.speed import DeviceSpeed, device_speed
 
 class DsplModule(L.LightningModule):
     """Classifier of spectrogram plots that makes its plots from raw audio chunks on its own device.
@@ -23,9 +24,12 @@ class DsplModule(L.LightningModule):
     ``classes`` maps labels to names (ClassConfig.to_dict()), so the module's hyper-parameters are plain data
     and checkpoints load with ``DsplModule.load_from_checkpoint`` (offline). ``pretrained=False`` skips loading
     the backbone's weights (for restoring a trained module); the training schedule still follows ``hp['weights']``.
+    ``channels_last`` and ``mixed_precision`` allow the training device's speed-ups (models/speed.py: channels_last
+    memory format, bf16 autocast on GPUs with bf16 tensor cores); they change rounding, not the model.
     """
 
-    def __init__(self, hp: dict[str, Any], classes: dict[str, str], pretrained: bool = True) -> None:
+    def __init__(self, hp: dict[str, Any], classes: dict[str, str], pretrained: bool = True,
+                 channels_last: bool = True, mixed_precision: bool = True) -> None:
         super().__init__()
         # a checkpoint restores every weight, so rebuilding from it never needs the pretrained ones (no download)
         self.save_hyperparameters({"hp": hp, "classes": classes, "pretrained": False})
@@ -43,6 +47,13 @@ class DsplModule(L.LightningModule):
         self.test_scores = torch.empty(0)
         self.test_targets = torch.empty(0)
         self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.speed_options = {"channels_last": channels_last, "mixed_precision": mixed_precision}
+        self.speed = DeviceSpeed(False, None)
+
+    def on_fit_start(self) -> None:
+        """Apply the training device's speed-ups (see models/speed.py)."""
+        self.speed = device_speed(self.device, **self.speed_options)
+        self.model.to(memory_format=self.speed.memory_format)
 
     @property
     def categorical(self) -> bool:
@@ -70,11 +81,13 @@ class DsplModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Per-sample losses of a no-grad pass rank the batch for SapAugment; then the augmented batch trains."""
         plots, targets = batch["plots"], self.target_matrix(batch["target"])
-        if self.augmenter.enabled:
-            with torch.no_grad():
-                losses = self.loss_fn(self.model.logits(plots), targets, reduction="none")
-            plots, targets = self.augmenter(plots, targets, losses)
-        loss = self.loss_fn(self.model.logits(plots), targets)
+        dtype = self.speed.autocast_dtype
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            if self.augmenter.enabled:
+                with torch.no_grad():
+                    losses = self.loss_fn(self.model.logits(plots), targets, reduction="none")
+                plots, targets = self.augmenter(plots, targets, losses.float())
+            loss = self.loss_fn(self.model.logits(plots), targets)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(plots))
         return loss
 

@@ -1,0 +1,31 @@
+"""models/speed.py: which devices train with channels_last and bf16 autocast, and the switches that turn them off."""
+
+import pytest
+import torch
+
+from dspl.models.speed import choose_speed
+
+
+@pytest.mark.parametrize(("capability", "channels_last", "dtype"), [
+    ((9, 0), True, torch.bfloat16),   # Hopper (H100/H200)
+    ((8, 0), True, torch.bfloat16),   # Ampere: bf16 tensor cores
+    ((7, 5), True, None),             # Turing: tensor cores for channels_last, no bf16
+    ((6, 1), False, None),            # Pascal: neither
+])
+def test_cuda_gets_what_its_compute_capability_supports(capability, channels_last, dtype):
+    speed = choose_speed("cuda", capability)
+    assert (speed.channels_last, speed.autocast_dtype) == (channels_last, dtype)
+
+
+def test_the_cpu_trains_channels_last_in_float32_and_other_devices_plainly():
+    assert choose_speed("cpu") == choose_speed("cpu", None, mixed_precision=True)
+    assert (choose_speed("cpu").channels_last, choose_speed("cpu").autocast_dtype) == (True, None)
+    assert choose_speed("cpu").memory_format == torch.channels_last
+    assert (choose_speed("mps").channels_last, choose_speed("mps").autocast_dtype) == (False, None)
+
+
+def test_switches_turn_each_speed_up_off():
+    assert choose_speed("cuda", (9, 0), channels_last=False).autocast_dtype == torch.bfloat16
+    assert choose_speed("cuda", (9, 0), channels_last=False).memory_format == torch.contiguous_format
+    assert choose_speed("cuda", (9, 0), mixed_precision=False).autocast_dtype is None
+    assert not choose_speed("cpu", channels_last=False).channels_last
