@@ -27,6 +27,8 @@ def _print(stats: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from dspl.latency import describe
+
     console = Console()
     for kind in ("inputs", "outputs"):
         for item in stats[kind]:
@@ -40,10 +42,8 @@ def _print(stats: dict) -> None:
     for name, count in stats["operator_histogram"].items():
         operators.add_row(name, str(count))
     console.print(operators)
-    latency = stats["latency"]
     console.print(f"file size: {stats['file_size_bytes']:,} bytes")
     console.print(f"parameters: {stats['parameters']:,} in {stats['constant_tensors']} constant tensors")
-    console.print(f"latency: median {latency['median_ms']:.3f} ms, p90 {latency['p90_ms']:.3f} ms "
-                  f"over {latency['runs']} runs after {latency['warmup']} warm-up runs")
+    console.print(f"latency: {describe(stats['latency'])}")
     if stats.get("weights_file"):
         console.print(f"weights: {stats['weights_file']}")

@@ -7,7 +7,6 @@ one dataset per constant tensor (its stored values), with the tensor's name, ind
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,14 @@ import numpy as np
 
 from dspl.errors import DsplError
 from dspl.files import atomic_path
+from dspl.latency import WARMUP_RUNS, time_calls
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "converted_model_weights_infos.hdf5"
-WARMUP_RUNS = 5
 def measure_latency(model: str | Path, runs: int = 50, threads: int | None = None,
-                    warmup: int = WARMUP_RUNS, runtime: str = "litert") -> dict[str, float]:
-    """Invoke latency in milliseconds on zero inputs: warm-up runs, then median/p90/mean/min of `runs`.
+                    warmup: int = WARMUP_RUNS, runtime: str = "litert") -> dict[str, Any]:
+    """Invoke latency on seeded noise inputs, summarised as dspl.latency does (median/p90/mean/min in ms).
 
     runtime "litert" uses ai_edge_litert's interpreter; "tensorflow" uses tf.lite.Interpreter, which also
     runs Flex (SELECT_TF_OPS) models. Both apply the XNNPACK delegate by default.
@@ -32,29 +31,17 @@ def measure_latency(model: str | Path, runs: int = 50, threads: int | None = Non
 
 
 def measure_latencies(models: dict[str, str | Path], runs: int = 50, threads: int | None = None,
-                      warmup: int = WARMUP_RUNS, runtime: str = "litert") -> dict[str, dict[str, float]]:
-    """measure_latency for several models, interleaved invoke by invoke so that load on a shared machine
-    affects them alike (for side-by-side ratios)."""
-    if runs < 1:
-        raise DsplError(f"--runs: value {runs}: expected a number >= 1")
+                      warmup: int = WARMUP_RUNS, runtime: str = "litert") -> dict[str, dict[str, Any]]:
+    """measure_latency for several models, interleaved invoke by invoke (for side-by-side ratios)."""
     interpreters = {name: _ready_interpreter(path, threads, runtime) for name, path in models.items()}
-    for interpreter in interpreters.values():
-        for _ in range(warmup):
-            interpreter.invoke()
-    times = {name: np.empty(runs) for name in models}
-    for i in range(runs):
-        for name, interpreter in interpreters.items():
-            start = time.perf_counter()
-            interpreter.invoke()
-            times[name][i] = (time.perf_counter() - start) * 1000.0
-    return {name: {"median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)),
-                   "mean_ms": float(t.mean()), "min_ms": float(t.min()), "runs": runs, "warmup": warmup,
-                   "threads": threads if threads is not None else -1, "runtime": runtime}
-            for name, t in times.items()}
+    timings = time_calls({name: interpreter.invoke for name, interpreter in interpreters.items()}, runs, warmup)
+    return {name: {**timing, "threads": threads if threads is not None else -1, "runtime": runtime}
+            for name, timing in timings.items()}
 
 
 def _ready_interpreter(model: str | Path, threads: int | None, runtime: str):
-    """An interpreter with tensors allocated and zero inputs set."""
+    """An interpreter with tensors allocated and its inputs set to seeded noise (zeros would make a peak-normalising
+    preprocessor, such as DeepSpectrumLite's, divide by zero)."""
     from dspl.export.tflite_convert import make_interpreter
 
     if runtime == "tensorflow":
@@ -66,8 +53,15 @@ def _ready_interpreter(model: str | Path, threads: int | None, runtime: str):
     else:
         raise DsplError(f"runtime: value '{runtime}': expected litert or tensorflow")
     interpreter.allocate_tensors()
+    rng = np.random.default_rng(0)
     for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        dtype = np.dtype(detail["dtype"])
+        if dtype.kind == "f":
+            values = rng.uniform(-0.5, 0.5, detail["shape"])
+        else:
+            info = np.iinfo(dtype)
+            values = rng.integers(info.min, info.max, detail["shape"], endpoint=True)
+        interpreter.set_tensor(detail["index"], values.astype(dtype))
     return interpreter
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dspl.latency import time_calls
 from dspl.legacy.keras_model import load_keras
 
 
@@ -38,16 +37,9 @@ def _layers(model: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _latency_ms(model: Any, x: np.ndarray, runs: int, warmup: int = 3) -> dict[str, float]:
-    """Median and p90 wall time of one forward pass (training=False) on the CPU, after warm-up runs."""
-    times = []
-    for i in range(warmup + runs):
-        start = time.perf_counter()
-        model(x, training=False)
-        if i >= warmup:
-            times.append(1000.0 * (time.perf_counter() - start))
-    times.sort()
-    return {"median": statistics.median(times), "p90": times[min(len(times) - 1, int(0.9 * len(times)))]}
+def _forward_latency(model: Any, x: np.ndarray, runs: int) -> dict[str, Any]:
+    """Latency of one forward pass (training=False) on the CPU, summarised as dspl.latency does."""
+    return time_calls({"model": lambda: model(x, training=False)}, runs)["model"]
 
 
 def keras_model_stats(model_path: str | Path, runs: int = 20) -> dict[str, Any]:
@@ -70,6 +62,6 @@ def keras_model_stats(model_path: str | Path, runs: int = 20) -> dict[str, Any]:
         "flops": flops,
         "macs": flops // 2,
         "file_size_bytes": Path(model_path).stat().st_size,
-        "latency_ms_cpu": _latency_ms(model, np.zeros(shape, np.float32), runs),
+        "latency": _forward_latency(model, np.zeros(shape, np.float32), runs),
         "layers": _layers(model),
     }

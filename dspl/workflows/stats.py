@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dspl.data.chunking import chunk_samples
 from dspl.features import PlotTransform
+from dspl.latency import describe, time_calls
 from dspl.models.modelfile import load_model_file
 from dspl.workflows.model_checks import check_hp_config
 
@@ -46,17 +45,10 @@ def layer_table(model: torch.nn.Module, x: torch.Tensor) -> list[dict[str, Any]]
     return rows
 
 
-def latency_ms(model: torch.nn.Module, x: torch.Tensor, runs: int = 20, warmup: int = 3) -> dict[str, float]:
-    """Median and p90 wall time of one forward pass on the CPU, after warm-up runs."""
-    times = []
+def forward_latency(model: torch.nn.Module, x: torch.Tensor, runs: int = 20) -> dict[str, Any]:
+    """Latency of one forward pass on the CPU, summarised as dspl.latency does (median/p90/mean/min in ms)."""
     with torch.no_grad():
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            model(x)
-            if i >= warmup:
-                times.append(1000.0 * (time.perf_counter() - start))
-    times.sort()
-    return {"median": statistics.median(times), "p90": times[min(len(times) - 1, int(0.9 * len(times)))]}
+        return time_calls({"model": lambda: model(x)}, runs)["model"]
 
 
 def model_stats(model_path: str | Path, runs: int = 20, hp_config: str | Path | None = None) -> dict[str, Any]:
@@ -89,7 +81,7 @@ def model_stats(model_path: str | Path, runs: int = 20, hp_config: str | Path | 
         "flops": flops,
         "macs": flops // 2,
         "file_size_bytes": Path(model_path).stat().st_size,
-        "latency_ms_cpu": latency_ms(model, x, runs=runs),
+        "latency": forward_latency(model, x, runs=runs),
         "layers": layer_table(model, x),
     }
 
@@ -103,10 +95,9 @@ def print_stats(stats: dict[str, Any], console: Console | None = None) -> None:
     for row in stats["layers"]:
         table.add_row(row["name"], row["type"], str(row["output_shape"]), f"{row['params']:,}")
     console.print(table)
-    latency = stats["latency_ms_cpu"]
     console.print(
         f"input {stats['input_shape']}  classes {stats['classes']}\n"
         f"parameters {stats['params_total']:,} (trainable {stats['params_trainable']:,}, buffers {stats['buffers']:,})\n"
         f"FLOPs {stats['flops']:,} (MACs {stats['macs']:,})  file size {stats['file_size_bytes'] / 1e6:.2f} MB\n"
-        f"CPU latency per forward pass: median {latency['median']:.2f} ms, p90 {latency['p90']:.2f} ms"
+        f"CPU latency per forward pass: {describe(stats['latency'])}"
     )

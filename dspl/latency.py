@@ -1,0 +1,46 @@
+"""Latency of repeated calls, measured and summarised one way for `stats`, `tflite-stats` and `benchmark`.
+
+A measurement runs each call ``warmup`` times, then ``runs`` timed times; several calls are interleaved run by
+run, so that load on a shared machine affects them alike. The summary: median, 90th percentile (numpy's linear
+interpolation), mean and minimum in milliseconds, with the run counts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from dspl.errors import DsplError
+
+WARMUP_RUNS = 5
+
+
+def time_calls(calls: dict[str, Callable[[], object]], runs: int, warmup: int = WARMUP_RUNS) -> dict[str, dict[str, Any]]:
+    """The latency summary of each call, timed interleaved (see the module docstring)."""
+    if runs < 1:
+        raise DsplError(f"--runs: value {runs}: expected a number >= 1")
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    times = {name: np.empty(runs) for name in calls}
+    for i in range(runs):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name][i] = (time.perf_counter() - start) * 1000.0
+    return {name: summarize(t, warmup) for name, t in times.items()}
+
+
+def summarize(times_ms: np.ndarray, warmup: int) -> dict[str, Any]:
+    """Median, p90, mean and min of timed runs in milliseconds, with the numbers of runs and warm-up runs."""
+    return {"median_ms": float(np.median(times_ms)), "p90_ms": float(np.percentile(times_ms, 90)),
+            "mean_ms": float(np.mean(times_ms)), "min_ms": float(np.min(times_ms)), "runs": int(len(times_ms)),
+            "warmup": int(warmup)}
+
+
+def describe(latency: dict[str, Any]) -> str:
+    """One line for a report: 'median 1.234 ms, p90 1.456 ms over 50 runs after 5 warm-up runs'."""
+    return (f"median {latency['median_ms']:.3f} ms, p90 {latency['p90_ms']:.3f} ms over {latency['runs']} runs "
+            f"after {latency['warmup']} warm-up runs")
