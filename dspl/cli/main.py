@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("convert", "Convert a model.h5 to a TFLite model (DeepSpectrumLite compatible)."),
     "export": ("export", "Export a model to ONNX, SavedModel or TFLite (fp32, fp16, int8)."),
     "tflite-stats": ("tflite_stats", "Tensors, operators, parameters and latency of a TFLite model."),
+    "benchmark": ("benchmark", "Size, latency and accuracy of every exported TFLite variant of a model."),
     "create-preprocessor": ("create_preprocessor", "Write a TFLite model: raw audio chunk -> plot image."),
     "import-keras": ("import_keras", "Port a DeepSpectrumLite Keras model.h5 into a dspl model file."),
     "explain": ("explain", "Attribution heat maps of every chunk, in seconds and hertz (PNG, NPY, CSV)."),
