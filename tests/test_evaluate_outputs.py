@@ -173,6 +173,13 @@ class ChosenPredictor:
             yield prediction(self.scores[Path(path).name], source=str(path))
 
 
+def use_chosen_predictor(monkeypatch, scores: dict[str, list[list[float]]]) -> None:
+    """devel-test loads the ChosenPredictor instead of a model file (and skips the HTML report, which would
+    read the model file: not what these tests are about)."""
+    monkeypatch.setattr(evaluate, "load_model", lambda path, batch_size=64, **configs: ChosenPredictor(scores))
+    monkeypatch.setattr(evaluate, "write_report", lambda *args, **kwargs: None, raising=False)
+
+
 @pytest.fixture
 def chosen_evaluation(tmp_path, monkeypatch, write_sine):
     files = {**DEVEL, **TEST}
@@ -180,8 +187,7 @@ def chosen_evaluation(tmp_path, monkeypatch, write_sine):
         write_sine(tmp_path / "audio" / name, seconds=0.1)
     label_file = tmp_path / "labels.csv"
     label_file.write_text("filename,label\n" + "".join(f"{n},{label}\n" for n, (label, _) in files.items()))
-    monkeypatch.setattr(evaluate, "load_model",
-                        lambda path, batch_size=64, **configs: ChosenPredictor({n: rows for n, (_, rows) in files.items()}))
+    use_chosen_predictor(monkeypatch, {n: rows for n, (_, rows) in files.items()})
     results = evaluate.devel_test(tmp_path / "model" / "model.h5", tmp_path / "audio", label_file)
     return tmp_path / "model" / "evaluation", results
 
@@ -194,8 +200,7 @@ def test_devel_test_evaluates_the_partitions_the_label_file_has(tmp_path, monkey
         write_sine(tmp_path / "audio" / name, seconds=0.1)
     label_file = tmp_path / "labels.csv"
     label_file.write_text("filename,label\n" + "".join(f"{n},{label}\n" for n, (label, _) in files.items()))
-    monkeypatch.setattr(evaluate, "load_model", lambda path, batch_size=64, **configs: ChosenPredictor(
-        {n: rows for n, (_, rows) in files.items()}))
+    use_chosen_predictor(monkeypatch, {n: rows for n, (_, rows) in files.items()})
     model = tmp_path / "model" / "model.h5"
     if not partitions:
         with pytest.raises(DsplError, match="no devel or test entries"):
@@ -213,8 +218,7 @@ def test_devel_test_names_absent_audio_files_before_evaluating(tmp_path, monkeyp
         write_sine(tmp_path / "audio" / name, seconds=0.1)
     label_file = tmp_path / "labels.csv"
     label_file.write_text("filename,label\ndevel_000.wav,a\ndevel_001.wav,b\ntest_000.wav,b\n")
-    monkeypatch.setattr(evaluate, "load_model", lambda path, batch_size=64, **configs: ChosenPredictor(
-        {n: rows for n, (_, rows) in {**DEVEL, **TEST}.items()}))
+    use_chosen_predictor(monkeypatch, {n: rows for n, (_, rows) in {**DEVEL, **TEST}.items()})
     with pytest.raises(DsplError, match=r"names 1 audio file\(s\) absent from the data directory .*devel_001.wav"):
         evaluate.devel_test(tmp_path / "model" / "model.h5", tmp_path / "audio", label_file)
     assert not (tmp_path / "model" / "evaluation").exists()  # nothing half-written

@@ -88,6 +88,9 @@ def test_check_agreement_regression_uses_the_mean_absolute_difference():
         pytest.approx(0.985)
     with pytest.raises(DsplError, match=r"int8: mean \|Δ\| 0.015 against the float model exceeds 0.01"):
         verify.check_agreement("int8", reference, candidate, minimum=0.99, regression=True)
-    # at the edge: mean |Δ| == 1 − minimum passes
-    edge = reference + np.array([[0.02], [0.02], [-0.02], [0.02]])
-    assert verify.check_agreement("x", reference, edge, minimum=0.96, regression=True) == pytest.approx(0.98)
+    # at the edge (binary-exact figures): mean |Δ| 0.25 == 1 − 0.75 passes
+    exact = np.array([[0.5], [0.25], [0.75], [0.0]])
+    edge = exact + np.array([[0.25], [-0.25], [0.25], [0.25]])
+    assert verify.check_agreement("x", exact, edge, minimum=0.75, regression=True) == 0.75
+    with pytest.raises(DsplError, match="exceeds"):
+        verify.check_agreement("x", exact, edge, minimum=0.875, regression=True)
