@@ -176,3 +176,17 @@ def test_quantised_end_to_end_model_keeps_its_preprocessing_in_float32(calibrate
         assert dtypes <= {np.float32, np.complex64, np.int32, np.int64, np.bool_}, (op["op_name"], dtypes)
     image_model = ops[quantize[0] + 1:]
     assert any(op["op_name"] == "CONV_2D" and tensors[op["inputs"][1]]["dtype"] == np.int8 for op in image_model)
+
+
+def test_predict_model_glob_with_double_star_reaches_every_depth(tmp_path):
+    from dspl.workflows.predict import expand_model_paths
+
+    for sub in ("a", "b/c", "b/c/d/e"):
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / "model.h5").write_bytes(b"")
+    (tmp_path / "b" / "other.h5").write_bytes(b"")
+    found = expand_model_paths(tmp_path / "**" / "model.h5")
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/model.h5", "b/c/d/e/model.h5", "b/c/model.h5"]
+    assert expand_model_paths(tmp_path / "*" / "*.h5") == [tmp_path / "a" / "model.h5", tmp_path / "b" / "other.h5"]
+    with pytest.raises(DsplError, match="no model file found"):
+        expand_model_paths(tmp_path / "*" / "missing.h5")
