@@ -13,7 +13,7 @@ from rich.progress import Progress
 
 from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
-from dspl.files import exclusive_lock, write_atomically
+from dspl.files import clean_stale, exclusive_lock, write_atomically
 from dspl.predictor import FilePrediction, Predictor, load_model
 from dspl.workflows.model_checks import check_configs
 
@@ -76,6 +76,7 @@ def predict(model_path: str | Path, data_dir: str | Path, hp_config: str | Path 
         check_configs(predictor.hp, predictor.classes, model_file, hp_config, class_config)
         out_dir = predictions_dir(model_file)
         with exclusive_lock(out_dir / ".dspl-predict.lock", f"another dspl predict with {model_file}"):
+            clean_stale(out_dir)
             chunks, grouped, skipped = [], [], []
             with Progress(transient=True) as progress:
                 task = progress.add_task(f"predict {model_file.parent.name}", total=len(files))
