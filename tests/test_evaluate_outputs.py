@@ -263,6 +263,13 @@ def test_devel_test_metrics_equal_sklearn_on_chunks_and_files(chosen_evaluation)
             assert metrics["uar"] == pytest.approx(100 * recall_score(y, p, labels=[0, 1, 2], average="macro",
                                                                       zero_division=0))
             assert metrics["count"] == len(y)
+    # the confusion-matrix PNGs show the matrix: blue cells (sklearn's display, "Blues"), not an empty frame
+    from PIL import Image
+
+    for level in ("chunks", "grouped"):
+        pixels = np.asarray(Image.open(out / "devel" / f"devel.{level}.confusion_matrix.png").convert("RGB"), float)
+        blue = (pixels[..., 2] - pixels[..., 0] > 60).mean()
+        assert blue > 0.05, (level, blue)
     # devel files: a, b, c, c voted a, b, a, c -> 3 of 4 right, by hand
     devel = results["devel"]["grouped"]
     assert devel["cm"] == [[1, 0, 0], [0, 1, 0], [1, 0, 1]] and devel["accuracy"] == pytest.approx(75.0)
