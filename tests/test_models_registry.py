@@ -111,7 +111,7 @@ def test_keras_weights_file_is_refused_clearly(tmp_path):
 def test_not_a_state_dict(tmp_path):
     path = tmp_path / "junk.pt"
     path.write_bytes(b"not a pickle")
-    with pytest.raises(DsplError, match=r"cannot read a state dict"):
+    with pytest.raises(DsplError, match=r"junk.pt: not a state dict \(or truncated\): it cannot be unpickled$"):
         create_backbone("test_resnet", str(path))
 
 
