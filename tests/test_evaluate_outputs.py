@@ -25,6 +25,7 @@ from dspl.workflows import evaluate
 from dspl.workflows.evaluate import classification_metrics, majority_vote, regression_metrics
 
 CLASSES = ClassConfig.from_dict({"a": "A", "b": "B", "c": "C"})
+CLASS_DICT_3 = {"low": "Low tone", "high": "High tone", "noise": "Noise"}
 
 
 def run(*args: str):
@@ -303,6 +304,17 @@ def test_predict_grouped_scores_are_the_mean_of_the_chunk_csv(spread_model, exam
         assert row["prediction"] == ["low", "high", "noise"][int(np.argmax(mean))]
         far_from_first += bool(np.abs(scores[0] - mean).max() > 1e-3)
     assert far_from_first >= 5  # the chunks of a file really differ: the first chunk's scores are not the mean
+
+
+def test_predict_returns_the_chunk_csv_of_every_model(tmp_path, example_dir):
+    from dspl.workflows.predict import predict
+
+    models = [spread_model_file(tmp_path / name / "model.h5", tiny_hp(), CLASS_DICT_3, seed=i)
+              for i, name in enumerate(("one", "two"))]
+    audio = sorted((example_dir / "audio").glob("test_*.wav"))[0]
+    written = predict(tmp_path / "*" / "model.h5", audio)
+    assert written == [m.parent / "test" / "test" / "test.chunks.predictions.csv" for m in models]
+    assert all(path.is_file() for path in written)
 
 
 @pytest.fixture(scope="module")
