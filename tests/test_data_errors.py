@@ -134,6 +134,7 @@ def test_short_file_is_padded_and_reported(tmp_path, write_sine, write_labels, c
     with caplog.at_level(logging.WARNING, logger="dspl.data"):
         dm.setup("fit")
     assert caplog.messages == [
+        f"{tmp_path / 'label.csv'}: the devel partition is empty: training runs without validation",
         "train: 1 file(s) shorter than one chunk (24000 samples) were zero-padded to it: train_1.wav"]
     assert len(dm.datasets["train"]) == 1 + 2
     batch = next(iter(dm.train_dataloader()))

@@ -222,7 +222,8 @@ def test_predict_loads_each_model_once_for_many_files(trained_model, example_dir
 
     calls = []
     real = dspl.predictor.load_model_file
-    monkeypatch.setattr(dspl.predictor, "load_model_file", lambda path: calls.append(path) or real(path))
+    monkeypatch.setattr(dspl.predictor, "load_model_file",
+                        lambda path, *configs: calls.append(path) or real(path, *configs))
     files = sorted((example_dir / "audio").glob("*.wav"))
     assert len(files) >= 15
     predict(trained_model, example_dir / "audio", batch_size=4)
