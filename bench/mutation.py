@@ -273,6 +273,7 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dspl-mutation-"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD" if args.ref == "worktree" else args.ref],
                             cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    ref = args.ref if args.ref == "worktree" else commit  # every module on the same commit, however HEAD moves
     dirty = args.ref == "worktree" and subprocess.run(["git", "status", "--porcelain", "dspl", "tests"], cwd=ROOT,
                                                       capture_output=True, text=True).stdout.strip()
     print(f"# mutation bench {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}"
@@ -280,7 +281,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     summary = []
     for module in modules:
-        copy_root = scratch_copy(workdir / module, args.ref)
+        copy_root = scratch_copy(workdir / module, ref)
         patterns, tests = MODULES[module]
         files = sorted(str(p.relative_to(copy_root)) for pattern in patterns for p in copy_root.glob(pattern)
                        if p.name != "__init__.py")
