@@ -45,6 +45,13 @@ def read_scores(path: Path) -> tuple[list[tuple[str, float]], np.ndarray, list[s
     return keys, np.array([[float(r[c]) for c in columns] for r in rows]), [r["prediction"] for r in rows]
 
 
+# max |Δ probability| of dspl's predict against DeepSpectrumLite's, and the share of chunks with the same class.
+# The mobilenet_v2 fixture is ill-conditioned (BatchNorm statistics of ~40 plots at 1x1 feature maps): plots
+# within 0.02 grey levels of DeepSpectrumLite's move its scores by 2e-3 and flip one chunk of 77 whose top two
+# scores are 3e-4 apart; on DeepSpectrumLite's own plots it is within 1e-4 (test below).
+PREDICT_TOLERANCE = {"mobilenet_v2": (3e-3, 0.98), "densenet121": (1e-3, 1.0), "squeezenet_v1": (1e-3, 1.0)}
+
+
 @pytest.mark.parametrize("name", DETERMINISTIC)
 def test_predict_reproduces_deepspectrumlites_own_predictions(name, tmp_path):
     model = model_copy(name, tmp_path)
@@ -52,9 +59,32 @@ def test_predict_reproduces_deepspectrumlites_own_predictions(name, tmp_path):
     assert result.exit_code == 0, result.output
     keys, scores, decisions = read_scores(model.parent / "test" / "test" / "test.chunks.predictions.csv")
     dsl_keys, dsl_scores, dsl_decisions = read_scores(FIXTURES / name / "dsl_predictions.csv")
+    tolerance, agreement = PREDICT_TOLERANCE[name]
     assert keys == dsl_keys
-    assert np.abs(scores - dsl_scores).max() <= 1e-3
-    assert decisions == dsl_decisions
+    assert np.abs(scores - dsl_scores).max() <= tolerance
+    assert np.mean([a == b for a, b in zip(decisions, dsl_decisions)]) >= agreement
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_plots_and_keras_model_each_match_deepspectrumlite(name):
+    """Both halves on their own: dspl's plots after the Keras scaling against the inputs DeepSpectrumLite's predict
+    gave its model (dsl_plots.npy), and the Keras model on those inputs against its predict CSV."""
+    from dspl.data.audio import find_audio_files, load_audio
+    from dspl.data.chunking import split_into_chunks
+    from dspl.legacy.scaling import scale
+    from dspl.models.modelfile import load_model_file
+
+    loaded = load_model_file(FIXTURES / name / "model.h5", FIXTURES / name / "hp_config.json", CLASSES)
+    dsl_inputs = np.load(FIXTURES / name / "dsl_plots.npy")
+    _, dsl_scores, _ = read_scores(FIXTURES / name / "dsl_predictions.csv")
+    keras_scores = np.asarray(loaded.model.keras_model(dsl_inputs, training=False))
+    assert np.abs(keras_scores - dsl_scores).max() <= 1e-4
+    files = sorted(find_audio_files(FIXTURES / "audio"))
+    chunks = torch.cat([split_into_chunks(load_audio(f, loaded.hp["sample_rate"]), loaded.hp, str(f)) for f in files])
+    plots = loaded.features(chunks).numpy().transpose(0, 2, 3, 1)
+    grey = float(np.min(np.abs(np.asarray(scale(np.ones((1, 3), np.float32), loaded.model.mode))
+                               - np.asarray(scale(np.zeros((1, 3), np.float32), loaded.model.mode)))))
+    assert np.abs(np.asarray(scale(plots, loaded.model.mode)) - dsl_inputs).max() <= 0.1 * grey
 
 
 def test_model_trained_from_scratch_predicts_with_one_warning(tmp_path, caplog):
@@ -168,11 +198,57 @@ def test_import_keras_matches_the_keras_model(name, tmp_path):
     assert magnitude > 0 and np.abs(torch_pooled - keras_pooled).max() <= 1e-4 * max(1.0, magnitude)
 
 
+def dsl_shaped_keras_model(name: str, path: Path) -> None:
+    """A model.h5 shaped as DeepSpectrumLite's (input -> Keras application without top, training=False ->
+    pooling -> Dense relu -> Dropout -> Dense softmax) with random BatchNorm statistics, made by tf_keras."""
+    import tf_keras
+
+    from dspl.legacy.keras_objects import custom_objects
+
+    tf_keras.utils.set_random_seed(0)
+    applications = {"resnet50": tf_keras.applications.ResNet50, "vgg16": tf_keras.applications.VGG16}
+    base = applications[name](weights=None, include_top=False)
+    rng = np.random.default_rng(0)
+    for layer in base.layers:
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 2.0, variance.shape)])
+    inputs = tf_keras.Input((32, 32, 3))
+    x = tf_keras.layers.Flatten()(tf_keras.layers.GlobalAveragePooling2D()(base(inputs, training=False)))
+    x = tf_keras.layers.Dropout(0.1)(tf_keras.layers.Dense(16, activation="relu")(x))
+    outputs = tf_keras.layers.Dense(3, activation="softmax")(x)
+    custom_objects()["AugmentableModel"](inputs=inputs, outputs=outputs, name=name).save(str(path), save_format="h5")
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vgg16"])
+def test_import_keras_of_caffe_scaled_backbones(name, tmp_path):
+    from dspl.export.calibration import synthetic_chunks
+    from dspl.legacy.keras_model import TFPlots, load_legacy_model
+    from dspl.models.modelfile import load_model_file
+
+    source = tmp_path / "model.h5"
+    dsl_shaped_keras_model(name, source)
+    grid = json.loads((FIXTURES / "squeezenet_v1" / "hp_config.json").read_text())
+    grid.update(basemodel_name=[name], activation=["relu"])
+    hp_file = tmp_path / "hp_config.json"
+    hp_file.write_text(json.dumps(grid))
+    output = tmp_path / "model_dspl.h5"
+    result = run("import-keras", "-s", str(source), "-hc", str(hp_file), "-cc", str(CLASSES), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    legacy = load_legacy_model(source, hp_file, CLASSES)
+    ported = load_model_file(output)
+    features = TFPlots(legacy.hp)
+    plots = torch.cat([features(chunk.reshape(1, -1)) for chunk in synthetic_chunks(legacy.hp)])
+    with torch.no_grad():
+        assert float((ported.model(plots) - legacy.model(plots)).abs().max()) <= 1e-4
+
+
 def test_import_keras_refuses_a_backbone_it_cannot_port_exactly():
     from dspl.legacy.port import _check_supported
 
-    with pytest.raises(DsplError, match=r"'resnet50' cannot be ported exactly.*mobilenet_v2, densenet121"):
-        _check_supported({"basemodel_name": "resnet50"})
+    with pytest.raises(DsplError, match=r"'xception' cannot be ported exactly.*mobilenet_v2, densenet121.*resnet50"):
+        _check_supported({"basemodel_name": "xception"})
 
 
 def test_training_fine_tunes_from_an_imported_model(tmp_path):

@@ -8,17 +8,20 @@ import dspl), e.g.::
 
 ``EXAMPLE`` is what ``dspl example-data -o EXAMPLE`` writes. The script copies a few files per class and
 partition into ``OUT/audio`` with their label file, then for every fixture writes ``OUT/<name>/``:
-``hp_config.json`` (the grid DeepSpectrumLite trained with), ``model.h5`` (DeepSpectrumLite's Keras file,
+``hp_config.json`` (the grid DeepSpectrumLite trained with), ``dsl_plots.npy`` (the inputs its predict gave the
+model, after the Keras input scaling), ``model.h5`` (DeepSpectrumLite's Keras file,
 less its optimizer state: the ``optimizer_weights`` group is left out, which ``load_model(compile=False)``
 never reads) and ``dsl_predictions.csv`` (DeepSpectrumLite's ``predict`` CSV over ``OUT/audio``).
 ``OUT/class_config.json`` and ``OUT/label.csv`` are shared. Pretrained weights cannot be downloaded here, so
 the "weights file" fixtures start from a Keras application's ``save_weights`` (no top) taken from the base of
-a DeepSpectrumLite model trained from scratch on the same audio first (random weights with untouched BatchNorm
-statistics give every plot the same scores).
+a DeepSpectrumLite model trained from scratch on the same audio first, its BatchNorm moving statistics set to
+those of the training plots (random weights, or statistics that momentum 0.99-0.999 barely moved in a few
+steps, give every plot nearly the same scores).
 """
 
 import argparse
 import csv
+import glob
 import json
 import os
 import shutil
@@ -53,8 +56,8 @@ HP_BASE = {
     "fine_learning_rate": [0.0001],
     "finetune_layer": [0.5],
     "loss": ["categorical_crossentropy"],
-    "pre_epochs": [1],
-    "epochs": [1],
+    "pre_epochs": [2],
+    "epochs": [2],
     "batch_size": [8],
     "sample_rate": [16000],
     "normalize_audio": [True],
@@ -105,14 +108,55 @@ def select_audio(audio_dir, label_file, out):
     return chosen
 
 
-def base_weights_file(model_file, path):
-    """save_weights of the backbone (the Keras application without its top) inside a DeepSpectrumLite model.h5."""
+def pipeline_plots(hp_file, out, data):
+    """DeepSpectrumLite's DataPipeline plots (Keras-scaled, as its models take them) of the label rows in data
+    (columns filename, label, duration_frames; files under OUT/audio), in order."""
+    import tensorflow as tf
+    from deepspectrumlite import DataPipeline, HyperParameterList
+
+    hparams = HyperParameterList(config_file_name=str(hp_file)).get_values(iteration_no=0)
+    pipeline = DataPipeline(name="plots", data_classes=CLASSES, enable_gpu=True, verbose=False,
+                            enable_augmentation=False, hparams=hparams, run_id=0)
+    pipeline.set_data(data)
+    pipeline.set_filename_prepend(prepend_filename_str=str(out / "audio") + os.sep)
+    pipeline.preprocess()
+    dataset = pipeline.pipeline(cache=False, shuffle=False, drop_remainder=False)
+    return tf.concat([x for x, _ in dataset], axis=0)
+
+
+def training_plots(hp_file, out):
+    """The training partition's plots."""
+    import pandas as pd
+
+    labels = pd.read_csv(out / "label.csv")
+    return pipeline_plots(hp_file, out, labels[labels.filename.str.startswith("train")])
+
+
+def scored_plots(hp_file, out):
+    """The plots DeepSpectrumLite's predict makes of every file under OUT/audio, in its CSV's order."""
+    import librosa
+    import pandas as pd
+
+    audio = str(out / "audio") + os.sep
+    names = sorted(os.path.relpath(f, audio) for f in glob.glob(audio + "**/*.wav", recursive=True))
+    frames = [librosa.load(audio + name, sr=None)[0].shape[0] for name in names]
+    data = pd.DataFrame({"filename": names, "label": [next(iter(CLASSES))] * len(names), "duration_frames": frames})
+    return pipeline_plots(hp_file, out, data).numpy()
+
+
+def base_weights_file(model_file, plots, path):
+    """save_weights of the backbone (the Keras application without its top) inside a DeepSpectrumLite model.h5,
+    with its BatchNorm moving statistics set to those of the training plots (one pass with momentum 0)."""
     import tensorflow as tf
     from deepspectrumlite import ARelu, AugmentableModel
 
     model = tf.keras.models.load_model(str(model_file), compile=False,
                                        custom_objects={"AugmentableModel": AugmentableModel, "ARelu": ARelu})
     (base,) = [layer for layer in model.layers if isinstance(layer, tf.keras.Model)]
+    for layer in base.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    base(plots, training=True)
     base.save_weights(str(path))
 
 
@@ -151,7 +195,8 @@ def warm_weights(basemodel_name, cli, out, work):
     hp_file = work / (basemodel_name + "_warmup.json")
     hp_file.write_text(json.dumps(grid))
     path = work / (basemodel_name + "_notop.h5")
-    base_weights_file(train(cli, out, hp_file, work / (basemodel_name + "_warmup")), path)
+    trained = train(cli, out, hp_file, work / (basemodel_name + "_warmup"))
+    base_weights_file(trained, training_plots(hp_file, out), path)
     return str(path)
 
 
@@ -173,6 +218,14 @@ def make_fixture(name, cli, out, work):
         "-cc", str(out / "class_config.json"))
     shutil.copy(predict_dir / "model.h5", fixture / "model.h5")
     shutil.copy(predict_dir / "test" / "test" / "test.chunks.predictions.csv", fixture / "dsl_predictions.csv")
+    save_plots(fixture, out)
+
+
+def save_plots(fixture, out):
+    """OUT/<name>/dsl_plots.npy: DeepSpectrumLite's model inputs for its predict CSV (float32 [chunks, H, W, 3])."""
+    import numpy as np
+
+    np.save(fixture / "dsl_plots.npy", scored_plots(fixture / "hp_config.json", out).astype(np.float32))
 
 
 def main():
@@ -181,8 +234,13 @@ def main():
     parser.add_argument("--labels", required=True, help="label.csv of `dspl example-data`")
     parser.add_argument("--out", required=True, help="fixture directory to write")
     parser.add_argument("--only", nargs="*", choices=sorted(FIXTURES), help="fixtures to make (default: all)")
+    parser.add_argument("--plots-only", action="store_true", help="only (re)write dsl_plots.npy of OUT's fixtures")
     args = parser.parse_args()
     out = Path(args.out)
+    if args.plots_only:
+        for name in args.only or FIXTURES:
+            save_plots(out / name, out)
+        return
     cli = str(Path(sys.executable).with_name("deepspectrumlite"))
     select_audio(args.audio, args.labels, out)
     with tempfile.TemporaryDirectory(prefix="dsl-fixtures-") as tmp:

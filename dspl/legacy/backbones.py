@@ -3,13 +3,15 @@
 timm's and torchvision's networks have the same layers as Keras' but differ in details that move the
 numbers: TensorFlow 'same' padding on stride-2 convolutions (MobileNetV2's stem) and Keras' fixed bottom-right
 ZeroPadding2D before its stride-2 depthwise convolutions, BatchNorm epsilons (1e-3 in MobileNetV2, 1.001e-5
-in the DenseNets), SqueezeNet 1.1 (the Keras port DeepSpectrumLite used) with floor-mode pooling, and the
-input scaling each Keras application expects. `dspl import-keras` ports weights into these; their state
+in the DenseNets), SqueezeNet 1.1 (the Keras port DeepSpectrumLite used) with floor-mode pooling, the
+input scaling each Keras application expects, and Keras' ResNet50 v1 (biased convolutions, stride on the first
+1x1 convolution of a block). `dspl import-keras` ports weights into these; their state
 dicts have the same keys as the plain timm/torchvision models.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import timm
@@ -85,6 +87,40 @@ def _squeezenet(in_chans: int) -> tuple[nn.Module, int]:
     return module, module.num_features
 
 
+def _with_bias(conv: nn.Conv2d) -> nn.Conv2d:
+    """The same convolution with a bias (Keras' Conv2D default use_bias=True)."""
+    return nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                     conv.dilation, conv.groups, bias=True)
+
+
+def _resnet50(in_chans: int) -> tuple[nn.Module, int]:
+    """Keras' ResNet50 (v1): biased convolutions and the stride of a downsampling block on its first 1x1 conv."""
+    module = _timm("resnet50", in_chans)
+    module.conv1 = _with_bias(module.conv1)
+    for block in (b for layer in (module.layer1, module.layer2, module.layer3, module.layer4) for b in layer):
+        stride = block.conv2.stride
+        block.conv1, block.conv2, block.conv3 = (_with_bias(block.conv1), _with_bias(block.conv2),
+                                                 _with_bias(block.conv3))
+        block.conv1.stride, block.conv2.stride = stride, (1, 1)
+        if block.downsample is not None:
+            block.downsample[0] = _with_bias(block.downsample[0])
+    _set_batch_norm_eps(module, 1.001e-5)
+    return module, module.num_features
+
+
+def _resnet_name(keras_name: str) -> str | None:
+    """The timm module a Keras ResNet layer's weights go to (conv2_block1_0_conv -> layer1.0.downsample.0)."""
+    if keras_name in ("conv1_conv", "conv1_bn"):
+        return "conv1" if keras_name.endswith("conv") else "bn1"
+    match = re.fullmatch(r"conv(\d)_block(\d+)_(\d)_(conv|bn)", keras_name)
+    if match is None:
+        return None
+    stage, block, index, kind = int(match[1]) - 1, int(match[2]) - 1, int(match[3]), match[4]
+    if index == 0:
+        return f"layer{stage}.{block}.downsample.{0 if kind == 'conv' else 1}"
+    return f"layer{stage}.{block}.{kind}{index}"
+
+
 # DeepSpectrumLite basemodel_name -> builder of its Keras-exact PyTorch backbone.
 BUILDERS: dict[str, Callable[[int], tuple[nn.Module, int]]] = {
     "mobilenet_v2": _mobilenet_v2,
@@ -94,7 +130,10 @@ BUILDERS: dict[str, Callable[[int], tuple[nn.Module, int]]] = {
     "vgg16": _vgg("vgg16"),
     "vgg19": _vgg("vgg19"),
     "squeezenet_v1": _squeezenet,
+    "resnet50": _resnet50,
 }
+# Backbones whose Keras layer order differs from the module order: Keras layer name -> module name.
+KERAS_NAME_MAPS: dict[str, Callable[[str], str | None]] = {"resnet50": _resnet_name}
 KERAS_BACKBONES: tuple[str, ...] = tuple(PREFIX + name for name in BUILDERS)
 
 

@@ -75,8 +75,14 @@ class TFPlots(nn.Module):
     def __init__(self, hp: HParams) -> None:
         super().__init__()
         from dspl.export.tf_reference import TFPlotPipeline
+        from dspl.spec import PreprocessingSpec, colour_table
 
-        self.pipeline = TFPlotPipeline.from_hp(hp)
+        # spec and colormap as dspl's PlotTransform has them, for readers such as the explanations
+        self.spec = PreprocessingSpec.from_hp(hp)
+        if self.spec.use_plot_images:
+            self.register_buffer("colormap", torch.from_numpy(colour_table(self.spec.color_map) * 255.0).float(),
+                                 persistent=False)
+        self.pipeline = TFPlotPipeline(self.spec)
 
     def forward(self, chunks: torch.Tensor) -> torch.Tensor:
         """Plots (or raw features) of a batch of chunks, channels first."""

@@ -18,7 +18,8 @@ from torch import nn
 
 from dspl.config import ClassConfig, HParams
 from dspl.errors import DsplError
-from dspl.legacy.backbones import BUILDERS, PREFIX, PaddedConv2d
+from dspl.legacy.backbones import BUILDERS, KERAS_NAME_MAPS, PREFIX
+from dspl.legacy.keras_file import read_model_config
 from dspl.legacy.keras_model import KerasScorer, TFPlots, load_legacy_model
 from dspl.legacy.scaling import KERAS_SCALING
 
@@ -88,23 +89,49 @@ def _port_dense(keras_layer: Any, layer: nn.Linear) -> None:
     _copy(layer.bias, bias, keras_layer.name)
 
 
-def port_weights(keras_model: Any, model: nn.Module, caffe: bool) -> None:
-    """Copy every backbone and head weight of the Keras model into the dspl SpectrumClassifier."""
-    keras_layers, torch_layers = _keras_layers(keras_model), _torch_layers(model.backbone)
+def _pairs(keras_layers: list[Any], backbone: nn.Module, dsl_name: str) -> list[tuple[Any, nn.Module]]:
+    """Keras layers with their torch modules: by name where the orders differ, else in order."""
+    torch_layers = _torch_layers(backbone)
     if len(keras_layers) != len(torch_layers):
         raise DsplError(f"import-keras: the Keras backbone has {len(keras_layers)} weighted layers, the port "
                         f"{len(torch_layers)}")
-    for keras_layer, layer in zip(keras_layers, torch_layers):
+    if dsl_name not in KERAS_NAME_MAPS:
+        return list(zip(keras_layers, torch_layers))
+    modules = dict(backbone.named_modules())
+    names = [KERAS_NAME_MAPS[dsl_name](layer.name) for layer in keras_layers]
+    unknown = [layer.name for layer, name in zip(keras_layers, names) if name not in modules]
+    if unknown:
+        raise DsplError(f"import-keras: Keras layers without a counterpart in the port: {', '.join(unknown[:5])}")
+    return [(layer, modules[name]) for layer, name in zip(keras_layers, names)]
+
+
+def port_weights(keras_model: Any, model: nn.Module, dsl_name: str) -> None:
+    """Copy every backbone and head weight of the Keras model into the dspl SpectrumClassifier."""
+    keras_layers = _keras_layers(keras_model)
+    pairs = _pairs(keras_layers, model.backbone, dsl_name)
+    for keras_layer, layer in pairs:
         _port_layer(keras_layer, layer)
-    if caffe:  # the Keras model's first convolution took BGR; the port's takes RGB
-        first = torch_layers[0]
+    if KERAS_SCALING[dsl_name] == "caffe":  # the Keras model's first convolution took BGR; the port's takes RGB
+        first = _torch_layers(model.backbone)[0]
         with torch.no_grad():
             first.weight.copy_(first.weight.flip(1))
     dense = [layer for layer in keras_model.layers if type(layer).__name__ == "Dense"]
-    if len(dense) != 2:
-        raise DsplError(f"import-keras: expected DeepSpectrumLite's two Dense layers in the head, found {len(dense)}")
     _port_dense(dense[0], model.head.dense)
     _port_dense(dense[1], model.head.output)
+
+
+def _activation_name(value: Any) -> str:
+    """A Keras Dense layer's serialised activation as a dspl activation name ('ARelu' is 'arelu')."""
+    name = value.get("config") if isinstance(value, dict) else value
+    return str(name).lower()
+
+
+def head_activations(config: dict[str, Any]) -> tuple[str, str]:
+    """The activation of the head's dense layer and the output activation, as the Keras model config has them."""
+    dense = [layer["config"] for layer in config["config"]["layers"] if layer.get("class_name") == "Dense"]
+    if len(dense) != 2:
+        raise DsplError(f"import-keras: expected DeepSpectrumLite's two Dense layers in the head, found {len(dense)}")
+    return _activation_name(dense[0]["activation"]), _activation_name(dense[1]["activation"])
 
 
 def _check_supported(hp: HParams) -> str:
@@ -139,9 +166,11 @@ def import_keras(source: str | Path, hp_config: str | Path, class_config: str | 
     source = Path(source)
     loaded = load_legacy_model(source, hp_config, class_config)
     keras_name = _check_supported(loaded.hp)
-    hp = dict(loaded.hp, basemodel_name=keras_name, weights="")
+    activation, output_activation = head_activations(read_model_config(source))
+    hp = dict(loaded.hp, basemodel_name=keras_name, weights="", activation=activation,
+              output_activation=output_activation)
     classes: ClassConfig = loaded.classes
     model = create_model(hp, classes.num_classes, pretrained=False).eval()
-    port_weights(loaded.model.keras_model, model, caffe=KERAS_SCALING[loaded.hp["basemodel_name"]] == "caffe")
+    port_weights(loaded.model.keras_model, model, loaded.hp["basemodel_name"])
     difference = _check_scores(loaded.model, model, hp, source)
     return save_model_file(destination, model, hp, classes), difference
