@@ -403,7 +403,7 @@ def test_click_usage_errors_are_one_line_with_status_1(args, message):
     one_error_line(run(*args), message)
 
 
-def test_unusable_output_paths_are_one_line(example_dir, tmp_path, untrained_model):
+def test_unusable_output_paths_are_one_line(example_dir, tmp_path, untrained_model, write_sine):
     hp_file = grid_file(tmp_path / "hp.json", 1, [0.001])
     (tmp_path / "file").write_text("in the way")
     one_error_line(run(*train_args(example_dir, tmp_path / "file" / "out", hp_file)),
@@ -415,6 +415,11 @@ def test_unusable_output_paths_are_one_line(example_dir, tmp_path, untrained_mod
     one_error_line(run("export", "-s", str(untrained_model), "-o", str(tmp_path / "file" / "x")),
                    f"{tmp_path / 'file' / 'x'}: cannot use it as the export folder: {tmp_path / 'file'} is a file, "
                    "expected a directory")
+    (untrained_model.parent / "test").write_text("in the way")
+    write_sine(tmp_path / "audio" / "a.wav")
+    one_error_line(run("predict", "-md", str(untrained_model), "-d", str(tmp_path / "audio")),
+                   f"{untrained_model.parent / 'test' / 'test'}: cannot use it as the predictions folder: "
+                   f"{untrained_model.parent / 'test'} is a file, expected a directory")
 
 
 def test_a_directory_named_like_a_model_file_is_one_line(tmp_path, write_sine):

@@ -15,6 +15,7 @@ from rich.progress import Progress
 from dspl.config import ClassConfig
 from dspl.data.parsers import LabelEntry, check_files_exist, encode_targets, model_label_parser, parse_label_file
 from dspl.errors import DsplError
+from dspl.files import prepare_output_dir
 from dspl.predictor import FilePrediction, Predictor, load_model
 from dspl.workflows.model_checks import check_configs
 from dspl.workflows.predict import chunk_rows, score_columns, write_csv
@@ -147,7 +148,7 @@ def devel_test(model_path: str | Path, data_dir: str | Path, label_file: str | P
         if not entries:
             logger.warning("%s: no %s entries: skipped", label_file, name)
             continue
-        out_dir = model_path.parent / "evaluation" / name
+        out_dir = prepare_output_dir(model_path.parent / "evaluation" / name, "evaluation folder")
         results[name] = _evaluate_partition(predictor, name, entries, data_dir, label_file, out_dir, console)
     write_report(model_path, data_dir, label_file, hp_config, class_config)
     return results

@@ -13,7 +13,7 @@ from rich.progress import Progress
 
 from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
-from dspl.files import clean_stale, exclusive_lock, write_atomically
+from dspl.files import clean_stale, exclusive_lock, prepare_output_dir, write_atomically
 from dspl.predictor import FilePrediction, Predictor, load_model
 from dspl.workflows.model_checks import check_configs
 
@@ -74,7 +74,7 @@ def predict(model_path: str | Path, data_dir: str | Path, hp_config: str | Path 
     for model_file in expand_model_paths(model_path):
         predictor = load_model(model_file, batch_size=batch_size, hp_config=hp_config, class_config=class_config)
         check_configs(predictor.hp, predictor.classes, model_file, hp_config, class_config)
-        out_dir = predictions_dir(model_file)
+        out_dir = prepare_output_dir(predictions_dir(model_file), "predictions folder")
         with exclusive_lock(out_dir / ".dspl-predict.lock", f"another dspl predict with {model_file}"):
             clean_stale(out_dir)
             chunks, grouped, skipped = [], [], []
