@@ -85,6 +85,15 @@ def save_model_file(path: str | Path, model: torch.nn.Module, hp: HParams, class
     return path
 
 
+def is_model_file(path: str | Path) -> bool:
+    """Whether path is a readable HDF5 file with dspl's model-file header."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
+
+
 def _check_header(path: Path, f: h5py.File) -> None:
     """Reject files that are not dspl models with a message that says what they are and what to do."""
     attrs = f.attrs

@@ -254,10 +254,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise DsplError(f"weights: file not found: {path}; expected 'imagenet', '' or a path to a "
                         f"weights file ({', '.join(WEIGHT_SUFFIXES)})")
     if path.suffix.lower() in (".h5", ".hdf5"):
-        from dspl.legacy.keras_file import is_keras_file
-        from dspl.models.modelfile import read_model_file
+        from dspl.models.modelfile import is_model_file, read_model_file
 
-        if not is_keras_file(path):  # a dspl model file, e.g. one `dspl import-keras` wrote
+        if is_model_file(path):  # a dspl model file, e.g. one `dspl import-keras` wrote
             return read_model_file(path)[2]
     if path.suffix.lower() in (".h5", ".hdf5", ".keras"):
         raise DsplError(f"weights: {path}: Keras weight files cannot be loaded into a PyTorch backbone; "
