@@ -8,15 +8,17 @@ import dspl), e.g.::
 
 ``EXAMPLE`` is what ``dspl example-data -o EXAMPLE`` writes. The script copies a few files per class and
 partition into ``OUT/audio`` with their label file, then for every fixture writes ``OUT/<name>/``:
-``hp_config.json`` (the grid DeepSpectrumLite trained with), ``dsl_plots.npy`` (the inputs its predict gave the
-model, after the Keras input scaling), ``model.h5`` (DeepSpectrumLite's Keras file,
-less its optimizer state: the ``optimizer_weights`` group is left out, which ``load_model(compile=False)``
-never reads) and ``dsl_predictions.csv`` (DeepSpectrumLite's ``predict`` CSV over ``OUT/audio``).
-``OUT/class_config.json`` and ``OUT/label.csv`` are shared. Pretrained weights cannot be downloaded here, so
-the "weights file" fixtures start from a Keras application's ``save_weights`` (no top) taken from the base of
-a DeepSpectrumLite model trained from scratch on the same audio first, its BatchNorm moving statistics set to
-those of the training plots (random weights, or statistics that momentum 0.99-0.999 barely moved in a few
-steps, give every plot nearly the same scores).
+``hp_config.json`` (the grid DeepSpectrumLite trained with; its ``weights`` names the temporary weights file),
+``model.h5`` (DeepSpectrumLite's Keras file less its optimizer state: the ``optimizer_weights`` group is left
+out, which ``load_model(compile=False)`` never reads), ``dsl_predictions.csv`` (DeepSpectrumLite's ``predict``
+CSV over ``OUT/audio``) and ``dsl_plots.npy`` (the inputs its predict gave the model, after the Keras input
+scaling). ``OUT/class_config.json`` and ``OUT/label.csv`` are shared. densenet121's model.h5 stays at 29 MB:
+that is its 7 million float32 weights, which no image size or ``num_units`` makes smaller.
+
+Pretrained weights cannot be downloaded here, so the "weights file" fixtures start from a Keras application's
+``save_weights`` (no top) taken from the base of a DeepSpectrumLite model trained from scratch on the same
+audio first, its BatchNorm moving statistics set to those of the training plots (random weights, or statistics
+that momentum 0.99-0.999 barely moved in a few steps, give every plot nearly the same scores).
 """
 
 import argparse

@@ -66,7 +66,8 @@ def _port_layer(keras_layer: Any, layer: nn.Module) -> None:
                                  (gamma, beta, next(values), next(values))):
             _copy(target, value, name)
         if abs(layer.eps - config["epsilon"]) > 1e-12:
-            raise DsplError(f"import-keras: {name}: BatchNorm epsilon {config['epsilon']} but the port uses {layer.eps}")
+            raise DsplError(f"import-keras: {name}: BatchNorm epsilon {config['epsilon']} but the port uses "
+                            f"{layer.eps}")
         return
     if not isinstance(layer, nn.Conv2d):
         raise DsplError(f"import-keras: Keras layer {name} ({kind}) meets a {type(layer).__name__}")
