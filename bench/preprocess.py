@@ -1,10 +1,15 @@
-"""Preprocessing throughput: chunks per second of dspl's torch plots vs the TensorFlow reference, side by side.
+"""Preprocessing throughput: chunks per second of dspl's torch plots vs DeepSpectrumLite's, side by side.
 
-Usage: python bench/preprocess.py [--hc configs/hp_config.json] [--seconds 3] [--batch-sizes 1 64] [--threads N]
+Usage: python bench/preprocess.py [--dsl-python PATH] [--hc configs/hp_config.json] [--seconds 3]
+                                  [--rounds 3] [--batch-sizes 1 64] [--threads N]
 
 The configuration is the given grid's first one with 2 s chunks (the DESIGN.md default: 2 s at 16 kHz ->
-224x224 plots). The TF reference (dspl.export.tf_reference.TFPlotPipeline, tf.signal/tf.image as
-DeepSpectrumLite computed its plots) stands in for DeepSpectrumLite's pipeline; target: torch >= 10x on CPU.
+224x224 plots). With --dsl-python (a Python 3.8 venv with deepspectrumlite==1.0.2, see bench/dsl_side.py) the
+baseline is DeepSpectrumLite's own DataPipeline.generate_spectrogram, mapped over a tf.data dataset as its
+pipeline maps it; without it, the TF reference (dspl.export.tf_reference.TFPlotPipeline, tf.signal/tf.image as
+DeepSpectrumLite computed its plots) stands in. The two sides alternate, --rounds times per batch size, and the
+table gives the medians; target (DESIGN.md): dspl >= 25x DeepSpectrumLite at batch 64 and at batch 1. dspl's
+side is timed the way Predictor (the path `predict` takes) calls the transform: inference mode, one call a batch.
 
 The script re-runs itself once with two environment settings that only matter to torch: glibc's mmap/trim
 thresholds raised (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_: else a batch of 64 plots, 38 MB, pays page
@@ -16,12 +21,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from dsl_side import DslProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "8589934592",
@@ -73,12 +82,25 @@ def tf_step(hp: dict, audio: np.ndarray) -> Callable[[], object] | str:
     return lambda: pipeline(batch).numpy()
 
 
+def dsl_step(dsl: "DslProcess", hp: dict, audio: np.ndarray, seconds: float) -> Callable[[], float]:
+    """A measurement of DeepSpectrumLite's own DataPipeline plots on ``audio`` in its process (chunks/s)."""
+    from dsl_side import dsl_hp
+
+    config = dsl.write_hp(dsl_hp(hp))
+    batch = dsl.work / f"audio_{audio.shape[0]}.npy"
+    np.save(batch, audio)
+    return lambda: dsl.request("plots", hp_config=config, audio=batch, seconds=seconds)["chunks_per_s"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hc", type=Path, default=ROOT / "configs" / "hp_config.json", help="hyper-parameter grid")
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum timed seconds per measurement")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch and TF (0: their defaults)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating measurements per side and batch size")
+    parser.add_argument("--dsl-python", type=Path, default=None,
+                        help="python of a DeepSpectrumLite 1.0.2 venv: time its own pipeline as the baseline")
     args = parser.parse_args()
     if any(os.environ.get(key) != value for key, value in RUN_ENV.items()):
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **RUN_ENV})
@@ -107,25 +129,45 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; TF threads: "
           f"{args.threads or 'default'}; {os.cpu_count()} CPUs; env: "
           + " ".join(f"{key}={value}" for key, value in RUN_ENV.items()))
+    dsl = None
+    if args.dsl_python:
+        from dsl_side import DslProcess
+
+        dsl = DslProcess(args.dsl_python)
+    baseline = "DeepSpectrumLite 1.0.2 DataPipeline" if dsl else "TF reference (stand-in)"
     rng = np.random.default_rng(0)
     rows = []
-    for batch_size in args.batch_sizes:
-        audio = (0.1 * rng.standard_normal((batch_size, num_samples))).astype(np.float32)
-        torch_cps = measure(torch_step(hp, audio, "cpu"), batch_size, args.seconds)
-        step = tf_step(hp, audio)
-        tf_cps = measure(step, batch_size, args.seconds) if callable(step) else None
-        rows.append(("cpu", batch_size, torch_cps, tf_cps))
-        if not callable(step):
-            print(step)
-        if torch.cuda.is_available():
-            rows.append(("cuda", batch_size, measure(torch_step(hp, audio, "cuda"), batch_size, args.seconds), None))
+    try:
+        for batch_size in args.batch_sizes:
+            audio = (0.1 * rng.standard_normal((batch_size, num_samples))).astype(np.float32)
+            ours = torch_step(hp, audio, "cpu")
+            if dsl:
+                theirs: Callable[[], float] | str = dsl_step(dsl, hp, audio, args.seconds)
+            else:
+                step = tf_step(hp, audio)
+                theirs = (lambda: measure(step, batch_size, args.seconds)) if callable(step) else step
+            if not callable(theirs):
+                print(theirs)
+            torch_runs, base_runs = [], []
+            for _ in range(args.rounds):  # alternate, so that load on a shared machine affects both alike
+                torch_runs.append(measure(ours, batch_size, args.seconds))
+                if callable(theirs):
+                    base_runs.append(theirs())
+            rows.append(("cpu", batch_size, statistics.median(torch_runs),
+                         statistics.median(base_runs) if base_runs else None))
+            if torch.cuda.is_available():
+                cuda = measure(torch_step(hp, audio, "cuda"), batch_size, args.seconds)
+                rows.append(("cuda", batch_size, cuda, None))
+    finally:
+        if dsl:
+            dsl.close()
 
-    print(f"\n{'device':<7}{'batch':>6}{'torch chunks/s':>16}{'TF ref chunks/s':>17}{'torch/TF':>10}")
-    for device, batch_size, torch_cps, tf_cps in rows:
-        tf_text = f"{tf_cps:17.1f}" if tf_cps else f"{'-':>17}"
-        ratio = f"{torch_cps / tf_cps:9.1f}x" if tf_cps else f"{'-':>10}"
-        print(f"{device:<7}{batch_size:>6}{torch_cps:16.1f}{tf_text}{ratio}")
-
+    print(f"\nmedians of {args.rounds} alternating rounds of >= {args.seconds:g} s; baseline: {baseline}")
+    print(f"{'device':<7}{'batch':>6}{'dspl chunks/s':>15}{'baseline chunks/s':>19}{'ratio':>9}")
+    for device, batch_size, torch_cps, base_cps in rows:
+        base_text = f"{base_cps:19.1f}" if base_cps else f"{'-':>19}"
+        ratio = f"{torch_cps / base_cps:8.1f}x" if base_cps else f"{'-':>9}"
+        print(f"{device:<7}{batch_size:>6}{torch_cps:15.1f}{base_text}{ratio}")
 
 if __name__ == "__main__":
     main()

@@ -1,14 +1,22 @@
-"""Per-chunk latency of dspl's end-to-end TFLite models (fp32, int8) vs DeepSpectrumLite's way of converting.
+"""Per-chunk latency of dspl's end-to-end TFLite models (fp32, int8) vs DeepSpectrumLite's converted models.
 
 For each backbone (random weights, nothing is downloaded): dspl exports raw chunk -> scores models with
-built-in operators only, in float32 and full int8 (calibrated on example audio). The baseline is what
-DeepSpectrumLite shipped: a Keras application (tf_keras, weights=None) with the same head, its tf.signal
-preprocessing in the same graph, converted by TFLiteConverter with SELECT_TF_OPS allowed. All models are
-timed with one interpreter, interleaved invoke by invoke (LiteRT with XNNPACK; tf.lite.Interpreter when
-the baseline needs Flex ops), at the same thread count. Prints a table and the speed-up ratios.
+built-in operators only, in float32 and full int8 (calibrated on example audio).
 
-    python bench/tflite_latency.py [--backbones mobilenet_v2 densenet121] [--threads 2] [--runs 30]
-                                   [--work DIR [--reuse]]
+With --dsl-python (a Python 3.8 venv with deepspectrumlite==1.0.2, see bench/dsl_side.py) the baseline is
+DeepSpectrumLite's own output, made in its process: the .tflite its `create-preprocessor` writes (1 s at 16 kHz
+-> scaled plot) and its Keras model converted as its `convert` does (TFLiteConverter.from_keras_model,
+SELECT_TF_OPS). Its `convert` fails on from-scratch models, so its model is built with random weights in
+inference mode (bench/dsl_side.py says how); per chunk it costs preprocessor + model. The configuration is
+configs/hp_config.json with 1 s chunks, the input its preprocessor is fixed to. Without the flag a stand-in
+made here serves: a Keras application (tf_keras, weights=None) with the same head and the tf.signal reference
+preprocessing in one graph, converted with SELECT_TF_OPS.
+
+All models are timed with one interpreter each, interleaved invoke by invoke (LiteRT with XNNPACK;
+tf.lite.Interpreter when a baseline needs Flex ops), at the same thread count. Prints a table and the ratios.
+
+    python bench/tflite_latency.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--threads 2]
+                                   [--runs 30] [--work DIR [--reuse]]
 """
 
 from __future__ import annotations
@@ -18,8 +26,13 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dsl_side import DslProcess
 
 KERAS_APPS = {"mobilenet_v2": "MobileNetV2", "densenet121": "DenseNet121"}
+DSL_APPS = {"mobilenet_v2": "mobilenet_v2.MobileNetV2", "densenet121": "densenet.DenseNet121"}  # tf.keras.applications
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "hp_config.json"
 
 
@@ -66,22 +79,40 @@ def dspl_end_to_end(hp: dict, backbone: str, num_classes: int, out: Path, calibr
            calibration_data=calibration_dir, max_chunks=16, min_agreement=0.0)
 
 
-def build(backbone: str, hp: dict, work: Path, audio: Path, reuse: bool) -> dict[str, Path | float]:
-    """The three end-to-end models of one backbone (kept from an earlier run with --reuse)."""
+def dsl_converted(dsl: "DslProcess", hp: dict, backbone: str, num_classes: int, work: Path) -> dict[str, Path]:
+    """DeepSpectrumLite's preprocessor and converted model for ``backbone``, made in its own process."""
+    import json
+
+    from dsl_side import dsl_hp
+
+    class_config = dsl.work / "class_config.json"
+    class_config.write_text(json.dumps({f"c{i}": f"Class {i}" for i in range(num_classes)}), encoding="utf-8")
+    reply = dsl.request("convert", hp_config=dsl.write_hp(dsl_hp(hp)), class_config=class_config,
+                        keras_application=DSL_APPS[backbone], run_dir=dsl.work / "run",
+                        model_out=work / f"dsl_{backbone}.tflite", preprocessor_out=work / f"dsl_{backbone}_pre.tflite")
+    return {"DSL preprocessor": Path(reply["preprocessor"]), "DSL model (convert)": Path(reply["model"])}
+
+
+def build(backbone: str, hp: dict, work: Path, audio: Path, reuse: bool,
+          dsl: "DslProcess | None") -> tuple[dict[str, Path], float]:
+    """The models of one backbone (kept from an earlier run with --reuse) and dspl's int8 agreement."""
     import json
 
     ours = work / f"dspl_{backbone}"
-    baseline = work / f"keras_{backbone}_select_tf_ops.tflite"
     if not (reuse and (ours / "export_report.json").is_file()):
         start = time.perf_counter()
         dspl_end_to_end(hp, backbone, 3, ours, audio)
         logging.info("%s: dspl export took %.0f s", backbone, time.perf_counter() - start)
-    if not (reuse and baseline.is_file()):
-        keras_end_to_end(hp, backbone, 3, baseline)
+    models = {"dspl fp32": ours / "model_end_to_end_fp32.tflite", "dspl int8": ours / "model_end_to_end_int8.tflite"}
+    if dsl:
+        models.update(dsl_converted(dsl, hp, backbone, 3, work))
+    else:
+        baseline = work / f"keras_{backbone}_select_tf_ops.tflite"
+        if not (reuse and baseline.is_file()):
+            keras_end_to_end(hp, backbone, 3, baseline)
+        models["keras SELECT_TF_OPS"] = baseline
     report = json.loads((ours / "export_report.json").read_text())
-    return {"dspl fp32": ours / "model_end_to_end_fp32.tflite", "dspl int8": ours / "model_end_to_end_int8.tflite",
-            "keras SELECT_TF_OPS": baseline,
-            "agreement": report["steps"]["end_to_end_int8"]["agreement_with_pytorch"]}
+    return models, report["steps"]["end_to_end_int8"]["agreement_with_pytorch"]
 
 
 def main() -> None:
@@ -92,6 +123,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=CONFIG, help="hp config (default: configs/hp_config.json)")
     parser.add_argument("--work", type=Path, default=None, help="keep the models here (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true", help="time the models an earlier run left in --work")
+    parser.add_argument("--dsl-python", type=Path, default=None,
+                        help="python of a DeepSpectrumLite 1.0.2 venv: its own converted models as the baseline")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("tensorflow", "absl", "h5py", "onnx2tf"):
@@ -103,34 +136,51 @@ def main() -> None:
     from dspl.export.tflite_stats import measure_latencies
 
     hp = load_config(args.config, 0)
+    dsl = None
+    if args.dsl_python:
+        from dsl_side import DslProcess
+
+        dsl = DslProcess(args.dsl_python)
+        hp.update(chunk_size=1.0, chunk_hop_size=0.5, sample_rate=16000)  # its preprocessor takes [1, 16000]
+    baseline = "DSL preprocessor + model" if dsl else "keras SELECT_TF_OPS"
     rows = []
-    with tempfile.TemporaryDirectory(prefix="dspl-bench-") as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        audio = write_example_data(work / "example", files_per_class=4) / "audio"
-        for backbone in args.backbones:
-            built = build(backbone, dict(hp, basemodel_name=backbone, weights=""), work, audio, args.reuse)
-            models = {name: path for name, path in built.items() if name != "agreement"}
-            # One runtime for all three: LiteRT unless the baseline really needs Flex ops.
-            runtime = "tensorflow" if custom_operators(models["keras SELECT_TF_OPS"]) else "litert"
-            timings = measure_latencies(models, args.runs, args.threads, runtime=runtime)
-            for name, timing in timings.items():
-                rows.append((backbone, f"{name} ({runtime})", timing["median_ms"], timing["p90_ms"],
-                             models[name].stat().st_size / 1e6, ",".join(custom_operators(models[name])) or "-"))
-            base = timings["keras SELECT_TF_OPS"]["median_ms"]
-            rows.append((backbone, "speed-up vs keras: int8 | fp32", base / timings["dspl int8"]["median_ms"],
-                         base / timings["dspl fp32"]["median_ms"], float("nan"),
-                         f"int8 top-1 agreement with PyTorch {built['agreement']:.2f}"))
+    try:
+        with tempfile.TemporaryDirectory(prefix="dspl-bench-") as tmp:
+            work = args.work or Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            audio = write_example_data(work / "example", files_per_class=4) / "audio"
+            for backbone in args.backbones:
+                models, agreement = build(backbone, dict(hp, basemodel_name=backbone, weights=""), work, audio,
+                                          args.reuse, dsl)
+                # One runtime for all: LiteRT unless a baseline really needs Flex ops.
+                flex = any(custom_operators(path) for path in models.values())
+                runtime = "tensorflow" if flex else "litert"
+                timings = measure_latencies(models, args.runs, args.threads, runtime=runtime)
+                for name, timing in timings.items():
+                    rows.append((backbone, f"{name} ({runtime})", timing["median_ms"], timing["p90_ms"],
+                                 models[name].stat().st_size / 1e6, ",".join(custom_operators(models[name])) or "-"))
+                if dsl:
+                    base = timings["DSL preprocessor"]["median_ms"] + timings["DSL model (convert)"]["median_ms"]
+                    rows.append((backbone, f"{baseline} (sum of medians)", base, float("nan"), float("nan"), "-"))
+                else:
+                    base = timings[baseline]["median_ms"]
+                rows.append((backbone, f"ratio vs {baseline}: int8 | fp32", base / timings["dspl int8"]["median_ms"],
+                             base / timings["dspl fp32"]["median_ms"], float("nan"),
+                             f"int8 top-1 agreement with PyTorch {agreement:.2f}"))
+    finally:
+        if dsl:
+            dsl.close()
     samples = int(hp["chunk_size"] * hp["sample_rate"])
     print(f"\nper-chunk latency, {args.threads} threads, {args.runs} interleaved runs after 5 warm-up runs; "
-          f"chunk {samples} samples, plots {hp['image_height']}x{hp['image_width']}")
-    print(f"{'backbone':<14}{'model':<34}{'median ms':>11}{'p90 ms':>10}{'MB':>8}  non-builtin ops / note")
+          f"chunk {samples} samples, plots {hp['image_height']}x{hp['image_width']}"
+          + ("; DSL's model: random weights, converted in inference mode (its `convert` fails from scratch)"
+             if dsl else ""))
+    print(f"{'backbone':<14}{'model':<44}{'median ms':>11}{'p90 ms':>10}{'MB':>8}  non-builtin ops / note")
     for backbone, name, median, p90, size, note in rows:
-        if name.startswith("speed-up"):
-            print(f"{backbone:<14}{name:<34}{median:>10.2f}x{p90:>9.2f}x{'':>8}  {note}")
+        if name.startswith("ratio"):
+            print(f"{backbone:<14}{name:<44}{median:>10.2f}x{p90:>9.2f}x{'':>8}  {note}")
         else:
-            print(f"{backbone:<14}{name:<34}{median:>11.2f}{p90:>10.2f}{size:>8.2f}  {note}")
-
+            print(f"{backbone:<14}{name:<44}{median:>11.2f}{p90:>10.2f}{size:>8.2f}  {note}")
 
 if __name__ == "__main__":
     main()

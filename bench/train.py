@@ -1,124 +1,189 @@
-"""Training throughput: samples/s and the share of step time spent waiting for data, per backbone and device.
+"""Training throughput: samples/s of whole epochs, per backbone and device, dspl vs DeepSpectrumLite side by side.
 
-The real pipeline (cached waveform chunks from AudioDataModule, plots and SapAugment/CutMix/SpecAugment on
-the training device, random backbone weights: no download) on generated example data. Per measured step
-(after warm-up steps): the gap between one batch's end and the next batch's start (data loader + transfer +
-plots) and the plot time alone (a hook around PlotTransform), against the whole step.
+The real pipeline on FSDD (../shared/data/fsdd/recordings; the first --files recordings of george, jackson and
+lucas as the train partition): whole files at 8 kHz, 224x224 nearest plots of 64 mel bands, backbones from
+scratch (no download), batch 32, SapAugment + CutMix + SpecAugment. dspl trains with Lightning (cached
+waveforms, plots and augmentation on the training device); per epoch after the first (warm-up) it reports
+samples/s, the share of the epoch spent waiting for batches and the share spent making plots.
 
-    python bench/train.py [--backbones mobilenet_v2 densenet121] [--steps 8] [--devices cpu cuda]
+With --dsl-python (a Python 3.8 venv with deepspectrumlite==1.0.2, see bench/dsl_side.py) DeepSpectrumLite's
+own training runs in its process on the same files and configuration: its DataPipeline (plots cached in memory
+after the first epoch, as its `train` does) and its TransferBaseModel's Keras fit (AugmentableModel's
+SapAugment/CutMix/SpecAugment train_step). After a warm-up epoch each, the two alternate epoch by epoch
+(--rounds epochs each) and the table gives the medians and the ratios of samples/s and of process CPU time per
+sample (the fairer figure where other processes share the cores); target (DESIGN.md): dspl >= 3x on the CPU.
+On CUDA dspl also trains with channels_last and bf16 autocast where the GPU supports them (models/speed.py).
+
+    python bench/train.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--rounds 2]
+                          [--files 260] [--devices cpu cuda] [--data ../shared/data/fsdd/recordings]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import soundfile as sf
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from dspl.config import ClassConfig, expand_grid, parse_grid
+from dspl.config import ClassConfig, load_config
 from dspl.data.datamodule import AudioDataModule
-from dspl.data.example import CLASSES, example_hp, write_example_data
 from dspl.models.module import DsplModule
 
+ROOT = Path(__file__).resolve().parents[1]
+FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
+CLASSES = {f"d{digit}": f"digit {digit}" for digit in range(10)}
+# configs/hp_config.json (DeepSpectrumLite's README configuration) with these changes for FSDD
+HP = {"weights": "", "sample_rate": 8000, "chunk_size": -1.0, "chunk_hop_size": -1.0, "upper_edge_hertz": 4000.0,
+      "stft_window_size": 0.032, "stft_hop_size": 0.016, "stft_fft_length": 0.032, "num_mel_bins": 64,
+      "output_activation": "softmax", "batch_size": 32, "pre_epochs": 0, "epochs": 100, "image_width": 224,
+      "image_height": 224, "resize_method": "nearest", "anti_alias": False}
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+
+def write_data(recordings: Path, work: Path, files: int) -> tuple[Path, Path]:
+    """Link ``files`` FSDD recordings as train_ files and 20 more as devel_ files (every digit and speaker alike,
+    take by take); label.csv with durations
+    (both parsers read filename, label, duration in samples)."""
+    audio = work / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    def order(path: Path) -> tuple[int, str, str]:  # take by take, so that any number of files covers all digits
+        digit, speaker, take = path.stem.split("_")
+        return int(take), speaker, digit
+
+    paths = sorted((p for p in recordings.glob("*.wav") if p.name.split("_")[1] in ("george", "jackson", "lucas")),
+                   key=order)
+    rows = []
+    for index, path in enumerate(paths[:files + 20]):
+        name = f"{'train' if index < files else 'devel'}_{path.name}"
+        if not (audio / name).exists():
+            (audio / name).symlink_to(path.resolve())
+        rows.append((name, f"d{path.name.split('_')[0]}", sf.info(str(path)).frames))
+    label_file = work / "label.csv"
+    with label_file.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(("filename", "label", "duration_frames"))
+        writer.writerows(rows)
+    return audio, label_file
 
 
-class StepTimer(Callback):
-    """Times each training step, the gap before it (waiting for the batch) and the plot computation."""
+class EpochTimer(Callback):
+    """Per epoch after the first: seconds, samples, time waiting for batches, time making plots. ``between``
+    runs after each timed epoch (DeepSpectrumLite's epoch, interleaved), outside the timings."""
 
-    def __init__(self, device: str, warmup: int) -> None:
-        self.device, self.warmup = device, warmup
-        self.gaps: list[float] = []
-        self.steps: list[float] = []
-        self.plots: list[float] = []
-        self._last_end: float | None = None
-        self._start = 0.0
+    def __init__(self, device: str, between: Any = None) -> None:
+        self.device, self.between = device, between
+        self.epochs: list[dict[str, float]] = []
         self._plot_start = 0.0
-        self._plot_time = 0.0
+
+    def _now(self) -> float:
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
-        module.features.register_forward_pre_hook(self._plot_begin)
-        module.features.register_forward_hook(self._plot_end)
+        module.features.register_forward_pre_hook(lambda *_: setattr(self, "_plot_start", self._now()))
+        module.features.register_forward_hook(lambda *_: self._add("plots", self._now() - self._plot_start))
 
-    def _plot_begin(self, *_: object) -> None:
-        _sync(self.device)
-        self._plot_start = time.perf_counter()
+    def _add(self, key: str, seconds: float) -> None:
+        self._epoch[key] = self._epoch.get(key, 0.0) + seconds
 
-    def _plot_end(self, *_: object) -> None:
-        _sync(self.device)
-        self._plot_time = time.perf_counter() - self._plot_start
+    def on_train_epoch_start(self, trainer, module) -> None:
+        self._epoch: dict[str, float] = {"samples": 0}
+        self._cpu_start = time.process_time()
+        self._start = self._last = self._now()
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        _sync(self.device)
-        self._start = time.perf_counter()
-        if batch_idx >= self.warmup and self._last_end is not None:
-            self.gaps.append(self._start - self._last_end)
-            self.plots.append(self._plot_time)
+        self._add("wait", self._now() - self._last)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        _sync(self.device)
-        end = time.perf_counter()
-        if batch_idx >= self.warmup and self.gaps:
-            self.steps.append(end - self._start)
-        self._last_end = end
+        self._epoch["samples"] += len(batch["target"])
+        self._last = self._now()
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self._epoch["seconds"] = self._now() - self._start
+        self._epoch["cpu_seconds"] = time.process_time() - self._cpu_start
+        if trainer.current_epoch > 0:  # the first epoch warms up
+            self.epochs.append(self._epoch)
+            if self.between is not None:
+                self.between()
 
 
-def measure(data_dir: Path, backbone: str, device: str, image_size: int, batch_size: int, steps: int,
-            warmup: int) -> dict[str, float]:
-    """Train ``warmup + steps`` batches and return samples/s and the shares of time per step."""
-    raw = {**example_hp(), "basemodel_name": backbone, "weights": "", "image_width": image_size,
-           "image_height": image_size, "batch_size": batch_size, "num_units": 512}
-    hp = expand_grid(parse_grid({k: [v] for k, v in raw.items()}))[0]
+def train_dspl(audio: Path, label_file: Path, hp: dict[str, Any], device: str, epochs: int,
+               between: Any = None) -> list[dict[str, float]]:
+    """Train ``epochs`` epochs (the first a warm-up) and return the timings of the others."""
     classes = ClassConfig.from_dict(CLASSES)
     L.seed_everything(hp["seed"], verbose=False)
-    module = DsplModule(hp, classes.to_dict())
-    data = AudioDataModule(data_dir / "audio", data_dir / "label.csv", hp, classes)
-    timer = StepTimer(device, warmup)
-    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=1,
-                        limit_train_batches=warmup + steps, limit_val_batches=0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[timer])
+    module = DsplModule(hp, classes.to_dict(), pretrained=False)
+    data = AudioDataModule(audio, label_file, hp, classes)
+    timer = EpochTimer(device, between)
+    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=epochs,
+                        limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer])
     trainer.fit(module, datamodule=data)
-    total = sum(timer.gaps) + sum(timer.steps)
-    return {"samples_per_s": len(timer.steps) * batch_size / total, "step_ms": 1000 * total / len(timer.steps),
-            "wait_share": (sum(timer.gaps) - sum(timer.plots)) / total, "plot_share": sum(timer.plots) / total,
-            "gap_share": sum(timer.gaps) / total}
+    return timer.epochs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsl-python", type=Path, default=None,
+                        help="python of a DeepSpectrumLite 1.0.2 venv: train with its own code side by side")
     parser.add_argument("--backbones", nargs="+", default=["mobilenet_v2", "densenet121"])
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=8, help="measured steps (after --warmup steps)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--data-dir", type=Path, default=None, help="example data dir (generated if absent)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed epochs per side (after one warm-up epoch)")
+    parser.add_argument("--files", type=int, default=260, help="training recordings")
+    parser.add_argument("--data", type=Path, default=FSDD, help="FSDD recordings")
     args = parser.parse_args()
 
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="dspl_bench_train_"))
-    if not (data_dir / "label.csv").exists():
-        # about 3 chunks per file: enough training chunks for warm-up + measured steps
-        per_class = -(-(args.warmup + args.steps + 1) * args.batch_size // (3 * len(CLASSES)))
-        write_example_data(data_dir, files_per_class=per_class)
+    work = Path(tempfile.mkdtemp(prefix="dspl_bench_train_"))
+    audio, label_file = write_data(args.data, work, args.files)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
-          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
-    print(f"{'device':6} {'backbone':14} {'input':>9} {'batch':>5} {'samples/s':>10} {'step ms':>9} "
-          f"{'data wait':>9} {'plots':>6}")
-    for device in args.devices:
-        for backbone in args.backbones:
-            r = measure(data_dir, backbone, device, args.image_size, args.batch_size, args.steps, args.warmup)
-            print(f"{device:6} {backbone:14} {args.image_size:>4}x{args.image_size:<4} {args.batch_size:>5} "
-                  f"{r['samples_per_s']:>10.1f} {r['step_ms']:>9.1f} {100 * r['wait_share']:>8.1f}% "
-                  f"{100 * r['plot_share']:>5.1f}%", flush=True)
+          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+          + f"; {args.files} training files of {args.data}, whole files, 224x224 nearest plots, batch 32, "
+            f"SapAugment + CutMix + SpecAugment; medians of {args.rounds} epochs after a warm-up epoch")
+    print("cpu ms: CPU time of the process per sample (on a shared machine a fairer measure of work than wall "
+          "time); ratios: samples/s (wall), then CPU time per sample")
+    print(f"{'device':6} {'backbone':14} {'dspl samples/s':>14} {'cpu ms':>9} {'data wait':>9} {'plots':>6} "
+          f"{'DSL samples/s':>14} {'cpu ms':>9} {'ratios':>15}", flush=True)
+    for backbone in args.backbones:
+        hp = {**load_config(ROOT / "configs" / "hp_config.json"), **HP, "basemodel_name": backbone}
+        for device in args.devices:
+            dsl_runs: list[dict[str, float]] = []
+            dsl = None
+            if args.dsl_python and device == "cpu":
+                from dsl_side import DslProcess, dsl_hp
 
+                dsl = DslProcess(args.dsl_python)
+                class_config = dsl.work / "class_config.json"
+                class_config.write_text(json.dumps(CLASSES), encoding="utf-8")
+                dsl.request("train_setup", hp_config=dsl.write_hp(dsl_hp(hp)), class_config=class_config,
+                            label_file=label_file, data_dir=audio, run_dir=dsl.work / "run")
+                dsl.request("train_epoch")  # warm-up: graph tracing, plots into its cache
+            try:
+                between = (lambda: dsl_runs.append(dsl.request("train_epoch"))) if dsl else None
+                epochs = train_dspl(audio, label_file, hp, device, args.rounds + 1, between)
+            finally:
+                if dsl:
+                    dsl.close()
+            ours = statistics.median(e["samples"] / e["seconds"] for e in epochs)
+            our_cpu = statistics.median(1000 * e["cpu_seconds"] / e["samples"] for e in epochs)
+            # the wait before a step includes the plots (made after the batch transfer)
+            wait = statistics.median((e.get("wait", 0.0) - e.get("plots", 0.0)) / e["seconds"] for e in epochs)
+            plots = statistics.median(e.get("plots", 0.0) / e["seconds"] for e in epochs)
+            line = (f"{device:6} {backbone:14} {ours:>14.1f} {our_cpu:>9.1f} {100 * wait:>8.1f}% "
+                    f"{100 * plots:>5.1f}%")
+            if dsl_runs:
+                theirs = statistics.median(r["samples_per_s"] for r in dsl_runs)
+                their_cpu = statistics.median(r["cpu_ms_per_sample"] for r in dsl_runs)
+                line += f" {theirs:>14.1f} {their_cpu:>9.1f} {ours / theirs:>6.2f}x {their_cpu / our_cpu:>6.2f}x"
+            print(line, flush=True)
 
 if __name__ == "__main__":
     main()
