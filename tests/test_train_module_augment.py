@@ -89,3 +89,23 @@ def test_the_loss_sees_the_augmented_plots_and_targets():
         clean_loss = real_loss(real_logits(plots), one_hot)
     assert float(loss.detach()) == pytest.approx(float(augmented_loss), rel=1e-5)
     assert abs(float(loss.detach()) - float(clean_loss)) > 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:.*self.log.*")
+def test_test_scores_are_empty_until_a_test_epoch_then_hold_its_chunks():
+    torch.manual_seed(1)
+    module = DsplModule(tiny_hp(dropout=0.0), CLASS_DICT).eval()
+    assert module.test_scores.shape == (0,) and module.test_targets.shape == (0,)
+    module.on_test_epoch_start()
+    module.on_test_epoch_end()  # a test epoch without batches keeps them empty
+    assert module.test_scores.numel() == 0 and module.test_targets.numel() == 0
+    batches = [module.on_after_batch_transfer({"audio": torch.randn(n, 16000) * 0.1,
+                                               "target": torch.arange(n) % 3}, 0) for n in (3, 2)]
+    module.on_test_epoch_start()
+    with torch.no_grad():
+        for i, batch in enumerate(batches):
+            module.test_step(batch, i)
+        expected = torch.cat([module(b["plots"]) for b in batches])
+    module.on_test_epoch_end()
+    torch.testing.assert_close(module.test_scores, expected)
+    assert module.test_targets.tolist() == [0, 1, 2, 0, 1]
