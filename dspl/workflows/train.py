@@ -282,7 +282,8 @@ def _load_configs(hp_config: str, class_config: str, config_index: int) -> tuple
 class ConfigFileModule(DsplModule):
     """DsplModule built from an hp config file (configuration ``config_index`` of its grid) and a class config."""
 
-    def __init__(self, hp_config: str, class_config: str, config_index: int = 0, pretrained: bool = True) -> None:
+    def __init__(self, hp_config: str, class_config: str, config_index: int = 0, pretrained: bool = True,
+                 channels_last: bool = True, mixed_precision: bool = True) -> None:
         """The model of one configuration.
 
         Args:
@@ -290,9 +291,12 @@ class ConfigFileModule(DsplModule):
             class_config: JSON object mapping class labels to names.
             config_index: which configuration of the grid to train (file order, last key fastest).
             pretrained: load the backbone's `weights` (false when a checkpoint restores every weight).
+            channels_last: train in channels_last memory format where the device gains (models/speed.py).
+            mixed_precision: train with bf16 autocast where the GPU has bf16 tensor cores (models/speed.py).
         """
         hp, classes = _load_configs(hp_config, class_config, config_index)
-        super().__init__(hp, classes.to_dict(), pretrained=pretrained)
+        super().__init__(hp, classes.to_dict(), pretrained=pretrained, channels_last=channels_last,
+                         mixed_precision=mixed_precision)
 
 
 class ConfigFileDataModule(AudioDataModule):
