@@ -109,3 +109,12 @@ def test_test_scores_are_empty_until_a_test_epoch_then_hold_its_chunks():
     module.on_test_epoch_end()
     torch.testing.assert_close(module.test_scores, expected)
     assert module.test_targets.tolist() == [0, 1, 2, 0, 1]
+
+
+def test_target_matrix_one_hot_classes_or_one_regression_column():
+    categorical = DsplModule(tiny_hp(), CLASS_DICT)
+    assert torch.equal(categorical.target_matrix(torch.tensor([2, 0])), torch.tensor([[0.0, 0.0, 1.0],
+                                                                                      [1.0, 0.0, 0.0]]))
+    regression = DsplModule(tiny_hp("regression"), {"pitch": "Pitch"})
+    matrix = regression.target_matrix(torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+    assert matrix.dtype == torch.float32 and torch.equal(matrix, torch.tensor([[0.25], [0.5], [0.75]]))
