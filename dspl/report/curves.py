@@ -18,9 +18,9 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """
     if not log_dir.is_dir() or not any(log_dir.glob("events.out.tfevents.*")):
         return {}
-    from dspl.workflows.train import _tensorboard_without_tensorflow
+    from dspl.tensorboard import without_tensorflow
 
-    _tensorboard_without_tensorflow()  # reading needs no TensorFlow either (seconds and a GB saved)
+    without_tensorflow()  # reading needs no TensorFlow either (seconds and a GB saved)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})

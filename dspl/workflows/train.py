@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
-import types
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +28,7 @@ from dspl.config import (
     select_configurations,
 )
 from dspl.data.datamodule import AudioDataModule
+from dspl.tensorboard import without_tensorflow
 from dspl.errors import DsplError
 from dspl.files import atomic_path, clean_stale, clean_stale_work_dirs, commit, prepare_output_dir, temporary_path
 from dspl.models.modelfile import read_checkpoint, read_model_file, save_model_file
@@ -56,15 +55,6 @@ def _quiet_lightning() -> Iterator[None]:
         for pattern in QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
         yield
-
-
-def _tensorboard_without_tensorflow() -> None:
-    """Let TensorBoard's writer use its TensorFlow stub (its documented `notf` switch) unless TF is loaded already.
-
-    Otherwise the first event file imports all of TensorFlow, which costs seconds and a GB per process.
-    """
-    if "tensorflow" not in sys.modules:
-        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 def run_name(hp: HParams, index: int) -> str:
@@ -205,7 +195,7 @@ def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_d
         epoch = read_checkpoint(resume_from)[3]["epoch"] + 1
         console.print(f"configuration {index}: resuming after epoch {epoch} of {total_epochs(hp)} "
                       f"({resume_from})", soft_wrap=True)
-    _tensorboard_without_tensorflow()
+    without_tensorflow()
     L.seed_everything(hp["seed"], workers=True, verbose=False)
     module = DsplModule(hp, classes.to_dict())
     data = AudioDataModule(data_dir, label_file, hp, classes, hp_source_dir=hp_source_dir, cache=cache,
@@ -342,7 +332,7 @@ class FitCLI(LightningCLI):
 
 def fit(args: list[str] | None = None) -> Path | None:
     """Run `dspl fit` with LightningCLI arguments; rank 0 writes model.h5 into the trainer's log dir and returns it."""
-    _tensorboard_without_tensorflow()
+    without_tensorflow()
     with _quiet_lightning():
         cli = FitCLI(ConfigFileModule, ConfigFileDataModule, args=args, run=False, seed_everything_default=False,
                      auto_configure_optimizers=False, load_from_checkpoint_support=False,
