@@ -168,26 +168,27 @@ def staged(out: Path, relative: str) -> bool:
     return any((stage / relative).is_file() for stage in out.glob(".dspl-staging-*"))
 
 
-@pytest.mark.parametrize("kill_point", ["model.onnx", "saved_model/saved_model.pb"])
-def test_kill_during_export_keeps_the_earlier_export(untrained_model, tmp_path, caplog, kill_point):
-    out = tmp_path / "export"
+def test_kills_during_export_keep_the_earlier_export(untrained_model, tmp_path, caplog):
+    """Killed once when ONNX is staged and once when the SavedModel is: the earlier export stays as it was."""
+    out, work = tmp_path / "export", Path(os.environ["TMPDIR"])
     assert run(*export_args(untrained_model, out)).exit_code == 0
     before = snapshot(out)
     assert sorted(before) == ["export_report.json", "model.onnx", "saved_model/fingerprint.pb",
                               "saved_model/saved_model.pb", "saved_model/variables/variables.data-00000-of-00001",
                               "saved_model/variables/variables.index"]
-
-    process = spawn(*export_args(untrained_model, out))
-    kill_when(process, lambda: staged(out, kill_point))
-    assert snapshot(out) == before  # nothing in place changed; the killed run's staging folder is hidden
-    assert staged(out, kill_point)
-    assert list(Path(os.environ["TMPDIR"]).glob(f"dspl-export-{process.pid}-*"))  # the killed run's work folder
+    killed = []
+    for kill_point in ("model.onnx", "saved_model/saved_model.pb"):
+        process = spawn(*export_args(untrained_model, out))
+        kill_when(process, lambda: staged(out, kill_point))
+        killed.append(process.pid)
+        assert snapshot(out) == before  # nothing in place changed; the killed run's staging folder is hidden
+        assert staged(out, kill_point) and list(work.glob(f"dspl-export-{process.pid}-*"))
 
     with caplog.at_level(logging.WARNING, logger="dspl.export.exporter"):
         assert run(*export_args(untrained_model, out)).exit_code == 0
     assert f"{out}: replacing export_report.json, model.onnx, saved_model/ of an earlier export" in caplog.messages
     assert sorted(snapshot(out)) == sorted(before) and leftovers(out) == []
-    assert not list(Path(os.environ["TMPDIR"]).glob(f"dspl-*-{process.pid}-*"))
+    assert not [path for pid in killed for path in work.glob(f"dspl-*-{pid}-*")]
 
 
 def test_a_commit_interrupted_between_its_renames_is_finished_by_the_next_run(tmp_path):
