@@ -142,7 +142,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=FSDD, help="FSDD recordings")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="dspl_bench_train_"))
+    with tempfile.TemporaryDirectory(prefix="dspl_bench_train_") as work:
+        run(args, Path(work))
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    """Train and print one row per backbone and device, with the data linked under ``work``."""
     audio, label_file = write_data(args.data, work, args.files)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
