@@ -118,3 +118,16 @@ def test_target_matrix_one_hot_classes_or_one_regression_column():
     regression = DsplModule(tiny_hp("regression"), {"pitch": "Pitch"})
     matrix = regression.target_matrix(torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
     assert matrix.dtype == torch.float32 and torch.equal(matrix, torch.tensor([[0.25], [0.5], [0.75]]))
+
+
+@pytest.mark.filterwarnings("ignore:.*self.log.*")
+def test_validation_step_updates_the_validation_metrics_with_the_batch():
+    torch.manual_seed(2)
+    module = DsplModule(tiny_hp(dropout=0.0), CLASS_DICT).eval()
+    batch = module.on_after_batch_transfer({"audio": torch.randn(6, 16000) * 0.1,
+                                            "target": torch.tensor([0, 1, 2, 0, 1, 2])}, 0)
+    with torch.no_grad():
+        module.validation_step(batch, 0)
+        predicted = module(batch["plots"]).argmax(1)
+    accuracy = float((predicted == batch["target"]).float().mean())
+    assert float(module.val_metrics.compute()["val/accuracy"]) == pytest.approx(accuracy)
