@@ -163,3 +163,23 @@ def test_report_without_data_names_what_is_missing(trained_model: Path, tmp_path
     page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     assert "Pass -d DATA -l LABELS" in page and "run `dspl devel-test" in page
     assert "No TensorBoard logs in" in page and "<img" not in page
+
+
+def test_report_lists_exported_variants_with_size_latency_and_agreement(trained_model: Path, tmp_path: Path):
+    """An export beside the model (here a TFLite file and its report, as `dspl export` writes them) is listed."""
+    from dspl.export.preprocessor import create_preprocessor
+    from dspl.models.modelfile import load_model_file
+
+    model = tmp_path / "model.h5"
+    shutil.copy(trained_model, model)
+    exported = tmp_path / "exported"
+    tflite = create_preprocessor(load_model_file(model).hp, exported / "model_fp32.tflite")
+    steps = {"tflite_fp32": {"check": 1.5e-07, "agreement_with_pytorch": 1.0, "max_abs_diff": 1.5e-07}}
+    (exported / "export_report.json").write_text(json.dumps({"inputs": "synthetic tones", "steps": steps}))
+    result = CliRunner().invoke(cli, ["report", "-md", str(model)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    row = re.search(r"<td>model_fp32.tflite</td><td class=\"num\">([\d.]+)</td><td class=\"num\">([\d.]+)</td>", page)
+    assert row, page[page.find("model_fp32"):][:400]
+    assert float(row.group(1)) == pytest.approx(tflite.stat().st_size / 1e3, rel=1e-2) and float(row.group(2)) > 0
+    assert "No export_report.json" not in page

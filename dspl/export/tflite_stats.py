@@ -20,6 +20,8 @@ from dspl.latency import WARMUP_RUNS, time_calls
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "converted_model_weights_infos.hdf5"
+
+
 def measure_latency(model: str | Path, runs: int = 50, threads: int | None = None,
                     warmup: int = WARMUP_RUNS, runtime: str = "litert") -> dict[str, Any]:
     """Invoke latency on seeded noise inputs, summarised as dspl.latency does (median/p90/mean/min in ms).

@@ -171,7 +171,7 @@ def _exports(model_file: Path) -> str:
         for path in sorted(report_file.parent.glob("*.tflite")):
             variant = path.stem.removeprefix("model_")  # model_int8 -> tflite_int8, model_end_to_end_int8 as is
             step = steps.get(variant if variant.startswith("end_to_end") else f"tflite_{variant}", {})
-            latency = measure_latency(path, runs=20)["median"]
+            latency = measure_latency(path, runs=20)["median_ms"]
             rows.append([path.name, path.stat().st_size / 1e3, latency, step.get("check"),
                          step.get("agreement_with_pytorch"), step.get("max_abs_diff", step.get("max_abs_diff_pytorch"))])
         parts.append(html.table(["file", "size (kB)", "latency median (ms)", "check", "agreement with PyTorch",
