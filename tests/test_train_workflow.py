@@ -150,3 +150,21 @@ def test_whole_file_train_and_devel_test_agree(whole_file_example, tmp_path, pre
     scores = np.array([[float(row[name]) for name in columns] for row in rows])
     assert scores.shape == result["test_scores"].shape == (3, len(columns))
     np.testing.assert_allclose(scores, result["test_scores"], atol=2e-6)  # the CSV holds 6 decimals
+
+
+def test_train_flags_turn_the_device_speed_ups_off(example_dir, tmp_path, monkeypatch):
+    """`train --no-channels-last --no-mixed-precision` reaches the module that trains (its speed options)."""
+    import dspl.workflows.train as train_workflow
+
+    built = []
+
+    class Recording(train_workflow.DsplModule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(dict(self.speed_options))
+
+    monkeypatch.setattr(train_workflow, "DsplModule", Recording)
+    hp_config = write_hp(tmp_path / "hp_config.json", epochs=[1])
+    result = run_train(example_dir, tmp_path, hp_config, extra=("--no-channels-last", "--no-mixed-precision"))
+    assert result.exit_code == 0, result.output
+    assert built == [{"channels_last": False, "mixed_precision": False}]

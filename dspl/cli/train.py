@@ -20,8 +20,12 @@ import click
 @click.option("--restart", is_flag=True,
               help="Train every configuration from scratch, replacing its model, checkpoints and TensorBoard events "
                    "(without it a re-run skips finished configurations and resumes an interrupted one).")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True,
+              help="Train in channels_last memory format where the device gains (CPUs, CUDA from Volta).")
+@click.option("--mixed-precision/--no-mixed-precision", default=True, show_default=True,
+              help="Train with bf16 autocast where the GPU has bf16 tensor cores (Ampere and later; CPUs: off).")
 def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str, label_file: str,
-            disable_cache: bool, restart: bool) -> None:
+            disable_cache: bool, restart: bool, channels_last: bool, mixed_precision: bool) -> None:
     """Train one model per hyper-parameter configuration (DeepSpectrumLite compatible).
 
     A re-run of the same command skips finished configurations and resumes an interrupted one from its last
@@ -29,4 +33,5 @@ def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str,
     """
     from dspl.workflows.train import train
 
-    train(data_dir, model_dir, hyper_config, class_config, label_file, disable_cache=disable_cache, restart=restart)
+    train(data_dir, model_dir, hyper_config, class_config, label_file, disable_cache=disable_cache, restart=restart,
+          channels_last=channels_last, mixed_precision=mixed_precision)

@@ -71,14 +71,16 @@ def output_dirs(model_dir: str | Path, hp: HParams, index: int) -> tuple[Path, P
 
 def train(data_dir: str | Path, model_dir: str | Path, hp_config: str | Path, class_config: str | Path,
           label_file: str | Path, disable_cache: bool = False, *, restart: bool = False, num_workers: int = 0,
-          trainer_options: dict[str, Any] | None = None, console: Console | None = None) -> list[dict[str, Any]]:
+          channels_last: bool = True, mixed_precision: bool = True, trainer_options: dict[str, Any] | None = None,
+          console: Console | None = None) -> list[dict[str, Any]]:
     """Train every configuration of the grid (or the one SLURM_ARRAY_TASK_ID names); returns one result per config.
 
     A re-run of the same command resumes: configurations whose model.h5 holds this configuration are skipped,
     one interrupted after an epoch continues from its epoch checkpoint. ``restart`` trains every selected
     configuration from scratch instead, replacing what its folders hold (TensorBoard events included).
-    ``trainer_options`` go to ``lightning.Trainer`` (e.g. accelerator, devices, precision) and override dspl's
-    defaults. Each result holds the index, the output paths, whether it was skipped, the test metrics and the
+    ``channels_last``/``mixed_precision`` allow the training device's speed-ups (models/speed.py); false turns
+    them off. ``trainer_options`` go to ``lightning.Trainer`` (e.g. accelerator, devices, precision) and override
+    dspl's defaults. Each result holds the index, the output paths, whether it was skipped, the test metrics and the
     test chunk scores.
     """
     hp_config = Path(hp_config)
@@ -110,7 +112,8 @@ def train(data_dir: str | Path, model_dir: str | Path, hp_config: str | Path, cl
         results.append(train_configuration(
             index, hp, classes, data_dir=data_dir, label_file=label_file, model_dir=model_dir,
             hp_source_dir=hp_config.resolve().parent, cache=not disable_cache, num_workers=num_workers,
-            trainer_options=trainer_options, console=console,
+            channels_last=channels_last, mixed_precision=mixed_precision, trainer_options=trainer_options,
+            console=console,
         ))
     return results
 
@@ -180,7 +183,8 @@ def save_unit(trainer: L.Trainer, module: DsplModule, out_dir: Path, hp: HParams
 
 def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_dir: str | Path,
                         label_file: str | Path, model_dir: str | Path, hp_source_dir: str | Path | None = None,
-                        cache: bool = True, num_workers: int = 0, trainer_options: dict[str, Any] | None = None,
+                        cache: bool = True, num_workers: int = 0, channels_last: bool = True,
+                        mixed_precision: bool = True, trainer_options: dict[str, Any] | None = None,
                         console: Console | None = None) -> dict[str, Any]:
     """Train, save (model.h5 + model.ckpt) and test one configuration; returns its paths, test metrics and the
     test partition's chunk scores (label file order).
@@ -197,7 +201,7 @@ def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_d
                       f"({resume_from})", soft_wrap=True)
     without_tensorflow()
     L.seed_everything(hp["seed"], workers=True, verbose=False)
-    module = DsplModule(hp, classes.to_dict())
+    module = DsplModule(hp, classes.to_dict(), channels_last=channels_last, mixed_precision=mixed_precision)
     data = AudioDataModule(data_dir, label_file, hp, classes, hp_source_dir=hp_source_dir, cache=cache,
                            num_workers=num_workers)
     logger = TensorBoardLogger(save_dir=Path(model_dir) / "logs", name=hp["tb_experiment"],
