@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import click
 
+from dspl.cli.options import keras_configs_option
+
 
 @click.command(name="convert", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-s", "--source", required=True, type=click.Path(dir_okay=False),
               help="The model file (dspl's model.h5, or DeepSpectrumLite's with -hc and -cc).")
 @click.option("-d", "--destination", required=True, type=click.Path(dir_okay=False),
               help="The .tflite file to write: plot [1, H, W, 3] on 0..255 -> scores.")
-@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="DeepSpectrumLite Keras models: the hyper-parameter config they were trained with.")
-@click.option("-cc", "--class-config", "class_config", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="DeepSpectrumLite Keras models: the class config they were trained with.")
+@keras_configs_option
 def command(source: str, destination: str, hp_config: str | None, class_config: str | None) -> None:
     """Convert a model.h5 to a TFLite model (DeepSpectrumLite compatible)."""
     from dspl.export.exporter import convert

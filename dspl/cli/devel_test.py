@@ -2,17 +2,15 @@
 
 import click
 
+from dspl.cli.options import batch_size_option, checked_configs_option
+
 
 @click.command("devel-test")
 @click.option("-md", "--model-dir", "model", required=True, type=click.Path(), help="Model file (model.h5 or .ckpt).")
 @click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(), help="Directory of the audio files.")
 @click.option("-l", "--label-file", "label_file", required=True, type=click.Path(), help="Label file (CSV).")
-@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
-              help="dspl models: optional, checked against the stored configuration; DeepSpectrumLite Keras models: required.")
-@click.option("-cc", "--class-config", "class_config", type=click.Path(), default=None,
-              help="dspl models: optional, checked against the stored classes; DeepSpectrumLite Keras models: required.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Chunks per forward pass.")
+@checked_configs_option
+@batch_size_option
 def command(model: str, data_dir: str, label_file: str, hp_config: str | None, class_config: str | None,
             batch_size: int) -> None:
     """Evaluate a model on the devel and test partitions of a label file.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dspl.cli.options import whole_file_seconds_option
+from dspl.cli.options import keras_configs_option, whole_file_seconds_option
 from dspl.export.tflite_convert import QUANTIZATIONS
 
 FORMATS = ("onnx", "saved_model", "tflite")
@@ -27,10 +27,7 @@ FORMATS = ("onnx", "saved_model", "tflite")
               help="Audio directory of the label file (calibration on its train partition).")
 @click.option("-l", "--label-file", type=click.Path(exists=True, dir_okay=False),
               help="Label file: train partition calibrates, devel partition verifies.")
-@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="DeepSpectrumLite Keras models: the hyper-parameter config they were trained with.")
-@click.option("-cc", "--class-config", "class_config", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="DeepSpectrumLite Keras models: the class config they were trained with.")
+@keras_configs_option
 @whole_file_seconds_option
 def command(source: str, output_dir: str, formats: tuple[str, ...], quantize: tuple[str, ...], end_to_end: bool,
             int8_io: bool, calibration_data: str | None, data_dir: str | None, label_file: str | None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import click
 
 whole_file_seconds_option = click.option(
@@ -9,3 +11,27 @@ whole_file_seconds_option = click.option(
     help="Whole-file configs (chunk_size <= 0): the preprocessor's fixed input length in seconds. Without it the "
          "input takes any length where TFLite has the resize built in (resize_method nearest, or bilinear without "
          "anti_alias); other methods default to the longest calibration file.")
+
+
+def _configs_option(hyper_help: str, class_help: str) -> Callable[[Callable], Callable]:
+    """-hc/--hyper-config and -cc/--class-config, optional, with the given help texts."""
+    def decorate(command: Callable) -> Callable:
+        command = click.option("-cc", "--class-config", "class_config", type=click.Path(dir_okay=False), default=None,
+                               help=class_help)(command)
+        return click.option("-hc", "--hyper-config", "hp_config", type=click.Path(dir_okay=False), default=None,
+                            help=hyper_help)(command)
+    return decorate
+
+
+checked_configs_option = _configs_option(
+    "dspl models: optional, checked against the stored configuration; DeepSpectrumLite Keras models: required.",
+    "dspl models: optional, checked against the stored classes; DeepSpectrumLite Keras models: required.")
+"""The configs of commands that run a model: a dspl model holds its own, a DeepSpectrumLite Keras model needs them."""
+
+keras_configs_option = _configs_option(
+    "Only for a DeepSpectrumLite Keras model.h5: the hyper-parameter config it was trained with.",
+    "Only for a DeepSpectrumLite Keras model.h5: the class config it was trained with.")
+"""The configs of commands that read a model file: only DeepSpectrumLite Keras models need them."""
+
+batch_size_option = click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+                                 help="Chunks per forward pass.")

@@ -2,18 +2,16 @@
 
 import click
 
+from dspl.cli.options import batch_size_option, checked_configs_option
+
 
 @click.command("predict")
 @click.option("-md", "--model-dir", "model", required=True,
               help="Model file (model.h5 or .ckpt); a glob such as 'out/models/*/*/model.h5' predicts with each.")
 @click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(),
               help="Audio file, directory (searched recursively) or glob such as 'audio/*.wav'.")
-@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
-              help="dspl models: optional, checked against the stored configuration; DeepSpectrumLite Keras models: required.")
-@click.option("-cc", "--class-config", "class_config", type=click.Path(), default=None,
-              help="dspl models: optional, checked against the stored classes; DeepSpectrumLite Keras models: required.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Chunks per forward pass.")
+@checked_configs_option
+@batch_size_option
 def command(model: str, data_dir: str, hp_config: str | None, class_config: str | None, batch_size: int) -> None:
     """Predict every audio file under a directory with one or more models.
 

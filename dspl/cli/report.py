@@ -2,6 +2,8 @@
 
 import click
 
+from dspl.cli.options import keras_configs_option
+
 
 @click.command("report")
 @click.option("-md", "--model-dir", "model", required=True, type=click.Path(),
@@ -10,10 +12,7 @@ import click
               help="Audio directory: example explanations (and, with -l, data counts).")
 @click.option("-l", "--label-file", "label_file", type=click.Path(), default=None,
               help="Label file: files per partition and class; examples come from its test partition.")
-@click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
-              help="Only for a DeepSpectrumLite Keras model.h5: the hyper-parameter config it was trained with.")
-@click.option("-cc", "--class-config", "class_config", type=click.Path(), default=None,
-              help="Only for a DeepSpectrumLite Keras model.h5: its class config.")
+@keras_configs_option
 def command(model: str, data_dir: str | None, label_file: str | None, hp_config: str | None,
             class_config: str | None) -> None:
     """Write <model dir>/report/index.html: configuration, data, training curves, devel/test metrics,
