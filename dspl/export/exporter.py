@@ -209,10 +209,7 @@ def _export_all(run: _Run, formats: list[str], quantize: list[str], end_to_end: 
     onnx_to_saved_model(onnx_path, saved_model, sample)
     tf_scores = saved_model_predict(saved_model, nhwc)
     _record(run, "saved_model", verify.check_close("SavedModel vs ONNX", onnx_scores, tf_scores))
-    if "saved_model" in formats:
-        run.results["saved_model"] = saved_model
-    if "tflite" in formats or end_to_end:
-        _export_tflite(run, saved_model, tf_scores, quantize, end_to_end, int8_io, write="tflite" in formats)
+    _export_from_saved_model(run, saved_model, tf_scores, formats, quantize, end_to_end, int8_io)
 
 
 def _export_keras(run: _Run, formats: list[str], quantize: list[str], end_to_end: bool, int8_io: bool) -> None:
@@ -232,10 +229,16 @@ def _export_keras(run: _Run, formats: list[str], quantize: list[str], end_to_end
     keras_saved_model(run.model, nhwc.shape[1:], saved_model)
     tf_scores = saved_model_predict(saved_model, nhwc)
     _record(run, "saved_model", verify.check_close("SavedModel vs Keras", reference, tf_scores))
+    _export_from_saved_model(run, saved_model, tf_scores, formats, quantize, end_to_end, int8_io)
+
+
+def _export_from_saved_model(run: _Run, saved_model: Path, float_scores: np.ndarray, formats: list[str],
+                             quantize: list[str], end_to_end: bool, int8_io: bool) -> None:
+    """Keep the verified SavedModel if asked for, then the TFLite models (and end-to-end ones) made from it."""
     if "saved_model" in formats:
         run.results["saved_model"] = saved_model
     if "tflite" in formats or end_to_end:
-        _export_tflite(run, saved_model, tf_scores, quantize, end_to_end, int8_io, write="tflite" in formats)
+        _export_tflite(run, saved_model, float_scores, quantize, end_to_end, int8_io, write="tflite" in formats)
 
 
 def _export_tflite(run: _Run, saved_model: Path, float_scores: np.ndarray, quantize: list[str],
