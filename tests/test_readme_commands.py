@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,10 @@ def test_readme_has_the_blocks_a_newcomer_runs():
 
 
 def test_every_readme_command_runs_in_order(tmp_path):
+    """In a folder laid out like the clone's top: the README copies DeepSpectrumLite's fixture models from tests/."""
+    fixtures = Path("tests") / "data" / "dsl_models"
+    shutil.copytree(README.parent / fixtures, tmp_path / fixtures,
+                    ignore=shutil.ignore_patterns("densenet121", "*mobilenet_v2"))
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for language, code in readme_blocks(README.read_text(encoding="utf-8")):
         command = ["bash", "-e", "-o", "pipefail", "-c", code] if language == "bash" else [sys.executable, "-c", code]
