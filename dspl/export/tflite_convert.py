@@ -132,12 +132,15 @@ def tflite_predict(model: str | Path | bytes, inputs: Sequence[np.ndarray], thre
 
 
 def make_interpreter(model: str | Path | bytes, threads: int | None = None):
-    """A LiteRT interpreter (XNNPACK delegate by default) for a .tflite path or bytes."""
+    """A LiteRT interpreter (XNNPACK delegate by default) for a .tflite path or bytes, its tensors allocated
+    (LiteRT announces the delegate on descriptor 2 then: silenced when dspl runs quietly)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    if isinstance(model, bytes):
-        return Interpreter(model_content=model, num_threads=threads)
-    return Interpreter(model_path=str(model), num_threads=threads)
+    source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    interpreter = Interpreter(**source, num_threads=threads)
+    with native_quiet():
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 def _quantise(values: np.ndarray, detail: dict) -> np.ndarray:
