@@ -8,7 +8,7 @@ neither torch nor TensorFlow, so any of them (and the config checks) can use it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -169,10 +169,6 @@ class PreprocessingSpec:
             raise DsplError(f"whole-file seconds: value {whole_file_seconds:g} gives {samples} samples, fewer than "
                             f"one STFT window ({self.frame_length} samples)")
         return samples
-
-    def to_dict(self) -> dict[str, Any]:
-        """The spec as plain data (for metadata and reports)."""
-        return asdict(self)
 
 
 def lifter_weights(num_mfccs: int, cep_lifter: int) -> np.ndarray:
