@@ -5,12 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import jsonschema
 import yaml
 from click.testing import CliRunner
 
 from dspl import __version__
-from dspl.cli.main import COMMANDS, cli
+from dspl.cli.main import COMMANDS, SHORT_HELP_LIMIT, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +85,17 @@ def test_help_lists_the_documented_commands():
     listed = set(re.findall(r"^  ([a-z-]+)\s", commands_section, flags=re.M))
     assert DOCUMENTED_COMMANDS <= listed
     assert listed == set(COMMANDS)
+
+
+def test_the_listing_states_each_commands_own_help_once():
+    """`dspl --help` shows what each command's own `--help` opens with, read from the one docstring."""
+    listing = " ".join(CliRunner().invoke(cli, ["--help"]).output.split("Commands:", 1)[1].split())
+    context = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(context, name)
+        assert command.name == name
+        first_sentence = " ".join(command.get_short_help_str(SHORT_HELP_LIMIT).split())
+        assert first_sentence.endswith(".") and f"{name} {first_sentence}" in listing, name
 
 
 def test_version_flag():

@@ -7,7 +7,7 @@ import click
 from dspl.cli.options import whole_file_seconds_option
 
 
-@click.command(name="create-preprocessor", help="Write a TFLite model: raw audio chunk [1, N] -> plot [1, H, W, 3].")
+@click.command(name="create-preprocessor")
 @click.option("-hc", "--hyper-config", "hyper_config", required=True, type=click.Path(dir_okay=False),
               help="Hyper-parameter config (JSON of lists).")
 @click.option("-d", "--destination", required=True, type=click.Path(dir_okay=False),
@@ -16,7 +16,7 @@ from dspl.cli.options import whole_file_seconds_option
               help="Which configuration of the grid to use.")
 @whole_file_seconds_option
 def command(hyper_config: str, destination: str, config_index: int, whole_file_seconds: float | None) -> None:
-    """Load one configuration and write its preprocessor."""
+    """Write a TFLite model: raw audio chunk [1, N] -> plot [1, H, W, 3], for one configuration of the grid."""
     from dspl.config import load_config
     from dspl.export.preprocessor import create_preprocessor
     from dspl.spec import PreprocessingSpec

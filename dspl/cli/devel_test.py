@@ -2,11 +2,11 @@
 
 import click
 
-from dspl.cli.options import batch_size_option, checked_configs_option
+from dspl.cli.options import batch_size_option, checked_configs_option, model_file_option
 
 
 @click.command("devel-test")
-@click.option("-md", "--model-dir", "model", required=True, type=click.Path(), help="Model file (model.h5 or .ckpt).")
+@model_file_option
 @click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(), help="Directory of the audio files.")
 @click.option("-l", "--label-file", "label_file", required=True, type=click.Path(), help="Label file (CSV).")
 @checked_configs_option

@@ -2,16 +2,14 @@
 
 import click
 
+from dspl.cli.options import audio_input_option, model_file_option, output_dir_option
 from dspl.explain.attribution import METHODS
 
 
 @click.command("explain")
-@click.option("-md", "--model-dir", "model", required=True, type=click.Path(),
-              help="Model file (model.h5 or model.ckpt).")
-@click.option("-d", "--data-dir", "data", required=True, type=click.Path(),
-              help="Audio file, directory (searched recursively) or glob such as 'audio/*.wav'.")
-@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
-              help="Output directory (created; sub-directories of --data-dir are kept).")
+@model_file_option
+@audio_input_option
+@output_dir_option
 @click.option("--method", type=click.Choice(METHODS), default="occlusion", show_default=True,
               help="Attribution method (Captum): occlusion by silent patches (passes the sanity tests), "
                    "integrated gradients from a silent plot, or Grad-CAM on the backbone's last feature map "
@@ -20,8 +18,11 @@ from dspl.explain.attribution import METHODS
               help="Class label whose score is explained; default: each chunk's predicted class.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (maps are deterministic).")
 def command(model: str, data: str, output: str, method: str, target: str | None, seed: int) -> None:
-    """Attribution map of every chunk: <stem>_<chunk>.png (axes in seconds and hertz) and .npy, a
-    <stem>_summary.png per file and regions.csv (the top time-frequency regions of every chunk)."""
+    """Attribution heat maps of every chunk, in seconds and hertz (PNG, NPY, CSV).
+
+    Writes <stem>_<chunk>.png (the plot with its map, axes in seconds and hertz) and .npy, a <stem>_summary.png
+    per file and regions.csv (the top time-frequency regions of every chunk).
+    """
     from dspl.workflows.explain import explain
 
     summary = explain(model, data, output, method=method, target=target, seed=seed)

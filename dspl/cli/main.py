@@ -2,60 +2,63 @@
 
 from __future__ import annotations
 
+import ast
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
+from click.utils import make_default_short_help
 
 from dspl import __version__
 from dspl.errors import DsplError
 from dspl.quiet import set_verbosity
 
-# name -> (module under dspl.cli, one-line help). Modules load only when their command runs, so
-# `--help` stays fast and does not import torch or tensorflow.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "example-data": ("example_data", "Write a small deterministic multi-class audio set with labels and configs."),
-    "plot": ("plot", "Write the spectrogram plot of every chunk of audio files as PNG or NPY."),
-    "train": ("train", "Train one model per hyper-parameter configuration (DeepSpectrumLite compatible)."),
-    "fit": ("fit", "Train with LightningCLI: YAML configs and any Trainer flag."),
-    "predict": ("predict", "Predict every audio file under a directory with one or more models."),
-    "devel-test": ("devel_test", "Evaluate a model on the devel and test partitions of a label file."),
-    "stats": ("stats", "Parameters, FLOPs, size, per-layer table and latency of a model."),
-    "convert": ("convert", "Convert a model.h5 to a TFLite model (DeepSpectrumLite compatible)."),
-    "export": ("export", "Export a model to ONNX, SavedModel or TFLite (fp32, fp16, int8)."),
-    "tflite-stats": ("tflite_stats", "Tensors, operators, parameters and latency of a TFLite model."),
-    "benchmark": ("benchmark", "Size, latency and accuracy of every exported TFLite variant of a model."),
-    "create-preprocessor": ("create_preprocessor", "Write a TFLite model: raw audio chunk -> plot image."),
-    "import-keras": ("import_keras", "Port a DeepSpectrumLite Keras model.h5 into a dspl model file."),
-    "explain": ("explain", "Attribution heat maps of every chunk, in seconds and hertz (PNG, NPY, CSV)."),
-    "report": ("report", "Write a one-page HTML report of a model: config, data, curves, metrics, examples."),
-}
+# The commands in the order `--help` lists them; `plot` lives in the module dspl.cli.plot, `devel-test` in
+# dspl.cli.devel_test. Each module loads only when its command runs, so `--help` stays fast and does not import
+# torch or tensorflow: the listing reads each command's one-line help from its docstring in the source.
+COMMANDS: tuple[str, ...] = (
+    "example-data", "plot", "train", "fit", "predict", "devel-test", "stats", "convert", "export", "tflite-stats",
+    "benchmark", "create-preprocessor", "import-keras", "explain", "report",
+)
+
+SHORT_HELP_LIMIT = 200  # characters: long enough that no command's first sentence is cut
+
+
+def command_module(name: str) -> str:
+    """The module under dspl.cli that defines command ``name`` as ``command``."""
+    return f"dspl.cli.{name.replace('-', '_')}"
+
+
+def command_docstring(name: str) -> str:
+    """The docstring of command ``name``'s function, read from its module's source without importing it."""
+    from importlib.util import find_spec
+
+    source = Path(find_spec(command_module(name)).origin).read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == "command":
+            return ast.get_docstring(node) or ""
+    raise LookupError(f"{command_module(name)} defines no function named 'command'")
 
 
 class DsplGroup(click.Group):
     """A lazily loading click group that prints a DsplError as one line (traceback only with -vv)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if self._available(name)]
-
-    @staticmethod
-    def _available(name: str) -> bool:
-        from importlib.util import find_spec
-
-        return find_spec(f"dspl.cli.{COMMANDS[name][0]}") is not None
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS or not self._available(name):
+        if name not in COMMANDS:
             return None
         from importlib import import_module
 
-        return import_module(f"dspl.cli.{COMMANDS[name][0]}").command
+        return import_module(command_module(name)).command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
+        """Each command with the first sentence of its docstring, whole (wrapped, not cut at the width)."""
+        rows = [(name, make_default_short_help(command_docstring(name), SHORT_HELP_LIMIT)) for name in COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Click's own usage errors end as one `error: …` line with exit status 1, as DsplErrors do."""

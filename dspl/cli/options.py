@@ -35,3 +35,16 @@ keras_configs_option = _configs_option(
 
 batch_size_option = click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
                                  help="Chunks per forward pass.")
+
+model_file_option = click.option("-md", "--model-dir", "model", required=True, type=click.Path(),
+                                 help="Model file (model.h5 or model.ckpt).")
+"""The one model file of a command that runs it (the flag keeps DeepSpectrumLite's name)."""
+
+audio_input_option = click.option(
+    "-d", "--data-dir", "data", required=True, type=click.Path(),
+    help="Audio file, directory (searched recursively) or glob such as 'audio/*.wav'.")
+"""The audio of a command that reads files one by one, without a label file."""
+
+output_dir_option = click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+                                 help="Output directory (created; sub-directories of --data-dir are kept).")
+"""Where a command writes one output per input file, mirroring the input's directory tree."""

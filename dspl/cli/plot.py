@@ -2,20 +2,23 @@
 
 import click
 
+from dspl.cli.options import audio_input_option, output_dir_option
+
 
 @click.command("plot")
 @click.option("-hc", "--hyper-config", "hp_config", required=True, type=click.Path(),
               help="Hyper-parameter grid (JSON of lists).")
-@click.option("-d", "--data", "data", required=True, type=click.Path(),
-              help="Audio file or directory (searched recursively).")
-@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
-              help="Output directory (created; sub-directories of --data are kept).")
+@audio_input_option
+@output_dir_option
 @click.option("--format", "fmt", type=click.Choice(["png", "npy"]), default="png", show_default=True,
               help="png: uint8 RGB; npy: float32 H×W×3 on 0..255 (H×W×1 raw features without plots).")
 @click.option("--config-index", default=0, show_default=True, type=int,
               help="Which configuration of the grid to plot.")
 def command(hp_config: str, data: str, output: str, fmt: str, config_index: int) -> None:
-    """Write the plot of every chunk of audio files as <stem>_<chunk>.png/.npy, plus contact_sheet.png."""
+    """Write the spectrogram plot of every chunk of audio files as PNG or NPY.
+
+    Writes <stem>_<chunk>.png or .npy per chunk, plus contact_sheet.png.
+    """
     from dspl.config import load_config
     from dspl.workflows.plot import plot_audio
 

@@ -2,17 +2,16 @@
 
 import click
 
-from dspl.cli.options import batch_size_option, checked_configs_option
+from dspl.cli.options import audio_input_option, batch_size_option, checked_configs_option
 
 
 @click.command("predict")
 @click.option("-md", "--model-dir", "model", required=True,
               help="Model file (model.h5 or .ckpt); a glob such as 'out/models/*/*/model.h5' predicts with each.")
-@click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(),
-              help="Audio file, directory (searched recursively) or glob such as 'audio/*.wav'.")
+@audio_input_option
 @checked_configs_option
 @batch_size_option
-def command(model: str, data_dir: str, hp_config: str | None, class_config: str | None, batch_size: int) -> None:
+def command(model: str, data: str, hp_config: str | None, class_config: str | None, batch_size: int) -> None:
     """Predict every audio file under a directory with one or more models.
 
     Writes <model dir>/test/test/test.chunks.predictions.csv (filename,time,prob_<class>...,prediction)
@@ -20,5 +19,5 @@ def command(model: str, data_dir: str, hp_config: str | None, class_config: str 
     """
     from dspl.workflows.predict import predict
 
-    for path in predict(model, data_dir, hp_config, class_config, batch_size=batch_size):
+    for path in predict(model, data, hp_config, class_config, batch_size=batch_size):
         click.echo(str(path))

@@ -2,12 +2,11 @@
 
 import click
 
-from dspl.cli.options import keras_configs_option
+from dspl.cli.options import keras_configs_option, model_file_option
 
 
 @click.command("report")
-@click.option("-md", "--model-dir", "model", required=True, type=click.Path(),
-              help="Model file (model.h5 or model.ckpt).")
+@model_file_option
 @click.option("-d", "--data-dir", "data_dir", type=click.Path(), default=None,
               help="Audio directory: example explanations (and, with -l, data counts).")
 @click.option("-l", "--label-file", "label_file", type=click.Path(), default=None,
@@ -15,8 +14,11 @@ from dspl.cli.options import keras_configs_option
 @keras_configs_option
 def command(model: str, data_dir: str | None, label_file: str | None, hp_config: str | None,
             class_config: str | None) -> None:
-    """Write <model dir>/report/index.html: configuration, data, training curves, devel/test metrics,
-    least confident files, exports and example explanations; no JavaScript, readable offline."""
+    """Write a one-page HTML report of a model: config, data, curves, metrics, examples.
+
+    Writes <model dir>/report/index.html: configuration, data, training curves, devel/test metrics, least
+    confident files, exports and example explanations; no JavaScript, readable offline.
+    """
     from dspl.workflows.report import write_report
 
     click.echo(str(write_report(model, data_dir, label_file, hp_config, class_config)))
