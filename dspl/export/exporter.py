@@ -181,6 +181,26 @@ def _load(model: str | Path | Any, hp_config: str | Path | None = None, class_co
     return load_model_file(model, hp_config, class_config) if isinstance(model, (str, Path)) else model
 
 
+def _reference_scores(run: _Run, reference: str) -> np.ndarray:
+    """The model's own scores of the verification plots, which step 1 is checked against; the report names
+    the ``reference`` (pytorch or keras)."""
+    run.report["reference"] = reference
+    with torch.no_grad():
+        return run.model(torch.from_numpy(run.inputs.verify_plots)).numpy()
+
+
+def _step_path(run: _Run, formats: list[str], fmt: str, name: str) -> Path:
+    """Where a step writes ``name``: the output directory if ``fmt`` is asked for, else the work directory."""
+    return (run.out_dir if fmt in formats else run.work) / name
+
+
+def _verified_step(run: _Run, key: str, check: str, previous: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Check a conversion step's ``scores`` against the ``previous`` step's, record the figure under ``key`` and
+    pass the scores on as the next step's reference."""
+    _record(run, key, verify.check_close(check, previous, scores))
+    return scores
+
+
 def _export_all(run: _Run, formats: list[str], quantize: list[str], end_to_end: bool, int8_io: bool) -> None:
     from dspl.export.onnx_export import export_onnx, onnx_predict
     from dspl.export.tf_convert import onnx_to_saved_model, saved_model_predict
@@ -190,25 +210,22 @@ def _export_all(run: _Run, formats: list[str], quantize: list[str], end_to_end: 
         _export_keras(run, formats, quantize, end_to_end, int8_io)
         return
     plots = run.inputs.verify_plots
-    with torch.no_grad():
-        reference = run.model(torch.from_numpy(plots)).numpy()
-    run.report["reference"] = "pytorch"
-    onnx_path = (run.out_dir if "onnx" in formats else run.work) / "model.onnx"
+    reference = _reference_scores(run, "pytorch")
+    onnx_path = _step_path(run, formats, "onnx", "model.onnx")
     log.info("step 1: PyTorch -> ONNX")
     export_onnx(run.model, plots.shape[1:], onnx_path)
-    onnx_scores = onnx_predict(onnx_path, plots)
-    _record(run, "onnx", verify.check_close("ONNX vs PyTorch", reference, onnx_scores))
+    onnx_scores = _verified_step(run, "onnx", "ONNX vs PyTorch", reference, onnx_predict(onnx_path, plots))
     if "onnx" in formats:
         run.results["onnx"] = onnx_path
     if formats == ["onnx"] and not end_to_end:
         return
     nhwc = calibration.to_nhwc(plots)
-    saved_model = (run.out_dir if "saved_model" in formats else run.work) / "saved_model"
+    saved_model = _step_path(run, formats, "saved_model", "saved_model")
     log.info("step 2: ONNX -> TensorFlow SavedModel (onnx2tf)")
     sample = calibration.to_nhwc(run.inputs.calibration_plots) if run.inputs.calibration_plots is not None else nhwc
     onnx_to_saved_model(onnx_path, saved_model, sample)
-    tf_scores = saved_model_predict(saved_model, nhwc)
-    _record(run, "saved_model", verify.check_close("SavedModel vs ONNX", onnx_scores, tf_scores))
+    tf_scores = _verified_step(run, "saved_model", "SavedModel vs ONNX", onnx_scores,
+                               saved_model_predict(saved_model, nhwc))
     _export_from_saved_model(run, saved_model, tf_scores, formats, quantize, end_to_end, int8_io)
 
 
@@ -221,14 +238,12 @@ def _export_keras(run: _Run, formats: list[str], quantize: list[str], end_to_end
         raise DsplError("format: value 'onnx': a DeepSpectrumLite Keras model goes to TensorFlow formats only; "
                         "for ONNX port it first with `dspl import-keras`")
     nhwc = calibration.to_nhwc(run.inputs.verify_plots)
-    with torch.no_grad():
-        reference = run.model(torch.from_numpy(run.inputs.verify_plots)).numpy()
-    run.report["reference"] = "keras"
-    saved_model = (run.out_dir if "saved_model" in formats else run.work) / "saved_model"
+    reference = _reference_scores(run, "keras")
+    saved_model = _step_path(run, formats, "saved_model", "saved_model")
     log.info("step 1: Keras -> TensorFlow SavedModel")
     keras_saved_model(run.model, nhwc.shape[1:], saved_model)
-    tf_scores = saved_model_predict(saved_model, nhwc)
-    _record(run, "saved_model", verify.check_close("SavedModel vs Keras", reference, tf_scores))
+    tf_scores = _verified_step(run, "saved_model", "SavedModel vs Keras", reference,
+                               saved_model_predict(saved_model, nhwc))
     _export_from_saved_model(run, saved_model, tf_scores, formats, quantize, end_to_end, int8_io)
 
 
