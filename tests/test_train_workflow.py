@@ -1,19 +1,23 @@
 """`train` as DeepSpectrumLite documented it: flags, grid/SLURM, output layout, test report, one-line errors."""
 
 import csv
+import io
 import json
+import re
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from helpers import TINY
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dspl.cli.main import cli
 from dspl.data.example import example_hp
 from dspl.models.modelfile import load_model_file
 from dspl.models.module import DsplModule
+from dspl.workflows.train import EpochProgressBar
 
 
 def write_hp(path, prediction_type="categorical", **grid):
@@ -168,3 +172,16 @@ def test_train_flags_turn_the_device_speed_ups_off(example_dir, tmp_path, monkey
     result = run_train(example_dir, tmp_path, hp_config, extra=("--no-channels-last", "--no-mixed-precision"))
     assert result.exit_code == 0, result.output
     assert built == [{"channels_last": False, "mixed_precision": False}]
+
+
+def test_the_progress_bar_counts_epochs_from_one_to_the_last():
+    """Two epochs show as "Epoch 1/2" and "Epoch 2/2", as the resume message and the report count them."""
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    screen = io.StringIO()
+    bar = EpochProgressBar(console_kwargs={"file": screen, "force_terminal": True, "width": 120})
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=1, callbacks=[bar], logger=False,
+                        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(BoringModel())
+    shown = set(re.findall(r"Epoch \d+/\d+", screen.getvalue()))
+    assert shown == {"Epoch 1/2", "Epoch 2/2"}

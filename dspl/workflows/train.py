@@ -167,6 +167,16 @@ class EpochCheckpoint(Callback):
             trainer.save_checkpoint(temporary, weights_only=False)
 
 
+class EpochProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, counting epochs 1..max_epochs as the resume message and the report's
+    training curves do (Lightning's own bar shows "Epoch 0/1" .. "Epoch 1/1" for two epochs)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = f"Epoch {current_epoch + 1}/{self.trainer.max_epochs}"
+        # as wide as the validation bar's description, so the bars do not jump when they alternate
+        return f"{description:{len(self.validation_description)}}"
+
+
 def save_unit(trainer: L.Trainer, module: DsplModule, out_dir: Path, hp: HParams, classes: ClassConfig) -> Path:
     """Write model.ckpt and model.h5 as one unit (both staged, then committed) and drop the epoch checkpoint."""
     staged_checkpoint, staged_model = temporary_path(out_dir / CHECKPOINT_FILE), temporary_path(out_dir / MODEL_FILE)
@@ -207,7 +217,7 @@ def train_configuration(index: int, hp: HParams, classes: ClassConfig, *, data_d
     logger = TensorBoardLogger(save_dir=Path(model_dir) / "logs", name=hp["tb_experiment"],
                                version=run_name(hp, index), default_hp_metric=False)
     options: dict[str, Any] = dict(
-        max_epochs=total_epochs(hp), logger=logger, callbacks=[RichProgressBar()], enable_checkpointing=False,
+        max_epochs=total_epochs(hp), logger=logger, callbacks=[EpochProgressBar()], enable_checkpointing=False,
         enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0, devices=1,
     )
     options.update(trainer_options or {})
