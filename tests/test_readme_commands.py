@@ -16,7 +16,8 @@ from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-SKIPPED_MARKERS = ("<!-- test-command -->",)  # CI's own command: this test is part of it
+# CI's own command (this test is part of it), and the CPU-only install (its index is out of reach of CI)
+SKIPPED_MARKERS = ("<!-- test-command -->", "<!-- cpu-install -->")
 
 
 def readme_blocks(text: str) -> list[tuple[str, str]]:
