@@ -5,9 +5,12 @@ at 150-400 Hz with harmonics up to about 2 kHz, "high" tones at 1.5-3 kHz with o
 its maps must sit in the band of the class they explain, differ from a randomised-weights model's maps
 (Adebayo et al., 2018, "Sanity checks for saliency maps") and be the same run after run.
 
-Measured on this model: occlusion passes all three; integrated gradients passes the randomisation test but
-puts most of a low tone's attribution above 1 kHz (the dark upper band is evidence for "low" too); Grad-CAM
-on its 2x2 feature map passes neither. So the band test holds occlusion, the default method, to it.
+Measured on this model (mean band share against the band's share of the plot area; mean rank correlation with
+the randomised model's maps): occlusion low 0.60 / 0.35, high 0.96 / 0.61, correlation 0.01 and 0.21;
+Grad-CAM on the 8 x 8 stage (see ``gradcam_layer``) low 0.58, high 0.69, correlation 0.37 and 0.40 - on the
+backbone's last, 2 x 2 map it failed both tests (0.44 and 0.39 in band, correlation 0.92 for high tones);
+integrated gradients passes the randomisation test but puts most of a low tone's attribution above 1 kHz
+(the dark upper band is evidence for "low" too), so it is not held to the band test.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dspl.cli.main import cli
 from dspl.data.audio import load_audio
 from dspl.data.example import write_example_data
 from dspl.explain import METHODS, attribute, band_share, plot_axes, top_regions
+from dspl.explain.attribution import gradcam_layer
 from dspl.explain.geometry import hertz_ticks
 from dspl.models.classifier import create_model
 from dspl.predictor import Predictor, load_model
@@ -65,27 +69,23 @@ def _maps(predictor: Predictor, data: Path, label: str, method: str, seed: int =
 
 
 @pytest.mark.parametrize("label", ["low", "high"])
-def test_occlusion_maps_sit_in_the_band_of_the_class(band_model, label):
-    """Silencing a patch of the class's own band costs the most score: over half of the attribution, and
-    clearly more than that band's share of the plot's area."""
+@pytest.mark.parametrize(("method", "margin"), [("occlusion", 0.15), ("gradcam", 0.05)])
+def test_maps_sit_in_the_band_of_the_class(band_model, label, method, margin):
+    """Most of the attribution lies in the class's own band: over half of it, and more than that band's share
+    of the plot's area by ``margin`` (Grad-CAM's map, upsampled from 8 x 8 cells, spills over the band edge)."""
     model_file, data = band_model
-    chunks = _maps(load_model(model_file), data, label, "occlusion")
+    chunks = _maps(load_model(model_file), data, label, method)
     low, high = BANDS[label]
     shares = [band_share(c.attribution, c.axes, low, high) for c in chunks]
     area = band_share(np.ones_like(chunks[0].attribution), chunks[0].axes, low, high)
     assert np.mean(shares) > 0.5
-    assert np.mean(shares) > area + 0.15, (np.mean(shares), area)
+    assert np.mean(shares) > area + margin, (np.mean(shares), area)
 
 
-@pytest.mark.parametrize("method", ["integrated-gradients", "occlusion"])
+@pytest.mark.parametrize("method", METHODS)
 def test_randomised_weights_change_the_maps(band_model, method):
     """Adebayo et al.'s model randomisation test: a model with the same architecture and fresh random weights
-    gives maps unlike the trained model's (rank correlation of each chunk's map pair well below 1).
-
-    Grad-CAM is not held to it here: test_efficientnet's last feature map of a 64x64 plot has 2x2 cells, and
-    the random model's maps of the high tones rank like the trained one's (Spearman about 0.9) - at that
-    resolution Grad-CAM shows where the input's energy is more than what the model learned (see README).
-    """
+    gives maps unlike the trained model's (rank correlation of each chunk's map pair well below 1)."""
     model_file, data = band_model
     trained = load_model(model_file)
     randomised = load_model(model_file)
@@ -114,6 +114,18 @@ def test_maps_are_deterministic_for_a_fixed_seed(band_model, method):
         assert a.attribution.shape == (64, 64) and a.attribution.dtype == np.float32
         assert a.attribution.min() >= 0.0 and a.attribution.sum() > 0
         np.testing.assert_array_equal(a.attribution, b.attribution)
+
+
+def test_gradcam_takes_the_last_map_of_at_least_7_by_7_cells():
+    """A 224 px plot: the last (7 x 7) map, as Grad-CAM is usually run; a 64 px plot: the 8 x 8 stage, not the
+    last 2 x 2 map; a plot too small for any 7 x 7 map: the last map of more than one pixel."""
+    convs = [torch.nn.Conv2d(3 if i == 0 else 4, 4, 3, stride=2, padding=1) for i in range(5)]
+    model = torch.nn.Sequential(*convs, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    assert gradcam_layer(model, torch.zeros(1, 3, 224, 224)) is convs[4]
+    assert gradcam_layer(model, torch.zeros(1, 3, 64, 64)) is convs[2]
+    assert gradcam_layer(model, torch.zeros(1, 3, 12, 12)) is convs[2]  # 6, 3, 2, 1, 1 cells per side
+    with pytest.raises(ValueError, match="no layer with a spatial feature map"):
+        gradcam_layer(model, torch.zeros(1, 3, 2, 2))
 
 
 def test_attribute_refuses_an_unknown_method():

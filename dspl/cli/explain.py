@@ -12,8 +12,8 @@ from dspl.explain.attribution import METHODS
 @output_dir_option
 @click.option("--method", type=click.Choice(METHODS), default="occlusion", show_default=True,
               help="Attribution method (Captum): occlusion by silent patches (passes the sanity tests), "
-                   "integrated gradients from a silent plot, or Grad-CAM on the backbone's last feature map "
-                   "(as coarse as that map: 2x2 cells for a 64x64 plot and most backbones).")
+                   "integrated gradients from a silent plot, or Grad-CAM on the last feature map of at least 7x7 "
+                   "cells (an earlier stage on small plots).")
 @click.option("--target", default=None,
               help="Class label whose score is explained; default: each chunk's predicted class.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (maps are deterministic).")

@@ -23,6 +23,7 @@ from torch import nn
 METHODS = ("gradcam", "integrated-gradients", "occlusion")
 INTEGRATED_GRADIENT_STEPS = 32
 OCCLUSION_WINDOW = 8  # the occluding patch covers 1/8 of the plot's side, moved by half its size
+GRADCAM_MIN_CELLS = 7  # the last feature map of a 224 px plot in most backbones
 
 
 def silent_baseline(plots: torch.Tensor, colormap: torch.Tensor | None) -> torch.Tensor:
@@ -32,17 +33,24 @@ def silent_baseline(plots: torch.Tensor, colormap: torch.Tensor | None) -> torch
     return colormap[0].to(plots).view(1, 3, 1, 1).expand_as(plots).contiguous()
 
 
-def last_spatial_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:
-    """The last module to finish with a feature map of more than one pixel as output: Grad-CAM's layer.
+def gradcam_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:
+    """Grad-CAM's layer: the last module to finish with a feature map of at least ``GRADCAM_MIN_CELLS`` cells
+    per side, else the last with more than one pixel.
 
-    Found by running ``sample`` once with forward hooks, so it works for any backbone (timm, torchvision)
-    whatever its layer names; heads that pool first (MobileNetV3's ``conv_head``) are skipped.
+    On a 224 px plot that is the backbone's last feature map (7 x 7 for most), as in Selvaraju et al.; on the
+    small plots of audio models the last map is 2 x 2, which shows where the input's energy is rather than
+    what the model learned, so an earlier stage is taken. Found by running ``sample`` once with forward hooks,
+    so it works for any backbone (timm, torchvision) whatever its layer names; heads that pool first
+    (MobileNetV3's ``conv_head``) are skipped.
     """
-    seen: list[nn.Module] = []
+    spatial: list[nn.Module] = []
+    fine: list[nn.Module] = []
 
     def hook(module: nn.Module, _inputs: object, output: object) -> None:
         if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] * output.shape[-2] > 1:
-            seen.append(module)
+            spatial.append(module)
+            if min(output.shape[-2:]) >= GRADCAM_MIN_CELLS:
+                fine.append(module)
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
@@ -51,15 +59,15 @@ def last_spatial_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:
     finally:
         for handle in handles:
             handle.remove()
-    if not seen:
+    if not spatial:
         raise ValueError("the model has no layer with a spatial feature map: Grad-CAM does not apply")
-    return seen[-1]
+    return (fine or spatial)[-1]
 
 
 def _gradcam(model: nn.Module, plots: torch.Tensor, targets: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
     from captum.attr import LayerAttribution, LayerGradCam
 
-    cam = LayerGradCam(model, last_spatial_layer(model, plots))
+    cam = LayerGradCam(model, gradcam_layer(model, plots))
     maps = cam.attribute(plots, target=targets, relu_attributions=True)
     return LayerAttribution.interpolate(maps, tuple(plots.shape[-2:]), interpolate_mode="bilinear")
 
