@@ -108,3 +108,14 @@ def test_both_console_scripts_are_installed():
     for name in ("dspl", "deepspectrumlite"):
         out = subprocess.run([str(bindir / name), "--help"], capture_output=True, text=True, check=True).stdout
         assert out.startswith(f"Usage: {name} ")
+
+
+def test_the_readme_architecture_table_names_every_package_and_module():
+    """The README's package map covers the layout: each sub-package and top-level module of dspl, no more."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("| package | holds |", 1)[1].split("\n\n", 1)[0]
+    named = {name.rstrip("/") for name in re.findall(r"`(dspl/[a-z_./]+)`", table)}
+    package = ROOT / "dspl"
+    layout = {f"dspl/{p.parent.name}" for p in package.glob("*/__init__.py")}
+    layout |= {f"dspl/{p.name}" for p in package.glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    assert named == layout
