@@ -126,6 +126,28 @@ def test_devel_test_writes_the_usual_outputs(tmp_path):
         assert (folder / f"{partition}.chunks.predictions.csv").is_file()
 
 
+def test_explain_a_keras_model_by_occlusion_and_name_the_methods_that_need_gradients(tmp_path):
+    """Occlusion needs forward passes only, which TensorFlow runs; the gradient methods need the ported model."""
+    audio = FIXTURES / "audio" / "test_001.wav"
+    result = run("explain", "-md", str(FIXTURES / "squeezenet_v1" / "model.h5"), "-d", str(audio),
+                 "-o", str(tmp_path / "maps"), *configs("squeezenet_v1"))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "maps" / "regions.csv").open()))
+    chunks = sorted({int(r["chunk"]) for r in rows})
+    assert chunks and len(rows) == 3 * len(chunks)
+    for chunk in chunks:
+        attribution = np.load(tmp_path / "maps" / f"test_001_{chunk}.npy")
+        assert attribution.shape == (32, 32) and attribution.sum() > 0
+    for method in ("gradcam", "integrated-gradients"):
+        refused = run("explain", "-md", str(FIXTURES / "squeezenet_v1" / "model.h5"), "-d", str(audio),
+                      "-o", str(tmp_path / method), "--method", method, *configs("squeezenet_v1"))
+        assert refused.exit_code == 1
+        assert refused.output == (f"error: --method: value '{method}' needs the model's gradients, which a "
+                                  "DeepSpectrumLite Keras model (run by TensorFlow) does not give: use --method "
+                                  "occlusion, or port the model with `dspl import-keras` and explain the ported one\n")
+        assert not (tmp_path / method).exists()
+
+
 def test_stats_of_a_keras_model(tmp_path):
     result = run("stats", "-md", str(FIXTURES / "squeezenet_v1" / "model.h5"), "--runs", "2", "--json")
     assert result.exit_code == 0, result.output

@@ -2,7 +2,7 @@
 
 import click
 
-from dspl.cli.options import audio_input_option, model_file_option, output_dir_option
+from dspl.cli.options import audio_input_option, keras_configs_option, model_file_option, output_dir_option
 from dspl.explain.attribution import METHODS
 
 
@@ -17,7 +17,9 @@ from dspl.explain.attribution import METHODS
 @click.option("--target", default=None,
               help="Class label whose score is explained; default: each chunk's predicted class.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (maps are deterministic).")
-def command(model: str, data: str, output: str, method: str, target: str | None, seed: int) -> None:
+@keras_configs_option
+def command(model: str, data: str, output: str, method: str, target: str | None, seed: int, hp_config: str | None,
+            class_config: str | None) -> None:
     """Attribution heat maps of every chunk, in seconds and hertz (PNG, NPY, CSV).
 
     Writes <stem>_<chunk>.png (the plot with its map, axes in seconds and hertz) and .npy, a <stem>_summary.png
@@ -25,6 +27,7 @@ def command(model: str, data: str, output: str, method: str, target: str | None,
     """
     from dspl.workflows.explain import explain
 
-    summary = explain(model, data, output, method=method, target=target, seed=seed)
+    summary = explain(model, data, output, method=method, target=target, seed=seed, hp_config=hp_config,
+                      class_config=class_config)
     click.echo(f"{summary.chunks} chunk(s) of {summary.files} file(s) explained in {output}; "
                f"regions {summary.regions}")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 METHODS = ("gradcam", "integrated-gradients", "occlusion")
+GRADIENT_METHODS = ("gradcam", "integrated-gradients")  # need the model's gradients; occlusion needs forward passes only
 INTEGRATED_GRADIENT_STEPS = 32
 OCCLUSION_WINDOW = 8  # the occluding patch covers 1/8 of the plot's side, moved by half its size
 GRADCAM_MIN_CELLS = 7  # the last feature map of a 224 px plot in most backbones

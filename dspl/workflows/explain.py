@@ -1,8 +1,8 @@
 """`explain`: attribution maps of every chunk of audio files, as PNGs in seconds and hertz, NPY maps and a CSV.
 
 Works for every model ``dspl.load_model`` loads (dspl's ``model.h5`` and Lightning checkpoints) with all
-three methods, plots and raw-feature models alike. A DeepSpectrumLite Keras ``.h5`` is explained once
-``dspl import-keras`` has ported it into a dspl model file: the methods need only the PyTorch module.
+three methods, plots and raw-feature models alike. A DeepSpectrumLite Keras ``.h5`` (with its configs) is
+explained by occlusion as it is; the gradient methods need it ported first (``dspl import-keras``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.chunking import chunk_times, split_into_chunks
 from dspl.errors import DsplError
-from dspl.explain.attribution import METHODS, attribute
+from dspl.explain.attribution import GRADIENT_METHODS, METHODS, attribute
 from dspl.explain.geometry import PlotAxes, plot_axes
 from dspl.explain.regions import top_regions
 from dspl.explain.render import Panel, write_panel, write_summary
@@ -135,21 +135,34 @@ def _write_file(predictor: Predictor, path: Path, name: str, target_dir: Path, m
     return rows, summary, len(explained)
 
 
+def _check_gradients(predictor: Predictor, method: str) -> None:
+    """A DeepSpectrumLite Keras model runs in TensorFlow: PyTorch sees its scores but no gradients."""
+    from dspl.legacy.keras_model import KerasScorer
+
+    if method in GRADIENT_METHODS and isinstance(predictor.model, KerasScorer):
+        raise DsplError(f"--method: value {method!r} needs the model's gradients, which a DeepSpectrumLite Keras "
+                        "model (run by TensorFlow) does not give: use --method occlusion, or port the model with "
+                        "`dspl import-keras` and explain the ported one")
+
+
 def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, method: str = "occlusion",
-            target: str | None = None, seed: int = 0, batch_size: int = 16) -> ExplainSummary:
+            target: str | None = None, seed: int = 0, batch_size: int = 16, hp_config: str | Path | None = None,
+            class_config: str | Path | None = None) -> ExplainSummary:
     """Explain every chunk of every audio file under ``audio`` (a file, directory or glob) with a model.
 
     Writes, under ``out_dir`` (keeping each file's sub-directory): ``<stem>_<chunk>.png`` (the plot with
     the map over it, axes in seconds and hertz, the decision in the title), ``<stem>_<chunk>.npy`` (the map
     at plot resolution, float32 ``[H, W]``, lowest frequency in the last row), ``<stem>_summary.png`` (the
     whole recording's chunks side by side) and one ``regions.csv`` (the top regions of every chunk: time
-    and frequency span, share of the chunk's attribution).
+    and frequency span, share of the chunk's attribution). ``hp_config``/``class_config``: only for a
+    DeepSpectrumLite Keras model (as for ``load_model``), which occlusion explains as it is.
     """
     if method not in METHODS:
         raise DsplError(f"--method: value {method!r}: expected one of {', '.join(METHODS)}")
     files = find_audio_files(audio)
     root = Path(audio) if Path(audio).is_dir() else Path(os.path.commonpath([p.parent for p in files]))
-    predictor = load_model(model_path)
+    predictor = load_model(model_path, hp_config=hp_config, class_config=class_config)
+    _check_gradients(predictor, method)
     _target_index(predictor, target)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
