@@ -24,7 +24,7 @@ class AugmenterSpy(torch.nn.Module):
 
     def forward(self, images, targets, losses):
         out_images, out_targets = self.real(images, targets, losses)
-        self.calls.append({"images": images.clone(), "targets": targets.clone(),
+        self.calls.append({"images": images.clone(), "targets": targets.clone(), "losses": losses.clone(),
                            "out_images": out_images.clone(), "out_targets": out_targets.clone()})
         return out_images, out_targets
 
@@ -89,6 +89,35 @@ def test_the_loss_sees_the_augmented_plots_and_targets():
         clean_loss = real_loss(real_logits(plots), one_hot)
     assert float(loss.detach()) == pytest.approx(float(augmented_loss), rel=1e-5)
     assert abs(float(loss.detach()) - float(clean_loss)) > 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:.*self.log.*")
+def test_the_ranking_pass_predicts_as_deepspectrumlite_did_and_leaves_batchnorm_alone():
+    """DeepSpectrumLite ranked the batch for SapAugment with training=False: BatchNorm's running statistics, no
+    dropout. So the ranking losses are the eval-mode model's, only the training pass moves the running
+    statistics, and the model is back in training mode for it."""
+    hp = tiny_hp(da_prob_min=1.0, da_prob_max=1.0, augment_cutmix=True, dropout=0.5)
+    torch.manual_seed(0)
+    module = DsplModule(hp, CLASS_DICT)
+    module.train()
+    spy = AugmenterSpy(module.augmenter)
+    module.augmenter = spy
+    batch = {"audio": torch.randn(8, 16000) * 0.1, "target": torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])}
+    batch = module.on_after_batch_transfer(batch, 0)
+    one_hot = torch.nn.functional.one_hot(batch["target"], 3).float()
+    module.model.eval()
+    with torch.no_grad():
+        expected = module.loss_fn(module.model.logits(batch["plots"]), one_hot, reduction="none")
+    module.model.train()
+    norms = [m for m in module.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [int(m.num_batches_tracked) for m in norms]
+
+    module.training_step(batch, 0)
+
+    torch.testing.assert_close(spy.calls[0]["losses"], expected)
+    steps = [int(m.num_batches_tracked) - b for m, b in zip(norms, before)]
+    assert norms and max(steps) == 1 and min(steps) >= 0
+    assert module.model.training
 
 
 @pytest.mark.filterwarnings("ignore:.*self.log.*")

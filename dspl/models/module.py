@@ -84,12 +84,21 @@ class DsplModule(L.LightningModule):
         dtype = self.speed.autocast_dtype
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             if self.augmenter.enabled:
-                with torch.no_grad():
-                    losses = self.loss_fn(self.model.logits(plots), targets, reduction="none")
-                plots, targets = self.augmenter(plots, targets, losses.float())
+                plots, targets = self.augmenter(plots, targets, self._ranking_losses(plots, targets).float())
             loss = self.loss_fn(self.model.logits(plots), targets)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(plots))
         return loss
+
+    def _ranking_losses(self, plots: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-sample losses of the model as it predicts (BatchNorm's running statistics, no dropout), which
+        rank the batch for SapAugment: DeepSpectrumLite ran this pass with training=False, so it neither moves
+        the running statistics nor depends on a dropout draw."""
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.loss_fn(self.model.logits(plots), targets, reduction="none")
+        finally:
+            self.model.train()
 
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: nn.Module, prefix: str) -> torch.Tensor:
         """Loss and metric updates of a devel/test batch; returns the scores."""
