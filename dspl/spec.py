@@ -33,14 +33,6 @@ DYNAMIC_RESIZE_METHODS = (("nearest", False), ("nearest", True), ("bilinear", Fa
 MEL_BREAK_HZ = 700.0
 MEL_HIGH_Q = 1127.0
 
-PREPROCESSING_KEYS: tuple[str, ...] = (
-    "sample_rate", "normalize_audio", "chunk_size", "chunk_hop_size", "stft_window_size", "stft_hop_size",
-    "stft_fft_length", "mel_scale", "lower_edge_hertz", "upper_edge_hertz", "num_mel_bins", "num_mfccs",
-    "cep_lifter", "db_scale", "top_db", "use_plot_images", "color_map", "image_width", "image_height", "resize_method",
-    "anti_alias",
-)
-"""Hyper-parameters that decide what a model computes from a chunk of audio (they travel with exports)."""
-
 
 def hertz_to_mel(frequencies: np.ndarray | float) -> np.ndarray:
     """HTK mel scale as tf.signal defines it: 1127·ln(1 + f / 700)."""

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from dspl.config import SCHEMA, ClassConfig, check_class_config, load_class_config, load_grid, select_configurations
-from dspl.config.schema import REQUIRED
+from dspl.config.schema import PREPROCESSING_KEYS, REQUIRED
 from dspl.errors import DsplError
 
 BASE = {
@@ -182,3 +182,32 @@ def test_shipped_configs_are_valid():
     classes = load_class_config(root / "class_config.json")
     assert len(configs) >= 1
     check_class_config(classes, configs[0]["prediction_type"])
+
+
+def _another_value(name: str, value: object) -> object:
+    """A different, plausible value of a key (what a user might change it to)."""
+    key = SCHEMA[name]
+    if value is None:
+        return {float: 60.0, str: "sigmoid"}[key.type]
+    if key.choices:
+        return next(choice for choice in key.choices if choice != value) if len(key.choices) > 1 else value
+    if key.type is bool:
+        return not value
+    if key.type is int:
+        return value + 1
+    if key.type is float:
+        return value * 0.9 if value else 0.5
+    return f"{value}_changed"
+
+
+def test_the_preprocessing_keys_are_exactly_those_the_spec_reads():
+    """Changing a key changes PreprocessingSpec.from_hp if and only if the schema marks it as preprocessing."""
+    from dspl.data.example import example_hp
+    from dspl.spec import PreprocessingSpec
+
+    hp = {**{name: key.default for name, key in SCHEMA.items()}, **example_hp(), "num_mfccs": 20}
+    spec = PreprocessingSpec.from_hp(hp)
+    changes_spec = {name for name in SCHEMA if name != "model_name"
+                    and PreprocessingSpec.from_hp({**hp, name: _another_value(name, hp[name])}) != spec}
+    assert changes_spec == set(PREPROCESSING_KEYS)
+    assert len(PREPROCESSING_KEYS) == 21

@@ -18,6 +18,7 @@ class Key:
     """One hyper-parameter: its type, default (REQUIRED when it must be given) and an optional check.
 
     ``check`` returns a description of what is expected when the value is out of range, else None.
+    ``preprocessing``: the key decides what a model computes from a chunk of audio (see PREPROCESSING_KEYS).
     """
 
     type: type
@@ -26,6 +27,12 @@ class Key:
     choices: tuple[str, ...] = field(default=())
     nullable: bool = False
     help: str = ""
+    preprocessing: bool = False
+
+
+def _preprocessing(type_: type, default: Any = REQUIRED, **options: Any) -> Key:
+    """A key of the preprocessing section (Key with preprocessing=True)."""
+    return Key(type_, default, preprocessing=True, **options)
 
 
 def _positive(v: float) -> str | None:
@@ -71,28 +78,28 @@ SCHEMA: dict[str, Key] = {
     "batch_size": Key(int, check=_positive),
     "seed": Key(int, 42, check=_non_negative, help="dspl: random seed of the run"),
     # preprocessing
-    "sample_rate": Key(int, check=_positive),
-    "normalize_audio": Key(bool, False),
-    "chunk_size": Key(float, help="seconds; <= 0 takes each file whole"),
-    "chunk_hop_size": Key(float),
-    "stft_window_size": Key(float, check=_positive),
-    "stft_hop_size": Key(float, check=_positive),
-    "stft_fft_length": Key(float, check=_positive),
-    "mel_scale": Key(bool),
-    "lower_edge_hertz": Key(float, check=_non_negative),
-    "upper_edge_hertz": Key(float, check=_positive),
-    "num_mel_bins": Key(int, 128, check=_positive),
-    "num_mfccs": Key(int, 0, check=_non_negative),
-    "cep_lifter": Key(int, check=_non_negative),
-    "db_scale": Key(bool),
-    "top_db": Key(float, None, check=_positive, nullable=True,
-                  help="dspl: dB features floor at this many dB below each chunk's peak; null: no floor"),
-    "use_plot_images": Key(bool),
-    "color_map": Key(str, choices=COLOR_MAPS),
-    "image_width": Key(int, check=_positive),
-    "image_height": Key(int, check=_positive),
-    "anti_alias": Key(bool, True),
-    "resize_method": Key(str, "bilinear", choices=RESIZE_METHODS),
+    "sample_rate": _preprocessing(int, check=_positive),
+    "normalize_audio": _preprocessing(bool, False),
+    "chunk_size": _preprocessing(float, help="seconds; <= 0 takes each file whole"),
+    "chunk_hop_size": _preprocessing(float),
+    "stft_window_size": _preprocessing(float, check=_positive),
+    "stft_hop_size": _preprocessing(float, check=_positive),
+    "stft_fft_length": _preprocessing(float, check=_positive),
+    "mel_scale": _preprocessing(bool),
+    "lower_edge_hertz": _preprocessing(float, check=_non_negative),
+    "upper_edge_hertz": _preprocessing(float, check=_positive),
+    "num_mel_bins": _preprocessing(int, 128, check=_positive),
+    "num_mfccs": _preprocessing(int, 0, check=_non_negative),
+    "cep_lifter": _preprocessing(int, check=_non_negative),
+    "db_scale": _preprocessing(bool),
+    "top_db": _preprocessing(float, None, check=_positive, nullable=True,
+                             help="dspl: dB features floor at this many dB below each chunk's peak; null: no floor"),
+    "use_plot_images": _preprocessing(bool),
+    "color_map": _preprocessing(str, choices=COLOR_MAPS),
+    "image_width": _preprocessing(int, check=_positive),
+    "image_height": _preprocessing(int, check=_positive),
+    "anti_alias": _preprocessing(bool, True),
+    "resize_method": _preprocessing(str, "bilinear", choices=RESIZE_METHODS),
     # augmentation
     "sap_aug_a": Key(float, check=_positive),
     "sap_aug_s": Key(float, check=_positive),
@@ -117,3 +124,7 @@ SCHEMA: dict[str, Key] = {
 
 # Spellings DeepSpectrumLite's README table used beside the ones its example files use.
 ALIASES: dict[str, str] = {"num_unit": "num_units"}
+
+PREPROCESSING_KEYS: tuple[str, ...] = tuple(name for name, key in SCHEMA.items() if key.preprocessing)
+"""Hyper-parameters that decide what a model computes from a chunk of audio: PreprocessingSpec.from_hp reads
+them, exports carry them in their metadata, and a model's stored values of them are checked against a config."""

@@ -19,7 +19,7 @@ import torch
 
 from dspl import __version__
 from dspl.config import ClassConfig, HParams
-from dspl.spec import PREPROCESSING_KEYS
+from dspl.config.schema import PREPROCESSING_KEYS
 from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
 from dspl.files import clean_stale, commit, prepare_output_dir, remove, staging_dir, work_dir, write_atomically

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dspl.config import ClassConfig, HParams, load_class_config, load_grid
-from dspl.spec import PREPROCESSING_KEYS
+from dspl.config.schema import PREPROCESSING_KEYS
 from dspl.errors import DsplError
 
 # Keys that change what the model computes from audio; training-only keys may differ freely.
