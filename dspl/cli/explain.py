@@ -11,7 +11,7 @@ from dspl.explain.attribution import METHODS
 @audio_input_option
 @output_dir_option
 @click.option("--method", type=click.Choice(METHODS), default="occlusion", show_default=True,
-              help="Attribution method (Captum): occlusion by silent patches (passes the sanity tests), "
+              help="Attribution method (Captum): occlusion by silent patches (the sharpest on small plots), "
                    "integrated gradients from a silent plot, or Grad-CAM on the last feature map of at least 7x7 "
                    "cells (an earlier stage on small plots).")
 @click.option("--target", default=None,
