@@ -15,7 +15,10 @@ import torch
 from click.testing import CliRunner
 
 from dspl.cli.main import cli
+from dspl.data.audio import load_audio
 from dspl.errors import DsplError
+from dspl.predictor import load_model
+from dspl.workflows.explain import explain_waveform
 
 FIXTURES = Path(__file__).parent / "data" / "dsl_models"
 CLASSES = FIXTURES / "class_config.json"
@@ -146,6 +149,11 @@ def test_explain_a_keras_model_by_occlusion_and_name_the_methods_that_need_gradi
                                   "DeepSpectrumLite Keras model (run by TensorFlow) does not give: use --method "
                                   "occlusion, or port the model with `dspl import-keras` and explain the ported one\n")
         assert not (tmp_path / method).exists()
+    # the library entry point refuses them too, before Captum would fail on a graph without gradients
+    predictor = load_model(FIXTURES / "squeezenet_v1" / "model.h5",
+                           hp_config=FIXTURES / "squeezenet_v1" / "hp_config.json", class_config=CLASSES)
+    with pytest.raises(DsplError, match="'gradcam' needs the model's gradients"):
+        explain_waveform(predictor, load_audio(audio, 16000), "gradcam")
 
 
 def test_stats_of_a_keras_model(tmp_path):

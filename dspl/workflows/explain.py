@@ -66,6 +66,23 @@ class ExplainSummary:
     summaries: list[Path] = field(default_factory=list)
 
 
+def _checked_request(predictor: Predictor, method: str, target: str | None) -> int | None:
+    """Refuse a method the model cannot be explained by, or a target it does not have; returns the explained
+    output's index (None: each chunk's predicted class).
+
+    A DeepSpectrumLite Keras model runs in TensorFlow: PyTorch sees its scores but no gradients.
+    """
+    from dspl.legacy.keras_model import KerasScorer
+
+    if method not in METHODS:
+        raise DsplError(f"--method: value {method!r}: expected one of {', '.join(METHODS)}")
+    if method in GRADIENT_METHODS and isinstance(predictor.model, KerasScorer):
+        raise DsplError(f"--method: value {method!r} needs the model's gradients, which a DeepSpectrumLite Keras "
+                        "model (run by TensorFlow) does not give: use --method occlusion, or port the model with "
+                        "`dspl import-keras` and explain the ported one")
+    return _target_index(predictor, target)
+
+
 def _target_index(predictor: Predictor, target: str | None) -> int | None:
     if target is None:
         return None if predictor.categorical else 0
@@ -85,9 +102,7 @@ def explain_waveform(predictor: Predictor, waveform: torch.Tensor, method: str =
                      source: str = "<waveform>") -> list[ChunkExplanation]:
     """Maps of every chunk of a mono waveform at the model's rate, for ``target`` (a class label) or, by
     default, each chunk's predicted class (regression: the single output)."""
-    if method not in METHODS:
-        raise DsplError(f"--method: value {method!r}: expected one of {', '.join(METHODS)}")
-    fixed = _target_index(predictor, target)
+    fixed = _checked_request(predictor, method, target)
     chunks = split_into_chunks(waveform, predictor.hp, source)
     length = chunks.shape[1]
     starts = chunk_times(waveform.shape[0], predictor.hp)
@@ -135,16 +150,6 @@ def _write_file(predictor: Predictor, path: Path, name: str, target_dir: Path, m
     return rows, summary, len(explained)
 
 
-def _check_gradients(predictor: Predictor, method: str) -> None:
-    """A DeepSpectrumLite Keras model runs in TensorFlow: PyTorch sees its scores but no gradients."""
-    from dspl.legacy.keras_model import KerasScorer
-
-    if method in GRADIENT_METHODS and isinstance(predictor.model, KerasScorer):
-        raise DsplError(f"--method: value {method!r} needs the model's gradients, which a DeepSpectrumLite Keras "
-                        "model (run by TensorFlow) does not give: use --method occlusion, or port the model with "
-                        "`dspl import-keras` and explain the ported one")
-
-
 def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, method: str = "occlusion",
             target: str | None = None, seed: int = 0, batch_size: int = 16, hp_config: str | Path | None = None,
             class_config: str | Path | None = None) -> ExplainSummary:
@@ -157,13 +162,10 @@ def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, meth
     and frequency span, share of the chunk's attribution). ``hp_config``/``class_config``: only for a
     DeepSpectrumLite Keras model (as for ``load_model``), which occlusion explains as it is.
     """
-    if method not in METHODS:
-        raise DsplError(f"--method: value {method!r}: expected one of {', '.join(METHODS)}")
     files = find_audio_files(audio)
     root = Path(audio) if Path(audio).is_dir() else Path(os.path.commonpath([p.parent for p in files]))
     predictor = load_model(model_path, hp_config=hp_config, class_config=class_config)
-    _check_gradients(predictor, method)
-    _target_index(predictor, target)
+    _checked_request(predictor, method, target)  # before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary, rows = ExplainSummary(), []
