@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dspl.explain.attribution import METHODS
 from fsdd import DEFAULT_DATA, FILE_NAME, HP, TEST_SPEAKER, write_split
 
 SPEECH_DB = 30.0  # a frame holds speech when its RMS is within this many dB of the recording's loudest frame
-METHODS = ("occlusion", "integrated-gradients", "gradcam")
 
 
 def dspl(*arguments: str) -> float:
@@ -69,31 +69,28 @@ def speech_columns(path: Path, axes, sample_rate: int) -> np.ndarray:
     return level >= level.max() - SPEECH_DB
 
 
-def check_explain(out_dir: Path, inputs: list[Path], model_file: Path) -> dict[str, float]:
-    """Assert every output explain promises exists; return the speech-frame figures of its maps."""
-    from dspl import load_model
+def check_explain(out_dir: Path, inputs: list[Path], spec) -> dict[str, float]:
+    """Assert every output explain promises exists; return the speech-frame figures of its maps (``spec``: the
+    model's PreprocessingSpec)."""
     from dspl.explain import plot_axes
-    from dspl.spec import PreprocessingSpec
 
-    predictor = load_model(model_file)
-    spec = PreprocessingSpec.from_hp(predictor.hp)
     rows = list(csv.DictReader((out_dir / "regions.csv").open(encoding="utf-8")))
     chunks = sorted({(row["filename"], int(row["chunk"])) for row in rows})
-    assert {name for name, _ in chunks} == {p.name for p in inputs}, "regions.csv misses files"
+    by_name = {path.name: path for path in inputs}
+    assert {name for name, _ in chunks} == set(by_name), "regions.csv misses files"
     assert all(count == 3 for count in Counter((r["filename"], r["chunk"]) for r in rows).values())
-    on_speech, speech_area = [], []
     for path in inputs:
         assert Image.open(out_dir / f"{path.stem}_summary.png").size[0] > 0
-        for name, index in chunks:
-            if name != path.name:
-                continue
-            Image.open(out_dir / f"{path.stem}_{index}.png").verify()
-            attribution = np.load(out_dir / f"{path.stem}_{index}.npy")
-            assert attribution.shape == (predictor.hp["image_height"], predictor.hp["image_width"])
-            axes = plot_axes(spec, spec.chunk_samples, index * spec.hop_samples / spec.sample_rate)
-            speech = speech_columns(path, axes, spec.sample_rate)
-            on_speech.append(float(attribution[:, speech].sum() / max(attribution.sum(), 1e-12)))
-            speech_area.append(float(speech.mean()))
+    on_speech, speech_area = [], []
+    for name, index in chunks:
+        path = by_name[name]
+        Image.open(out_dir / f"{path.stem}_{index}.png").verify()
+        attribution = np.load(out_dir / f"{path.stem}_{index}.npy")
+        assert attribution.shape == (spec.image_height, spec.image_width)
+        axes = plot_axes(spec, spec.chunk_samples, index * spec.hop_samples / spec.sample_rate)
+        speech = speech_columns(path, axes, spec.sample_rate)
+        on_speech.append(float(attribution[:, speech].sum() / max(attribution.sum(), 1e-12)))
+        speech_area.append(float(speech.mean()))
     correct = {row["filename"] for row in rows if row["prediction"] == FILE_NAME.fullmatch(row["filename"]).group(1)}
     return {"chunks": len(chunks), "on_speech": float(np.mean(on_speech)), "speech_area": float(np.mean(speech_area)),
             "correct": len(correct)}
@@ -134,13 +131,17 @@ def main() -> None:
         inputs.append(inputs_dir / source.name)
         shutil.copyfile(source, inputs[-1])
 
+    from dspl import load_model
+    from dspl.spec import PreprocessingSpec
+
+    spec = PreprocessingSpec.from_hp(load_model(model_file).hp)
     print(f"model {model_file}; {len(inputs)} recordings of {TEST_SPEAKER} (take 0 of each digit)")
     print(f"{'method':22} {'s/chunk':>8} {'chunks':>6} {'on speech':>10} {'speech area':>12} {'correct':>8}")
     for method in args.methods:
         out_dir = work_dir / "explained" / method
         seconds = dspl("explain", "-md", str(model_file), "-d", str(inputs_dir), "-o", str(out_dir),
                        "--method", method)
-        figures = check_explain(out_dir, inputs, model_file)
+        figures = check_explain(out_dir, inputs, spec)
         print(f"{method:22} {seconds / figures['chunks']:8.2f} {figures['chunks']:6d} "
               f"{100 * figures['on_speech']:9.1f} % {100 * figures['speech_area']:10.1f} % "
               f"{figures['correct']:4d} of {len(inputs)}")
