@@ -390,6 +390,25 @@ def test_bad_numbers_are_one_line_before_training(example_dir, tmp_path, key, va
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("key, value", [("tb_run_id", "../../../victim"), ("tb_experiment", ".."),
+                                        ("tb_run_id", "a/b"), ("tb_experiment", "")])
+def test_run_names_that_leave_the_model_dir_are_refused_before_restart_removes_anything(example_dir, tmp_path, key,
+                                                                                        value):
+    out = tmp_path / "a" / "b" / "out"
+    victim = out.parent / "victim_config_0"  # where <-md>/logs/<exp>/../../../victim_config_0 points
+    victim.mkdir(parents=True)
+    (victim / "precious.txt").write_text("keep me")
+    hp_file = grid_file(tmp_path / "hp.json", 1, [0.001])
+    grid = json.loads(hp_file.read_text())
+    grid[key] = [value]
+    hp_file.write_text(json.dumps(grid))
+    one_error_line(run(*train_args(example_dir, out, hp_file), "--restart"),
+                   f"{hp_file}: key '{key}': value {json.dumps(value)} is out of range, expected one folder name: not "
+                   "empty, not '.' or '..', no '/' or '\\', no control characters, at most 200 bytes")
+    assert (victim / "precious.txt").read_text() == "keep me" and sorted(victim.iterdir()) == [victim / "precious.txt"]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["predict", "-md", "m.h5", "-d", ".", "--batch-size", "0"],
      "Invalid value for '--batch-size': 0 is not in the range x>=1. (see 'dspl predict -h')"),

@@ -51,6 +51,20 @@ def _dropout(v: float) -> str | None:
     return None if 0.0 <= v < 1.0 else "a number in [0, 1)"
 
 
+NAME_MAX_BYTES = 200
+"""Longest folder name a config value may become, in UTF-8 bytes: file systems allow 255, and dspl appends
+suffixes such as `_config_<i>`."""
+
+
+def _path_component(v: str) -> str | None:
+    """A value that names one folder: a single portable path component, so every output stays inside -md."""
+    if (not v or v in (".", "..") or "/" in v or "\\" in v or any(ord(c) < 32 or ord(c) == 127 for c in v)
+            or len(v.encode("utf-8")) > NAME_MAX_BYTES):
+        return (f"one folder name: not empty, not '.' or '..', no '/' or '\\', no control characters, at most "
+                f"{NAME_MAX_BYTES} bytes")
+    return None
+
+
 SCHEMA: dict[str, Key] = {
     # model
     "label_parser": Key(str, help="label parser: 'file.py:Class' or the built-in ComParE parser"),
@@ -58,8 +72,8 @@ SCHEMA: dict[str, Key] = {
     "model_name": Key(str, "TransferBaseModel", choices=("TransferBaseModel",)),
     "basemodel_name": Key(str, help="DeepSpectrumLite backbone name or any timm model name"),
     "weights": Key(str, "imagenet", help="'imagenet', '' (random init) or a path to a weights file"),
-    "tb_experiment": Key(str),
-    "tb_run_id": Key(str),
+    "tb_experiment": Key(str, check=_path_component, help="folder name of the experiment under logs/ and models/"),
+    "tb_run_id": Key(str, check=_path_component, help="folder name prefix of each configuration's run"),
     "num_units": Key(int, check=_positive),
     "dropout": Key(float, check=_dropout),
     "optimizer": Key(str, choices=OPTIMIZERS),
