@@ -15,7 +15,10 @@ import json
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dspl.config import RunConfig
 
 DRIVER = r'''
 import json, os, sys, time
@@ -28,15 +31,16 @@ STATE = {}
 REPLY = "@dsl-reply@ "  # DeepSpectrumLite prints to stdout too: replies are the lines with this prefix
 
 
-def hparams(path):
+def hparams_of(path):
+    """DeepSpectrumLite's own hparams dict of the grid file's first configuration."""
     return HyperParameterList(config_file_name=path).get_values(iteration_no=0)
 
 
 def plots(req):
     """Chunks/s of DataPipeline.generate_spectrogram on one batch, mapped over a tf.data dataset as its
     pipeline maps it (graph mode), timed for at least req['seconds'] after two warm-up batches."""
-    hp = hparams(req["hp_config"])
-    pipeline = DataPipeline(name="bench", data_classes={"a": "A"}, hparams=hp, run_id=0)
+    hparams = hparams_of(req["hp_config"])
+    pipeline = DataPipeline(name="bench", data_classes={"a": "A"}, hparams=hparams, run_id=0)
     audio = np.load(req["audio"])
     labels = tf.zeros((audio.shape[0], 1))
     batches = iter(tf.data.Dataset.from_tensors((audio, labels)).repeat().map(pipeline.generate_spectrogram))
@@ -68,13 +72,13 @@ def train_setup(req):
     from deepspectrumlite.lib.data.parser.ComParEParser import ComParEParser
 
     hp_list = HyperParameterList(config_file_name=req["hp_config"])
-    hp = hp_list.get_values(iteration_no=0)
+    hparams = hp_list.get_values(iteration_no=0)
     classes = json.load(open(req["class_config"]))
     train_data, _, _ = ComParEParser(file_path=req["label_file"]).parse_labels()
     np.random.seed(0)
     tf.compat.v1.set_random_seed(0)
     pipeline = DataPipeline(name="train_data_set", data_classes=classes, enable_gpu=True, verbose=False,
-                            enable_augmentation=False, hparams=hp, run_id=0)
+                            enable_augmentation=False, hparams=hparams, run_id=0)
     pipeline.set_data(train_data)
     pipeline.set_filename_prepend(prepend_filename_str=os.path.join(req["data_dir"], ""))
     pipeline.preprocess()
@@ -83,7 +87,7 @@ def train_setup(req):
                               data_classes=classes, use_ram=True, run_id=0, verbose=0)
     model.create_model()
     STATE.update(dataset=pipeline.pipeline(cache=True), model=model.get_model(), epoch=0,
-                 batch_size=hp["batch_size"], pipeline=pipeline)
+                 batch_size=hparams["batch_size"], pipeline=pipeline)
     return {"train_chunks": int(len(pipeline.filenames))}
 
 
@@ -110,9 +114,9 @@ def convert(req):
     from deepspectrumlite.cli.create_preprocessor import create_preprocessor
 
     hp_list = HyperParameterList(config_file_name=req["hp_config"])
-    hp = hp_list.get_values(iteration_no=0)
+    hparams = hp_list.get_values(iteration_no=0)
     classes = json.load(open(req["class_config"]))
-    pipeline = DataPipeline(name="convert", data_classes=classes, hparams=hp, run_id=0)
+    pipeline = DataPipeline(name="convert", data_classes=classes, hparams=hparams, run_id=0)
     model = TransferBaseModel(hp_list, pipeline.get_model_input_shape(), run_dir=req["run_dir"],
                               data_classes=classes, use_ram=True, run_id=0, verbose=0)
     module_name, class_name = req["keras_application"].rsplit(".", 1)
@@ -161,10 +165,11 @@ class DslProcess:
         self._process = subprocess.Popen([str(python), str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self._log, text=True, cwd=self.work)
 
-    def write_hp(self, hp: dict[str, Any], name: str = "hp_config.json") -> Path:
-        """Write ``hp`` (one value per key) as DeepSpectrumLite's grid file in the work dir; returns its path."""
+    def write_hp(self, values: dict[str, Any], name: str = "hp_config.json") -> Path:
+        """Write ``values`` (one value per key, see dsl_hp) as DeepSpectrumLite's grid file in the work dir;
+        returns its path."""
         path = self.work / name
-        path.write_text(json.dumps({key: [value] for key, value in hp.items()}), encoding="utf-8")
+        path.write_text(json.dumps({key: [value] for key, value in values.items()}), encoding="utf-8")
         return path
 
     def request(self, cmd: str, **fields: Any) -> dict[str, Any]:
@@ -202,8 +207,8 @@ class DslProcess:
         self.close()
 
 
-def dsl_hp(hp: dict[str, Any]) -> dict[str, Any]:
-    """dspl's configuration as DeepSpectrumLite reads it: its README's label parser path, and None-valued keys
-    (which its grid file cannot hold) dropped."""
-    return {**{k: v for k, v in hp.items() if v is not None},
+def dsl_hp(config: "RunConfig") -> dict[str, Any]:
+    """dspl's configuration as DeepSpectrumLite reads it (its key/value mapping): its README's label parser path,
+    and None-valued keys (which its grid file cannot hold) dropped."""
+    return {**{k: v for k, v in config.to_dict().items() if v is not None},
             "label_parser": "../lib/data/parser/ComParEParser.py:ComParEParser"}

@@ -28,10 +28,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from fsdd import DEFAULT_DATA, FILE_NAME, SETTINGS, TEST_SPEAKER, write_split
 from PIL import Image
 
 from dspl.explain.attribution import METHODS
-from fsdd import DEFAULT_DATA, FILE_NAME, HP, TEST_SPEAKER, write_split
 
 SPEECH_DB = 30.0  # a frame holds speech when its RMS is within this many dB of the recording's loudest frame
 
@@ -47,7 +47,8 @@ def train_model(data: Path, work_dir: Path, epochs: int) -> tuple[Path, Path, Pa
     """bench/fsdd.py's split and configuration, trained by `dspl train`; returns (model, audio dir, label file)."""
     audio, label_file, _ = write_split(data, work_dir, devel_from_take=40)
     hp_config, class_config = work_dir / "hp_config.json", work_dir / "class_config.json"
-    hp_config.write_text(json.dumps({key: [value] for key, value in {**HP, "epochs": epochs}.items()}), encoding="utf-8")
+    grid = {key: [value] for key, value in {**SETTINGS, "epochs": epochs}.items()}
+    hp_config.write_text(json.dumps(grid), encoding="utf-8")
     class_config.write_text(json.dumps({str(d): f"digit {d}" for d in range(10)}), encoding="utf-8")
     seconds = dspl("train", "-d", str(audio), "-md", str(work_dir / "output"), "-hc", str(hp_config),
                    "-cc", str(class_config), "-l", str(label_file))
@@ -132,9 +133,8 @@ def main() -> None:
         shutil.copyfile(source, inputs[-1])
 
     from dspl import load_model
-    from dspl.spec import PreprocessingSpec
 
-    spec = PreprocessingSpec.from_hp(load_model(model_file).hp)
+    spec = load_model(model_file).spec
     print(f"model {model_file}; {len(inputs)} recordings of {TEST_SPEAKER} (take 0 of each digit)")
     print(f"{'method':22} {'s/chunk':>8} {'chunks':>6} {'on speech':>10} {'speech area':>12} {'correct':>8}")
     for method in args.methods:

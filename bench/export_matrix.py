@@ -15,42 +15,52 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dspl.config import RunConfig
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "hp_config.json"
 
 
 def registry_backbones() -> list[str]:
     """DeepSpectrumLite names with a PyTorch equivalent, then the torchvision-only backbones."""
-    from dspl.models.registry import DSL_BACKBONES, TORCHVISION_BACKBONES
+    from dspl.models.backbones import DSL_BACKBONES, TORCHVISION_BACKBONES
 
     names = [name for name, target in DSL_BACKBONES.items() if target is not None]
     covered = {DSL_BACKBONES[name] for name in names}
     return names + [name for name in TORCHVISION_BACKBONES if name not in covered]
 
 
-def export_one(backbone: str, hp: dict, out: Path, calibration_dir: Path, runs: int, threads: int) -> dict:
+def export_one(backbone: str, config: "RunConfig", out: Path, calibration_dir: Path, runs: int,
+               threads: int) -> dict:
     """Export one backbone; the row of the table (an 'error' entry when any step fails)."""
     from dspl.config import ClassConfig
     from dspl.errors import DsplError
-    from dspl.export.exporter import export
+    from dspl.export.exporter import Exporter, ExportOptions
+    from dspl.export.inputs import InputSources
     from dspl.export.tflite_stats import measure_latency
-    from dspl.models import create_model
-    from dspl.models.modelfile import LoadedModel
+    from dspl.features import PlotTransform
+    from dspl.models import LoadedModel, create_model
 
-    hp = dict(hp, basemodel_name=backbone, weights="")
     classes = ClassConfig.from_dict({"a": "A", "b": "B", "c": "C"})
+    options = ExportOptions(formats=("tflite",), quantize=("fp32", "int8"),
+                            inputs=InputSources(calibration_data=calibration_dir, max_chunks=8), min_agreement=0.0)
     start = time.perf_counter()
     try:
-        model = create_model(hp, classes.num_classes, pretrained=False).eval()
-        written = export(LoadedModel(model, hp, classes), out, formats=("tflite",), quantize=("fp32", "int8"),
-                         calibration_data=calibration_dir, max_chunks=8, min_agreement=0.0)
+        config = config.replace(basemodel_name=backbone, weights="")
+        model = create_model(config.model, classes.num_classes, in_chans=config.spec.input_channels,
+                             pretrained=False).eval()
+        loaded = LoadedModel(model, PlotTransform(config.spec).eval(), config, classes)
+        result = Exporter(options).export(loaded, out)
     except (DsplError, RuntimeError, ValueError, TypeError) as exc:
         return {"backbone": backbone, "ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}",
                 "seconds": time.perf_counter() - start}
-    steps = json.loads(Path(written["report"]).read_text())["steps"]
+    written, steps = result.files, result.report.steps
     return {"backbone": backbone, "ok": True, "seconds": time.perf_counter() - start,
-            "fp32_mb": written["tflite_fp32"].stat().st_size / 1e6, "int8_mb": written["tflite_int8"].stat().st_size / 1e6,
-            "fp32_parity": steps["tflite_fp32"]["check"], "int8_agreement": steps["tflite_int8"]["check"],
+            "fp32_mb": written["tflite_fp32"].stat().st_size / 1e6,
+            "int8_mb": written["tflite_int8"].stat().st_size / 1e6,
+            "fp32_parity": steps["tflite_fp32"].check, "int8_agreement": steps["tflite_int8"].check,
             "fp32_ms": measure_latency(written["tflite_fp32"], runs, threads)["median_ms"],
             "int8_ms": measure_latency(written["tflite_int8"], runs, threads)["median_ms"]}
 
@@ -71,12 +81,12 @@ def main() -> None:
     from dspl.config import load_config
     from dspl.data.example import write_example_data
 
-    hp = dict(load_config(args.config, 0), image_height=args.image_size, image_width=args.image_size)
+    config = load_config(args.config, 0).replace(image_height=args.image_size, image_width=args.image_size)
     rows = []
     with tempfile.TemporaryDirectory(prefix="dspl-matrix-") as tmp:
         audio = write_example_data(Path(tmp) / "example", files_per_class=2) / "audio"
         for backbone in args.backbones or registry_backbones():
-            rows.append(export_one(backbone, hp, Path(tmp) / backbone, audio, args.runs, args.threads))
+            rows.append(export_one(backbone, config, Path(tmp) / backbone, audio, args.runs, args.threads))
             logging.info("%s", rows[-1])
     print(f"\nTFLite export matrix: {args.image_size}x{args.image_size} plots, {args.threads} threads, "
           f"median of {args.runs} runs")

@@ -2,9 +2,9 @@
 
 Train on george, jackson and lucas (takes 0-39 of each digit; takes 40-49 are devel), test on nicolas.
 Writes a ComParE-style label.csv (links named train_/devel_/test_...) and an hp config into a work
-directory, runs the `train` workflow and prints the test accuracy and UAR per seed, their mean and the
-ensemble of the seeds' models. The defaults (HP below) and every variant tried, with its figure, are in
-bench/RESULTS.md.
+directory, runs the `train` workflow (writing each model's report as `dspl train` does) and prints the test
+accuracy and UAR per seed, their mean and the ensemble of the seeds' models. The defaults (SETTINGS below) and
+every variant tried, with its figure, are in bench/RESULTS.md.
 Override any hp key for experiments: --set key=JSON (e.g. --set use_plot_images=true).
 
     python bench/fsdd.py [--data ../shared/data/fsdd/recordings] [--work-dir DIR] [--epochs 50] [--seeds 1 2 3]
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dspl.config import SCHEMA
+from dspl.config import SCHEMA, RunConfig, load_grid
 from dspl.data.example import example_hp
 
 TRAIN_SPEAKERS = ("george", "jackson", "lucas")
@@ -33,8 +33,9 @@ TEST_SPEAKER = "nicolas"
 FILE_NAME = re.compile(r"(\d)_([a-z]+)_(\d+)\.wav")
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
 
-# The example set's configuration (64x64 plots: they beat raw MFCCs on the unseen speaker) with these changes.
-HP = {
+# The example set's configuration (64x64 plots: they beat raw MFCCs on the unseen speaker) with these changes:
+# the values of the hp config file written (one per key), and the configuration they make.
+SETTINGS = {
     **example_hp(),
     "basemodel_name": "resnet10t",
     "tb_experiment": "fsdd",
@@ -63,6 +64,7 @@ HP = {
     "specaug_freq_mask_num": 2,
     "specaug_time_mask_num": 2,
 }
+CONFIG = RunConfig.from_dict(SETTINGS, "bench/fsdd.py")
 
 
 def write_split(data_dir: Path, work_dir: Path, devel_from_take: int) -> tuple[Path, Path, dict[str, int]]:
@@ -112,60 +114,74 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FSDD recordings directory")
     parser.add_argument("--work-dir", type=Path, default=None, help="where links, configs and models go")
-    parser.add_argument("--epochs", type=int, default=HP["epochs"])
-    parser.add_argument("--backbone", default=HP["basemodel_name"])
-    parser.add_argument("--image-size", type=int, default=HP["image_width"])
+    parser.add_argument("--epochs", type=int, default=CONFIG.training.epochs)
+    parser.add_argument("--backbone", default=CONFIG.model.basemodel_name)
+    parser.add_argument("--image-size", type=int, default=CONFIG.preprocessing.image_width)
     parser.add_argument("--devel-from-take", type=int, default=40, help="takes from here on are devel")
     parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[HP["seed"]],
+    parser.add_argument("--seeds", type=int, nargs="+", default=[CONFIG.training.seed],
                         help="train one model per seed; with several, also print their mean and their ensemble")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="override one hp key, e.g. --set dropout=0.3 --set use_plot_images=true")
     args = parser.parse_args()
 
+    from rich.console import Console
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-    from dspl.workflows.train import train
+    from dspl.workflows.report import write_report
+    from dspl.workflows.train import ConfigurationResult, TrainingData, TrainOptions, train
 
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="dspl_fsdd_"))
     audio, label_file, counts = write_split(args.data, work_dir, args.devel_from_take)
-    hp = {**HP, "epochs": args.epochs, "seed": args.seeds, "basemodel_name": args.backbone,
-          "tb_run_id": f"{args.backbone}_scratch",
-          "image_width": args.image_size, "image_height": args.image_size}
+    values = {**SETTINGS, "epochs": args.epochs, "seed": args.seeds, "basemodel_name": args.backbone,
+              "tb_run_id": f"{args.backbone}_scratch",
+              "image_width": args.image_size, "image_height": args.image_size}
     for item in args.set:
         key, _, value = item.partition("=")
-        hp[key] = json.loads(value)
-    assert set(hp) <= set(SCHEMA)
+        values[key] = json.loads(value)
+    assert set(values) <= set(SCHEMA)
     hp_config, class_config = work_dir / "hp_config.json", work_dir / "class_config.json"
-    grid = {k: v if isinstance(v, list) else [v] for k, v in hp.items()}
+    grid = {k: v if isinstance(v, list) else [v] for k, v in values.items()}
     hp_config.write_text(json.dumps(grid, indent=2), encoding="utf-8")
     class_config.write_text(json.dumps({str(d): f"digit {d}" for d in range(10)}, indent=2), encoding="utf-8")
-    print("config: " + json.dumps({k: v for k, v in hp.items() if k not in ("label_parser", "tb_experiment")}))
+    configs = load_grid(hp_config)
+    print("config: " + json.dumps({k: v for k, v in values.items() if k not in ("label_parser", "tb_experiment")}))
     print(f"work dir {work_dir}: {counts['train']} train, {counts['devel']} devel, {counts['test']} test files")
 
+    console = Console()
+    data = TrainingData(audio, label_file)
+
+    def report(result: ConfigurationResult) -> None:  # as `dspl train` does after each configuration
+        if not result.skipped:
+            console.print(f"model: {result.model_file}")
+            console.print(f"report: {write_report(result.model_file, data.data_dir, data.label_file)}")
+
     start = time.perf_counter()
-    results = train(audio, work_dir / "output", hp_config, class_config, label_file,
-                    trainer_options={"accelerator": args.accelerator})
+    results = train(data, work_dir / "output", hp_config, class_config,
+                    TrainOptions(trainer_options={"accelerator": args.accelerator}), console, on_result=report)
     minutes = (time.perf_counter() - start) / 60
-    if hp["use_plot_images"]:
-        features = f"{hp['image_width']}x{hp['image_height']} plots"
-    elif hp["num_mfccs"]:
-        features = f"{hp['num_mfccs']} MFCCs (lifter {hp['cep_lifter']})"
+    config = configs[0]
+    preprocessing = config.preprocessing
+    if preprocessing.use_plot_images:
+        features = f"{preprocessing.image_width}x{preprocessing.image_height} plots"
+    elif preprocessing.num_mfccs:
+        features = f"{preprocessing.num_mfccs} MFCCs (lifter {preprocessing.cep_lifter})"
     else:
-        features = f"{hp['num_mel_bins']} log-mel bins"
-    chunks = "whole files" if hp["chunk_size"] <= 0 else f"{hp['chunk_size']:g} s chunks"
-    print(f"FSDD speaker-independent (test speaker {TEST_SPEAKER}), {hp['basemodel_name']} from scratch, "
-          f"input {features} of {chunks}, {hp['epochs']} epochs, {len(results)} seed(s), {minutes:.1f} min:")
+        features = f"{preprocessing.num_mel_bins} log-mel bins"
+    chunks = "whole files" if preprocessing.chunk_size <= 0 else f"{preprocessing.chunk_size:g} s chunks"
+    print(f"FSDD speaker-independent (test speaker {TEST_SPEAKER}), {config.model.basemodel_name} from scratch, "
+          f"input {features} of {chunks}, {config.training.epochs} epochs, {len(results)} seed(s), "
+          f"{minutes:.1f} min:")
     accuracies = []
-    seeds = hp["seed"] if isinstance(hp["seed"], list) else [hp["seed"]]
-    for seed, result in zip(seeds, results):
-        test = result["test"]
+    for result in results:
+        test = result.test
         accuracies.append(100 * test["test/accuracy"])
-        print(f"  seed {seed}: accuracy {accuracies[-1]:.1f} %, UAR {100 * test['test/uar']:.1f} %")
+        print(f"  seed {configs[result.index].training.seed}: accuracy {accuracies[-1]:.1f} %, "
+              f"UAR {100 * test['test/uar']:.1f} %")
     if len(results) > 1:
         test_files = sorted(audio.glob("test_*.wav"))
         truth = np.array([int(FILE_NAME.fullmatch(f.name.removeprefix("test_")).group(1)) for f in test_files])
-        predicted = ensemble_scores([r["model_file"] for r in results], test_files).argmax(axis=1)
+        predicted = ensemble_scores([r.model_file for r in results], test_files).argmax(axis=1)
         accuracy, uar = 100 * accuracy_score(truth, predicted), 100 * balanced_accuracy_score(truth, predicted)
         print(f"  mean of the seeds: accuracy {statistics.mean(accuracies):.1f} % "
               f"(sd {statistics.stdev(accuracies):.1f})")

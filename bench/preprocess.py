@@ -3,13 +3,14 @@
 Usage: python bench/preprocess.py [--dsl-python PATH] [--hc configs/hp_config.json] [--seconds 3]
                                   [--rounds 3] [--batch-sizes 1 64] [--threads N]
 
-The configuration is the given grid's first one with 2 s chunks (the DESIGN.md default: 2 s at 16 kHz ->
+The configuration is the given grid's first one with 2 s chunks (with configs/hp_config.json: 2 s at 16 kHz ->
 224x224 plots). With --dsl-python (a Python 3.8 venv with deepspectrumlite==1.0.2, see bench/dsl_side.py) the
 baseline is DeepSpectrumLite's own DataPipeline.generate_spectrogram, mapped over a tf.data dataset as its
 pipeline maps it; without it, the TF reference (dspl.export.tf_reference.TFPlotPipeline, tf.signal/tf.image as
 DeepSpectrumLite computed its plots) stands in. The two sides alternate, --rounds times per batch size, and the
-table gives the medians; target (DESIGN.md): dspl >= 25x DeepSpectrumLite at batch 64 and at batch 1. dspl's
-side is timed the way Predictor (the path `predict` takes) calls the transform: inference mode, one call a batch.
+table gives the medians. Target: dspl >= 25x DeepSpectrumLite's DataPipeline chunks per second on the same CPU,
+at batch 64 and at batch 1. dspl's side is timed the way Predictor (the path `predict` takes) calls the
+transform: inference mode, one call a batch.
 
 The script re-runs itself once with two environment settings that only matter to torch: glibc's mmap/trim
 thresholds raised (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_: else a batch of 64 plots, 38 MB, pays page
@@ -32,6 +33,9 @@ import numpy as np
 if TYPE_CHECKING:
     from dsl_side import DslProcess
 
+    from dspl.config import RunConfig
+    from dspl.spec import PreprocessingSpec
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "8589934592",
            "OMP_WAIT_POLICY": "PASSIVE"}
@@ -50,13 +54,13 @@ def measure(step: Callable[[], object], batch_size: int, seconds: float) -> floa
             return runs * batch_size / elapsed
 
 
-def torch_step(hp: dict, audio: np.ndarray, device: str) -> Callable[[], object]:
+def torch_step(spec: "PreprocessingSpec", audio: np.ndarray, device: str) -> Callable[[], object]:
     """One batch through PlotTransform on ``device`` (synchronised, so GPU timings are complete)."""
     import torch
 
     from dspl.features import PlotTransform
 
-    transform = PlotTransform.from_hp(hp).to(device).eval()
+    transform = PlotTransform(spec).to(device).eval()
     batch = torch.from_numpy(audio).to(device)
 
     def step() -> object:
@@ -69,7 +73,7 @@ def torch_step(hp: dict, audio: np.ndarray, device: str) -> Callable[[], object]
     return step
 
 
-def tf_step(hp: dict, audio: np.ndarray) -> Callable[[], object] | str:
+def tf_step(spec: "PreprocessingSpec", audio: np.ndarray) -> Callable[[], object] | str:
     """One batch through the TF reference, or the reason it is unavailable."""
     try:
         import tensorflow as tf
@@ -77,19 +81,19 @@ def tf_step(hp: dict, audio: np.ndarray) -> Callable[[], object] | str:
         from dspl.export.tf_reference import TFPlotPipeline
     except ImportError as exc:
         return f"TF reference unavailable ({exc})"
-    pipeline = TFPlotPipeline.from_hp(hp)
+    pipeline = TFPlotPipeline(spec)
     batch = tf.constant(audio)
     return lambda: pipeline(batch).numpy()
 
 
-def dsl_step(dsl: "DslProcess", hp: dict, audio: np.ndarray, seconds: float) -> Callable[[], float]:
+def dsl_step(dsl: "DslProcess", config: "RunConfig", audio: np.ndarray, seconds: float) -> Callable[[], float]:
     """A measurement of DeepSpectrumLite's own DataPipeline plots on ``audio`` in its process (chunks/s)."""
     from dsl_side import dsl_hp
 
-    config = dsl.write_hp(dsl_hp(hp))
+    hp_config = dsl.write_hp(dsl_hp(config))
     batch = dsl.work / f"audio_{audio.shape[0]}.npy"
     np.save(batch, audio)
-    return lambda: dsl.request("plots", hp_config=config, audio=batch, seconds=seconds)["chunks_per_s"]
+    return lambda: dsl.request("plots", hp_config=hp_config, audio=batch, seconds=seconds)["chunks_per_s"]
 
 
 def main() -> None:
@@ -118,14 +122,13 @@ def main() -> None:
             tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     from dspl.config import load_config
-    from dspl.data.chunking import chunk_samples
 
-    hp = load_config(args.hc)
-    hp.update(chunk_size=2.0, chunk_hop_size=1.0)
-    num_samples = chunk_samples(hp)[0]
-    print(f"config: {args.hc} [0] with 2 s chunks: {hp['sample_rate']} Hz, {num_samples} samples -> "
-          f"{hp['image_height']}x{hp['image_width']} {hp['color_map']}, mel={hp['mel_scale']} db={hp['db_scale']}, "
-          f"resize {hp['resize_method']} anti_alias={hp['anti_alias']}")
+    config = load_config(args.hc).replace(chunk_size=2.0, chunk_hop_size=1.0)
+    spec = config.spec
+    num_samples = spec.chunk_samples
+    print(f"config: {args.hc} [0] with 2 s chunks: {spec.sample_rate} Hz, {num_samples} samples -> "
+          f"{spec.image_height}x{spec.image_width} {spec.color_map}, mel={spec.mel_scale} db={spec.db_scale}, "
+          f"resize {spec.resize_method} anti_alias={spec.anti_alias}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; TF threads: "
           f"{args.threads or 'default'}; {os.cpu_count()} CPUs; env: "
           + " ".join(f"{key}={value}" for key, value in RUN_ENV.items()))
@@ -140,11 +143,11 @@ def main() -> None:
     try:
         for batch_size in args.batch_sizes:
             audio = (0.1 * rng.standard_normal((batch_size, num_samples))).astype(np.float32)
-            ours = torch_step(hp, audio, "cpu")
+            ours = torch_step(spec, audio, "cpu")
             if dsl:
-                theirs: Callable[[], float] | str = dsl_step(dsl, hp, audio, args.seconds)
+                theirs: Callable[[], float] | str = dsl_step(dsl, config, audio, args.seconds)
             else:
-                step = tf_step(hp, audio)
+                step = tf_step(spec, audio)
                 theirs = (lambda: measure(step, batch_size, args.seconds)) if callable(step) else step
             if not callable(theirs):
                 print(theirs)
@@ -156,7 +159,7 @@ def main() -> None:
             rows.append(("cpu", batch_size, statistics.median(torch_runs),
                          statistics.median(base_runs) if base_runs else None))
             if torch.cuda.is_available():
-                cuda = measure(torch_step(hp, audio, "cuda"), batch_size, args.seconds)
+                cuda = measure(torch_step(spec, audio, "cuda"), batch_size, args.seconds)
                 rows.append(("cuda", batch_size, cuda, None))
     finally:
         if dsl:

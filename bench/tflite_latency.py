@@ -14,6 +14,8 @@ preprocessing in one graph, converted with SELECT_TF_OPS.
 
 All models are timed with one interpreter each, interleaved invoke by invoke (LiteRT with XNNPACK;
 tf.lite.Interpreter when a baseline needs Flex ops), at the same thread count. Prints a table and the ratios.
+Target: dspl's end-to-end per-chunk latency at least 2x lower than DeepSpectrumLite's converted Keras model with
+its preprocessor.
 
     python bench/tflite_latency.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--threads 2]
                                    [--runs 30] [--work DIR [--reuse]]
@@ -31,28 +33,30 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dsl_side import DslProcess
 
+    from dspl.config import RunConfig
+
 KERAS_APPS = {"mobilenet_v2": "MobileNetV2", "densenet121": "DenseNet121"}
 DSL_APPS = {"mobilenet_v2": "mobilenet_v2.MobileNetV2", "densenet121": "densenet.DenseNet121"}  # tf.keras.applications
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "hp_config.json"
 
 
-def keras_end_to_end(hp: dict, backbone: str, num_classes: int, path: Path) -> Path:
+def keras_end_to_end(config: "RunConfig", backbone: str, num_classes: int, path: Path) -> Path:
     """DeepSpectrumLite-style model: tf.signal plots -> Keras application -> Dense head; SELECT_TF_OPS allowed."""
     import tensorflow as tf
     import tf_keras
 
     from dspl.export.tf_reference import TFPlotPipeline
 
-    pipeline = TFPlotPipeline.from_hp(hp)  # the tf.signal / tf.image reference preprocessing
-    size = (hp["image_height"], hp["image_width"], 3)
+    pipeline = TFPlotPipeline(config.spec)  # the tf.signal / tf.image reference preprocessing
+    size = (config.spec.image_height, config.spec.image_width, 3)
     application = getattr(tf_keras.applications, KERAS_APPS[backbone])(
         weights=None, include_top=False, pooling="avg", input_shape=size)
     inputs = tf_keras.Input(size)
     x = tf_keras.applications.imagenet_utils.preprocess_input(
         inputs, mode="tf" if backbone == "mobilenet_v2" else "torch")
     x = application(x)
-    x = tf_keras.layers.Dense(hp["num_units"], activation="relu")(x)
-    x = tf_keras.layers.Dropout(hp["dropout"])(x)
+    x = tf_keras.layers.Dense(config.model.num_units, activation="relu")(x)
+    x = tf_keras.layers.Dropout(config.model.dropout)(x)
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(num_classes, activation="softmax")(x))
     length = pipeline.num_samples
 
@@ -66,20 +70,24 @@ def keras_end_to_end(hp: dict, backbone: str, num_classes: int, path: Path) -> P
     return path
 
 
-def dspl_end_to_end(hp: dict, backbone: str, num_classes: int, out: Path, calibration_dir: Path) -> None:
+def dspl_end_to_end(config: "RunConfig", backbone: str, num_classes: int, out: Path, calibration_dir: Path) -> None:
     """dspl's fp32 and int8 end-to-end models of a random-weight model (agreement is reported, not enforced)."""
     from dspl.config import ClassConfig
-    from dspl.export.exporter import export
-    from dspl.models import create_model
-    from dspl.models.modelfile import LoadedModel
+    from dspl.export.exporter import Exporter, ExportOptions
+    from dspl.export.inputs import InputSources
+    from dspl.features import PlotTransform
+    from dspl.models import LoadedModel, create_model
 
     classes = ClassConfig.from_dict({f"c{i}": f"Class {i}" for i in range(num_classes)})
-    model = create_model(hp, num_classes, pretrained=False).eval()
-    export(LoadedModel(model, hp, classes), out, formats=("tflite",), quantize=("fp32", "int8"), end_to_end=True,
-           calibration_data=calibration_dir, max_chunks=16, min_agreement=0.0)
+    model = create_model(config.model, num_classes, in_chans=config.spec.input_channels, pretrained=False).eval()
+    loaded = LoadedModel(model, PlotTransform(config.spec).eval(), config, classes)
+    options = ExportOptions(formats=("tflite",), quantize=("fp32", "int8"), end_to_end=True,
+                            inputs=InputSources(calibration_data=calibration_dir, max_chunks=16), min_agreement=0.0)
+    Exporter(options).export(loaded, out)
 
 
-def dsl_converted(dsl: "DslProcess", hp: dict, backbone: str, num_classes: int, work: Path) -> dict[str, Path]:
+def dsl_converted(dsl: "DslProcess", config: "RunConfig", backbone: str, num_classes: int,
+                  work: Path) -> dict[str, Path]:
     """DeepSpectrumLite's preprocessor and converted model for ``backbone``, made in its own process."""
     import json
 
@@ -87,32 +95,32 @@ def dsl_converted(dsl: "DslProcess", hp: dict, backbone: str, num_classes: int, 
 
     class_config = dsl.work / "class_config.json"
     class_config.write_text(json.dumps({f"c{i}": f"Class {i}" for i in range(num_classes)}), encoding="utf-8")
-    reply = dsl.request("convert", hp_config=dsl.write_hp(dsl_hp(hp)), class_config=class_config,
+    reply = dsl.request("convert", hp_config=dsl.write_hp(dsl_hp(config)), class_config=class_config,
                         keras_application=DSL_APPS[backbone], run_dir=dsl.work / "run",
                         model_out=work / f"dsl_{backbone}.tflite", preprocessor_out=work / f"dsl_{backbone}_pre.tflite")
     return {"DSL preprocessor": Path(reply["preprocessor"]), "DSL model (convert)": Path(reply["model"])}
 
 
-def build(backbone: str, hp: dict, work: Path, audio: Path, reuse: bool,
+def build(backbone: str, config: "RunConfig", work: Path, audio: Path, reuse: bool,
           dsl: "DslProcess | None") -> tuple[dict[str, Path], float]:
     """The models of one backbone (kept from an earlier run with --reuse) and dspl's int8 agreement."""
-    import json
+    from dspl.export.report import REPORT_FILE, ExportReport, end_to_end_step
 
     ours = work / f"dspl_{backbone}"
-    if not (reuse and (ours / "export_report.json").is_file()):
+    if not (reuse and (ours / REPORT_FILE).is_file()):
         start = time.perf_counter()
-        dspl_end_to_end(hp, backbone, 3, ours, audio)
+        dspl_end_to_end(config, backbone, 3, ours, audio)
         logging.info("%s: dspl export took %.0f s", backbone, time.perf_counter() - start)
     models = {"dspl fp32": ours / "model_end_to_end_fp32.tflite", "dspl int8": ours / "model_end_to_end_int8.tflite"}
     if dsl:
-        models.update(dsl_converted(dsl, hp, backbone, 3, work))
+        models.update(dsl_converted(dsl, config, backbone, 3, work))
     else:
         baseline = work / f"keras_{backbone}_select_tf_ops.tflite"
         if not (reuse and baseline.is_file()):
-            keras_end_to_end(hp, backbone, 3, baseline)
+            keras_end_to_end(config, backbone, 3, baseline)
         models["keras SELECT_TF_OPS"] = baseline
-    report = json.loads((ours / "export_report.json").read_text())
-    return models, report["steps"]["end_to_end_int8"]["agreement_with_pytorch"]
+    report = ExportReport.read(ours / REPORT_FILE)
+    return models, report.steps[end_to_end_step("int8")].agreement_with_pytorch
 
 
 def main() -> None:
@@ -135,13 +143,13 @@ def main() -> None:
     from dspl.export.tflite_file import custom_operators
     from dspl.export.tflite_stats import measure_latencies
 
-    hp = load_config(args.config, 0)
+    config = load_config(args.config, 0)
     dsl = None
     if args.dsl_python:
         from dsl_side import DslProcess
 
         dsl = DslProcess(args.dsl_python)
-        hp.update(chunk_size=1.0, chunk_hop_size=0.5, sample_rate=16000)  # its preprocessor takes [1, 16000]
+        config = config.replace(chunk_size=1.0, chunk_hop_size=0.5, sample_rate=16000)  # its preprocessor: [1, 16000]
     baseline = "DSL preprocessor + model" if dsl else "keras SELECT_TF_OPS"
     rows = []
     try:
@@ -150,7 +158,7 @@ def main() -> None:
             work.mkdir(parents=True, exist_ok=True)
             audio = write_example_data(work / "example", files_per_class=4) / "audio"
             for backbone in args.backbones:
-                models, agreement = build(backbone, dict(hp, basemodel_name=backbone, weights=""), work, audio,
+                models, agreement = build(backbone, config.replace(basemodel_name=backbone, weights=""), work, audio,
                                           args.reuse, dsl)
                 # One runtime for all: LiteRT unless a baseline really needs Flex ops.
                 flex = any(custom_operators(path) for path in models.values())
@@ -170,9 +178,9 @@ def main() -> None:
     finally:
         if dsl:
             dsl.close()
-    samples = int(hp["chunk_size"] * hp["sample_rate"])
+    samples = int(config.preprocessing.chunk_size * config.preprocessing.sample_rate)
     print(f"\nper-chunk latency, {args.threads} threads, {args.runs} interleaved runs after 5 warm-up runs; "
-          f"chunk {samples} samples, plots {hp['image_height']}x{hp['image_width']}"
+          f"chunk {samples} samples, plots {config.spec.image_height}x{config.spec.image_width}"
           + ("; DSL's model: random weights, converted in inference mode (its `convert` fails from scratch)"
              if dsl else ""))
     print(f"{'backbone':<14}{'model':<44}{'median ms':>11}{'p90 ms':>10}{'MB':>8}  non-builtin ops / note")

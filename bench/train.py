@@ -11,7 +11,8 @@ own training runs in its process on the same files and configuration: its DataPi
 after the first epoch, as its `train` does) and its TransferBaseModel's Keras fit (AugmentableModel's
 SapAugment/CutMix/SpecAugment train_step). After a warm-up epoch each, the two alternate epoch by epoch
 (--rounds epochs each) and the table gives the medians and the ratios of samples/s and of process CPU time per
-sample (the fairer figure where other processes share the cores); target (DESIGN.md): dspl >= 3x on the CPU.
+sample (the fairer figure where other processes share the cores). Target: dspl >= 3x DeepSpectrumLite's
+samples per second on the CPU, on the same data and configuration.
 On CUDA dspl also trains with channels_last and bf16 autocast where the GPU supports them (models/speed.py).
 
     python bench/train.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--rounds 2]
@@ -34,7 +35,7 @@ import soundfile as sf
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from dspl.config import ClassConfig, load_config
+from dspl.config import ClassConfig, RunConfig, load_config
 from dspl.data.datamodule import AudioDataModule
 from dspl.models.module import DsplModule
 
@@ -42,10 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 CLASSES = {f"d{digit}": f"digit {digit}" for digit in range(10)}
 # configs/hp_config.json (DeepSpectrumLite's README configuration) with these changes for FSDD
-HP = {"weights": "", "sample_rate": 8000, "chunk_size": -1.0, "chunk_hop_size": -1.0, "upper_edge_hertz": 4000.0,
-      "stft_window_size": 0.032, "stft_hop_size": 0.016, "stft_fft_length": 0.032, "num_mel_bins": 64,
-      "output_activation": "softmax", "batch_size": 32, "pre_epochs": 0, "epochs": 100, "image_width": 224,
-      "image_height": 224, "resize_method": "nearest", "anti_alias": False}
+FSDD_CHANGES = {
+    "weights": "", "sample_rate": 8000, "chunk_size": -1.0, "chunk_hop_size": -1.0, "upper_edge_hertz": 4000.0,
+    "stft_window_size": 0.032, "stft_hop_size": 0.016, "stft_fft_length": 0.032, "num_mel_bins": 64,
+    "output_activation": "softmax", "batch_size": 32, "pre_epochs": 0, "epochs": 100, "image_width": 224,
+    "image_height": 224, "resize_method": "nearest", "anti_alias": False,
+}
 
 
 def write_data(recordings: Path, work: Path, files: int) -> tuple[Path, Path]:
@@ -116,13 +119,13 @@ class EpochTimer(Callback):
                 self.between()
 
 
-def train_dspl(audio: Path, label_file: Path, hp: dict[str, Any], device: str, epochs: int,
+def train_dspl(audio: Path, label_file: Path, config: RunConfig, device: str, epochs: int,
                between: Any = None) -> list[dict[str, float]]:
     """Train ``epochs`` epochs (the first a warm-up) and return the timings of the others."""
     classes = ClassConfig.from_dict(CLASSES)
-    L.seed_everything(hp["seed"], verbose=False)
-    module = DsplModule(hp, classes.to_dict(), pretrained=False)
-    data = AudioDataModule(audio, label_file, hp, classes)
+    L.seed_everything(config.training.seed, verbose=False)
+    module = DsplModule(config, classes, pretrained=False)
+    data = AudioDataModule(audio, label_file, config, classes)
     timer = EpochTimer(device, between)
     trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=epochs,
                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -158,7 +161,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     print(f"{'device':6} {'backbone':14} {'dspl samples/s':>14} {'cpu ms':>9} {'data wait':>9} {'plots':>6} "
           f"{'DSL samples/s':>14} {'cpu ms':>9} {'ratios':>15}", flush=True)
     for backbone in args.backbones:
-        hp = {**load_config(ROOT / "configs" / "hp_config.json"), **HP, "basemodel_name": backbone}
+        config = load_config(ROOT / "configs" / "hp_config.json").replace(**FSDD_CHANGES, basemodel_name=backbone)
         for device in args.devices:
             dsl_runs: list[dict[str, float]] = []
             dsl = None
@@ -168,12 +171,12 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 dsl = DslProcess(args.dsl_python)
                 class_config = dsl.work / "class_config.json"
                 class_config.write_text(json.dumps(CLASSES), encoding="utf-8")
-                dsl.request("train_setup", hp_config=dsl.write_hp(dsl_hp(hp)), class_config=class_config,
+                dsl.request("train_setup", hp_config=dsl.write_hp(dsl_hp(config)), class_config=class_config,
                             label_file=label_file, data_dir=audio, run_dir=dsl.work / "run")
                 dsl.request("train_epoch")  # warm-up: graph tracing, plots into its cache
             try:
                 between = (lambda: dsl_runs.append(dsl.request("train_epoch"))) if dsl else None
-                epochs = train_dspl(audio, label_file, hp, device, args.rounds + 1, between)
+                epochs = train_dspl(audio, label_file, config, device, args.rounds + 1, between)
             finally:
                 if dsl:
                     dsl.close()

@@ -2,14 +2,14 @@
 
 The README's "How a chunk becomes a plot" in numbers. The torch features, the TensorFlow reference, the schema
 checks, the model file's input shape and the TFLite metadata all read them from here; this module imports
-neither torch nor TensorFlow, so any of them (and the config checks) can use it.
+neither torch nor TensorFlow nor any dspl module but errors, so any of them can use it. The configuration's
+preprocessing part (dspl.config.settings.PreprocessingSettings) builds the spec from the user's seconds and hertz.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
 
 import numpy as np
 
@@ -78,38 +78,6 @@ class PreprocessingSpec:
     resize_method: str
     anti_alias: bool
 
-    @classmethod
-    def from_hp(cls, hp: Mapping[str, Any]) -> "PreprocessingSpec":
-        """The spec of a configuration, optional keys at their schema defaults (DsplError when a size comes out
-        below one sample)."""
-        from dspl.config.grid import with_defaults  # the config package reads this module's choice lists
-
-        hp = with_defaults(hp)
-        rate = int(hp["sample_rate"])
-        chunk = hop = 0
-        if hp["chunk_size"] > 0:
-            chunk, hop = int(hp["chunk_size"] * rate), int(hp["chunk_hop_size"] * rate)
-            if chunk < 1:
-                raise DsplError(f"chunk_size: value {hp['chunk_size']} gives 0 samples at sample_rate {rate}")
-            if hop < 1:
-                raise DsplError(f"chunk_hop_size: value {hp['chunk_hop_size']} gives 0 samples at sample_rate {rate}")
-        frame_length = int(hp["stft_window_size"] * rate)
-        if 0 < chunk < frame_length:
-            raise DsplError(
-                f"chunk_size: value {hp['chunk_size']} gives {chunk} samples, fewer than one STFT window "
-                f"(stft_window_size {hp['stft_window_size']} = {frame_length} samples)")
-        mel_scale = bool(hp["mel_scale"])
-        return cls(
-            sample_rate=rate, normalize_audio=bool(hp["normalize_audio"]), chunk_samples=chunk, hop_samples=hop,
-            frame_length=frame_length, frame_step=int(hp["stft_hop_size"] * rate),
-            fft_length=int(hp["stft_fft_length"] * rate), mel_scale=mel_scale, num_mel_bins=int(hp["num_mel_bins"]),
-            lower_edge_hertz=float(hp["lower_edge_hertz"]), upper_edge_hertz=float(hp["upper_edge_hertz"]),
-            num_mfccs=int(hp["num_mfccs"]) if mel_scale else 0, cep_lifter=int(hp["cep_lifter"]),
-            db_scale=bool(hp["db_scale"]), top_db=None if hp["top_db"] is None else float(hp["top_db"]),
-            use_plot_images=bool(hp["use_plot_images"]), color_map=str(hp["color_map"]),
-            image_height=int(hp["image_height"]), image_width=int(hp["image_width"]),
-            resize_method=str(hp["resize_method"]), anti_alias=bool(hp["anti_alias"]))
-
     @property
     def whole_file(self) -> bool:
         """Whether every file is one chunk of its own length (chunk_size <= 0)."""
@@ -132,11 +100,16 @@ class PreprocessingSpec:
         return num_frames(self.chunk_samples if num_samples is None else num_samples, self.frame_length,
                           self.frame_step)
 
+    @property
+    def input_channels(self) -> int:
+        """Channels of the model input: 3 for plots, 1 for raw features."""
+        return 3 if self.use_plot_images else 1
+
     def input_shape(self, num_samples: int | None = None) -> tuple[int, int, int]:
         """Model input ``(C, H, W)`` (PyTorch layout): the plot, or ``(1, frames, features)`` raw features."""
         if self.use_plot_images:
-            return (3, self.image_height, self.image_width)
-        return (1, self.num_frames(num_samples), self.num_features)
+            return (self.input_channels, self.image_height, self.image_width)
+        return (self.input_channels, self.num_frames(num_samples), self.num_features)
 
     def dynamic_length_resize(self) -> bool:
         """Whether a TFLite preprocessor can take any input length (the time resize is a built-in kernel)."""

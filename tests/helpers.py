@@ -18,23 +18,26 @@ TINY = {"basemodel_name": "test_efficientnet", "image_width": 32, "image_height"
 CLASS_DICT = {"low": "Low tone", "high": "High tone", "noise": "Noise"}
 
 
-def tiny_hp(prediction_type: str = "categorical", **overrides: Any) -> dict[str, Any]:
-    """A validated example configuration with a tiny timm backbone and 32x32 plots."""
-    from dspl.config import expand_grid, parse_grid
+def build_config(values: dict[str, Any]) -> Any:
+    """The one way tests build a configuration: checked and defaulted as a grid file's (a RunConfig)."""
+    from dspl.config import RunConfig
+
+    return RunConfig.from_dict(values, "test")
+
+
+def tiny_config(prediction_type: str = "categorical", **overrides: Any) -> Any:
+    """The example configuration with a tiny timm backbone and 32x32 plots (a RunConfig)."""
     from dspl.data.example import example_hp
 
-    raw = {**example_hp(prediction_type), **TINY, **overrides}
-    return expand_grid(parse_grid({k: [v] for k, v in raw.items()}))[0]
+    return build_config({**example_hp(prediction_type), **TINY, **overrides})
 
 
-def augment_hp(**overrides: Any) -> dict[str, Any]:
-    """Every key at its schema default, SapAugment at (0.5, 10), CutMix and SpecAugment off, with overrides."""
-    from dspl.config.schema import SCHEMA
+def augment_settings(**overrides: Any) -> Any:
+    """Augmentation settings at their defaults, SapAugment at (0.5, 10), CutMix and SpecAugment off, with overrides."""
+    from dspl.config import AugmentSettings
 
-    hp = {key: spec.default for key, spec in SCHEMA.items()}
-    hp.update(sap_aug_a=0.5, sap_aug_s=10.0, augment_cutmix=False, augment_specaug=False, use_plot_images=True)
-    hp.update(overrides)
-    return hp
+    return AugmentSettings(**{"sap_aug_a": 0.5, "sap_aug_s": 10.0, "augment_cutmix": False, "augment_specaug": False,
+                              **overrides})
 
 
 def distinct_images(b: int, h: int = 32, w: int = 32) -> Any:
@@ -44,9 +47,11 @@ def distinct_images(b: int, h: int = 32, w: int = 32) -> Any:
     return (torch.arange(b, dtype=torch.float32) + 1).view(b, 1, 1, 1).expand(b, 3, h, w).clone()
 
 
-def write_grid(path: Path, hp: dict[str, Any]) -> Path:
-    """Write one configuration as a hyper-parameter grid file (JSON of one-element lists)."""
-    path.write_text(json.dumps({k: [v] for k, v in hp.items()}), encoding="utf-8")
+def write_grid(path: Path, config: Any) -> Path:
+    """Write one configuration (a RunConfig or a mapping of keys) as a hyper-parameter grid file (JSON of
+    one-element lists)."""
+    values = config if isinstance(config, dict) else config.to_dict()
+    path.write_text(json.dumps({k: [v] for k, v in values.items()}), encoding="utf-8")
     return path
 
 
@@ -55,23 +60,29 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def spread_model_file(path: Path, hp: dict[str, Any], class_dict: dict[str, str], seed: int = 0,
+def untrained_model(config: Any, num_outputs: int) -> Any:
+    """The configuration's model with random weights, in eval mode."""
+    from dspl.models import create_model
+
+    return create_model(config.model, num_outputs, in_chans=config.spec.input_channels, pretrained=False).eval()
+
+
+def spread_model_file(path: Path, config: Any, class_dict: dict[str, str], seed: int = 0,
                       gain: float = 40.0) -> Path:
     """An untrained model file whose head is scaled by ``gain`` so that chunks of one file get clearly
     different scores (no training: seconds instead of a minute)."""
     import torch
 
     from dspl.config import ClassConfig
-    from dspl.models import create_model
     from dspl.models.modelfile import save_model_file
 
     classes = ClassConfig.from_dict(class_dict)
     torch.manual_seed(seed)
-    model = create_model(hp, classes.num_classes, pretrained=False).eval()
+    model = untrained_model(config, classes.num_classes)
     with torch.no_grad():
         last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
         last.weight.mul_(gain)
-    return save_model_file(path, model, hp, classes)
+    return save_model_file(path, model, config, classes)
 
 
 # --- sockets blocked in child processes too -------------------------------------------------------------------
@@ -142,12 +153,11 @@ RATES = {8000: 4000.0, 16000: 8000.0, 44100: 22050.0}  # sample rate -> upper_ed
 FLOAT32_FLOOR_DB = 60.0  # below this many dB under a chunk's peak, float32 STFT rounding shows
 
 
-def make_hparams(**overrides) -> dict:
-    """One validated configuration: BASE with overrides (upper_edge_hertz follows sample_rate unless given)."""
-    values = {**BASE, "upper_edge_hertz": RATES[overrides.get("sample_rate", BASE["sample_rate"])], **overrides}
-    from dspl.config import expand_grid, parse_grid
-
-    return expand_grid(parse_grid({k: [v] for k, v in values.items()}, "test"), "test")[0]
+def parity_config(**overrides: Any) -> Any:
+    """One configuration of the parity grid: BASE with overrides (upper_edge_hertz follows sample_rate unless
+    given)."""
+    return build_config({**BASE, "upper_edge_hertz": RATES[overrides.get("sample_rate", BASE["sample_rate"])],
+                         **overrides})
 
 
 def make_signals(rate: int, num_samples: int) -> np.ndarray:
@@ -170,14 +180,15 @@ def make_signals(rate: int, num_samples: int) -> np.ndarray:
     return np.stack([speech, noise, click]).astype(np.float32)
 
 
-def torch_output(hp: dict, audio: np.ndarray) -> np.ndarray:
-    """dspl.features.PlotTransform, laid out as TF does: [B, H, W, 3] or [B, frames, features, 1]."""
+def torch_output(spec: Any, audio: np.ndarray) -> np.ndarray:
+    """dspl.features.PlotTransform of a PreprocessingSpec, laid out as TF does: [B, H, W, 3] or
+    [B, frames, features, 1]."""
     import torch
 
     from dspl.features import PlotTransform
 
     with torch.no_grad():
-        out = PlotTransform.from_hp(hp)(torch.from_numpy(audio)).numpy()
+        out = PlotTransform(spec)(torch.from_numpy(audio)).numpy()
     return out.transpose(0, 2, 3, 1)
 
 
@@ -194,7 +205,7 @@ def assert_images_close(a: np.ndarray, b: np.ndarray) -> None:
     assert d.max() <= 2.0 and np.mean(d <= 0.5) >= 0.999, image_stats(a, b)
 
 
-def assert_features_close(hp: dict, a: np.ndarray, b: np.ndarray) -> None:
+def assert_features_close(spec: Any, a: np.ndarray, b: np.ndarray) -> None:
     """Raw features within 1e-3 dB (MFCCs: 1e-3 in their own log units).
 
     Power features are compared in dB (absolute, as dB features are). Bins more than FLOAT32_FLOOR_DB below the
@@ -203,10 +214,10 @@ def assert_features_close(hp: dict, a: np.ndarray, b: np.ndarray) -> None:
     """
     assert a.shape == b.shape
     a, b = a.astype(np.float64), b.astype(np.float64)
-    if hp["num_mfccs"] > 0:
+    if spec.num_mfccs > 0:
         assert np.abs(a - b).max() <= 1e-3, f"max |diff| {np.abs(a - b).max():.4g}"
         return
-    if not hp["db_scale"]:
+    if not spec.db_scale:
         a, b = (10 * np.log10(np.maximum(x, 1e-16)) for x in (a, b))
     d = np.abs(a - b)
     near = np.maximum(a, b) >= np.maximum(a, b).max(axis=(1, 2, 3), keepdims=True) - FLOAT32_FLOOR_DB

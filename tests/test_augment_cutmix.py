@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import augment_settings, distinct_images
 
 from dspl.augment import Augmenter, cutmix
-from helpers import augment_hp, distinct_images
 
 
 def _hp(**overrides):
-    """CutMix on for every sample (da_prob 1), the rest as helpers.augment_hp."""
-    return augment_hp(**{"augment_cutmix": True, "da_prob_min": 1.0, "da_prob_max": 1.0, **overrides})
+    """CutMix on for every sample (da_prob 1), the rest as helpers.augment_settings."""
+    return augment_settings(**{"augment_cutmix": True, "da_prob_min": 1.0, "da_prob_max": 1.0, **overrides})
 
 
 def _boxes(mixed: torch.Tensor) -> list[dict | None]:

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
+from helpers import augment_settings
 
 from dspl.augment import Augmenter, random_scales, stretch
-from helpers import augment_hp
 
 
 def _ramp(b: int, h: int, w: int, along: int) -> torch.Tensor:
@@ -71,7 +71,7 @@ def test_random_scales_are_log_symmetric_within_bounds():
 
 
 def test_augmenter_stretches_easy_samples_and_leaves_hard_ones():
-    aug = Augmenter(augment_hp(augment_stretch=True, stretch_time_max=0.5, stretch_freq_max=0.0, da_prob_min=1.0,
+    aug = Augmenter(augment_settings(augment_stretch=True, stretch_time_max=0.5, stretch_freq_max=0.0, da_prob_min=1.0,
                         da_prob_max=1.0), seed=3)
     assert aug.enabled
     b = 8

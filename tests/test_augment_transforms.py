@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import augment_settings, distinct_images
 
 from dspl.augment import Augmenter, cutmix, mask_bands
-from helpers import augment_hp, distinct_images
 
 
 def test_cutmix_label_weight_equals_pasted_area():
@@ -59,7 +59,7 @@ def test_specaugment_mask_width_within_bounds(num_masks):
 def test_augmentation_probability_matches_da_prob():
     torch.manual_seed(3)
     p = 0.3
-    aug = Augmenter(augment_hp(augment_specaug=True, da_prob_min=p, da_prob_max=p, specaug_time_min=0.5,
+    aug = Augmenter(augment_settings(augment_specaug=True, da_prob_min=p, da_prob_max=p, specaug_time_min=0.5,
                         specaug_time_max=0.5, specaug_freq_min=0.0, specaug_freq_max=0.0), seed=3)
     b = 4000
     images = torch.rand(b, 1, 8, 8) * 254 + 1
@@ -69,7 +69,7 @@ def test_augmentation_probability_matches_da_prob():
 
 
 def test_low_loss_samples_augmented_strongly_high_loss_not():
-    aug = Augmenter(augment_hp(augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0, specaug_freq_min=0.0,
+    aug = Augmenter(augment_settings(augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0, specaug_freq_min=0.0,
                         specaug_freq_max=0.5, specaug_time_min=0.0, specaug_time_max=0.0), seed=0)
     b, h = 16, 64
     losses = torch.rand(b)
@@ -83,7 +83,7 @@ def test_low_loss_samples_augmented_strongly_high_loss_not():
 
 
 def test_probability_interpolates_with_lambda():
-    aug = Augmenter(augment_hp(augment_specaug=True, da_prob_min=0.0, da_prob_max=1.0, specaug_time_min=0.5,
+    aug = Augmenter(augment_settings(augment_specaug=True, da_prob_min=0.0, da_prob_max=1.0, specaug_time_min=0.5,
                         specaug_time_max=0.5), seed=1)
     b, trials = 8, 300
     hits = torch.zeros(b)
@@ -97,9 +97,9 @@ def test_probability_interpolates_with_lambda():
 
 
 def test_raw_features_masked_along_feature_axis_with_sample_mean():
-    aug = Augmenter(augment_hp(augment_specaug=True, use_plot_images=False, da_prob_min=1.0, da_prob_max=1.0,
-                        specaug_freq_min=0.25, specaug_freq_max=0.25, specaug_time_min=0.0,
-                        specaug_time_max=0.0), seed=0)
+    aug = Augmenter(augment_settings(augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0,
+                                     specaug_freq_min=0.25, specaug_freq_max=0.25, specaug_time_min=0.0,
+                                     specaug_time_max=0.0), plots=False, seed=0)
     features = torch.randn(4, 1, 20, 16) * 10 - 40  # [B, 1, frames, features]
     out, _ = aug(features, torch.zeros(4, 1), torch.rand(4))
     mean = features.mean(dim=(1, 2, 3)).view(4, 1, 1)
@@ -108,17 +108,17 @@ def test_raw_features_masked_along_feature_axis_with_sample_mean():
 
 
 def test_regression_targets_mixed_by_area_and_seed_reproducible():
-    hp = augment_hp(augment_cutmix=True, augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0)
+    settings = augment_settings(augment_cutmix=True, augment_specaug=True, da_prob_min=1.0, da_prob_max=1.0)
     images, targets, losses = torch.rand(6, 3, 32, 32) * 255, torch.rand(6, 1), torch.rand(6)
-    first = Augmenter(hp, seed=7)(images, targets, losses)
-    second = Augmenter(hp, seed=7)(images, targets, losses)
+    first = Augmenter(settings, seed=7)(images, targets, losses)
+    second = Augmenter(settings, seed=7)(images, targets, losses)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
     assert first[1].shape == (6, 1)
     assert (first[1] >= targets.min() - 1e-6).all() and (first[1] <= targets.max() + 1e-6).all()
 
 
 def test_disabled_augmenter_is_identity():
-    aug = Augmenter(augment_hp())
+    aug = Augmenter(augment_settings())
     images, targets = torch.rand(2, 3, 8, 8), torch.eye(2)
     assert not aug.enabled
     out = aug(images, targets, torch.rand(2))

@@ -7,15 +7,16 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import CLASS_DICT, tiny_config
 
 from dspl.cli.main import cli
 from dspl.config import ClassConfig
 from dspl.data.example import write_example_data
-from dspl.export.exporter import export
+from dspl.export.exporter import ExportOptions
 from dspl.models import create_model
 from dspl.models.modelfile import save_model_file
 from dspl.workflows.benchmark import benchmark
-from helpers import CLASS_DICT, tiny_hp
+from dspl.workflows.export import export_model
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +24,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
     """An untrained tiny model, its fp32 plots-in and end-to-end exports, and the example set."""
     root = tmp_path_factory.mktemp("benchmark")
     data = write_example_data(root / "data", files_per_class=2, seed=4)
-    hp, classes = tiny_hp(), ClassConfig.from_dict(CLASS_DICT)
+    hp, classes = tiny_config(), ClassConfig.from_dict(CLASS_DICT)
     torch.manual_seed(0)
-    model = create_model(hp, classes.num_classes, pretrained=False).eval()
+    model = create_model(hp.model, classes.num_classes, in_chans=hp.spec.input_channels, pretrained=False).eval()
     model_file = save_model_file(root / "model.h5", model, hp, classes)
-    export(model_file, root / "exported", formats=("tflite",), quantize=("fp32",), end_to_end=True)
+    export_model(model_file, root / "exported", ExportOptions(formats=("tflite",), quantize=("fp32",), end_to_end=True))
     return model_file, root / "exported", data
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import tiny_hp, write_grid
+from helpers import tiny_config, write_grid
 
 NATIVE_CHATTER = ("Unable to register", "computation placer", "absl::InitializeLog", "cuda")
 
@@ -17,7 +17,7 @@ def run_dspl(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_tensorflow_chatter_only_with_vv(tmp_path):
-    grid = write_grid(tmp_path / "hp.json", tiny_hp())
+    grid = write_grid(tmp_path / "hp.json", tiny_config())
     quiet = run_dspl("create-preprocessor", "-hc", str(grid), "-d", str(tmp_path / "p.tflite"), cwd=tmp_path)
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stdout.strip() == f"wrote {tmp_path / 'p.tflite'}"

@@ -67,17 +67,17 @@ def test_grid_follows_itertools_product_order(tmp_path):
     expected = list(itertools.product(*grid.values()))
     assert len(configs) == len(expected) == 12
     for config, values in zip(configs, expected):
-        assert tuple(config[k] for k in grid) == values
+        assert tuple(config.to_dict()[k] for k in grid) == values
     # the last key of the file varies fastest
-    assert [c["color_map"] for c in configs[:2]] == ["viridis", "magma"]
+    assert [c.preprocessing.color_map for c in configs[:2]] == ["viridis", "magma"]
     # file order here: dropout, batch_size, color_map (BASE fixes the position of existing keys)
-    assert [c["batch_size"] for c in configs[::2]] == [8, 16, 32] * 2
-    assert [c["dropout"] for c in configs[::6]] == [0.1, 0.5]
+    assert [c.training.batch_size for c in configs[::2]] == [8, 16, 32] * 2
+    assert [c.model.dropout for c in configs[::6]] == [0.1, 0.5]
 
 
 def test_defaults_are_filled_and_ints_become_floats(tmp_path):
-    config = load_grid(write(tmp_path, BASE))[0]
-    assert set(config) == set(SCHEMA)
+    config = load_grid(write(tmp_path, BASE))[0].to_dict()
+    assert list(config) == list(SCHEMA)
     assert config["prediction_type"] == "categorical"
     assert config["weights"] == "imagenet"
     assert config["resize_method"] == "bilinear" and config["anti_alias"] is True
@@ -95,7 +95,7 @@ def test_every_required_key_is_in_the_base_grid():
 def test_readme_table_spelling_num_unit_is_accepted(tmp_path):
     grid = {k: v for k, v in BASE.items() if k != "num_units"}
     grid["num_unit"] = [64]
-    assert load_grid(write(tmp_path, grid))[0]["num_units"] == 64
+    assert load_grid(write(tmp_path, grid))[0].model.num_units == 64
 
 
 def test_slurm_task_selects_one_configuration(tmp_path):
@@ -181,7 +181,7 @@ def test_shipped_configs_are_valid():
     configs = load_grid(root / "hp_config.json")
     classes = load_class_config(root / "class_config.json")
     assert len(configs) >= 1
-    check_class_config(classes, configs[0]["prediction_type"])
+    check_class_config(classes, configs[0].prediction_type)
 
 
 def _another_value(name: str, value: object) -> object:
@@ -201,14 +201,23 @@ def _another_value(name: str, value: object) -> object:
 
 
 def test_the_preprocessing_keys_are_exactly_those_the_spec_reads():
-    """Changing a key changes PreprocessingSpec.from_hp if and only if the schema marks it as preprocessing."""
-    from dspl.data.example import example_hp
-    from dspl.spec import PreprocessingSpec
+    """Changing a key changes the configuration's PreprocessingSpec if and only if the schema puts it in the
+    preprocessing part."""
+    import dataclasses
 
-    hp = {**{name: key.default for name, key in SCHEMA.items()}, **example_hp(), "num_mfccs": 20}
-    spec = PreprocessingSpec.from_hp(hp)
+    from dspl.config import RunConfig
+    from dspl.data.example import example_hp
+
+    config = RunConfig.from_dict({**example_hp(), "num_mfccs": 20})
+    values = config.to_dict()
     changeable = [name for name in SCHEMA if len(SCHEMA[name].choices) != 1]  # model_name has one value only
-    changes_spec = {name for name in changeable
-                    if PreprocessingSpec.from_hp({**hp, name: _another_value(name, hp[name])}) != spec}
+
+    def spec_with(name: str) -> object:
+        other = _another_value(name, values[name])
+        if name in PREPROCESSING_KEYS:  # one part alone: combinations a grid refuses still make a spec
+            return dataclasses.replace(config.preprocessing, **{name: other}).spec
+        return config.replace(**{name: other}).spec
+
+    changes_spec = {name for name in changeable if spec_with(name) != config.spec}
     assert changes_spec == set(PREPROCESSING_KEYS)
     assert len(PREPROCESSING_KEYS) == 21

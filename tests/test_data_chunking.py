@@ -7,27 +7,26 @@ import logging
 import pytest
 import torch
 
+from dspl.config import PREPROCESSING_KEYS, PreprocessingSettings
 from dspl.data.audio import load_audio
-from dspl.data.chunking import (
-    chunk_offsets,
-    chunk_samples,
-    chunk_times,
-    num_chunks,
-    split_into_chunks,
-)
+from dspl.data.chunking import chunk_offsets, chunk_times, num_chunks, split_into_chunks
 from dspl.data.example import example_hp
 from dspl.errors import DsplError
+from dspl.spec import PreprocessingSpec
 
 
-def hp(chunk_size: float = 1.0, chunk_hop_size: float = 0.5, sample_rate: int = 16000) -> dict:
-    return {**example_hp(), "chunk_size": chunk_size, "chunk_hop_size": chunk_hop_size, "sample_rate": sample_rate}
+def hp(chunk_size: float = 1.0, chunk_hop_size: float = 0.5, sample_rate: int = 16000) -> PreprocessingSpec:
+    """The example configuration's preprocessing spec with another chunking (and sample rate)."""
+    values = {**example_hp(), "chunk_size": chunk_size, "chunk_hop_size": chunk_hop_size, "sample_rate": sample_rate,
+              "upper_edge_hertz": sample_rate / 2}
+    return PreprocessingSettings(**{key: values[key] for key in PREPROCESSING_KEYS if key in values}).spec
 
 
 def test_chunk_samples():
-    assert chunk_samples(hp(1.0, 0.5)) == (16000, 8000)
-    assert chunk_samples(hp(0.0625, 0.03125)) == (1000, 500)
-    assert chunk_samples(hp(0.0, 0.5)) == (0, 0)
-    assert chunk_samples(hp(-1.0, 0.0)) == (0, 0)
+    assert (hp(1.0, 0.5).chunk_samples, hp(1.0, 0.5).hop_samples) == (16000, 8000)
+    assert (hp(0.0625, 0.03125).chunk_samples, hp(0.0625, 0.03125).hop_samples) == (1000, 500)
+    assert (hp(0.0, 0.5).chunk_samples, hp(0.0, 0.5).hop_samples) == (0, 0)
+    assert (hp(-1.0, 0.0).chunk_samples, hp(-1.0, 0.0).hop_samples) == (0, 0)
 
 
 def test_known_file_gives_known_chunks(tmp_path, write_sine):
@@ -75,9 +74,9 @@ def test_whole_file_mode(chunk_size):
     assert chunks.shape == (1, 12345) and torch.equal(chunks[0], waveform)
     assert chunk_offsets(12345, config) == [0] and chunk_times(12345, config) == [0.0]
     short = split_into_chunks(waveform[:100], config)  # shorter than one STFT window of hp(): padded to it
-    assert short.shape == (1, int(hp(chunk_size, 0.0)["stft_window_size"] * 16000))
+    assert short.shape == (1, hp(chunk_size, 0.0).frame_length)
 
 
 def test_hop_of_zero_samples_is_an_error():
     with pytest.raises(DsplError, match=r"^chunk_hop_size: value 1e-05 gives 0 samples at sample_rate 16000$"):
-        chunk_samples(hp(1.0, 0.00001))
+        hp(1.0, 0.00001)

@@ -6,9 +6,10 @@ import logging
 
 import pytest
 import torch
+from helpers import build_config
 
 import dspl.data.dataset as dataset_module
-from dspl.config import ClassConfig
+from dspl.config import ClassConfig, RunConfig
 from dspl.data.datamodule import AudioDataModule
 from dspl.data.dataset import ChunkDataset, class_counts, collate_chunks, upsample_indices
 from dspl.data.example import example_hp
@@ -16,8 +17,8 @@ from dspl.data.example import example_hp
 CLASSES = ClassConfig(("a", "b", "c"), ("A", "B", "C"))
 
 
-def hp(**overrides) -> dict:
-    return {**example_hp(), **overrides}
+def hp(**overrides) -> RunConfig:
+    return build_config({**example_hp(), **overrides})
 
 
 def test_upsample_indices_repeats_minority_files_in_order():
@@ -32,7 +33,7 @@ def test_items_of_a_chunk_dataset(tmp_path, write_sine):
     long = write_sine(tmp_path / "long.wav", seconds=2.3)    # 3 chunks
     short = write_sine(tmp_path / "short.wav", seconds=0.75)  # padded to 1 chunk
     medium = write_sine(tmp_path / "medium.wav", seconds=1.2, sample_rate=8000)  # resampled, 1 chunk
-    ds = ChunkDataset([long, short, medium], hp(), targets=[2, 0, 1], file_indices=[5, 6, 7])
+    ds = ChunkDataset([long, short, medium], hp().spec, targets=[2, 0, 1], file_indices=[5, 6, 7])
     assert len(ds) == 5 and ds.short_files == [short]
     items = [ds[i] for i in range(len(ds))]
     assert [(int(i["file_index"]), int(i["chunk_index"]), int(i["target"])) for i in items] == [
@@ -44,12 +45,12 @@ def test_items_of_a_chunk_dataset(tmp_path, write_sine):
 
 def test_regression_targets_are_float32(tmp_path, write_sine):
     path = write_sine(tmp_path / "a.wav", seconds=1.0)
-    item = ChunkDataset([path], hp(prediction_type="regression"), targets=[0.25])[0]
+    item = ChunkDataset([path], hp().spec, targets=[0.25], regression=True)[0]
     assert item["target"].dtype == torch.float32 and item["target"].item() == 0.25
 
 
 def test_items_without_targets(tmp_path, write_sine):
-    item = ChunkDataset([write_sine(tmp_path / "a.wav")], hp())[0]
+    item = ChunkDataset([write_sine(tmp_path / "a.wav")], hp().spec)[0]
     assert set(item) == {"audio", "file_index", "chunk_index"}
 
 
@@ -59,7 +60,7 @@ def test_decoded_audio_is_cached_across_epochs(tmp_path, write_sine, monkeypatch
     calls = []
     real_load = dataset_module.load_audio
     monkeypatch.setattr(dataset_module, "load_audio", lambda p, sr: calls.append(p) or real_load(p, sr))
-    ds = ChunkDataset(paths, hp(), targets=[0, 1], cache=cache)
+    ds = ChunkDataset(paths, hp().spec, targets=[0, 1], cache=cache)
     ds.preload()
     for _ in range(2):  # two epochs
         for i in range(len(ds)):
@@ -70,7 +71,7 @@ def test_decoded_audio_is_cached_across_epochs(tmp_path, write_sine, monkeypatch
 def test_whole_file_mode_keeps_each_file_length(tmp_path, write_sine):
     paths = [write_sine(tmp_path / "a.wav", seconds=0.5), write_sine(tmp_path / "b.wav", seconds=1.25),
              write_sine(tmp_path / "c.wav", seconds=0.01)]  # c: shorter than one STFT window (0.032 s)
-    ds = ChunkDataset(paths, hp(chunk_size=0.0), targets=[0, 1, 1])
+    ds = ChunkDataset(paths, hp(chunk_size=0.0).spec, targets=[0, 1, 1])
     assert len(ds) == 3 and ds.chunk_length == 0 and ds.short_files == [paths[2]]
     assert [ds[i]["audio"].shape[0] for i in range(3)] == [8000, 20000, 512]
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate_chunks)))
@@ -80,7 +81,7 @@ def test_whole_file_mode_keeps_each_file_length(tmp_path, write_sine):
 
 
 def test_equal_lengths_stack_without_lengths(tmp_path, write_sine):
-    ds = ChunkDataset([write_sine(tmp_path / "a.wav", seconds=2.0)], hp(), targets=[0])
+    ds = ChunkDataset([write_sine(tmp_path / "a.wav", seconds=2.0)], hp().spec, targets=[0])
     batch = collate_chunks([ds[0], ds[1]])
     assert batch["audio"].shape == (2, 16000) and "length" not in batch
 

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import build_config
 
 from dspl.config import ClassConfig
 from dspl.data.audio import audio_frames, load_audio
@@ -84,7 +85,7 @@ def data_module(tmp_path, rows, write_sine, write_labels, **hp_overrides):
     for name, *_ in rows:
         write_sine(tmp_path / "audio" / name, seconds=1.0)
     labels = write_labels(tmp_path / "label.csv", rows)
-    return AudioDataModule(tmp_path / "audio", labels, {**example_hp(), **hp_overrides}, CLASSES), labels
+    return AudioDataModule(tmp_path / "audio", labels, build_config({**example_hp(), **hp_overrides}), CLASSES), labels
 
 
 def test_unknown_class_label(tmp_path, write_sine, write_labels):
@@ -105,13 +106,13 @@ def test_label_file_naming_absent_audio_files(tmp_path, write_sine, write_labels
 
 def test_missing_data_directory(tmp_path, write_labels):
     labels = write_labels(tmp_path / "label.csv", [("train_1.wav", "a", "")])
-    dm = AudioDataModule(tmp_path / "nowhere", labels, example_hp(), CLASSES)
+    dm = AudioDataModule(tmp_path / "nowhere", labels, build_config(example_hp()), CLASSES)
     assert error_of(dm.setup) == f"{tmp_path / 'nowhere'}: data directory not found"
 
 
 def test_missing_label_file_through_the_data_module(tmp_path):
     (tmp_path / "audio").mkdir()
-    dm = AudioDataModule(tmp_path / "audio", tmp_path / "label.csv", example_hp(), CLASSES)
+    dm = AudioDataModule(tmp_path / "audio", tmp_path / "label.csv", build_config(example_hp()), CLASSES)
     assert error_of(dm.setup) == f"{tmp_path / 'label.csv'}: label file not found"
 
 

@@ -51,7 +51,7 @@ def test_same_arguments_give_the_same_bytes(tmp_path):
 def test_configs_are_valid(example_dir):
     hp = load_grid(example_dir / "hp_config.json")
     assert len(hp) == 1
-    assert {k: hp[0][k] for k in ("basemodel_name", "weights", "sample_rate", "chunk_size", "chunk_hop_size",
+    assert {k: hp[0].to_dict()[k] for k in ("basemodel_name", "weights", "sample_rate", "chunk_size", "chunk_hop_size",
                                   "image_width", "prediction_type", "loss", "optimizer", "epochs")} == {
         "basemodel_name": "mobilenetv3_small_050", "weights": "", "sample_rate": 16000, "chunk_size": 1.0,
         "chunk_hop_size": 0.5, "image_width": 64, "prediction_type": "categorical",
@@ -60,7 +60,8 @@ def test_configs_are_valid(example_dir):
     check_class_config(classes, "categorical")
     assert classes.labels == ("low", "high", "noise")
     regression = load_grid(example_dir / "regression_hp_config.json")[0]
-    assert (regression["prediction_type"], regression["optimizer"], regression["loss"]) == ("regression", "ftrl", "mae")
+    assert (regression.prediction_type, regression.training.optimizer, regression.training.loss) == (
+        "regression", "ftrl", "mae")
     check_class_config(load_class_config(example_dir / "regression_class_config.json"), "regression")
 
 
@@ -82,7 +83,7 @@ def test_classes_are_apart_in_frequency(example_dir):
 def test_example_data_loads_in_the_data_module(example_dir):
     hp = load_grid(example_dir / "hp_config.json")[0]
     dm = AudioDataModule(example_dir / "audio", example_dir / "label.csv", hp,
-                         load_class_config(example_dir / "class_config.json"), hp_source_dir=example_dir)
+                         load_class_config(example_dir / "class_config.json"))
     batch = next(iter(dm.train_dataloader()))
     assert batch["audio"].shape == (16, 16000) and len(dm.partitions["train"]) == 9
     assert sorted(set(batch["target"].tolist())) == [0, 1, 2]

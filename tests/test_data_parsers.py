@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dspl.config import ClassConfig
+from dspl.config import ClassConfig, LabelParserRef, RunConfig
 from dspl.data.datamodule import AudioDataModule
 from dspl.data.example import example_hp
 from dspl.data.parsers import (
@@ -16,7 +16,7 @@ from dspl.data.parsers import (
     LabelParser,
     encode_targets,
     parse_label_file,
-    resolve_parser,
+    parser_class,
 )
 from dspl.errors import DsplError
 
@@ -83,7 +83,7 @@ def test_duration_frames_is_optional(tmp_path, write_labels):
 @pytest.mark.parametrize("spec", ["../lib/data/parser/ComParEParser.py:ComParEParser", "ComParEParser", "compare",
                                   "lib/data/parser/ComParEParser.py:ComParEParser"])
 def test_builtin_names(spec, tmp_path):
-    assert resolve_parser(spec, [tmp_path]) is ComParEParser
+    assert parser_class(LabelParserRef.resolve(spec, [tmp_path])) is ComParEParser
 
 
 def test_custom_parser_is_loaded_relative_to_the_config_dir(tmp_path, write_sine, monkeypatch):
@@ -97,11 +97,11 @@ def test_custom_parser_is_loaded_relative_to_the_config_dir(tmp_path, write_sine
         write_sine(tmp_path / "audio" / f"{name}.wav", seconds=0.5)
     monkeypatch.chdir(tmp_path)  # not the config dir: the file is found through hp_source_dir
 
-    parser = resolve_parser("parsers/tab.py:TabParser", [config_dir, Path.cwd()])
+    parser = parser_class(LabelParserRef.resolve("parsers/tab.py:TabParser", [config_dir, Path.cwd()]))
     assert issubclass(parser, LabelParser) and parser.__name__ == "TabParser"
-    hp = {**example_hp(), "label_parser": "parsers/tab.py:TabParser"}
-    dm = AudioDataModule(tmp_path / "audio", labels, hp, ClassConfig(("yes", "no"), ("Yes", "No")),
-                         hp_source_dir=config_dir)
+    config = RunConfig.from_dict({**example_hp(), "label_parser": "parsers/tab.py:TabParser"}, "test",
+                                 lambda text: LabelParserRef.resolve(text, [config_dir, Path.cwd()]))
+    dm = AudioDataModule(tmp_path / "audio", labels, config, ClassConfig(("yes", "no"), ("Yes", "No")))
     assert [e.path.name for e in dm.partitions["train"]] == ["x.wav", "y.wav"]
     assert dm.partitions["train"][0].path == tmp_path / "audio" / "x.wav"
     assert [e.label for e in dm.partitions["devel"]] == ["yes"] and dm.partitions["test"] == []
@@ -111,15 +111,15 @@ def test_custom_parser_falls_back_to_the_cwd(tmp_path, monkeypatch):
     (tmp_path / "legacy.py").write_text(RECORDS_PARSER)
     (tmp_path / "labels.csv").write_text("anything\n")
     monkeypatch.chdir(tmp_path)
-    train, devel, test = parse_label_file(tmp_path / "labels.csv", "legacy.py:LegacyParser",
-                                          [tmp_path / "elsewhere", Path.cwd()])
+    train, devel, test = parse_label_file(tmp_path / "labels.csv", LabelParserRef.resolve(
+        "legacy.py:LegacyParser", [tmp_path / "elsewhere", Path.cwd()]))
     assert train == [LabelEntry(Path("a.wav"), "yes", 16000)]
     assert devel == [] and test == [LabelEntry(Path("b.wav"), "no", None)]
 
 
 def test_missing_parser_file(tmp_path):
     with pytest.raises(DsplError) as error:
-        resolve_parser("nope.py:Parser", [tmp_path / "cfg", tmp_path])
+        parser_class(LabelParserRef.resolve("nope.py:Parser", [tmp_path / "cfg", tmp_path]))
     assert str(error.value) == (f"label_parser 'nope.py:Parser': file nope.py not found "
                                 f"(looked in: {tmp_path / 'cfg'}, {tmp_path})")
 
@@ -127,7 +127,7 @@ def test_missing_parser_file(tmp_path):
 def test_missing_parser_class(tmp_path):
     (tmp_path / "p.py").write_text("class Other:\n    pass\n")
     with pytest.raises(DsplError) as error:
-        resolve_parser("p.py:Parser", [tmp_path])
+        parser_class(LabelParserRef.resolve("p.py:Parser", [tmp_path]))
     assert str(error.value) == f"label_parser 'p.py:Parser': {tmp_path / 'p.py'} defines no class 'Parser'"
 
 
@@ -135,12 +135,12 @@ def test_parser_file_that_fails_to_import(tmp_path):
     (tmp_path / "p.py").write_text("1 / 0\n")
     with pytest.raises(DsplError, match=r"^label_parser 'p.py:P': importing .*p\.py failed: "
                                         r"ZeroDivisionError: division by zero$"):
-        resolve_parser("p.py:P", [tmp_path])
+        parser_class(LabelParserRef.resolve("p.py:P", [tmp_path]))
 
 
 def test_parser_spec_without_class(tmp_path):
     with pytest.raises(DsplError) as error:
-        resolve_parser("myparser", [tmp_path])
+        parser_class(LabelParserRef.resolve("myparser", [tmp_path]))
     assert str(error.value) == "label_parser 'myparser': expected 'path/to/file.py:ClassName' or 'ComParEParser'"
 
 
@@ -149,19 +149,19 @@ def test_failing_parse_labels_is_one_clear_error(tmp_path):
                                    "    def parse_labels(self):\n        raise KeyError('label')\n")
     (tmp_path / "l.csv").write_text("x\n")
     with pytest.raises(DsplError) as error:
-        parse_label_file(tmp_path / "l.csv", "p.py:P", [tmp_path])
+        parse_label_file(tmp_path / "l.csv", LabelParserRef.resolve("p.py:P", [tmp_path]))
     assert str(error.value) == f"label_parser 'p.py:P': parsing {tmp_path / 'l.csv'} failed: KeyError: 'label'"
 
 
 def test_regression_targets_are_numbers():
     entries = [LabelEntry(Path("train_1.wav"), "0.25"), LabelEntry(Path("train_2.wav"), 1)]
-    assert encode_targets(entries, ClassConfig(("r",), ("R",)), "regression", "l.csv") == [0.25, 1.0]
+    assert encode_targets(entries, ClassConfig(("r",), ("R",)), False, "l.csv") == [0.25, 1.0]
     with pytest.raises(DsplError) as error:
-        encode_targets([LabelEntry(Path("train_3.wav"), "high")], ClassConfig(("r",), ("R",)), "regression", "l.csv")
+        encode_targets([LabelEntry(Path("train_3.wav"), "high")], ClassConfig(("r",), ("R",)), False, "l.csv")
     assert str(error.value) == "l.csv: train_3.wav: regression label 'high' is not a finite number"
 
 
 def test_categorical_targets_are_class_indices():
     classes = ClassConfig(("a", "b"), ("A", "B"))
     entries = [LabelEntry(Path("x.wav"), "b"), LabelEntry(Path("y.wav"), "a")]
-    assert encode_targets(entries, classes, "categorical", "l.csv") == [1, 0]
+    assert encode_targets(entries, classes, True, "l.csv") == [1, 0]

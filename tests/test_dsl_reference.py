@@ -36,12 +36,14 @@ SHARE_MARGIN = 0.002                   # widened cases: the drift's share of mov
 MAX_MARGIN = {"image": 2.0, "feature": 1.0}  # ... and its largest move + 2 grey levels / + 1 step
 
 
-def dspl_hp(name: str) -> dict[str, Any]:
-    """The case's configuration with dspl's types and defaults. Not checked as a combination: dspl refuses
-    whole-file raw features for training (so does DeepSpectrumLite's pipeline), yet the transforms take them."""
-    from dspl.config import parse_grid, with_defaults
+def dspl_hp(name: str) -> Any:
+    """The case's preprocessing settings with dspl's types and defaults. Not checked as a combination with the
+    other keys: dspl refuses whole-file raw features for training (so does DeepSpectrumLite's pipeline), yet the
+    transforms take them."""
+    from dspl.config import PREPROCESSING_KEYS, PreprocessingSettings, parse_grid
 
-    return with_defaults({k: v[0] for k, v in parse_grid({k: [v] for k, v in CASES[name]["hp"].items()}, name).items()})
+    values = {k: v[0] for k, v in parse_grid({k: [v] for k, v in CASES[name]["hp"].items()}, name).items()}
+    return PreprocessingSettings(**{k: v for k, v in values.items() if k in PREPROCESSING_KEYS})
 
 
 @lru_cache(maxsize=None)
@@ -115,7 +117,7 @@ def test_torch_plots_match_deepspectrumlite(name):
 
     from dspl.features import PlotTransform
 
-    transform = PlotTransform.from_hp(dspl_hp(name))
+    transform = PlotTransform(dspl_hp(name).spec)
     chunks, _ = reference(name)
     with torch.no_grad():  # one call per chunk: whole files differ in length; [1, C, H, W] -> [H, W, C]
         actual = [transform(torch.from_numpy(c[None, :]))[0].permute(1, 2, 0).numpy() for c in chunks]
@@ -126,7 +128,7 @@ def test_torch_plots_match_deepspectrumlite(name):
 def test_tf_reference_matches_deepspectrumlite(name):
     from dspl.export.tf_reference import TFPlotPipeline
 
-    pipeline = TFPlotPipeline.from_hp(dspl_hp(name))
+    pipeline = TFPlotPipeline(dspl_hp(name).spec)
     chunks, _ = reference(name)
     assert_matches(name, [pipeline(c[None, :]).numpy()[0] for c in chunks])
 
@@ -137,7 +139,7 @@ def test_tflite_preprocessor_matches_deepspectrumlite(name, tmp_path):
 
     from dspl.export.preprocessor import create_preprocessor
 
-    interpreter = Interpreter(model_path=str(create_preprocessor(dspl_hp(name), tmp_path / "pre.tflite")))
+    interpreter = Interpreter(model_path=str(create_preprocessor(dspl_hp(name).spec, tmp_path / "pre.tflite")))
     interpreter.allocate_tensors()
     source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     actual = []
@@ -159,17 +161,17 @@ def test_flipping_features_before_the_resize_fails_for_nearest():
 
     name = "readme"
     hp = dspl_hp(name)
-    assert hp["resize_method"] == "nearest"
+    assert hp.resize_method == "nearest"
     chunks, _ = reference(name)
     with torch.no_grad():
-        features = FeatureTransform.from_hp(hp)(torch.from_numpy(np.stack(chunks))).numpy().astype(np.float64)
+        features = FeatureTransform(hp.spec)(torch.from_numpy(np.stack(chunks))).numpy().astype(np.float64)
     low = features.min(axis=(1, 2), keepdims=True)
     position = 255.0 * (features - low) / (features.max(axis=(1, 2), keepdims=True) - low)
-    table = np.asarray(matplotlib.colormaps[hp["color_map"]](np.arange(256))[:, :3])
+    table = np.asarray(matplotlib.colormaps[hp.color_map](np.arange(256))[:, :3])
     index = np.minimum(np.floor(position).astype(int), 254)
     fraction = (position - index)[..., None]
     colours = ((1.0 - fraction) * table[index] + fraction * table[index + 1]).astype(np.float32)  # [B, frames, f, 3]
-    size = (hp["image_width"], hp["image_height"])
+    size = (hp.image_width, hp.image_height)
 
     def plots(image: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
         resized = tf.image.resize(image, size, method="nearest").numpy()

@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import read_csv, spread_model_file, tiny_hp, write_grid
+from helpers import read_csv, spread_model_file, tiny_config
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
 from dspl.cli.main import cli
-from dspl.config import ClassConfig
+from dspl.config import ClassConfig, LabelParserRef
 from dspl.errors import DsplError
-from dspl.predictor import FilePrediction
+from dspl.models.predictor import FilePrediction
 from dspl.workflows import evaluate
 from dspl.workflows.evaluate import classification_metrics, majority_vote, regression_metrics
 
@@ -167,7 +168,6 @@ class ChosenPredictor:
         self.scores = scores
         self.classes = CLASSES
         self.categorical = True
-        self.hp = {"prediction_type": "categorical", "label_parser": "compare"}
 
     def predict_files(self, paths):
         for path in paths:
@@ -175,10 +175,11 @@ class ChosenPredictor:
 
 
 def use_chosen_predictor(monkeypatch, scores: dict[str, list[list[float]]]) -> None:
-    """devel-test loads the ChosenPredictor instead of a model file (and skips the HTML report, which would
-    read the model file: not what these tests are about)."""
-    monkeypatch.setattr(evaluate, "load_model", lambda path, batch_size=64, **configs: ChosenPredictor(scores))
-    monkeypatch.setattr(evaluate, "write_report", lambda *args, **kwargs: None, raising=False)
+    """devel-test scores with the ChosenPredictor instead of a model file's (a model whose labels the built-in
+    parser reads)."""
+    loaded = SimpleNamespace(config=SimpleNamespace(label_parser=LabelParserRef.builtin()))
+    monkeypatch.setattr(evaluate, "load_model_file", lambda path, given: loaded)
+    monkeypatch.setattr(evaluate, "Predictor", lambda model, batch_size=64: ChosenPredictor(scores))
 
 
 @pytest.fixture
@@ -281,7 +282,7 @@ def test_devel_test_metrics_equal_sklearn_on_chunks_and_files(chosen_evaluation)
 @pytest.fixture(scope="module")
 def spread_model(tmp_path_factory) -> Path:
     """An untrained categorical model whose scores vary clearly between the chunks of a file."""
-    return spread_model_file(tmp_path_factory.mktemp("spread") / "model.h5", tiny_hp(),
+    return spread_model_file(tmp_path_factory.mktemp("spread") / "model.h5", tiny_config(),
                              {"low": "Low tone", "high": "High tone", "noise": "Noise"})
 
 
@@ -309,7 +310,7 @@ def test_predict_grouped_scores_are_the_mean_of_the_chunk_csv(spread_model, exam
 def test_predict_returns_the_chunk_csv_of_every_model(tmp_path, example_dir):
     from dspl.workflows.predict import predict
 
-    models = [spread_model_file(tmp_path / name / "model.h5", tiny_hp(), CLASS_DICT_3, seed=i)
+    models = [spread_model_file(tmp_path / name / "model.h5", tiny_config(), CLASS_DICT_3, seed=i)
               for i, name in enumerate(("one", "two"))]
     audio = sorted((example_dir / "audio").glob("test_*.wav"))[0]
     written = predict(tmp_path / "*" / "model.h5", audio)
@@ -320,7 +321,7 @@ def test_predict_returns_the_chunk_csv_of_every_model(tmp_path, example_dir):
 @pytest.fixture(scope="module")
 def regression_model(tmp_path_factory, example_dir) -> Path:
     classes = json.loads((example_dir / "regression_class_config.json").read_text())
-    hp = tiny_hp("regression")
+    hp = tiny_config("regression")
     return spread_model_file(tmp_path_factory.mktemp("regression") / "model.h5", hp, classes, gain=300.0)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import build_config, untrained_model
 from PIL import Image
 from scipy.stats import spearmanr
 
@@ -32,11 +33,11 @@ from dspl.data.example import write_example_data
 from dspl.explain import METHODS, attribute, band_share, plot_axes, top_regions
 from dspl.explain.attribution import gradcam_layer
 from dspl.explain.geometry import hertz_ticks
-from dspl.models.classifier import create_model
-from dspl.predictor import Predictor, load_model
+from dspl.loading import load_model
+from dspl.models.predictor import Predictor
 from dspl.spec import PreprocessingSpec, hertz_to_mel
 from dspl.workflows.explain import explain_waveform
-from dspl.workflows.train import train
+from dspl.workflows.train import TrainingData, train
 
 # where each tone class has its energy, and the rest of the plot
 BANDS = {"low": (0.0, 1000.0), "high": (1200.0, 8000.0)}
@@ -52,9 +53,9 @@ def band_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     hp_file = data / "band_hp.json"
     hp_file.write_text(json.dumps(grid))
     out = tmp_path_factory.mktemp("band_model")
-    result = train(data / "audio", out, hp_file, data / "class_config.json", data / "label.csv")[0]
-    assert result["test"]["test/uar"] >= 0.8
-    return result["model_file"], data
+    result = train(TrainingData(data / "audio", data / "label.csv"), out, hp_file, data / "class_config.json")[0]
+    assert result.test["test/uar"] >= 0.8
+    return result.model_file, data
 
 
 def _test_files(data: Path, label: str) -> list[Path]:
@@ -90,7 +91,7 @@ def test_randomised_weights_change_the_maps(band_model, method):
     trained = load_model(model_file)
     randomised = load_model(model_file)
     torch.manual_seed(123)
-    randomised.model = create_model(trained.hp, trained.classes.num_classes, pretrained=False).eval()
+    randomised.model = untrained_model(trained.config, trained.classes.num_classes)
     for label in BANDS:
         first = _maps(trained, data, label, method)
         second = _maps(randomised, data, label, method)
@@ -135,10 +136,9 @@ def test_attribute_refuses_an_unknown_method():
 
 
 def _spec(**overrides) -> PreprocessingSpec:
-    from dspl.config.grid import with_defaults
     from dspl.data.example import example_hp
 
-    return PreprocessingSpec.from_hp(with_defaults({**example_hp(), **overrides}))
+    return build_config({**example_hp(), **overrides}).spec
 
 
 def test_axes_in_seconds_follow_frames_and_chunk_start():
@@ -237,15 +237,14 @@ def test_raw_feature_models_get_maps_in_plot_orientation(tmp_path, method):
     """Without plot images the model sees [frames, features]; its maps come back turned like plots (frequency
     up, time to the right), one pixel per frame and mel band, with the matching axes."""
     from dspl.config import ClassConfig
-    from dspl.config.grid import with_defaults
     from dspl.data.example import CLASSES, example_hp
     from dspl.models.modelfile import save_model_file
 
-    hp = with_defaults({**example_hp(), "use_plot_images": False, "basemodel_name": "test_efficientnet",
-                        "num_units": 8})
+    hp = build_config({**example_hp(), "use_plot_images": False, "basemodel_name": "test_efficientnet",
+                       "num_units": 8})
     classes = ClassConfig.from_dict(CLASSES)
     torch.manual_seed(0)
-    model_file = save_model_file(tmp_path / "model.h5", create_model(hp, 3, pretrained=False), hp, classes)
+    model_file = save_model_file(tmp_path / "model.h5", untrained_model(hp, 3), hp, classes)
     waveform = torch.from_numpy(np.random.default_rng(0).standard_normal(24000).astype(np.float32)) * 0.1
     chunks = explain_waveform(load_model(model_file), waveform, method, target="low")
     assert len(chunks) == 2 and chunks[1].axes.start == 0.5

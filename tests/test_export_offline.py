@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import GUARD_ENV, child_tries_to_connect, install_child_network_guard, tiny_hp
+from helpers import GUARD_ENV, child_tries_to_connect, install_child_network_guard, tiny_config
 
 from dspl.cli.main import cli
 from dspl.config import ClassConfig
 from dspl.export import calibration
-from dspl.export.tflite_file import custom_operators
 from dspl.export.tflite_convert import run_isolated, tflite_predict
+from dspl.export.tflite_file import custom_operators
 
 
 @pytest.fixture
@@ -59,11 +59,11 @@ def scratch_model(tmp_path: Path) -> tuple[Path, torch.nn.Module, dict]:
     from dspl.models.modelfile import save_model_file
 
     # a validated configuration (every key, defaults filled in)
-    hp = tiny_hp(basemodel_name="test_resnet", weights="", image_height=32, image_width=32, num_units=8,
+    hp = tiny_config(basemodel_name="test_resnet", weights="", image_height=32, image_width=32, num_units=8,
                  chunk_size=0.5, activation="arelu")
     classes = ClassConfig.from_dict({"a": "A", "b": "B"})
     torch.manual_seed(3)
-    model = create_model(hp, classes.num_classes, pretrained=False)
+    model = create_model(hp.model, classes.num_classes, in_chans=hp.spec.input_channels, pretrained=False)
     generator = torch.Generator().manual_seed(4)
     batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert batch_norms
@@ -84,7 +84,7 @@ def test_convert_offline_from_scratch_model(scratch_model, tmp_path: Path, no_ne
     child_log = Path(os.environ[GUARD_ENV])
     assert not child_log.exists() or child_log.read_text() == ""  # nor did the conversion's child process try
     assert destination.is_file() and custom_operators(destination) == []
-    plots = calibration.make_plots(hp, calibration.synthetic_chunks(hp, count=8, seed=7))
+    plots = calibration.make_plots(hp.spec, calibration.synthetic_chunks(hp.spec, count=8, seed=7))
     with torch.no_grad():
         expected = model(torch.from_numpy(plots)).numpy()
         batch_mode = model.train()(torch.from_numpy(plots)).numpy()

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from dspl.export import calibration
-from dspl.export.tflite_file import custom_operators, tflite_operators
 from dspl.export.tflite_convert import tflite_predict
+from dspl.export.tflite_file import custom_operators, tflite_operators
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
 
@@ -31,7 +31,7 @@ def _fine_tune(model: torch.nn.Module, hp: dict, classes, data_dir: Path, label_
     torch.manual_seed(0)
     module = AudioDataModule(data_dir, label_file, hp, classes)
     module.setup("fit")
-    transform = PlotTransform.from_hp(hp)
+    transform = PlotTransform(hp.spec)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(epochs):
@@ -54,15 +54,19 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def exported(trained_model: Path, example: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """model.h5 (fine-tuned) and everything `export` wrote for it."""
-    from dspl.export.exporter import export
-    from dspl.models.modelfile import load_model_file, save_model_file
+    from dspl.export.exporter import ExportOptions
+    from dspl.export.inputs import InputSources
+    from dspl.loading import load_model_file
+    from dspl.models.modelfile import save_model_file
+    from dspl.workflows.export import export_model
 
     loaded = load_model_file(trained_model)
-    _fine_tune(loaded.model, loaded.hp, loaded.classes, example / "audio", example / "label.csv")
+    _fine_tune(loaded.model, loaded.config, loaded.classes, example / "audio", example / "label.csv")
     work = tmp_path_factory.mktemp("export")
-    model_file = save_model_file(work / "model.h5", loaded.model, loaded.hp, loaded.classes)
-    written = export(model_file, work / "out", formats=("onnx", "saved_model", "tflite"), quantize=QUANTIZATIONS,
-                     end_to_end=True, data_dir=example / "audio", label_file=example / "label.csv")
+    model_file = save_model_file(work / "model.h5", loaded.model, loaded.config, loaded.classes)
+    options = ExportOptions(formats=("onnx", "saved_model", "tflite"), quantize=QUANTIZATIONS, end_to_end=True,
+                            inputs=InputSources(data_dir=example / "audio", label_file=example / "label.csv"))
+    written = export_model(model_file, work / "out", options).files
     return {"model_file": model_file, "loaded": load_model_file(model_file), "written": written}
 
 
@@ -70,9 +74,9 @@ def exported(trained_model: Path, example: Path, tmp_path_factory: pytest.TempPa
 def held_out(exported: dict, example: Path) -> dict:
     """Chunks of the test partition, their torch plots and the PyTorch scores."""
     loaded = exported["loaded"]
-    files = calibration.partition_files(loaded.hp, loaded.classes, example / "audio", example / "label.csv", "test")
-    chunks = calibration.sample_chunks(files, loaded.hp, max_chunks=1000)
-    plots = calibration.make_plots(loaded.hp, chunks)
+    files = calibration.partition_files(loaded.config, loaded.classes, example / "audio", example / "label.csv", "test")
+    chunks = calibration.sample_chunks(files, loaded.config.spec, max_chunks=1000)
+    plots = calibration.make_plots(loaded.config.spec, chunks)
     with torch.no_grad():
         scores = loaded.model(torch.from_numpy(plots)).numpy()
     return {"files": files, "chunks": np.stack([chunk.numpy() for chunk in chunks]), "plots": plots, "scores": scores}
@@ -104,8 +108,8 @@ def test_image_model_takes_nhwc_plots(exported: dict, held_out: dict) -> None:
 
     interpreter = make_interpreter(exported["written"]["tflite_fp32"])
     (source,) = interpreter.get_input_details()
-    hp = exported["loaded"].hp
-    assert list(source["shape"]) == [1, hp["image_height"], hp["image_width"], 3]
+    hp = exported["loaded"].config.spec
+    assert list(source["shape"]) == [1, hp.image_height, hp.image_width, 3]
     assert source["dtype"] == np.float32
 
 
@@ -142,8 +146,9 @@ def test_int8_model_with_integer_input_and_output(exported: dict, held_out: dict
     from dspl.export.tflite_convert import convert_saved_model, make_interpreter
 
     loaded = exported["loaded"]
-    files = calibration.partition_files(loaded.hp, loaded.classes, example / "audio", example / "label.csv", "train")
-    calib = calibration.to_nhwc(calibration.make_plots(loaded.hp, calibration.sample_chunks(files, loaded.hp, 32)))
+    files = calibration.partition_files(loaded.config, loaded.classes, example / "audio", example / "label.csv", "train")
+    spec = loaded.config.spec
+    calib = calibration.to_nhwc(calibration.make_plots(spec, calibration.sample_chunks(files, spec, 32)))
     model = convert_saved_model(exported["written"]["saved_model"], "int8", calib, int8_io=True)
     interpreter = make_interpreter(model)
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
@@ -164,19 +169,18 @@ def test_end_to_end_model_classifies_files_as_pytorch(exported: dict, held_out: 
     if q == "fp32":
         assert np.max(np.abs(chunk_scores - held_out["scores"])) <= 1e-2  # plot parity tolerance, not 1e-4
     for file in held_out["files"]:
-        chunks = split_into_chunks(load_audio(file, loaded.hp["sample_rate"]), loaded.hp)
+        chunks = split_into_chunks(load_audio(file, loaded.config.spec.sample_rate), loaded.config.spec)
         with torch.no_grad():
-            expected = loaded.model(torch.from_numpy(calibration.make_plots(loaded.hp, chunks))).numpy()
+            expected = loaded.model(torch.from_numpy(calibration.make_plots(loaded.config.spec, chunks))).numpy()
         assert tflite_predict(path, chunks.numpy()).mean(0).argmax() == expected.mean(0).argmax(), file.name
 
 
 def test_end_to_end_model_takes_one_raw_chunk(exported: dict) -> None:
-    from dspl.data.chunking import chunk_samples
     from dspl.export.tflite_convert import make_interpreter
 
     interpreter = make_interpreter(exported["written"]["end_to_end_int8"])
     (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
-    assert list(source["shape"]) == [1, chunk_samples(exported["loaded"].hp)[0]]
+    assert list(source["shape"]) == [1, exported["loaded"].config.spec.chunk_samples]
     assert source["dtype"] == np.float32 and target["dtype"] == np.float32
     assert list(target["shape"]) == [1, 3]
 
@@ -188,8 +192,8 @@ def test_metadata_carries_labels_sample_rate_and_preprocessing(exported: dict) -
     files = associated_files(exported["written"]["end_to_end_fp32"])
     assert files[LABELS_FILE].decode().splitlines() == list(loaded.classes.labels)
     preprocessing = json.loads(files[PREPROCESSING_FILE])
-    assert preprocessing["sample_rate"] == loaded.hp["sample_rate"]
-    assert preprocessing["stft_window_size"] == loaded.hp["stft_window_size"]
+    assert preprocessing["sample_rate"] == loaded.config.spec.sample_rate
+    assert preprocessing["stft_window_size"] == loaded.config.to_dict()["stft_window_size"]
     assert preprocessing["labels"] == list(loaded.classes.labels)
 
 
@@ -207,7 +211,7 @@ def test_metadata_flatbuffer_reads_back_with_the_published_schema(exported: dict
     assert content.ContentPropertiesType() == schema.ContentProperties.AudioProperties
     audio = schema.AudioProperties()
     audio.Init(content.ContentProperties().Bytes, content.ContentProperties().Pos)
-    assert (audio.SampleRate(), audio.Channels()) == (exported["loaded"].hp["sample_rate"], 1)
+    assert (audio.SampleRate(), audio.Channels()) == (exported["loaded"].config.spec.sample_rate, 1)
     labels = subgraph.OutputTensorMetadata(0).AssociatedFiles(0)
     assert (labels.Name().decode(), labels.Type()) == ("labels.txt", schema.AssociatedFileType.TENSOR_AXIS_LABELS)
 
@@ -227,7 +231,7 @@ def test_mediapipe_audio_classifier_runs_the_end_to_end_model(exported: dict, he
     expected = tflite_predict(path, chunks)
     with mp_audio.AudioClassifier.create_from_options(options) as classifier:
         for chunk, scores in zip(chunks, expected):
-            (result, *_) = classifier.classify(AudioData.create_from_array(chunk, loaded.hp["sample_rate"]))
+            (result, *_) = classifier.classify(AudioData.create_from_array(chunk, loaded.config.spec.sample_rate))
             best = result.classifications[0].categories[0]
             assert best.category_name == loaded.classes.labels[int(scores.argmax())]
             assert best.score == pytest.approx(float(scores.max()), abs=1e-5)

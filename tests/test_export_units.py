@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import build_config, tiny_config, untrained_model
 
 from dspl.cli.main import cli
 from dspl.config import ClassConfig
 from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
-from dspl.export import calibration, verify
+from dspl.export import calibration, tflite_file, verify
 from dspl.export.metadata import LABELS_FILE, PREPROCESSING_FILE, ModelInfo, add_metadata, associated_files
-from dspl.export import tflite_file
-from dspl.export.tflite_file import custom_operators
 from dspl.export.tflite_convert import tflite_predict
+from dspl.export.tflite_file import custom_operators
 
 
 def _tflite(function, spec_shape, quantise: bool = False) -> bytes:
@@ -106,13 +106,13 @@ def test_calibration_sources(tmp_path: Path, write_sine) -> None:
         find_audio_files(tmp_path)
     for i in range(3):
         write_sine(tmp_path / "sub" / f"f{i}.wav", frequency=300 * (i + 1), seconds=2.0)
-    hp = example_hp()
+    hp = build_config(example_hp()).spec
     chunks = calibration.sample_chunks(find_audio_files(tmp_path), hp, max_chunks=5)
     assert [chunk.shape for chunk in chunks] == [(16000,)] * 5
     synthetic = calibration.synthetic_chunks(hp, count=4)
     assert [chunk.shape for chunk in synthetic] == [(16000,)] * 4 and all(c.abs().amax() > 0 for c in synthetic)
     plots = calibration.make_plots(hp, synthetic)
-    assert plots.shape == (4, 3, hp["image_height"], hp["image_width"]) and 0 <= plots.min() and plots.max() <= 255
+    assert plots.shape == (4, 3, hp.image_height, hp.image_width) and 0 <= plots.min() and plots.max() <= 255
 
 
 def test_whole_file_calibration_plots_each_file_from_its_own_samples(tmp_path: Path, write_sine) -> None:
@@ -121,12 +121,12 @@ def test_whole_file_calibration_plots_each_file_from_its_own_samples(tmp_path: P
     from dspl.features import PlotTransform
 
     files = [write_sine(tmp_path / f"f{i}.wav", frequency=500.0, seconds=seconds) for i, seconds in enumerate((0.6, 1.3))]
-    hp = {**example_hp(), "chunk_size": 0.0}
+    hp = build_config({**example_hp(), "chunk_size": 0.0}).spec
     chunks = calibration.sample_chunks(files, hp)
     assert sorted(chunk.shape[0] for chunk in chunks) == [9600, 20800]
     plots = calibration.make_plots(hp, chunks)
     with torch.no_grad():
-        alone = np.concatenate([PlotTransform.from_hp(hp)(chunk[None]).numpy() for chunk in chunks])
+        alone = np.concatenate([PlotTransform(hp)(chunk[None]).numpy() for chunk in chunks])
     assert np.array_equal(plots, alone)
     fixed = calibration.sample_chunks(files, hp, num_samples=16000)
     assert [chunk.shape[0] for chunk in fixed] == [16000, 16000]
@@ -148,28 +148,28 @@ def test_onnx2tf_sample_file_from_plots(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tiny_loaded():
-    from dspl.data.example import example_hp
-    from dspl.models import create_model
-    from dspl.models.modelfile import LoadedModel
+    from dspl.features import PlotTransform
+    from dspl.models import LoadedModel
 
-    hp = dict(example_hp(), basemodel_name="test_efficientnet", image_height=32, image_width=32, num_units=4)
+    config = tiny_config(num_units=4)
     classes = ClassConfig.from_dict({"a": "A", "b": "B"})
-    return LoadedModel(create_model(hp, 2, pretrained=False).eval(), hp, classes)
+    return LoadedModel(untrained_model(config, 2), PlotTransform(config.spec).eval(), config, classes)
 
 
 def test_export_argument_errors(tiny_loaded, tmp_path: Path) -> None:
-    from dspl.export.exporter import export
+    from dspl.export.exporter import Exporter, ExportOptions
+    from dspl.export.inputs import InputSources
 
     with pytest.raises(DsplError, match="calibration audio"):
-        export(tiny_loaded, tmp_path, quantize=("int8",))
+        ExportOptions(quantize=("int8",))
     with pytest.raises(DsplError, match="format: value tfjs"):
-        export(tiny_loaded, tmp_path, formats=("tfjs",))
+        ExportOptions(formats=("tfjs",))
     with pytest.raises(DsplError, match="quantize: value int4"):
-        export(tiny_loaded, tmp_path, quantize=("int4",))
+        ExportOptions(quantize=("int4",))
     with pytest.raises(DsplError, match="data directory"):
-        export(tiny_loaded, tmp_path, label_file=tmp_path / "label.csv")
+        Exporter(ExportOptions(inputs=InputSources(label_file=tmp_path / "label.csv"))).export(tiny_loaded, tmp_path)
     with pytest.raises(DsplError, match="label file"):
-        export(tiny_loaded, tmp_path, data_dir=tmp_path)
+        Exporter(ExportOptions(inputs=InputSources(data_dir=tmp_path))).export(tiny_loaded, tmp_path)
 
 
 def test_onnx_export_checks_and_matches(tiny_loaded, tmp_path: Path) -> None:
@@ -181,7 +181,8 @@ def test_onnx_export_checks_and_matches(tiny_loaded, tmp_path: Path) -> None:
     model = onnx.load(str(path))
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert all(re.fullmatch(r"[A-Za-z0-9.][A-Za-z0-9_./>-]*", n.name) for n in model.graph.node)  # TF op names
-    plots = calibration.make_plots(tiny_loaded.hp, calibration.synthetic_chunks(tiny_loaded.hp, count=3))
+    spec = tiny_loaded.config.spec
+    plots = calibration.make_plots(spec, calibration.synthetic_chunks(spec, count=3))
     with torch.no_grad():
         expected = tiny_loaded.model(torch.from_numpy(plots)).numpy()
     assert np.max(np.abs(onnx_predict(path, plots) - expected)) <= 1e-5
@@ -225,7 +226,7 @@ def test_cli_export_onnx_only(tiny_loaded, tmp_path: Path) -> None:
     """`dspl export --format onnx` stops after the verified ONNX step (no TensorFlow conversion)."""
     from dspl.models.modelfile import save_model_file
 
-    model_file = save_model_file(tmp_path / "model.h5", tiny_loaded.model, tiny_loaded.hp, tiny_loaded.classes)
+    model_file = save_model_file(tmp_path / "model.h5", tiny_loaded.model, tiny_loaded.config, tiny_loaded.classes)
     result = CliRunner().invoke(cli, ["export", "-s", str(model_file), "-o", str(tmp_path / "out"), "--format", "onnx"])
     assert result.exit_code == 0, result.output
     assert "onnx:" in result.output and not (tmp_path / "out" / "saved_model").exists()

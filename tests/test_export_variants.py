@@ -9,15 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import CLASS_DICT, tiny_config
 
 from dspl.config import ClassConfig
 from dspl.data.example import REGRESSION_CLASSES, write_example_data
-from dspl.export.exporter import export
+from dspl.export.exporter import ExportOptions
+from dspl.export.inputs import InputSources
 from dspl.export.tflite_convert import tflite_predict
 from dspl.features import PlotTransform
 from dspl.models import create_model
 from dspl.models.modelfile import save_model_file
-from helpers import CLASS_DICT, tiny_hp
+from dspl.workflows.export import export_model
 
 CLASSES = ClassConfig.from_dict(CLASS_DICT)
 
@@ -43,17 +45,18 @@ def example_chunks(tmp_path_factory: pytest.TempPathFactory) -> torch.Tensor:
 def test_variant_exports_match_pytorch(tmp_path, example_chunks, overrides, classes):
     overrides = dict(overrides)  # the parameter is shared between runs: leave it as it is
     prediction_type = overrides.pop("prediction_type", "categorical")
-    hp = tiny_hp(prediction_type, **overrides)
+    hp = tiny_config(prediction_type, **overrides)
     classes = ClassConfig.from_dict(classes)
     torch.manual_seed(0)
-    model = create_model(hp, classes.num_classes, pretrained=False).eval()
-    chunks = example_chunks[:, : int(hp["chunk_size"] * hp["sample_rate"])]
+    model = create_model(hp.model, classes.num_classes, in_chans=hp.spec.input_channels, pretrained=False).eval()
+    chunks = example_chunks[:, : hp.spec.chunk_samples]
     with torch.no_grad():
-        inputs = PlotTransform.from_hp(hp)(chunks)
+        inputs = PlotTransform(hp.spec)(chunks)
         expected = model(inputs).numpy()
     model_file = save_model_file(tmp_path / "model.h5", model, hp, classes, tuple(inputs.shape[1:]))
 
-    written = export(model_file, tmp_path / "out", formats=("tflite",), quantize=("fp32",), end_to_end=True)
+    options = ExportOptions(formats=("tflite",), quantize=("fp32",), end_to_end=True)
+    written = export_model(model_file, tmp_path / "out", options).files
 
     assert expected.shape == (len(chunks), classes.num_classes)
     image_scores = tflite_predict(written["tflite_fp32"], inputs.permute(0, 2, 3, 1).numpy())
@@ -79,19 +82,20 @@ def example_files(tmp_path_factory: pytest.TempPathFactory) -> list:
 def test_whole_file_exports_match_pytorch_per_file(tmp_path, example_files, resize_method, anti_alias, seconds):
     """Whole-file models: the end-to-end model scores each file as PyTorch scores that file by itself; with a
     built-in resize kernel at any length, else at the fixed length the export was given."""
-    hp = tiny_hp("categorical", chunk_size=0.0, resize_method=resize_method, anti_alias=anti_alias)
+    hp = tiny_config("categorical", chunk_size=0.0, resize_method=resize_method, anti_alias=anti_alias)
     classes = CLASSES
     torch.manual_seed(0)
-    model = create_model(hp, classes.num_classes, pretrained=False).eval()
+    model = create_model(hp.model, classes.num_classes, in_chans=hp.spec.input_channels, pretrained=False).eval()
     model_file = save_model_file(tmp_path / "model.h5", model, hp, classes)
 
-    written = export(model_file, tmp_path / "out", quantize=("fp32", "dynamic"), end_to_end=True,
-                     whole_file_seconds=seconds, min_agreement=0.0)
+    options = ExportOptions(quantize=("fp32", "dynamic"), end_to_end=True,
+                            inputs=InputSources(whole_file_seconds=seconds), min_agreement=0.0)
+    written = export_model(model_file, tmp_path / "out", options).files
 
     files = example_files if seconds is None else [torch.nn.functional.pad(f, (0, 16000 - len(f)))[:16000]
                                                    for f in example_files]
     assert len({len(f) for f in files}) == (2 if seconds is None else 1)
-    transform = PlotTransform.from_hp(hp)
+    transform = PlotTransform(hp.spec)
     with torch.no_grad():
         expected = np.concatenate([model(transform(f[None])).numpy() for f in files])
     np.testing.assert_allclose(tflite_predict(written["end_to_end_fp32"], [f.numpy() for f in files]), expected,

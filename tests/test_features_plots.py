@@ -6,23 +6,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import build_config
 
 from dspl.config import load_config
 from dspl.errors import DsplError
 from dspl.features import FeatureTransform, PlotTransform
+from dspl.spec import PreprocessingSpec
 
 RATE = 16000
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "hp_config.json"
 
 
-def make_hp(**overrides) -> dict:
-    """The example config cut down to 1 s chunks and 48x40 images, with overrides."""
-    hp = load_config(CONFIG)
-    hp.update(sample_rate=RATE, chunk_size=1.0, chunk_hop_size=0.5, stft_window_size=0.032, stft_hop_size=0.016,
-              stft_fft_length=0.032, num_mel_bins=64, upper_edge_hertz=8000.0, image_height=48, image_width=40,
-              resize_method="bilinear", anti_alias=True)
-    hp.update(overrides)
-    return hp
+def make_spec(**overrides) -> PreprocessingSpec:
+    """The shipped example config cut down to 1 s chunks and 48x40 images, with overrides."""
+    return build_config({**load_config(CONFIG).to_dict(), "sample_rate": RATE, "chunk_size": 1.0,
+                         "chunk_hop_size": 0.5, "stft_window_size": 0.032, "stft_hop_size": 0.016,
+                         "stft_fft_length": 0.032, "num_mel_bins": 64, "upper_edge_hertz": 8000.0, "image_height": 48,
+                         "image_width": 40, "resize_method": "bilinear", "anti_alias": True, **overrides}).spec
 
 
 def tone(frequency: float, seconds: float = 1.0) -> torch.Tensor:
@@ -33,7 +33,7 @@ def tone(frequency: float, seconds: float = 1.0) -> torch.Tensor:
 @pytest.mark.parametrize("overrides", [{}, {"mel_scale": False}, {"resize_method": "nearest", "anti_alias": False},
                                        {"db_scale": False, "color_map": "magma"}])
 def test_low_tone_at_bottom_high_tone_at_top(overrides: dict) -> None:
-    plots = PlotTransform.from_hp(make_hp(**overrides))(torch.stack([tone(200.0), tone(6500.0)]))
+    plots = PlotTransform(make_spec(**overrides))(torch.stack([tone(200.0), tone(6500.0)]))
     energy = plots.sum(dim=(1, 3))  # brightness per row (all colour maps here get brighter with the value)
     low_row, high_row = energy.argmax(dim=1).tolist()
     height = plots.shape[2]
@@ -48,9 +48,9 @@ def test_silence_constant_and_click_are_finite(overrides: dict, normalize_audio:
     click = torch.zeros(RATE)
     click[RATE // 2] = 1.0
     audio = torch.stack([torch.zeros(RATE), torch.full((RATE,), 0.3), click])
-    out = PlotTransform.from_hp(make_hp(normalize_audio=normalize_audio, **overrides))(audio)
+    out = PlotTransform(make_spec(normalize_audio=normalize_audio, **overrides))(audio)
     assert torch.isfinite(out).all()
-    if make_hp(**overrides)["use_plot_images"]:
+    if make_spec(**overrides).use_plot_images:
         assert out.min() >= 0.0 and out.max() <= 255.0
 
 
@@ -63,7 +63,7 @@ def test_silence_constant_and_click_are_finite(overrides: dict, normalize_audio:
     ({"stft_fft_length": 0.064, "mel_scale": False, "use_plot_images": False}, (1, 61, 513)),
 ])
 def test_output_shapes(overrides: dict, shape: tuple) -> None:
-    transform = PlotTransform.from_hp(make_hp(**overrides))
+    transform = PlotTransform(make_spec(**overrides))
     out = transform(torch.randn(2, RATE))
     assert tuple(out.shape) == (2, *shape)
     assert out.dtype == torch.float32
@@ -71,7 +71,7 @@ def test_output_shapes(overrides: dict, shape: tuple) -> None:
 
 
 def test_each_chunk_is_independent_of_its_batch() -> None:
-    transform = PlotTransform.from_hp(make_hp(normalize_audio=True))
+    transform = PlotTransform(make_spec(normalize_audio=True))
     audio = torch.randn(4, RATE) * torch.tensor([[0.01], [1.0], [0.1], [3.0]])
     together = transform(audio)
     alone = torch.cat([transform(audio[i:i + 1]) for i in range(4)])
@@ -79,7 +79,7 @@ def test_each_chunk_is_independent_of_its_batch() -> None:
 
 
 def test_mixed_precision_autocast_does_not_change_the_plots() -> None:
-    transform = PlotTransform.from_hp(make_hp())
+    transform = PlotTransform(make_spec())
     audio = torch.randn(2, RATE)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = transform(audio)
@@ -88,7 +88,7 @@ def test_mixed_precision_autocast_does_not_change_the_plots() -> None:
 
 
 def test_other_lengths_work_and_reuse_the_cached_matrix() -> None:
-    transform = PlotTransform.from_hp(make_hp(chunk_size=0.0))
+    transform = PlotTransform(make_spec(chunk_size=0.0))
     first = transform(torch.randn(1, 12345))
     second = transform(torch.randn(3, 12345))
     assert first.shape == (1, 3, 48, 40) and second.shape == (3, 3, 48, 40)
@@ -97,7 +97,7 @@ def test_other_lengths_work_and_reuse_the_cached_matrix() -> None:
 
 def test_whole_files_in_one_padded_batch_equal_their_own_plots() -> None:
     """Whole-file mode: each row's plot comes from its own samples, not from the zero padding after them."""
-    transform = PlotTransform.from_hp(make_hp(chunk_size=0.0, normalize_audio=True))
+    transform = PlotTransform(make_spec(chunk_size=0.0, normalize_audio=True))
     short, long = tone(300.0, 0.4), tone(300.0, 1.3)
     batch = torch.zeros(2, long.shape[0])
     batch[0, :short.shape[0]], batch[1] = short, long
@@ -109,14 +109,14 @@ def test_whole_files_in_one_padded_batch_equal_their_own_plots() -> None:
 
 def test_too_short_audio_is_a_user_error() -> None:
     with pytest.raises(DsplError, match="shorter than the STFT window"):
-        PlotTransform.from_hp(make_hp())(torch.zeros(1, 100))
+        PlotTransform(make_spec())(torch.zeros(1, 100))
 
 
 def test_buffers_stay_out_of_the_state_dict_and_follow_the_device() -> None:
-    transform = PlotTransform.from_hp(make_hp(num_mfccs=13))
+    transform = PlotTransform(make_spec(num_mfccs=13))
     assert transform.state_dict() == {}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.no_grad():
         out = transform.to(device)(torch.randn(2, RATE, device=device))
     assert out.device.type == device
-    assert FeatureTransform.from_hp(make_hp()).num_features == 64
+    assert FeatureTransform(make_spec()).num_features == 64

@@ -31,7 +31,7 @@ def test_load_model_returns_eval_model_with_configs(trained_model, example_dir):
     predictor = dspl.load_model(trained_model)
     assert not predictor.model.training
     assert predictor.classes.to_dict() == json.loads((example_dir / "class_config.json").read_text())
-    assert predictor.hp["basemodel_name"] == "test_efficientnet"
+    assert predictor.config.model.basemodel_name == "test_efficientnet"
 
 
 def test_predict_on_a_path_and_on_a_waveform_agree(trained_model, example_dir):
@@ -39,10 +39,11 @@ def test_predict_on_a_path_and_on_a_waveform_agree(trained_model, example_dir):
     path = sorted((example_dir / "audio").glob("test_*.wav"))[0]
     from_path = predictor.predict(path)
     waveform, rate = sf.read(path, dtype="float32")
-    assert rate == predictor.hp["sample_rate"]
+    assert rate == predictor.config.spec.sample_rate
     from_waveform = predictor.predict(waveform)
     np.testing.assert_array_equal(from_path.chunk_scores, from_waveform.chunk_scores)
-    assert from_path.chunk_scores.shape == (num_chunks(len(waveform), predictor.hp), predictor.classes.num_classes)
+    chunks = num_chunks(len(waveform), predictor.config.spec)
+    assert from_path.chunk_scores.shape == (chunks, predictor.classes.num_classes)
     np.testing.assert_allclose(from_path.chunk_scores.sum(axis=1), 1.0, atol=1e-5)
     assert from_path.decision in predictor.classes.labels
     assert from_path.decision == predictor.classes.labels[int(np.argmax(from_path.chunk_scores.mean(0)))]
@@ -58,12 +59,13 @@ def test_batched_prediction_over_files_equals_one_by_one(trained_model, example_
 
 
 def test_saved_and_reloaded_model_is_bit_identical(trained_model, tmp_path):
-    from dspl.models.modelfile import load_model_file, save_model_file
+    from dspl.loading import load_model_file
+    from dspl.models.modelfile import save_model_file
 
     loaded = load_model_file(trained_model)
-    copy = save_model_file(tmp_path / "copy.h5", loaded.model, loaded.hp, loaded.classes)
+    copy = save_model_file(tmp_path / "copy.h5", loaded.model, loaded.config, loaded.classes)
     again = load_model_file(copy)
-    x = torch.rand(4, 3, loaded.hp["image_height"], loaded.hp["image_width"]) * 255
+    x = torch.rand(4, 3, loaded.config.spec.image_height, loaded.config.spec.image_width) * 255
     with torch.no_grad():
         assert torch.equal(loaded.model(x), again.model(x))
 
@@ -75,8 +77,8 @@ def test_predict_cli_writes_deepspectrumlite_csv(trained_model, example_dir):
     out = trained_model.parent / "test" / "test"
     rows = read_csv(out / "test.chunks.predictions.csv")
     files = sorted(audio.glob("*.wav"))
-    hp = dspl.load_model(trained_model).hp
-    assert len(rows) == sum(num_chunks(audio_frames(f, hp["sample_rate"]), hp) for f in files)
+    hp = dspl.load_model(trained_model).config.spec
+    assert len(rows) == sum(num_chunks(audio_frames(f, hp.sample_rate), hp) for f in files)
     labels = list(json.loads((example_dir / "class_config.json").read_text()))
     assert list(rows[0]) == ["filename", "time", *(f"prob_{label}" for label in labels), "prediction"]
     probs = np.array([[float(r[k]) for k in r if k.startswith("prob_")] for r in rows])
@@ -87,7 +89,7 @@ def test_predict_cli_writes_deepspectrumlite_csv(trained_model, example_dir):
 
 def model_grid(trained_model: Path, path: Path, **changes) -> Path:
     """The model's own configuration written as a grid file, with some keys changed."""
-    hp = {**dspl.load_model(trained_model).hp, **changes}
+    hp = {**dspl.load_model(trained_model).config.to_dict(), **changes}
     path.write_text(json.dumps({key: [value] for key, value in hp.items()}))
     return path
 
@@ -139,7 +141,7 @@ def test_devel_test_writes_metrics_that_match_sklearn(trained_model, example_dir
             assert (out / f"{partition}.{level}.confusion_matrix.png").stat().st_size > 1000
         chunk_rows = read_csv(out / f"{partition}.chunks.predictions.csv")
         files = {r["filename"] for r in chunk_rows}
-        hp = dspl.load_model(trained_model).hp
+        hp = dspl.load_model(trained_model).config.spec
         assert len(chunk_rows) == sum(num_chunks(audio_frames(example_dir / "audio" / f, 16000), hp) for f in files)
 
 
@@ -203,8 +205,8 @@ def test_keras_h5_is_refused_with_a_clear_message(tmp_path, example_dir):
 def test_the_lightning_checkpoint_loads_to_the_same_model(trained_model):
     checkpoint = trained_model.with_name("model.ckpt")
     from_h5, from_ckpt = dspl.load_model(trained_model), dspl.load_model(checkpoint)
-    assert from_ckpt.hp == from_h5.hp and from_ckpt.classes == from_h5.classes
-    x = torch.rand(2, 3, from_h5.hp["image_height"], from_h5.hp["image_width"]) * 255
+    assert from_ckpt.config == from_h5.config and from_ckpt.classes == from_h5.classes
+    x = torch.rand(2, 3, from_h5.config.spec.image_height, from_h5.config.spec.image_width) * 255
     with torch.no_grad():
         assert torch.equal(from_h5.model(x), from_ckpt.model(x))
 
@@ -217,12 +219,12 @@ def test_a_foreign_checkpoint_is_refused(tmp_path):
 
 
 def test_predict_loads_each_model_once_for_many_files(trained_model, example_dir, monkeypatch):
-    import dspl.predictor
+    import dspl.workflows.predict
     from dspl.workflows.predict import predict
 
     calls = []
-    real = dspl.predictor.load_model_file
-    monkeypatch.setattr(dspl.predictor, "load_model_file",
+    real = dspl.workflows.predict.load_model_file
+    monkeypatch.setattr(dspl.workflows.predict, "load_model_file",
                         lambda path, *configs: calls.append(path) or real(path, *configs))
     files = sorted((example_dir / "audio").glob("*.wav"))
     assert len(files) >= 15

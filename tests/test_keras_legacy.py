@@ -15,9 +15,10 @@ import torch
 from click.testing import CliRunner
 
 from dspl.cli.main import cli
+from dspl.config import GivenConfigs
 from dspl.data.audio import load_audio
 from dspl.errors import DsplError
-from dspl.predictor import load_model
+from dspl.loading import load_model
 from dspl.workflows.explain import explain_waveform
 
 FIXTURES = Path(__file__).parent / "data" / "dsl_models"
@@ -31,6 +32,11 @@ def run(*args: str):
 
 def configs(name: str) -> list[str]:
     return ["-hc", str(FIXTURES / name / "hp_config.json"), "-cc", str(CLASSES)]
+
+
+def given(name: str) -> GivenConfigs:
+    """The fixture's configs as `-hc`/`-cc` give them."""
+    return GivenConfigs.read(FIXTURES / name / "hp_config.json", CLASSES)
 
 
 def model_copy(name: str, tmp_path: Path) -> Path:
@@ -75,15 +81,16 @@ def test_plots_and_keras_model_each_match_deepspectrumlite(name):
     from dspl.data.audio import find_audio_files, load_audio
     from dspl.data.chunking import split_into_chunks
     from dspl.legacy.scaling import scale
-    from dspl.models.modelfile import load_model_file
+    from dspl.loading import load_model_file
 
-    loaded = load_model_file(FIXTURES / name / "model.h5", FIXTURES / name / "hp_config.json", CLASSES)
+    loaded = load_model_file(FIXTURES / name / "model.h5", given(name))
     dsl_inputs = np.load(FIXTURES / name / "dsl_plots.npy")
     _, dsl_scores, _ = read_scores(FIXTURES / name / "dsl_predictions.csv")
     keras_scores = np.asarray(loaded.model.keras_model(dsl_inputs, training=False))
     assert np.abs(keras_scores - dsl_scores).max() <= 1e-4
     files = sorted(find_audio_files(FIXTURES / "audio"))
-    chunks = torch.cat([split_into_chunks(load_audio(f, loaded.hp["sample_rate"]), loaded.hp, str(f)) for f in files])
+    spec = loaded.config.spec
+    chunks = torch.cat([split_into_chunks(load_audio(f, spec.sample_rate), spec, str(f)) for f in files])
     plots = loaded.features(chunks).numpy().transpose(0, 2, 3, 1)
     grey = float(np.min(np.abs(np.asarray(scale(np.ones((1, 3), np.float32), loaded.model.mode))
                                - np.asarray(scale(np.zeros((1, 3), np.float32), loaded.model.mode)))))
@@ -207,16 +214,16 @@ def test_import_keras_matches_the_keras_model(name, tmp_path):
     from dspl.export.calibration import synthetic_chunks
     from dspl.legacy.keras_model import TFPlots, load_legacy_model
     from dspl.legacy.scaling import scale
-    from dspl.models.modelfile import load_model_file
+    from dspl.loading import load_model_file
 
     output = tmp_path / "model_dspl.h5"
     result = run("import-keras", "-s", str(FIXTURES / name / "model.h5"), *configs(name), "-o", str(output))
     assert result.exit_code == 0, result.output
     ported = load_model_file(output)  # rebuilt from the file alone
-    assert ported.hp["basemodel_name"] == f"keras_{name}"
-    legacy = load_legacy_model(FIXTURES / name / "model.h5", FIXTURES / name / "hp_config.json", CLASSES)
-    features = TFPlots(legacy.hp)
-    plots = torch.cat([features(chunk.reshape(1, -1)) for chunk in synthetic_chunks(legacy.hp)])
+    assert ported.config.model.basemodel_name == f"keras_{name}"
+    legacy = load_legacy_model(FIXTURES / name / "model.h5", given(name))
+    features = TFPlots(legacy.config.spec)
+    plots = torch.cat([features(chunk.reshape(1, -1)) for chunk in synthetic_chunks(legacy.config.spec)])
     with torch.no_grad():
         assert float((ported.model(plots) - legacy.model(plots)).abs().max()) <= 1e-4
         keras = legacy.model.keras_model
@@ -255,7 +262,7 @@ def dsl_shaped_keras_model(name: str, path: Path) -> None:
 def test_import_keras_of_caffe_scaled_backbones(name, tmp_path):
     from dspl.export.calibration import synthetic_chunks
     from dspl.legacy.keras_model import TFPlots, load_legacy_model
-    from dspl.models.modelfile import load_model_file
+    from dspl.loading import load_model_file
 
     source = tmp_path / "model.h5"
     dsl_shaped_keras_model(name, source)
@@ -266,10 +273,10 @@ def test_import_keras_of_caffe_scaled_backbones(name, tmp_path):
     output = tmp_path / "model_dspl.h5"
     result = run("import-keras", "-s", str(source), "-hc", str(hp_file), "-cc", str(CLASSES), "-o", str(output))
     assert result.exit_code == 0, result.output
-    legacy = load_legacy_model(source, hp_file, CLASSES)
+    legacy = load_legacy_model(source, GivenConfigs.read(hp_file, CLASSES))
     ported = load_model_file(output)
-    features = TFPlots(legacy.hp)
-    plots = torch.cat([features(chunk.reshape(1, -1)) for chunk in synthetic_chunks(legacy.hp)])
+    features = TFPlots(legacy.config.spec)
+    plots = torch.cat([features(chunk.reshape(1, -1)) for chunk in synthetic_chunks(legacy.config.spec)])
     with torch.no_grad():
         assert float((ported.model(plots) - legacy.model(plots)).abs().max()) <= 1e-4
 
@@ -278,11 +285,11 @@ def test_import_keras_refuses_a_backbone_it_cannot_port_exactly():
     from dspl.legacy.port import _check_supported
 
     with pytest.raises(DsplError, match=r"'xception' cannot be ported exactly.*mobilenet_v2, densenet121.*resnet50"):
-        _check_supported({"basemodel_name": "xception"})
+        _check_supported("xception")
 
 
 def test_training_fine_tunes_from_an_imported_model(tmp_path):
-    from dspl.models.modelfile import load_model_file
+    from dspl.loading import load_model_file
 
     imported = tmp_path / "imported.h5"
     assert run("import-keras", "-s", str(FIXTURES / "squeezenet_v1" / "model.h5"), *configs("squeezenet_v1"),
@@ -297,7 +304,7 @@ def test_training_fine_tunes_from_an_imported_model(tmp_path):
     trained = load_model_file(tmp_path / "out" / "models" / "fixture" / "run_config_0" / "model.h5")
     start = load_model_file(imported)
     after, before = trained.model.state_dict(), start.model.state_dict()
-    assert trained.hp["basemodel_name"] == "keras_squeezenet_v1"
+    assert trained.config.model.basemodel_name == "keras_squeezenet_v1"
     assert not torch.equal(after["head.output.weight"], before["head.output.weight"])  # it trained
     for key in ("backbone.features.0.weight", "backbone.features.12.expand3x3.weight"):  # from the import
         assert float((after[key] - before[key]).abs().max()) <= 0.1 * float(before[key].abs().max())

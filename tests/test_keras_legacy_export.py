@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from dspl.cli.main import cli
+from dspl.config import GivenConfigs
 from dspl.export.tflite_convert import tflite_predict
 from dspl.export.tflite_file import custom_operators, tflite_operators
 
@@ -59,7 +60,7 @@ def test_export_int8_agrees_on_held_out_chunks(tmp_path):
 def test_convert_of_every_deterministic_fixture_matches_keras_on_real_plots(tmp_path):
     from dspl.data.audio import find_audio_files
     from dspl.export import calibration
-    from dspl.models.modelfile import load_model_file
+    from dspl.loading import load_model_file
 
     for name in ("mobilenet_v2", "squeezenet_v1"):
         destination = tmp_path / f"{name}.tflite"
@@ -67,8 +68,9 @@ def test_convert_of_every_deterministic_fixture_matches_keras_on_real_plots(tmp_
                                           *configs(name)])
         assert result.exit_code == 0, result.output
         assert builtin_only(destination)
-        loaded = load_model_file(FIXTURES / name / "model.h5", FIXTURES / name / "hp_config.json", CLASSES)
-        chunks = calibration.sample_chunks(sorted(find_audio_files(FIXTURES / "audio")), loaded.hp, 16)
+        loaded = load_model_file(FIXTURES / name / "model.h5",
+                                 GivenConfigs.read(FIXTURES / name / "hp_config.json", CLASSES))
+        chunks = calibration.sample_chunks(sorted(find_audio_files(FIXTURES / "audio")), loaded.config.spec, 16)
         plots = loaded.features(torch.stack(list(chunks)))
         with torch.no_grad():
             keras_scores = loaded.model(plots).numpy()

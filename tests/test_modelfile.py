@@ -5,12 +5,13 @@ import json
 import h5py
 import pytest
 import torch
+from helpers import CLASS_DICT, tiny_config
 
 from dspl.config import ClassConfig
 from dspl.errors import DsplError
+from dspl.loading import load_model_file
 from dspl.models import create_model
-from dspl.models.modelfile import FORMAT, FORMAT_VERSION, load_model_file, read_model_file, save_model_file
-from helpers import CLASS_DICT, tiny_hp
+from dspl.models.modelfile import FORMAT, FORMAT_VERSION, read_model_file, save_model_file
 
 CLASSES = ClassConfig.from_dict(CLASS_DICT)
 
@@ -19,8 +20,8 @@ CLASSES = ClassConfig.from_dict(CLASS_DICT)
 def trained():
     """A tiny model whose batch-norm statistics moved away from their initial values."""
     torch.manual_seed(0)
-    hp = tiny_hp()
-    model = create_model(hp, CLASSES.num_classes, pretrained=False)
+    hp = tiny_config()
+    model = create_model(hp.model, CLASSES.num_classes, pretrained=False)
     model.train()
     with torch.no_grad():
         model(torch.rand(4, 3, 32, 32) * 255)
@@ -32,11 +33,11 @@ def test_round_trip_gives_bit_identical_outputs(tmp_path, trained):
     path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
     loaded = load_model_file(path)
     assert not loaded.model.training
-    assert loaded.hp == hp and loaded.classes == CLASSES
+    assert loaded.config == hp and loaded.classes == CLASSES
     x = torch.rand(5, 3, 32, 32) * 255
     with torch.no_grad():
         assert torch.equal(model(x), loaded.model(x))
-    original, stored = model.state_dict(), read_model_file(path)[2]
+    original, stored = model.state_dict(), read_model_file(path).state
     assert original.keys() == stored.keys()
     assert all(torch.equal(original[k], stored[k]) and original[k].dtype == stored[k].dtype for k in original)
     assert stored["backbone.bn1.num_batches_tracked"].shape == ()
@@ -48,7 +49,7 @@ def test_header_records_format_versions_configs_and_input_shape(tmp_path, traine
     with h5py.File(path, "r") as f:
         assert f.attrs["format"] == FORMAT and f.attrs["format_version"] == FORMAT_VERSION
         assert f.attrs["torch_version"] == torch.__version__ and f.attrs["dspl_version"]
-        assert json.loads(f.attrs["hp"]) == hp
+        assert json.loads(f.attrs["hp"]) == hp.to_dict()
         assert list(json.loads(f.attrs["classes"])) == ["low", "high", "noise"]
         assert f.attrs["backbone"] == "test_efficientnet"
         assert list(f.attrs["input_shape"]) == [3, 32, 32]
@@ -57,19 +58,22 @@ def test_header_records_format_versions_configs_and_input_shape(tmp_path, traine
 
 def test_file_from_before_a_key_existed_reads_with_its_default(tmp_path, trained):
     hp, model = trained
-    older = {k: v for k, v in hp.items() if k not in ("top_db", "lr_decay", "augment_stretch")}
-    path = save_model_file(tmp_path / "model.h5", model, older, CLASSES)
+    path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
+    with h5py.File(path, "r+") as f:  # as a file written before these keys existed
+        f.attrs["hp"] = json.dumps({k: v for k, v in hp.to_dict().items()
+                                    if k not in ("top_db", "lr_decay", "augment_stretch")})
     loaded = load_model_file(path)
-    assert loaded.hp == hp
-    assert loaded.hp["top_db"] is None and loaded.hp["lr_decay"] == "none" and loaded.hp["augment_stretch"] is False
+    assert loaded.config == hp
+    values = loaded.config.to_dict()
+    assert values["top_db"] is None and values["lr_decay"] == "none" and values["augment_stretch"] is False
 
 
 def test_tensors_keep_their_dtype(tmp_path, trained):
     hp, model = trained
-    half = create_model(hp, CLASSES.num_classes, pretrained=False).to(torch.bfloat16)
+    half = create_model(hp.model, CLASSES.num_classes, pretrained=False).to(torch.bfloat16)
     half.head.output.bias.data = torch.tensor([1.5, -2.25, 3.0], dtype=torch.bfloat16)
     path = save_model_file(tmp_path / "model.h5", half, hp, CLASSES)
-    _, _, state, _ = read_model_file(path)
+    state = read_model_file(path).state
     assert state["head.output.weight"].dtype == torch.bfloat16
     assert state["head.output.bias"].tolist() == [1.5, -2.25, 3.0]
     assert state["backbone.bn1.num_batches_tracked"].dtype == torch.int64
@@ -79,7 +83,7 @@ def test_overwrite_is_atomic_and_a_failed_write_keeps_the_old_file(tmp_path, tra
     hp, model = trained
     path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
     before = path.read_bytes()
-    broken = create_model(hp, CLASSES.num_classes, pretrained=False)
+    broken = create_model(hp.model, CLASSES.num_classes, pretrained=False)
     broken.register_buffer("bad/name", torch.zeros(1))
     with pytest.raises(DsplError, match="contains '/'"):
         save_model_file(path, broken, hp, CLASSES)
@@ -141,6 +145,6 @@ def test_tensors_that_do_not_fit_the_backbone(tmp_path, trained):
     hp, model = trained
     path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
     with h5py.File(path, "r+") as f:
-        f.attrs["hp"] = json.dumps({**hp, "basemodel_name": "test_resnet"})
+        f.attrs["hp"] = json.dumps({**hp.to_dict(), "basemodel_name": "test_resnet"})
     with pytest.raises(DsplError, match="do not fit the 'test_resnet' model"):
         load_model_file(path)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dspl.errors import DsplError
-from dspl.models.registry import DSL_BACKBONES, create_backbone, resolve_backbone_name
+from dspl.models.backbones import DSL_BACKBONES, resolve_backbone_name
+from dspl.models.registry import create_backbone
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -8,15 +8,15 @@ import pytest
 import torch
 from torch import nn
 
+from dspl.config import ModelSettings
 from dspl.errors import DsplError
 from dspl.models import create_model
 from dspl.models.freezing import backbone_layers, freeze_backbone, unfreeze_last
 
 
 def _model():
-    hp = dict(basemodel_name="test_resnet", weights="", num_units=8, activation="relu", dropout=0.0,
-              prediction_type="categorical", use_plot_images=True)
-    return create_model(hp, 3)
+    settings = ModelSettings(basemodel_name="test_resnet", weights="", num_units=8, activation="relu", dropout=0.0)
+    return create_model(settings, 3)
 
 
 def _bns(model):

@@ -10,7 +10,8 @@ import timm
 import torch
 
 from dspl.errors import DsplError
-from dspl.models.registry import DSL_BACKBONES, TORCHVISION_BACKBONES, create_backbone, resolve_backbone_name
+from dspl.models.backbones import DSL_BACKBONES, TORCHVISION_BACKBONES, resolve_backbone_name
+from dspl.models.registry import create_backbone
 
 
 def test_every_deepspectrumlite_name_maps_to_an_existing_model():

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import RATES, assert_features_close, assert_images_close, make_signals, parity_config, torch_output
 
 from dspl.errors import DsplError
 from dspl.export.tf_reference import TFPlotPipeline
-from helpers import RATES, assert_features_close, assert_images_close, make_hparams, make_signals, torch_output
+from dspl.spec import PreprocessingSpec
 
 MAPS = ("viridis", "cividis", "inferno", "magma", "plasma")
 METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "gaussian", "mitchellcubic")
@@ -68,57 +69,56 @@ RAW_CASES = [
 ]
 
 
-def run_tf(hp: dict, audio: np.ndarray, tflite_compatible: bool = False) -> np.ndarray:
+def run_tf(spec: PreprocessingSpec, audio: np.ndarray, tflite_compatible: bool = False) -> np.ndarray:
     """TFPlotPipeline output as numpy: [B, H, W, 3] or [B, frames, features, 1]."""
-    return TFPlotPipeline.from_hp(hp, tflite_compatible=tflite_compatible)(audio).numpy()
+    return TFPlotPipeline(spec, tflite_compatible=tflite_compatible)(audio).numpy()
 
 
 @pytest.mark.parametrize("overrides", PLOT_CASES)
 def test_plots_torch_vs_tf_reference(overrides):
-    hp = make_hparams(**overrides)
-    audio = make_signals(hp["sample_rate"], int(hp["chunk_size"] * hp["sample_rate"]))
+    hp = parity_config(**overrides).spec
+    audio = make_signals(hp.sample_rate, hp.chunk_samples)
     reference = run_tf(hp, audio)
-    assert reference.shape == (3, hp["image_height"], hp["image_width"], 3)
+    assert reference.shape == (3, hp.image_height, hp.image_width, 3)
     assert np.isfinite(reference).all() and reference.min() >= 0.0 and reference.max() <= 255.0
     assert_images_close(torch_output(hp, audio), reference)
 
 
 @pytest.mark.parametrize("overrides", PLOT_CASES)
 def test_plots_tf_reference_vs_tflite_mode(overrides):
-    hp = make_hparams(**overrides)
-    audio = make_signals(hp["sample_rate"], int(hp["chunk_size"] * hp["sample_rate"]))
+    hp = parity_config(**overrides).spec
+    audio = make_signals(hp.sample_rate, hp.chunk_samples)
     reference, builtin_only = run_tf(hp, audio), run_tf(hp, audio, tflite_compatible=True)
     assert_images_close(builtin_only, reference)
 
 
 @pytest.mark.parametrize("overrides", RAW_CASES)
 def test_raw_features_torch_vs_tf(overrides):
-    hp = make_hparams(**overrides)
-    audio = make_signals(hp["sample_rate"], int(hp["chunk_size"] * hp["sample_rate"]))
+    hp = parity_config(**overrides).spec
+    audio = make_signals(hp.sample_rate, hp.chunk_samples)
     reference = run_tf(hp, audio)
-    frames = 1 + (audio.shape[1] - int(hp["stft_window_size"] * hp["sample_rate"])) // int(
-        hp["stft_hop_size"] * hp["sample_rate"])
+    frames = 1 + (audio.shape[1] - hp.frame_length) // hp.frame_step
     assert reference.shape[:2] == (3, frames) and reference.shape[3] == 1
     assert_features_close(hp, torch_output(hp, audio), reference)
     assert_features_close(hp, run_tf(hp, audio, tflite_compatible=True), reference)
 
 
 def test_whole_file_config_takes_any_length():
-    hp = make_hparams(chunk_size=0.0, resize_method="gaussian")
+    hp = parity_config(chunk_size=0.0, resize_method="gaussian").spec
     audio = make_signals(16000, 5321)
     reference = run_tf(hp, audio)
     assert reference.shape == (3, 32, 48, 3)
     assert_images_close(torch_output(hp, audio), reference)
     with pytest.raises(DsplError, match="resize_method: value 'gaussian' .* needs a fixed number of samples"):
-        TFPlotPipeline.from_hp(hp, tflite_compatible=True)
-    fixed = TFPlotPipeline.from_hp(hp, tflite_compatible=True, num_samples=5321)(audio).numpy()
+        TFPlotPipeline(hp, tflite_compatible=True)
+    fixed = TFPlotPipeline(hp, tflite_compatible=True, num_samples=5321)(audio).numpy()
     assert_images_close(fixed, reference)
 
 
 @pytest.mark.parametrize("method, antialias", [("nearest", False), ("nearest", True), ("bilinear", False)])
 def test_whole_file_tflite_mode_takes_any_length_with_builtin_resize_kernels(method, antialias):
-    hp = make_hparams(chunk_size=0.0, resize_method=method, anti_alias=antialias, image_height=40, image_width=56)
-    pipeline = TFPlotPipeline.from_hp(hp, tflite_compatible=True)
+    hp = parity_config(chunk_size=0.0, resize_method=method, anti_alias=antialias, image_height=40, image_width=56).spec
+    pipeline = TFPlotPipeline(hp, tflite_compatible=True)
     for length in (3217, 9001):
         audio = make_signals(16000, length)
         assert_images_close(pipeline(audio).numpy(), run_tf(hp, audio))
@@ -126,18 +126,19 @@ def test_whole_file_tflite_mode_takes_any_length_with_builtin_resize_kernels(met
 
 @pytest.mark.parametrize("tflite_compatible", [False, True], ids=["reference", "tflite-mode"])
 def test_degenerate_signals_give_finite_plots(tflite_compatible):
-    hp = make_hparams(num_mfccs=0)
-    n = int(hp["chunk_size"] * hp["sample_rate"])
+    hp = parity_config(num_mfccs=0).spec
+    n = hp.chunk_samples
     click = np.zeros(n, np.float32)
     click[7] = 1.0
     audio = np.stack([np.zeros(n, np.float32), np.full(n, 0.25, np.float32), click])
-    for config in (hp, make_hparams(num_mfccs=13, cep_lifter=22), make_hparams(db_scale=False, mel_scale=False)):
+    for config in (hp, parity_config(num_mfccs=13, cep_lifter=22).spec,
+                   parity_config(db_scale=False, mel_scale=False).spec):
         out = run_tf(config, audio, tflite_compatible)
         assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 255.0
 
 
 def test_low_tone_at_bottom_high_tone_at_top():
-    hp = make_hparams(color_map="viridis", image_height=40, image_width=20)
+    hp = parity_config(color_map="viridis", image_height=40, image_width=20).spec
     t = np.arange(4000) / 16000
     audio = np.stack([np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 6000 * t)]).astype(np.float32)
     brightness = run_tf(hp, audio).sum(axis=(2, 3))  # [B, H]: viridis gets brighter with the value

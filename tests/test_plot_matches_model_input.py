@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import CLASS_DICT, spread_model_file, tiny_hp, write_grid
+from helpers import CLASS_DICT, spread_model_file, tiny_config, write_grid
 
 import dspl
 from dspl.cli.main import cli
@@ -22,7 +22,7 @@ from dspl.export.tflite_convert import tflite_predict
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    return spread_model_file(tmp_path_factory.mktemp("plot_model") / "model.h5", tiny_hp(image_width=40),
+    return spread_model_file(tmp_path_factory.mktemp("plot_model") / "model.h5", tiny_config(image_width=40),
                              CLASS_DICT, seed=1)
 
 
@@ -44,7 +44,7 @@ def fed(model_file, example_dir) -> dict:
 @pytest.fixture(scope="module")
 def npy_plots(fed, tmp_path_factory) -> np.ndarray:
     work = tmp_path_factory.mktemp("plot_npy")
-    grid = write_grid(work / "hp.json", fed["predictor"].hp)
+    grid = write_grid(work / "hp.json", fed["predictor"].config)
     result = CliRunner().invoke(cli, ["plot", "-hc", str(grid), "-d", str(fed["audio"]), "-o", str(work / "out"),
                                       "--format", "npy"])
     assert result.exit_code == 0, result.output
@@ -55,14 +55,14 @@ def npy_plots(fed, tmp_path_factory) -> np.ndarray:
 
 def test_npy_plots_are_what_the_model_is_fed(fed, npy_plots):
     plots = fed["plots"]
-    hp = fed["predictor"].hp
+    hp = fed["predictor"].config.spec
     assert len(plots) == len(fed["result"].chunk_scores) >= 3
     assert npy_plots.dtype == np.float32 and npy_plots.shape == plots.shape == (len(plots), 32, 40, 3)
     np.testing.assert_allclose(npy_plots, plots, atol=1e-4, rtol=0)
     # the plots are not symmetric, so a flipped or rotated file could not pass the comparison above
     for flipped in (npy_plots[:, ::-1, ::-1], npy_plots[:, ::-1], npy_plots[:, :, ::-1]):
         assert np.abs(flipped - plots).max() > 20
-    assert hp["image_height"] == 32 and hp["image_width"] == 40
+    assert hp.image_height == 32 and hp.image_width == 40
 
 
 def test_npy_plots_through_the_fp32_tflite_model_give_predicts_scores(fed, npy_plots, model_file, tmp_path):

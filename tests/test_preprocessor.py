@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import BASE, assert_features_close, assert_images_close, make_signals, parity_config, torch_output
 
 from dspl.cli.main import cli
 from dspl.errors import DsplError
 from dspl.export.preprocessor import create_preprocessor
-from dspl.export.tflite_file import custom_operators, tflite_operators
 from dspl.export.tf_reference import TFPlotPipeline, is_power_of_two
-from dspl.spec import PreprocessingSpec
-from helpers import BASE, assert_features_close, assert_images_close, make_hparams, make_signals, torch_output
+from dspl.export.tflite_file import custom_operators, tflite_operators
 
 CASES = [
     pytest.param(dict(), id="mel-db-bilinear-dft-matmul"),
@@ -45,19 +44,19 @@ def run_litert(path, audio: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("overrides", CASES)
 def test_preprocessor_matches_torch_with_builtin_operators(tmp_path, overrides):
-    hp = make_hparams(**overrides)
+    hp = parity_config(**overrides).spec
     path = create_preprocessor(hp, tmp_path / "out" / "preprocessor.tflite")
     assert path.is_file() and [p.name for p in path.parent.iterdir()] == ["preprocessor.tflite"]
     operators = tflite_operators(path)
     assert operators and custom_operators(path) == []
     assert not [op for op in operators if op.startswith("Flex") or op == "CUSTOM"]
-    assert ("RFFT2D" in operators) == is_power_of_two(int(hp["stft_fft_length"] * hp["sample_rate"]))
+    assert ("RFFT2D" in operators) == is_power_of_two(hp.fft_length)
 
-    audio = make_signals(hp["sample_rate"], int(hp["chunk_size"] * hp["sample_rate"]))
+    audio = make_signals(hp.sample_rate, hp.chunk_samples)
     tflite = run_litert(path, audio)
-    pipeline = TFPlotPipeline.from_hp(hp)
+    pipeline = TFPlotPipeline(hp)
     assert tflite.shape == (3, *pipeline.output_shape)
-    if hp["use_plot_images"]:
+    if hp.use_plot_images:
         assert_images_close(tflite, pipeline(audio).numpy())
         assert_images_close(tflite, torch_output(hp, audio))
     else:
@@ -67,12 +66,12 @@ def test_preprocessor_matches_torch_with_builtin_operators(tmp_path, overrides):
 
 def test_whole_file_preprocessor_needs_a_length_unless_its_resize_is_a_builtin_kernel(tmp_path):
     with pytest.raises(DsplError, match="resize_method: value 'bilinear' .* needs a fixed number of samples"):
-        create_preprocessor(make_hparams(chunk_size=0.0), tmp_path / "p.tflite")
+        create_preprocessor(parity_config(chunk_size=0.0).spec, tmp_path / "p.tflite")
     assert not list(tmp_path.iterdir())
     with pytest.raises(DsplError, match="applies only to whole-file configurations"):
-        PreprocessingSpec.from_hp(make_hparams()).input_samples(1.0)
-    hp = make_hparams(chunk_size=0.0, resize_method="lanczos3")
-    fixed = create_preprocessor(hp, tmp_path / "fixed.tflite", PreprocessingSpec.from_hp(hp).input_samples(0.5))
+        parity_config().spec.input_samples(1.0)
+    hp = parity_config(chunk_size=0.0, resize_method="lanczos3").spec
+    fixed = create_preprocessor(hp, tmp_path / "fixed.tflite", hp.input_samples(0.5))
     audio = make_signals(16000, 8000)
     assert_images_close(run_litert(fixed, audio), torch_output(hp, audio))
 
@@ -82,7 +81,7 @@ def test_whole_file_preprocessor_takes_any_length(tmp_path, method, antialias):
     """Nearest and non-anti-aliased bilinear resize with TFLite's built-in kernels: one model, any input length."""
     from ai_edge_litert.interpreter import Interpreter
 
-    hp = make_hparams(chunk_size=0.0, resize_method=method, anti_alias=antialias)
+    hp = parity_config(chunk_size=0.0, resize_method=method, anti_alias=antialias).spec
     path = create_preprocessor(hp, tmp_path / "any.tflite")
     assert custom_operators(path) == []
     interpreter = Interpreter(model_path=str(path))

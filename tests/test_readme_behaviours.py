@@ -3,6 +3,7 @@ weight files, `export --calibration-data DIR`, and float32 preprocessing inside 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 import timm
 import torch
 from click.testing import CliRunner
-from helpers import CLASS_DICT, read_csv, spread_model_file, tiny_hp
+from helpers import CLASS_DICT, read_csv, spread_model_file, tiny_config
 
 from dspl.cli.main import cli
 from dspl.errors import DsplError
@@ -29,7 +30,7 @@ def run_dspl(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    return spread_model_file(tmp_path_factory.mktemp("readme_model") / "model.h5", tiny_hp(), CLASS_DICT)
+    return spread_model_file(tmp_path_factory.mktemp("readme_model") / "model.h5", tiny_config(), CLASS_DICT)
 
 
 # --- -vv: full tracebacks; otherwise one line -----------------------------------------------------------------
@@ -100,7 +101,7 @@ def test_weights_file_through_the_config_trains_from_it(tmp_path):
     source = timm.create_model("test_efficientnet", num_classes=0)
     path = tmp_path / "backbone.bin"
     torch.save(source.state_dict(), path)
-    model = create_model(tiny_hp(weights=str(path)), 3)
+    model = create_model(tiny_config(weights=str(path)).model, 3)
     assert torch.equal(model.backbone.conv_stem.weight, source.conv_stem.weight)
 
 
@@ -112,7 +113,8 @@ def calibrated_export(model_file, tmp_path_factory):
     agreement is not the point here: the export is run with min_agreement 0), recording the calibration files."""
     import soundfile as sf
 
-    from dspl.export import calibration, exporter
+    from dspl.export import calibration
+    from dspl.workflows import export as export_workflow
 
     work = tmp_path_factory.mktemp("calibration")
     calib_dir = work / "calib"
@@ -122,18 +124,18 @@ def calibrated_export(model_file, tmp_path_factory):
         (calib_dir / sub).mkdir(parents=True, exist_ok=True)
         sf.write(calib_dir / sub / f"tone_{i}.wav", (0.4 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), rate)
     seen: list[list[Path]] = []
-    real_sample_chunks, real_export = calibration.sample_chunks, exporter.export
+    real_sample_chunks, real_exporter = calibration.sample_chunks, export_workflow.Exporter
 
     def recording_sample_chunks(files, *args, **kwargs):
         seen.append([Path(f) for f in files])
         return real_sample_chunks(files, *args, **kwargs)
 
-    def lenient_export(*args, **kwargs):
-        return real_export(*args, **kwargs, min_agreement=0.0)
+    def lenient_exporter(options):
+        return real_exporter(dataclasses.replace(options, min_agreement=0.0))
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(calibration, "sample_chunks", recording_sample_chunks)
-        mp.setattr(exporter, "export", lenient_export)
+        mp.setattr(export_workflow, "Exporter", lenient_exporter)
         result = CliRunner().invoke(cli, ["export", "-s", str(model_file), "-o", str(work / "out"),
                                           "--quantize", "int8", "--end-to-end", "--calibration-data", str(calib_dir)])
     assert result.exit_code == 0, result.output
@@ -160,7 +162,7 @@ def test_quantised_end_to_end_model_keeps_its_preprocessing_in_float32(calibrate
     interpreter.allocate_tensors()
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
     (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
-    hp = tiny_hp()
+    hp = tiny_config()
     assert source["dtype"] == np.float32 and list(source["shape"]) == [1, 16000]
     assert target["dtype"] == np.float32
     ops = interpreter._get_ops_details()  # graph order; the public API has no op listing
@@ -168,7 +170,7 @@ def test_quantised_end_to_end_model_keeps_its_preprocessing_in_float32(calibrate
     assert len(quantize) == 1  # exactly one step into integers ...
     plot = tensors[ops[quantize[0]]["inputs"][0]]
     # ... and it takes the float32 plot [1, H, W, 3]: the whole preprocessing ran before it, in float32
-    assert plot["dtype"] == np.float32 and list(plot["shape"]) == [1, hp["image_height"], hp["image_width"], 3]
+    assert plot["dtype"] == np.float32 and list(plot["shape"]) == [1, hp.spec.image_height, hp.spec.image_width, 3]
     preprocessing = ops[:quantize[0]]
     assert len(preprocessing) >= 10
     for op in preprocessing:

@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
-from helpers import CLASS_DICT, read_csv, spread_model_file, tiny_hp, write_grid
+from helpers import CLASS_DICT, read_csv, spread_model_file, tiny_config, write_grid
 
 from dspl.cli.main import cli
 from dspl.config import ClassConfig
@@ -90,7 +90,7 @@ def dead_pid() -> int:
 
 @pytest.mark.parametrize("files_per_class, batch_size", [(8, 23), (11, 4)])
 def test_a_last_training_batch_of_one_chunk_trains(tmp_path, write_sine, write_labels, files_per_class, batch_size):
-    from dspl.workflows.train import train_configuration
+    from dspl.workflows.train import TrainingData, TrainOptions, train_configuration
 
     rows = []
     for k, label in enumerate(CLASS_DICT):
@@ -100,13 +100,12 @@ def test_a_last_training_batch_of_one_chunk_trains(tmp_path, write_sine, write_l
         rows.append((f"devel_{label}.wav", label, ""))
         write_sine(tmp_path / "audio" / rows[-1][0], frequency=300 * (k + 1), seconds=1.0)
     labels = write_labels(tmp_path / "labels.csv", rows)
-    hp = tiny_hp(batch_size=batch_size, epochs=1, chunk_size=1.0, chunk_hop_size=1.0)
+    hp = tiny_config(batch_size=batch_size, epochs=1, chunk_size=1.0, chunk_hop_size=1.0)
     assert (3 * files_per_class) % batch_size == 1
-    result = train_configuration(0, hp, ClassConfig.from_dict(CLASS_DICT), data_dir=tmp_path / "audio",
-                                 label_file=labels, model_dir=tmp_path / "out",
-                                 trainer_options={"accelerator": "cpu", "enable_progress_bar": False,
-                                                  "callbacks": []})
-    assert result["model_file"].is_file()
+    options = TrainOptions(trainer_options={"accelerator": "cpu", "enable_progress_bar": False, "callbacks": []})
+    result = train_configuration(0, hp, ClassConfig.from_dict(CLASS_DICT), TrainingData(tmp_path / "audio", labels),
+                                 tmp_path / "out", options)
+    assert result.model_file.is_file()
 
 
 # --- item 2: crash-safe outputs: real kill -9 of `dspl train` and `dspl export` ----------------------------------
@@ -117,7 +116,7 @@ def train_args(example_dir: Path, out: Path, hp_file: Path) -> list[str]:
 
 
 def grid_file(path: Path, epochs: int, learning_rates: list[float]) -> Path:
-    grid = {k: [v] for k, v in tiny_hp(epochs=epochs, batch_size=8).items()}
+    grid = {k: [v] for k, v in tiny_config(epochs=epochs, batch_size=8).to_dict().items()}
     grid["learning_rate"] = learning_rates
     path.write_text(json.dumps(grid), encoding="utf-8")
     return path
@@ -128,12 +127,12 @@ def test_kill_after_the_first_epoch_checkpoint_resumes_from_it(example_dir, tmp_
     run_dir = out / "models" / "example" / "run_config_0"
     kill_when(spawn(*train_args(example_dir, out, hp_file)), (run_dir / "last.ckpt").is_file)
 
-    assert read_checkpoint(run_dir / "last.ckpt")[3]["epoch"] == 0  # complete, the first epoch's
+    assert read_checkpoint(run_dir / "last.ckpt").header["epoch"] == 0  # complete, the first epoch's
     assert not (run_dir / "model.h5").exists()
     result = run(*train_args(example_dir, out, hp_file))
     assert result.exit_code == 0, result.output
     assert f"configuration 0: resuming after epoch 1 of 3 ({run_dir / 'last.ckpt'})" in result.output
-    assert read_checkpoint(run_dir / "model.ckpt")[3]["epoch"] == 3  # Lightning counts the finished epochs
+    assert read_checkpoint(run_dir / "model.ckpt").header["epoch"] == 3  # Lightning counts the finished epochs
     assert {"model.ckpt", "model.h5"} <= {p.name for p in run_dir.iterdir()}
     assert not (run_dir / "last.ckpt").exists() and leftovers(out) == []
 
@@ -157,7 +156,7 @@ def test_kill_in_the_second_configuration_keeps_the_first_and_resumes_the_second
 
 @pytest.fixture
 def untrained_model(tmp_path) -> Path:
-    return spread_model_file(tmp_path / "model" / "model.h5", tiny_hp(), CLASS_DICT)
+    return spread_model_file(tmp_path / "model" / "model.h5", tiny_config(), CLASS_DICT)
 
 
 def export_args(model: Path, out: Path) -> list[str]:
@@ -227,7 +226,7 @@ def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
 def test_a_folder_of_another_configuration_is_refused_and_restart_replaces_it(example_dir, tmp_path):
     hp_file, out = grid_file(tmp_path / "hp.json", 1, [0.001]), tmp_path / "out"
     run_dir = out / "models" / "example" / "run_config_0"
-    spread_model_file(run_dir / "model.h5", tiny_hp(epochs=1, batch_size=8, learning_rate=0.01), CLASS_DICT)
+    spread_model_file(run_dir / "model.h5", tiny_config(epochs=1, batch_size=8, learning_rate=0.01), CLASS_DICT)
     result = run(*train_args(example_dir, out, hp_file))
     one_error_line(result, f"{run_dir / 'model.h5'}: holds a model of another configuration (key 'learning_rate' "
                            "is 0.01 there, 0.001 in configuration 0); use another -md or tb_run_id, or --restart to "
@@ -237,7 +236,7 @@ def test_a_folder_of_another_configuration_is_refused_and_restart_replaces_it(ex
 
     result = run(*train_args(example_dir, out, hp_file), "--restart")
     assert result.exit_code == 0, result.output
-    assert read_checkpoint(run_dir / "model.ckpt")[0]["learning_rate"] == 0.001
+    assert read_checkpoint(run_dir / "model.ckpt").config.to_dict()["learning_rate"] == 0.001
     assert not (out / "logs" / "example" / "run_config_0" / "events.out.tfevents.old").exists()
 
 
@@ -247,9 +246,9 @@ def checkpoint_of(model_file: Path, destination: Path) -> Path:
     """A checkpoint as DsplModule writes it (hyper_parameters + 'model.'-prefixed state dict) of a model file."""
     from dspl.models.modelfile import read_model_file
 
-    hp, classes, state, _ = read_model_file(model_file)
-    torch.save({"hyper_parameters": {"hp": hp, "classes": classes.to_dict()},
-                "state_dict": {f"model.{k}": v for k, v in state.items()}}, destination)
+    contents = read_model_file(model_file)
+    torch.save({"hyper_parameters": {"hp": contents.config.to_dict(), "classes": contents.classes.to_dict()},
+                "state_dict": {f"model.{k}": v for k, v in contents.state.items()}}, destination)
     return destination
 
 
@@ -287,7 +286,7 @@ from dspl.data.parsers import ComParEParser as Evil
 
 
 def test_devel_test_never_imports_a_parser_named_in_the_model_file(tmp_path, write_sine, write_labels, caplog):
-    hp = tiny_hp(label_parser="evil.py:Evil")
+    hp = tiny_config(label_parser="evil.py:Evil")
     model = spread_model_file(tmp_path / "model" / "model.h5", hp, CLASS_DICT)
     (tmp_path / "evil.py").write_text(EVIL_PARSER)
     write_sine(tmp_path / "audio" / "devel_a.wav", seconds=1.5)
@@ -303,7 +302,7 @@ def test_devel_test_never_imports_a_parser_named_in_the_model_file(tmp_path, wri
 
 
 def test_a_parser_of_the_users_own_config_says_which_file_it_runs(tmp_path, write_sine, write_labels, caplog):
-    hp = tiny_hp(label_parser="evil.py:Evil")
+    hp = tiny_config(label_parser="evil.py:Evil")
     model = spread_model_file(tmp_path / "model" / "model.h5", hp, CLASS_DICT)
     config_dir = tmp_path / "config"
     config_dir.mkdir()
@@ -351,7 +350,7 @@ def test_a_malicious_checkpoint_is_refused_without_running_it(tmp_path, write_si
 
 
 def test_malicious_backbone_weights_are_refused_without_running_them(tmp_path):
-    from dspl.models.registry import read_state_dict
+    from dspl.models.weights import read_state_dict
 
     marker, evil = tmp_path / "ran.txt", tmp_path / "weights.pth"
     torch.save({"state_dict": RunsCode(marker)}, evil)
@@ -381,7 +380,7 @@ def test_an_unpicklable_checkpoint_is_one_line(tmp_path, write_sine):
                                 "(chunk_size 0.25 s): expected a window that fits into one chunk"),
 ])
 def test_bad_numbers_are_one_line_before_training(example_dir, tmp_path, key, value, message):
-    grid = {k: [v] for k, v in tiny_hp().items()}
+    grid = {k: [v] for k, v in tiny_config().to_dict().items()}
     grid.update(chunk_size=[0.25], chunk_hop_size=[0.25], stft_fft_length=[0.5])
     hp_file = tmp_path / "hp.json"
     hp_file.write_text(json.dumps(grid).replace(f'"{key}": [{json.dumps(grid[key][0])}]', f'"{key}": [{value}]'))
@@ -480,18 +479,19 @@ def test_a_truncated_wav_says_so(tmp_path, write_sine, caplog):
 
 
 def test_label_file_duplicates_are_reported(tmp_path, write_labels, caplog):
-    from dspl.data.parsers import COMPARE_SPEC, parse_label_file
+    from dspl.config import LabelParserRef
+    from dspl.data.parsers import parse_label_file
 
     labels = write_labels(tmp_path / "labels.csv", [("train_a.wav", "low", ""), ("train_a.wav", "low", ""),
                                                     ("devel_b.wav", "high", "")])
     with caplog.at_level(logging.WARNING, logger="dspl.data.parsers"):
-        train, devel, _ = parse_label_file(labels, COMPARE_SPEC)
+        train, devel, _ = parse_label_file(labels, LabelParserRef.builtin())
     assert [e.path.name for e in train] == ["train_a.wav"] and len(devel) == 1
     assert caplog.messages == [f"{labels}: 1 repeated row(s) ignored (each file counts once): train_a.wav"]
 
     labels = write_labels(tmp_path / "labels.csv", [("train_a.wav", "low", ""), ("train_a.wav", "high", "")])
     with pytest.raises(DsplError) as error:
-        parse_label_file(labels, COMPARE_SPEC)
+        parse_label_file(labels, LabelParserRef.builtin())
     assert str(error.value) == (f"{labels}: train_a.wav has two labels, 'low' and 'high': expected one label per "
                                 "file")
 
@@ -506,7 +506,7 @@ def test_duplicate_class_names_and_a_missing_devel_partition_are_warned(tmp_path
     labels = write_labels(tmp_path / "labels.csv", [("train_a.wav", "low", "")])
     with caplog.at_level(logging.WARNING):
         classes = load_class_config(config)
-        assert len(AudioDataModule(tmp_path / "audio", labels, tiny_hp(), classes).partitions["train"]) == 1
+        assert len(AudioDataModule(tmp_path / "audio", labels, tiny_config(), classes).partitions["train"]) == 1
     assert caplog.messages == [
         f"{config}: classes 'low', 'high' share the display name 'Tone': reports and confusion matrices will not "
         "tell them apart",
@@ -561,7 +561,7 @@ def test_imagenet_weights_without_network_or_cache_fail_within_seconds(tmp_path,
 
 MEASURE = '''
 import resource, sys
-from dspl.predictor import load_model
+from dspl.loading import load_model
 predictor = load_model(sys.argv[1])
 predictor.predict(sys.argv[2])  # warm: model, plots and allocator reach their working size
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

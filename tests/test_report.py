@@ -168,12 +168,12 @@ def test_report_without_data_names_what_is_missing(trained_model: Path, tmp_path
 def test_report_lists_exported_variants_with_size_latency_and_agreement(trained_model: Path, tmp_path: Path):
     """An export beside the model (here a TFLite file and its report, as `dspl export` writes them) is listed."""
     from dspl.export.preprocessor import create_preprocessor
-    from dspl.models.modelfile import load_model_file
+    from dspl.loading import load_model_file
 
     model = tmp_path / "model.h5"
     shutil.copy(trained_model, model)
     exported = tmp_path / "exported"
-    tflite = create_preprocessor(load_model_file(model).hp, exported / "model_fp32.tflite")
+    tflite = create_preprocessor(load_model_file(model).config.spec, exported / "model_fp32.tflite")
     steps = {"tflite_fp32": {"check": 1.5e-07, "agreement_with_pytorch": 1.0, "max_abs_diff": 1.5e-07}}
     (exported / "export_report.json").write_text(json.dumps({"inputs": "synthetic tones", "steps": steps}))
     result = CliRunner().invoke(cli, ["report", "-md", str(model)])

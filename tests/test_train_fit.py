@@ -11,7 +11,7 @@ from helpers import TINY
 
 from dspl.cli.main import cli
 from dspl.data.example import example_hp
-from dspl.models.modelfile import load_model_file
+from dspl.loading import load_model_file
 
 FIT_EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "fit_example.yaml"
 
@@ -56,7 +56,7 @@ def test_fit_trains_under_ddp_with_two_cpu_processes(example_dir, tmp_path):
     assert "Starting with 2 processes" in run.stderr + run.stdout
     version = tmp_path / "runs" / "lightning_logs" / "version_0"
     loaded = load_model_file(version / "model.h5")
-    assert loaded.hp["basemodel_name"] == "test_efficientnet" and loaded.classes.num_classes == 3
+    assert loaded.config.model.basemodel_name == "test_efficientnet" and loaded.classes.num_classes == 3
     config = yaml.safe_load((version / "config.yaml").read_text())
     assert config["trainer"]["max_epochs"] == 1 and config["seed_everything"] == 42
     assert list((version / "checkpoints").glob("*.ckpt"))

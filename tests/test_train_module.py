@@ -4,17 +4,16 @@ import lightning as L
 import pytest
 import timm
 import torch
+from helpers import CLASS_DICT, tiny_config
 from lightning.pytorch.callbacks import Callback
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from dspl.config import ClassConfig
+from dspl.config import ClassConfig, RunConfig
 from dspl.models.freezing import backbone_layers
 from dspl.models.modelfile import read_model_file
 from dspl.models.module import DsplModule
-from dspl.models.optim import PhaseSchedule, epoch_learning_rate, phase_learning_rate, schedule_phase, total_epochs
-from dspl.workflows.train import train_configuration
-from helpers import CLASS_DICT, tiny_hp
-
+from dspl.models.optim import PhaseSchedule, Schedule
+from dspl.workflows.train import TrainingData, TrainOptions, train_configuration
 
 CLASSES = ClassConfig.from_dict(CLASS_DICT)
 
@@ -34,7 +33,7 @@ class RecordingAugmenter(torch.nn.Module):
 
 
 def test_plots_are_made_after_the_transfer_and_only_training_is_augmented():
-    module = DsplModule(tiny_hp(), CLASSES.to_dict())
+    module = DsplModule(tiny_config(), CLASSES)
     module.augmenter = RecordingAugmenter()
     batch = {"audio": torch.randn(4, 16000) * 0.1, "target": torch.tensor([0, 1, 2, 1])}
     batch = module.on_after_batch_transfer(batch, 0)
@@ -47,32 +46,36 @@ def test_plots_are_made_after_the_transfer_and_only_training_is_augmented():
     assert module.augmenter.calls == [((4, 3, 32, 32), (4, 3), (4,), False)]
 
 
+def schedule_of(config: RunConfig) -> Schedule:
+    return Schedule(config.training, config.model.pretrained)
+
+
 @pytest.mark.parametrize(("weights", "phases"), [("file", ["frozen", "finetune"]), ("", ["full", "full"])])
 def test_schedule_phases_and_learning_rates(weights, phases):
-    hp = tiny_hp(weights=weights and "/some/weights.pth", pre_epochs=1, epochs=1, learning_rate=0.01,
+    hp = tiny_config(weights=weights and "/some/weights.pth", pre_epochs=1, epochs=1, learning_rate=0.01,
                  fine_learning_rate=0.001)
-    assert total_epochs(hp) == 2
-    assert [schedule_phase(hp, epoch) for epoch in (0, 1)] == phases
-    assert [phase_learning_rate(hp, p) for p in phases] == ([0.01, 0.001] if weights else [0.01, 0.01])
-    assert phase_learning_rate({**hp, "fine_learning_rate": 0.0}, "finetune") == 0.01
+    assert hp.training.total_epochs == 2
+    assert [schedule_of(hp).phase(epoch) for epoch in (0, 1)] == phases
+    assert [schedule_of(hp).phase_learning_rate(p) for p in phases] == ([0.01, 0.001] if weights else [0.01, 0.01])
+    assert schedule_of(hp.replace(fine_learning_rate=0.0)).phase_learning_rate("finetune") == 0.01
 
 
 def test_cosine_decay_restarts_in_each_phase():
-    hp = tiny_hp(weights="/some/weights.pth", pre_epochs=2, epochs=4, learning_rate=0.01, fine_learning_rate=0.001,
+    hp = tiny_config(weights="/some/weights.pth", pre_epochs=2, epochs=4, learning_rate=0.01, fine_learning_rate=0.001,
                  lr_decay="cosine")
-    rates = [epoch_learning_rate(hp, epoch) for epoch in range(6)]
+    rates = [schedule_of(hp).learning_rate(epoch) for epoch in range(6)]
     assert rates == pytest.approx([0.01, 0.005, 0.001, 0.001 * (2 + 2 ** 0.5) / 4, 0.0005, 0.001 * (2 - 2 ** 0.5) / 4])
-    scratch = {**hp, "weights": ""}
-    assert [epoch_learning_rate(scratch, e) for e in (0, 3)] == pytest.approx([0.01, 0.005])
-    assert [epoch_learning_rate({**hp, "lr_decay": "none"}, e) for e in (1, 5)] == [0.01, 0.001]
+    scratch = hp.replace(weights="")
+    assert [schedule_of(scratch).learning_rate(e) for e in (0, 3)] == pytest.approx([0.01, 0.005])
+    assert [schedule_of(hp.replace(lr_decay="none")).learning_rate(e) for e in (1, 5)] == [0.01, 0.001]
 
 
 def test_phase_schedule_sets_each_epochs_rate_on_the_optimizer():
-    """The scheduler object alone: stepped once per epoch it walks epoch_learning_rate, restarts included."""
-    hp = tiny_hp(weights="/some/weights.pth", pre_epochs=2, epochs=3, learning_rate=0.01, fine_learning_rate=0.002,
+    """The scheduler object alone: stepped once per epoch it walks Schedule.learning_rate, restarts included."""
+    hp = tiny_config(weights="/some/weights.pth", pre_epochs=2, epochs=3, learning_rate=0.01, fine_learning_rate=0.002,
                  lr_decay="cosine")
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01)
-    schedule = PhaseSchedule(optimizer, hp)
+    schedule = PhaseSchedule(optimizer, schedule_of(hp))
     rates = []
     for _ in range(5):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -101,16 +104,17 @@ class ScheduleRecorder(Callback):
 
 
 def train_tiny(example_dir, out_dir, hp, callbacks=()):
-    return train_configuration(0, hp, CLASSES, data_dir=example_dir / "audio", label_file=example_dir / "label.csv",
-                               model_dir=out_dir, trainer_options={"accelerator": "cpu", "callbacks": list(callbacks),
-                                                                   "enable_progress_bar": False})
+    options = TrainOptions(trainer_options={"accelerator": "cpu", "callbacks": list(callbacks),
+                                            "enable_progress_bar": False})
+    return train_configuration(0, hp, CLASSES, TrainingData(example_dir / "audio", example_dir / "label.csv"),
+                               out_dir, options)
 
 
 def test_pretrained_backbone_is_frozen_for_pre_epochs_then_its_last_share_fine_tunes(example_dir, tmp_path):
     backbone = timm.create_model("test_efficientnet", pretrained=False, num_classes=0)
     torch.save(backbone.state_dict(), tmp_path / "weights.pth")
     initial = backbone.state_dict()
-    hp = tiny_hp(weights=str(tmp_path / "weights.pth"), pre_epochs=1, epochs=1, finetune_layer=0.5,
+    hp = tiny_config(weights=str(tmp_path / "weights.pth"), pre_epochs=1, epochs=1, finetune_layer=0.5,
                  learning_rate=0.01, fine_learning_rate=0.001)
     recorder = ScheduleRecorder()
     result = train_tiny(example_dir, tmp_path / "out", hp, [recorder])
@@ -137,7 +141,7 @@ def test_pretrained_backbone_is_frozen_for_pre_epochs_then_its_last_share_fine_t
     assert finetune["bn_training"] == {n: n in trainable_layers for n in finetune["bn_training"]}
     assert any(finetune["bn_training"].values())
 
-    _, _, state, _ = read_model_file(result["model_file"])
+    state = read_model_file(result.model_file).state
     changed = {k.removeprefix("backbone.") for k, v in state.items()
                if k.startswith("backbone.") and not torch.equal(v, initial[k.removeprefix("backbone.")])}
     assert changed and all(k.rsplit(".", 1)[0] in trainable_layers for k in changed)
@@ -145,23 +149,24 @@ def test_pretrained_backbone_is_frozen_for_pre_epochs_then_its_last_share_fine_t
 
 @pytest.mark.parametrize(("lr_decay", "rates"), [("none", [0.01, 0.01]), ("cosine", [0.01, 0.005])])
 def test_from_scratch_everything_trains_for_all_epochs(example_dir, tmp_path, lr_decay, rates):
-    hp = tiny_hp(weights="", pre_epochs=1, epochs=1, learning_rate=0.01, fine_learning_rate=0.001, lr_decay=lr_decay)
+    hp = tiny_config(weights="", pre_epochs=1, epochs=1, learning_rate=0.01, fine_learning_rate=0.001,
+                     lr_decay=lr_decay)
     recorder = ScheduleRecorder()
     train_tiny(example_dir, tmp_path / "out", hp, [recorder])
-    names = {n for n, _ in DsplModule(hp, CLASSES.to_dict()).model.backbone.named_parameters()}
+    names = {n for n, _ in DsplModule(hp, CLASSES).model.backbone.named_parameters()}
     assert [e["trainable"] == names for e in recorder.epochs] == [True, True]
     assert [e["lr"] for e in recorder.epochs] == pytest.approx(rates)
     assert all(all(e["bn_training"].values()) for e in recorder.epochs)
 
 
 def test_a_seeded_cpu_run_is_reproducible(example_dir, tmp_path):
-    hp = tiny_hp(epochs=2)
-    assert hp["augment_cutmix"] and hp["augment_specaug"]
-    first = read_model_file(train_tiny(example_dir, tmp_path / "a", hp)["model_file"])[2]
-    second = read_model_file(train_tiny(example_dir, tmp_path / "b", hp)["model_file"])[2]
+    hp = tiny_config(epochs=2)
+    assert hp.augment.augment_cutmix and hp.augment.augment_specaug
+    first = read_model_file(train_tiny(example_dir, tmp_path / "a", hp).model_file).state
+    second = read_model_file(train_tiny(example_dir, tmp_path / "b", hp).model_file).state
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    L.seed_everything(hp["seed"], verbose=False)
-    initial = DsplModule(hp, CLASSES.to_dict()).model.state_dict()
+    L.seed_everything(hp.training.seed, verbose=False)
+    initial = DsplModule(hp, CLASSES).model.state_dict()
     assert not torch.equal(first["head.dense.weight"], initial["head.dense.weight"])
 
 
@@ -169,10 +174,10 @@ def test_fit_start_applies_the_devices_speed_ups_unless_turned_off():
     def spatial_conv_weight(module):
         return next(p for p in module.model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
 
-    fast = DsplModule(tiny_hp(), CLASSES.to_dict())
+    fast = DsplModule(tiny_config(), CLASSES)
     fast.on_fit_start()
     assert spatial_conv_weight(fast).is_contiguous(memory_format=torch.channels_last)
     assert fast.speed.autocast_dtype is None  # the CPU trains in float32
-    plain = DsplModule(tiny_hp(), CLASSES.to_dict(), channels_last=False)
+    plain = DsplModule(tiny_config(), CLASSES, channels_last=False)
     plain.on_fit_start()
     assert spatial_conv_weight(plain).is_contiguous()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import CLASS_DICT, tiny_hp
+from helpers import CLASS_DICT, tiny_config
 
 from dspl.augment import Augmenter
+from dspl.config import ClassConfig
 from dspl.models.module import DsplModule
 
 
@@ -33,10 +34,10 @@ class AugmenterSpy(torch.nn.Module):
 def test_the_loss_sees_the_augmented_plots_and_targets():
     # every sample augmented (da_prob 1), CutMix with large boxes and SpecAugment masks; no dropout, so that
     # the head's logits of the same plots are the same on a second pass
-    hp = tiny_hp(da_prob_min=1.0, da_prob_max=1.0, augment_cutmix=True, augment_specaug=True, cutmix_min=0.5,
+    hp = tiny_config(da_prob_min=1.0, da_prob_max=1.0, augment_cutmix=True, augment_specaug=True, cutmix_min=0.5,
                  cutmix_max=0.5, dropout=0.0)
     torch.manual_seed(0)
-    module = DsplModule(hp, CLASS_DICT)
+    module = DsplModule(hp, ClassConfig.from_dict(CLASS_DICT))
     assert isinstance(module.augmenter, Augmenter)
     module.augmenter.seed = 5
     spy = AugmenterSpy(module.augmenter)
@@ -96,9 +97,9 @@ def test_the_ranking_pass_predicts_as_deepspectrumlite_did_and_leaves_batchnorm_
     """DeepSpectrumLite ranked the batch for SapAugment with training=False: BatchNorm's running statistics, no
     dropout. So the ranking losses are the eval-mode model's, only the training pass moves the running
     statistics, and the model is back in training mode for it."""
-    hp = tiny_hp(da_prob_min=1.0, da_prob_max=1.0, augment_cutmix=True, dropout=0.5)
+    hp = tiny_config(da_prob_min=1.0, da_prob_max=1.0, augment_cutmix=True, dropout=0.5)
     torch.manual_seed(0)
-    module = DsplModule(hp, CLASS_DICT)
+    module = DsplModule(hp, ClassConfig.from_dict(CLASS_DICT))
     module.train()
     spy = AugmenterSpy(module.augmenter)
     module.augmenter = spy
@@ -123,7 +124,7 @@ def test_the_ranking_pass_predicts_as_deepspectrumlite_did_and_leaves_batchnorm_
 @pytest.mark.filterwarnings("ignore:.*self.log.*")
 def test_test_scores_are_empty_until_a_test_epoch_then_hold_its_chunks():
     torch.manual_seed(1)
-    module = DsplModule(tiny_hp(dropout=0.0), CLASS_DICT).eval()
+    module = DsplModule(tiny_config(dropout=0.0), ClassConfig.from_dict(CLASS_DICT)).eval()
     assert module.test_scores.shape == (0,) and module.test_targets.shape == (0,)
     module.on_test_epoch_start()
     module.on_test_epoch_end()  # a test epoch without batches keeps them empty
@@ -141,10 +142,10 @@ def test_test_scores_are_empty_until_a_test_epoch_then_hold_its_chunks():
 
 
 def test_target_matrix_one_hot_classes_or_one_regression_column():
-    categorical = DsplModule(tiny_hp(), CLASS_DICT)
+    categorical = DsplModule(tiny_config(), ClassConfig.from_dict(CLASS_DICT))
     assert torch.equal(categorical.target_matrix(torch.tensor([2, 0])), torch.tensor([[0.0, 0.0, 1.0],
                                                                                       [1.0, 0.0, 0.0]]))
-    regression = DsplModule(tiny_hp("regression"), {"pitch": "Pitch"})
+    regression = DsplModule(tiny_config("regression"), ClassConfig.from_dict({"pitch": "Pitch"}))
     matrix = regression.target_matrix(torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
     assert matrix.dtype == torch.float32 and torch.equal(matrix, torch.tensor([[0.25], [0.5], [0.75]]))
 
@@ -152,7 +153,7 @@ def test_target_matrix_one_hot_classes_or_one_regression_column():
 @pytest.mark.filterwarnings("ignore:.*self.log.*")
 def test_validation_step_updates_the_validation_metrics_with_the_batch():
     torch.manual_seed(2)
-    module = DsplModule(tiny_hp(dropout=0.0), CLASS_DICT).eval()
+    module = DsplModule(tiny_config(dropout=0.0), ClassConfig.from_dict(CLASS_DICT)).eval()
     batch = module.on_after_batch_transfer({"audio": torch.randn(6, 16000) * 0.1,
                                             "target": torch.tensor([0, 1, 2, 0, 1, 2])}, 0)
     with torch.no_grad():

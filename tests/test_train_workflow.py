@@ -15,8 +15,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from dspl.cli.main import cli
 from dspl.data.example import example_hp
-from dspl.models.modelfile import load_model_file
-from dspl.models.module import DsplModule
+from dspl.loading import load_model_file
+from dspl.models.modelfile import read_checkpoint
 from dspl.workflows.train import EpochProgressBar
 
 
@@ -57,8 +57,8 @@ def test_categorical_grid_writes_the_documented_layout(example_dir, tmp_path):
     for index, lr in enumerate([0.001, 0.002]):
         model_dir = tmp_path / "out" / "models" / "example" / f"run_config_{index}"
         loaded = load_model_file(model_dir / "model.h5")
-        assert loaded.hp["learning_rate"] == lr and loaded.classes.labels == ("low", "high", "noise")
-        restored = DsplModule.load_from_checkpoint(model_dir / "model.ckpt", map_location="cpu").model.state_dict()
+        assert loaded.config.to_dict()["learning_rate"] == lr and loaded.classes.labels == ("low", "high", "noise")
+        restored = read_checkpoint(model_dir / "model.ckpt").state
         assert all(torch.equal(restored[k], v) for k, v in loaded.model.state_dict().items())
         events = event_data(tmp_path / "out" / "logs" / "example" / f"run_config_{index}")
         assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
@@ -87,7 +87,8 @@ def test_slurm_array_task_trains_only_its_configuration(example_dir, tmp_path, m
     result = run_train(example_dir, tmp_path, hp_config)
     assert result.exit_code == 0, result.output
     assert [p.name for p in (tmp_path / "out" / "models" / "example").iterdir()] == ["run_config_1"]
-    assert load_model_file(tmp_path / "out" / "models" / "example" / "run_config_1" / "model.h5").hp["dropout"] == 0.3
+    loaded = load_model_file(tmp_path / "out" / "models" / "example" / "run_config_1" / "model.h5")
+    assert loaded.config.model.dropout == 0.3
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
@@ -140,20 +141,20 @@ def test_whole_file_train_and_devel_test_agree(whole_file_example, tmp_path, pre
     """Whole-file mode: the test figure `train` gives equals the one `devel-test` writes for the same model and
     files (each file's plot made from its own samples in both, never padded to the longest of its batch)."""
     from dspl.workflows.evaluate import devel_test
-    from dspl.workflows.train import train
+    from dspl.workflows.train import TrainingData, train
 
     hp_config = write_hp(tmp_path / "hp_config.json", prediction_type, chunk_size=[0.0], batch_size=[4])
-    (result,) = train(whole_file_example / "audio", tmp_path / "out", hp_config, whole_file_example / class_config,
-                      whole_file_example / label_file)
-    trained = result["test"][f"test/{metric}"] * (100.0 if metric == "uar" else 1.0)
-    evaluated = devel_test(result["model_file"], whole_file_example / "audio", whole_file_example / label_file)
+    (result,) = train(TrainingData(whole_file_example / "audio", whole_file_example / label_file), tmp_path / "out",
+                      hp_config, whole_file_example / class_config)
+    trained = result.test[f"test/{metric}"] * (100.0 if metric == "uar" else 1.0)
+    evaluated = devel_test(result.model_file, whole_file_example / "audio", whole_file_example / label_file)
     assert evaluated["test"]["chunks"][metric] == pytest.approx(trained, abs=1e-5)
-    with (result["model_file"].parent / "evaluation" / "test" / "test.chunks.predictions.csv").open() as f:
+    with (result.model_file.parent / "evaluation" / "test" / "test.chunks.predictions.csv").open() as f:
         rows = list(csv.DictReader(f))
     columns = [name for name in rows[0] if name.startswith(("prob_", "value_"))]
     scores = np.array([[float(row[name]) for name in columns] for row in rows])
-    assert scores.shape == result["test_scores"].shape == (3, len(columns))
-    np.testing.assert_allclose(scores, result["test_scores"], atol=2e-6)  # the CSV holds 6 decimals
+    assert scores.shape == result.test_scores.shape == (3, len(columns))
+    np.testing.assert_allclose(scores, result.test_scores, atol=2e-6)  # the CSV holds 6 decimals
 
 
 def test_train_flags_turn_the_device_speed_ups_off(example_dir, tmp_path, monkeypatch):

@@ -34,36 +34,36 @@ def _log10(x: tf.Tensor) -> tf.Tensor:
     return tf.math.log(x) / math.log(10.0)
 
 
-def features(hp: dict[str, Any], audio: np.ndarray) -> tf.Tensor:
+def features(hparams: dict[str, Any], audio: np.ndarray) -> tf.Tensor:
     """[1, frames, features]: power, dB against 1.0, or MFCCs of one raw chunk (mel filter bank always,
     as DeepSpectrumLite applies it whatever mel_scale says)."""
     x = tf.constant(audio[None, :])
-    if hp["normalize_audio"]:
+    if hparams["normalize_audio"]:
         x = x * (PEAK_LEVEL / tf.reduce_max(tf.abs(x)))
-    rate = hp["sample_rate"]
-    stft = tf.signal.stft(x, int(hp["stft_window_size"] * rate), int(hp["stft_hop_size"] * rate),
-                          int(hp["stft_fft_length"] * rate))
+    rate = hparams["sample_rate"]
+    stft = tf.signal.stft(x, int(hparams["stft_window_size"] * rate), int(hparams["stft_hop_size"] * rate),
+                          int(hparams["stft_fft_length"] * rate))
     power = tf.abs(stft) ** 2
-    weights = tf.signal.linear_to_mel_weight_matrix(hp["num_mel_bins"], stft.shape[-1], rate,
-                                                    hp["lower_edge_hertz"], hp["upper_edge_hertz"])
+    weights = tf.signal.linear_to_mel_weight_matrix(hparams["num_mel_bins"], stft.shape[-1], rate,
+                                                    hparams["lower_edge_hertz"], hparams["upper_edge_hertz"])
     mel = tf.tensordot(power, weights, 1)
-    if hp["num_mfccs"]:
-        if hp["db_scale"]:  # 20·log10(M / max M), as a power ratio with floor 1e-16 on the amplitudes
+    if hparams["num_mfccs"]:
+        if hparams["db_scale"]:  # 20·log10(M / max M), as a power ratio with floor 1e-16 on the amplitudes
             log_mel = 10.0 * _log10(tf.maximum(1e-32, mel ** 2)) - 10.0 * _log10(
                 tf.maximum(1e-32, tf.reduce_max(mel) ** 2))
         else:
             log_mel = tf.math.log(mel + 1e-6)
-        mfccs = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : hp["num_mfccs"]]
-        if hp["cep_lifter"] > 0:
-            n = tf.range(hp["num_mfccs"], dtype=tf.float32)
-            mfccs *= 1 + (hp["cep_lifter"] / 2) * tf.sin(math.pi * n / hp["cep_lifter"])
+        mfccs = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : hparams["num_mfccs"]]
+        if hparams["cep_lifter"] > 0:
+            n = tf.range(hparams["num_mfccs"], dtype=tf.float32)
+            mfccs *= 1 + (hparams["cep_lifter"] / 2) * tf.sin(math.pi * n / hparams["cep_lifter"])
         return mfccs
-    return 10.0 * _log10(tf.maximum(1e-16, mel)) if hp["db_scale"] else mel
+    return 10.0 * _log10(tf.maximum(1e-16, mel)) if hparams["db_scale"] else mel
 
 
-def plot(hp: dict[str, Any], values: tf.Tensor) -> tf.Tensor:
+def plot(hparams: dict[str, Any], values: tf.Tensor) -> tf.Tensor:
     """[1, frames, features] -> [H, W, 3] on 0..255: min-max, colour table, resize, clip, quarter turn."""
-    table = tf.constant(np.asarray(matplotlib.colormaps[hp["color_map"]](np.arange(256))[:, :3], np.float32))
+    table = tf.constant(np.asarray(matplotlib.colormaps[hparams["color_map"]](np.arange(256))[:, :3], np.float32))
     low, high = tf.reduce_min(values), tf.reduce_max(values)
     position = 255.0 * (values - low) / (high - low)
     index = tf.clip_by_value(tf.floor(position), 0.0, 254.0)
@@ -71,22 +71,22 @@ def plot(hp: dict[str, Any], values: tf.Tensor) -> tf.Tensor:
     lower = tf.gather(table, tf.cast(index, tf.int32))
     upper = tf.gather(table, tf.cast(index, tf.int32) + 1)
     colours = (1.0 - fraction) * lower + fraction * upper
-    image = tf.image.resize(colours, (hp["image_width"], hp["image_height"]), method=hp["resize_method"],
-                            antialias=hp["anti_alias"])
+    image = tf.image.resize(colours, (hparams["image_width"], hparams["image_height"]), method=hparams["resize_method"],
+                            antialias=hparams["anti_alias"])
     return tf.image.rot90(tf.clip_by_value(image * 255.0, 0.0, 255.0), k=1)[0]
 
 
-def output(hp: dict[str, Any], audio: np.ndarray) -> np.ndarray:
+def output(hparams: dict[str, Any], audio: np.ndarray) -> np.ndarray:
     """What DeepSpectrumLite's graph gives for one raw chunk, computed by this TensorFlow."""
-    values = features(hp, audio)
-    if hp["use_plot_images"]:
-        return plot(hp, values).numpy()
+    values = features(hparams, audio)
+    if hparams["use_plot_images"]:
+        return plot(hparams, values).numpy()
     return values[0, :, :, None].numpy()
 
 
-def feature_step(hp: dict[str, Any], expected: np.ndarray) -> float:
+def feature_step(hparams: dict[str, Any], expected: np.ndarray) -> float:
     """The step raw features of a chunk are measured in: 1e-3 dB, or a share of the chunk's magnitude."""
-    if hp["db_scale"] and not hp["num_mfccs"]:
+    if hparams["db_scale"] and not hparams["num_mfccs"]:
         return DB_STEP
     return RELATIVE_STEP * float(np.abs(expected).max())
 
@@ -94,12 +94,12 @@ def feature_step(hp: dict[str, Any], expected: np.ndarray) -> float:
 def drift(case: dict[str, Any]) -> dict[str, float]:
     """Share of values moved by more than one step, the largest move in steps and in the values' units."""
     arrays = np.load(REFERENCE / f"{case['name']}.npz")
-    hp = case["hp"]
+    hparams = case["hp"]  # the hyper-parameters DeepSpectrumLite made the case with (its hparams dict)
     steps, moved = [], []
     for i in range(len(case["chunks"])):
         expected = arrays[f"dsl_{i}"]
-        diff = np.abs(output(hp, arrays[f"audio_{i}"]) - expected)
-        step = feature_step(hp, expected) if not hp["use_plot_images"] else IMAGE_STEP
+        diff = np.abs(output(hparams, arrays[f"audio_{i}"]) - expected)
+        step = feature_step(hparams, expected) if not hparams["use_plot_images"] else IMAGE_STEP
         steps.append((diff / step).ravel())
         moved.append(diff.ravel())
     steps_all = np.concatenate(steps)

@@ -64,7 +64,7 @@ METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "gaussian", "mi
 
 
 def _cases() -> List[Tuple[str, Dict, str]]:
-    """(name, hp overrides of BASE, audio file) for every case of the grid."""
+    """(name, hyper-parameter overrides of BASE, audio file) for every case of the grid."""
     cases = [("base", {}, "example_16k.wav")]
     cases += [("cmap-" + name, {"color_map": name}, "example_16k.wav")
               for name in ("cividis", "inferno", "magma", "plasma")]
@@ -158,62 +158,63 @@ def peak_normalised(audio: np.ndarray) -> np.ndarray:
     return (x * (PEAK_LEVEL / tf.reduce_max(tf.abs(x)))).numpy()
 
 
-def dsl_output(hp: Dict, audio: np.ndarray) -> np.ndarray:
+def dsl_output(hparams: Dict, audio: np.ndarray) -> np.ndarray:
     """DeepSpectrumLite's generate_spectrogram for one chunk [N], run as its tf.data pipeline runs it (graph)."""
     import tensorflow as tf
     from deepspectrumlite import DataPipeline
 
-    pipeline = DataPipeline(name="reference", data_classes={"a": "A"}, hparams=hp, run_id=0)
+    pipeline = DataPipeline(name="reference", data_classes={"a": "A"}, hparams=hparams, run_id=0)
     data = tf.data.Dataset.from_tensors((audio[None, :], tf.constant([[1.0]])))
     (images, _), = list(data.map(pipeline.generate_spectrogram))
     return images.numpy()[0]
 
 
-def chunks_of(hp: Dict, files: List[str]) -> Tuple[List[np.ndarray], List[Tuple[str, int, int]]]:
+def chunks_of(hparams: Dict, files: List[str]) -> Tuple[List[np.ndarray], List[Tuple[str, int, int]]]:
     """At most two chunks of one file (chunk mode) or each file whole (chunk_size <= 0), with (file, offset, N)."""
-    if hp["chunk_size"] <= 0:
+    if hparams["chunk_size"] <= 0:
         audios = [read_wav(name) for name in files]
         return audios, [(name, 0, len(a)) for name, a in zip(files, audios)]
     samples = read_wav(files[0])
-    length, hop = int(hp["chunk_size"] * hp["sample_rate"]), int(hp["chunk_hop_size"] * hp["sample_rate"])
+    rate = hparams["sample_rate"]
+    length, hop = int(hparams["chunk_size"] * rate), int(hparams["chunk_hop_size"] * rate)
     offsets = [o for o in (0, hop) if o + length <= len(samples)]
     return [samples[o:o + length] for o in offsets], [(files[0], o, length) for o in offsets]
 
 
-def pipeline_outputs(hp: Dict, files: List[str]) -> List[np.ndarray]:
+def pipeline_outputs(hparams: Dict, files: List[str]) -> List[np.ndarray]:
     """What DeepSpectrumLite's full training pipeline (file reading and all) makes of the files, in order."""
     import pandas as pd
     from deepspectrumlite import DataPipeline
 
-    pipeline = DataPipeline(name="check", data_classes={"a": "A"}, hparams=hp, run_id=0)
+    pipeline = DataPipeline(name="check", data_classes={"a": "A"}, hparams=hparams, run_id=0)
     pipeline.set_data(pd.DataFrame({"filename": files, "label": ["a"] * len(files),
                                     "duration_frames": [len(read_wav(f)) for f in files]}))
     pipeline.set_filename_prepend(str(AUDIO_DIR) + os.sep)
     return [x.numpy() for x, _ in pipeline.pipeline(shuffle=False, cache=False, drop_remainder=False).unbatch()]
 
 
-def check_against_pipeline(hp: Dict, files: List[str], outputs: List[np.ndarray]) -> Union[float, str]:
+def check_against_pipeline(hparams: Dict, files: List[str], outputs: List[np.ndarray]) -> Union[float, str]:
     """Largest |difference| between our per-chunk calls and DeepSpectrumLite's own pipeline on the same files,
     or the error its pipeline stops with."""
     import tensorflow as tf
 
     try:
-        produced = pipeline_outputs(hp, files)[:len(outputs)]
+        produced = pipeline_outputs(hparams, files)[:len(outputs)]
     except tf.errors.InvalidArgumentError as error:
         return "its pipeline fails: " + error.message.split(".")[0]
     return max(float(np.abs(a - b).max()) for a, b in zip(produced, outputs))
 
 
-def batch_effect(hp: Dict, chunks: List[np.ndarray]) -> float:
+def batch_effect(hparams: Dict, chunks: List[np.ndarray]) -> float:
     """Largest |difference| when the chunks go through generate_spectrogram as one batch instead of one by one."""
     import tensorflow as tf
     from deepspectrumlite import DataPipeline
 
-    pipeline = DataPipeline(name="batch", data_classes={"a": "A"}, hparams=hp, run_id=0)
-    stacked = np.stack([peak_normalised(c) if hp["normalize_audio"] else c for c in chunks])
+    pipeline = DataPipeline(name="batch", data_classes={"a": "A"}, hparams=hparams, run_id=0)
+    stacked = np.stack([peak_normalised(c) if hparams["normalize_audio"] else c for c in chunks])
     data = tf.data.Dataset.from_tensors((stacked, tf.ones([len(chunks), 1])))
     (batched, _), = list(data.map(pipeline.generate_spectrogram))
-    single = np.stack([dsl_output(hp, c) for c in stacked])
+    single = np.stack([dsl_output(hparams, c) for c in stacked])
     return float(np.abs(batched.numpy() - single).max())
 
 
@@ -224,21 +225,21 @@ def write_references() -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     entries, checks = [], {}
     for name, overrides, audio in _cases():
-        hp = dict(BASE, **overrides)
+        hparams = dict(BASE, **overrides)
         files = audio.split(",")
-        chunks, spans = chunks_of(hp, files)
-        inputs = [peak_normalised(c) if hp["normalize_audio"] else c for c in chunks]
-        outputs = [dsl_output(hp, x) for x in inputs]
+        chunks, spans = chunks_of(hparams, files)
+        inputs = [peak_normalised(c) if hparams["normalize_audio"] else c for c in chunks]
+        outputs = [dsl_output(hparams, x) for x in inputs]
         arrays = {"audio_{}".format(i): c for i, c in enumerate(chunks)}
         arrays.update({"dsl_{}".format(i): o.astype(np.float32) for i, o in enumerate(outputs)})
         np.savez_compressed(str(OUT_DIR / (name + ".npz")), **arrays)
-        entries.append({"name": name, "hp": hp, "chunks": [{"file": f, "offset": o, "num_samples": n}
+        entries.append({"name": name, "hp": hparams, "chunks": [{"file": f, "offset": o, "num_samples": n}
                                                            for f, o, n in spans],
                         "shapes": [list(o.shape) for o in outputs]})
         if name in ("normalize", "whole-bilinear", "whole-raw", "readme-examples"):
-            checks[name] = check_against_pipeline(hp, files, outputs)
+            checks[name] = check_against_pipeline(hparams, files, outputs)
         if name in ("mfcc-db", "base"):
-            checks[name + " batched"] = batch_effect(hp, chunks)
+            checks[name + " batched"] = batch_effect(hparams, chunks)
         print(name, [o.shape for o in outputs], flush=True)
     linear, mel = (np.load(str(OUT_DIR / (n + ".npz"))) for n in ("linear-db", "base"))
     notes = {

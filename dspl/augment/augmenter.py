@@ -21,7 +21,7 @@ from dspl.augment.cutmix import cutmix
 from dspl.augment.sapaugment import SapPolicy
 from dspl.augment.specaugment import mask_bands
 from dspl.augment.stretch import random_scales, stretch
-from dspl.config import HParams
+from dspl.config import AugmentSettings
 
 
 def _lerp(low: float, high: float, lam: torch.Tensor) -> torch.Tensor:
@@ -29,16 +29,19 @@ def _lerp(low: float, high: float, lam: torch.Tensor) -> torch.Tensor:
 
 
 class Augmenter(nn.Module):
-    """``(images [B,C,H,W], targets [B,K] or [B,1], losses [B]) -> (images, targets)``; seeded by ``seed``."""
+    """``(images [B,C,H,W], targets [B,K] or [B,1], losses [B]) -> (images, targets)``; seeded by ``seed``.
 
-    def __init__(self, hp: HParams, seed: int | None = None) -> None:
+    ``plots``: the inputs are plot images (else raw feature matrices ``[B, 1, frames, features]``).
+    """
+
+    def __init__(self, settings: AugmentSettings, plots: bool = True, seed: int | None = None) -> None:
         super().__init__()
-        self.hp = dict(hp)
-        self.cutmix = bool(hp["augment_cutmix"])
-        self.specaug = bool(hp["augment_specaug"])
-        self.stretch = bool(hp.get("augment_stretch", False))
-        self.plots = bool(hp.get("use_plot_images", True))
-        self.policy = SapPolicy(float(hp["sap_aug_a"]), float(hp["sap_aug_s"]))
+        self.settings = settings
+        self.cutmix = settings.augment_cutmix
+        self.specaug = settings.augment_specaug
+        self.stretch = settings.augment_stretch
+        self.plots = plots
+        self.policy = SapPolicy(settings.sap_aug_a, settings.sap_aug_s)
         self.seed = seed
         self._generators: dict[str, torch.Generator] = {}
 
@@ -62,23 +65,22 @@ class Augmenter(nn.Module):
         """Augment a batch; ``losses`` are per-sample training losses from a no-grad forward pass."""
         if not self.enabled:
             return images, targets
-        hp, gen = self.hp, self.generator(images.device)
+        s, gen = self.settings, self.generator(images.device)
         lam = self.policy(losses.to(images.device))
-        prob = _lerp(hp["da_prob_min"], hp["da_prob_max"], lam)
+        prob = _lerp(s.da_prob_min, s.da_prob_max, lam)
         apply = torch.rand(prob.shape, device=images.device, generator=gen) < prob
         time_dim = 3 if self.plots else 2
         if self.stretch:
-            time_scale = random_scales(hp["stretch_time_max"] * lam, apply, gen)
-            freq_scale = random_scales(hp["stretch_freq_max"] * lam, apply, gen)
+            time_scale = random_scales(s.stretch_time_max * lam, apply, gen)
+            freq_scale = random_scales(s.stretch_freq_max * lam, apply, gen)
             images = stretch(images, time_scale.to(images.dtype), freq_scale.to(images.dtype), time_dim)
         if self.cutmix:
-            images, targets, _ = cutmix(images, targets, _lerp(hp["cutmix_min"], hp["cutmix_max"], lam),
-                                        apply, gen)
+            images, targets, _ = cutmix(images, targets, _lerp(s.cutmix_min, s.cutmix_max, lam), apply, gen)
         if self.specaug:
             freq_dim = 5 - time_dim
             fill = 0.0 if self.plots else images.mean(dim=(1, 2, 3), keepdim=True)
-            images = mask_bands(images, freq_dim, _lerp(hp["specaug_freq_min"], hp["specaug_freq_max"], lam),
-                                int(hp["specaug_freq_mask_num"]), apply, fill, gen)
-            images = mask_bands(images, time_dim, _lerp(hp["specaug_time_min"], hp["specaug_time_max"], lam),
-                                int(hp["specaug_time_mask_num"]), apply, fill, gen)
+            images = mask_bands(images, freq_dim, _lerp(s.specaug_freq_min, s.specaug_freq_max, lam),
+                                s.specaug_freq_mask_num, apply, fill, gen)
+            images = mask_bands(images, time_dim, _lerp(s.specaug_time_min, s.specaug_time_max, lam),
+                                s.specaug_time_mask_num, apply, fill, gen)
         return images, targets

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dspl.cli.options import keras_configs_option
+from dspl.config import GivenConfigs
 
 
 @click.command(name="convert", context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,8 +14,8 @@ from dspl.cli.options import keras_configs_option
 @click.option("-d", "--destination", required=True, type=click.Path(dir_okay=False),
               help="The .tflite file to write: plot [1, H, W, 3] on 0..255 -> scores.")
 @keras_configs_option
-def command(source: str, destination: str, hp_config: str | None, class_config: str | None) -> None:
+def command(source: str, destination: str, given: GivenConfigs) -> None:
     """Convert a model.h5 to a TFLite model (DeepSpectrumLite compatible)."""
-    from dspl.export.exporter import convert
+    from dspl.workflows.export import convert_model
 
-    click.echo(f"wrote {convert(source, destination, hp_config=hp_config, class_config=class_config)}")
+    click.echo(f"wrote {convert_model(source, destination, given=given)}")

@@ -19,8 +19,7 @@ def command(hyper_config: str, destination: str, config_index: int, whole_file_s
     """Write a TFLite model: raw audio chunk [1, N] -> plot [1, H, W, 3], for one configuration of the grid."""
     from dspl.config import load_config
     from dspl.export.preprocessor import create_preprocessor
-    from dspl.spec import PreprocessingSpec
 
-    hp = load_config(hyper_config, config_index)
-    path = create_preprocessor(hp, destination, PreprocessingSpec.from_hp(hp).input_samples(whole_file_seconds))
+    spec = load_config(hyper_config, config_index).spec
+    path = create_preprocessor(spec, destination, spec.input_samples(whole_file_seconds))
     click.echo(f"wrote {path}")

@@ -1,8 +1,11 @@
 """`devel-test -md MODEL -d DATA_DIR -l LABELS [-hc HP] [-cc CLASSES]`."""
 
+from __future__ import annotations
+
 import click
 
 from dspl.cli.options import batch_size_option, checked_configs_option, model_file_option
+from dspl.config import GivenConfigs
 
 
 @click.command("devel-test")
@@ -11,13 +14,15 @@ from dspl.cli.options import batch_size_option, checked_configs_option, model_fi
 @click.option("-l", "--label-file", "label_file", required=True, type=click.Path(), help="Label file (CSV).")
 @checked_configs_option
 @batch_size_option
-def command(model: str, data_dir: str, label_file: str, hp_config: str | None, class_config: str | None,
+def command(model: str, data_dir: str, label_file: str, given: GivenConfigs,
             batch_size: int) -> None:
     """Evaluate a model on the devel and test partitions of a label file.
 
     Writes <model dir>/evaluation/{devel,test}/{devel,test}.{chunks,grouped}.{metrics.json,predictions.csv}
-    and confusion-matrix PNGs; prints the classification report.
+    and confusion-matrix PNGs; prints the classification report; rewrites the model's report page.
     """
     from dspl.workflows.evaluate import devel_test
+    from dspl.workflows.report import write_report
 
-    devel_test(model, data_dir, label_file, hp_config, class_config, batch_size=batch_size)
+    devel_test(model, data_dir, label_file, given, batch_size=batch_size)
+    write_report(model, data_dir, label_file, given)

@@ -1,8 +1,11 @@
 """`explain -md MODEL -d AUDIO -o DIR [--method gradcam|integrated-gradients|occlusion] [--target CLASS]`."""
 
+from __future__ import annotations
+
 import click
 
 from dspl.cli.options import audio_input_option, keras_configs_option, model_file_option, output_dir_option
+from dspl.config import GivenConfigs
 from dspl.explain.attribution import METHODS
 
 
@@ -18,8 +21,8 @@ from dspl.explain.attribution import METHODS
               help="Class label whose score is explained; default: each chunk's predicted class.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (maps are deterministic).")
 @keras_configs_option
-def command(model: str, data: str, output: str, method: str, target: str | None, seed: int, hp_config: str | None,
-            class_config: str | None) -> None:
+def command(model: str, data: str, output: str, method: str, target: str | None, seed: int,
+            given: GivenConfigs) -> None:
     """Attribution heat maps of every chunk, in seconds and hertz (PNG, NPY, CSV).
 
     Writes <stem>_<chunk>.png (the plot with its map, axes in seconds and hertz) and .npy, a <stem>_summary.png
@@ -27,7 +30,6 @@ def command(model: str, data: str, output: str, method: str, target: str | None,
     """
     from dspl.workflows.explain import explain
 
-    summary = explain(model, data, output, method=method, target=target, seed=seed, hp_config=hp_config,
-                      class_config=class_config)
+    summary = explain(model, data, output, method=method, target=target, seed=seed, given=given)
     click.echo(f"{summary.chunks} chunk(s) of {summary.files} file(s) explained in {output}; "
                f"regions {summary.regions}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from dspl.cli.options import keras_configs_option, whole_file_seconds_option
+from dspl.config import GivenConfigs
+from dspl.export.report import FORMATS
 from dspl.export.tflite_convert import QUANTIZATIONS
-
-FORMATS = ("onnx", "saved_model", "tflite")
 
 
 @click.command(name="export", context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,12 +33,16 @@ FORMATS = ("onnx", "saved_model", "tflite")
 @whole_file_seconds_option
 def command(source: str, output_dir: str, formats: tuple[str, ...], quantize: tuple[str, ...], end_to_end: bool,
             int8_io: bool, calibration_data: str | None, data_dir: str | None, label_file: str | None,
-            hp_config: str | None, class_config: str | None, whole_file_seconds: float | None) -> None:
+            given: GivenConfigs, whole_file_seconds: float | None) -> None:
     """Export a model to ONNX, SavedModel or TFLite (fp32, fp16, int8), each step verified."""
-    from dspl.export.exporter import export
+    from dspl.export.exporter import ExportOptions
+    from dspl.export.inputs import InputSources
+    from dspl.workflows.export import export_model
 
-    written = export(source, output_dir, formats=formats, quantize=quantize, end_to_end=end_to_end,
-                     calibration_data=calibration_data, data_dir=data_dir, label_file=label_file, int8_io=int8_io,
-                     hp_config=hp_config, class_config=class_config, whole_file_seconds=whole_file_seconds)
+    sources = InputSources(*(None if p is None else Path(p) for p in (calibration_data, data_dir, label_file)),
+                           whole_file_seconds=whole_file_seconds)
+    options = ExportOptions(formats=formats, quantize=quantize, end_to_end=end_to_end, int8_io=int8_io,
+                            inputs=sources)
+    written = export_model(source, output_dir, options, given).files
     for name, path in written.items():
         click.echo(f"{name}: {path}")

@@ -10,6 +10,6 @@ import click
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def command(args: tuple[str, ...]) -> None:
     """Train with LightningCLI: --config file.yaml, --print_config, --trainer.* flags; see `dspl fit --help`."""
-    from dspl.workflows.train import fit
+    from dspl.workflows.fit import fit
 
     fit(list(args))

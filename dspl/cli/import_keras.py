@@ -16,7 +16,8 @@ import click
               help="The dspl model file to write (for predict, export, or `weights:` of a new training).")
 def command(source: str, hp_config: str, class_config: str, output: str) -> None:
     """Port a DeepSpectrumLite Keras model into a dspl (PyTorch) model file, checked against Keras."""
+    from dspl.config import GivenConfigs
     from dspl.legacy.port import import_keras
 
-    path, difference = import_keras(source, hp_config, class_config, output)
+    path, difference = import_keras(source, GivenConfigs.read(hp_config, class_config), output)
     click.echo(f"wrote {path} (max |Δ score| against the Keras model: {difference:.2g})")

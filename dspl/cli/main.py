@@ -10,9 +10,9 @@ from typing import Any
 import click
 from click.utils import make_default_short_help
 
-from dspl import __version__
 from dspl.errors import DsplError
 from dspl.quiet import set_verbosity
+from dspl.version import __version__
 
 # The commands in the order `--help` lists them; `plot` lives in the module dspl.cli.plot, `devel-test` in
 # dspl.cli.devel_test. Each module loads only when its command runs, so `--help` stays fast and does not import

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import functools
+from typing import Any, Callable
 
 import click
 
@@ -14,12 +15,19 @@ whole_file_seconds_option = click.option(
 
 
 def _configs_option(hyper_help: str, class_help: str) -> Callable[[Callable], Callable]:
-    """-hc/--hyper-config and -cc/--class-config, optional, with the given help texts."""
+    """-hc/--hyper-config and -cc/--class-config, optional, with the given help texts; the command gets them read
+    once, as one ``given`` argument (dspl.config.GivenConfigs)."""
     def decorate(command: Callable) -> Callable:
-        command = click.option("-cc", "--class-config", "class_config", type=click.Path(dir_okay=False), default=None,
-                               help=class_help)(command)
+        @functools.wraps(command)
+        def with_configs(*args: Any, hp_config: str | None, class_config: str | None, **kwargs: Any) -> Any:
+            from dspl.config import GivenConfigs
+
+            return command(*args, given=GivenConfigs.read(hp_config, class_config), **kwargs)
+
+        with_configs = click.option("-cc", "--class-config", "class_config", type=click.Path(dir_okay=False),
+                                    default=None, help=class_help)(with_configs)
         return click.option("-hc", "--hyper-config", "hp_config", type=click.Path(dir_okay=False), default=None,
-                            help=hyper_help)(command)
+                            help=hyper_help)(with_configs)
     return decorate
 
 

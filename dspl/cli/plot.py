@@ -22,7 +22,7 @@ def command(hp_config: str, data: str, output: str, fmt: str, config_index: int)
     from dspl.config import load_config
     from dspl.workflows.plot import plot_audio
 
-    summary = plot_audio(load_config(hp_config, config_index), data, output, fmt)
+    summary = plot_audio(load_config(hp_config, config_index).spec, data, output, fmt)
     click.echo(f"{summary.images} image(s) of {summary.files} file(s) in {output}; "
                f"contact sheet {summary.contact_sheet}")
     if summary.skipped:

@@ -1,8 +1,11 @@
 """`predict -md MODEL -d AUDIO_DIR [-hc HP] [-cc CLASSES]`."""
 
+from __future__ import annotations
+
 import click
 
 from dspl.cli.options import audio_input_option, batch_size_option, checked_configs_option
+from dspl.config import GivenConfigs
 
 
 @click.command("predict")
@@ -11,7 +14,7 @@ from dspl.cli.options import audio_input_option, batch_size_option, checked_conf
 @audio_input_option
 @checked_configs_option
 @batch_size_option
-def command(model: str, data: str, hp_config: str | None, class_config: str | None, batch_size: int) -> None:
+def command(model: str, data: str, given: GivenConfigs, batch_size: int) -> None:
     """Predict every audio file under a directory with one or more models.
 
     Writes <model dir>/test/test/test.chunks.predictions.csv (filename,time,prob_<class>...,prediction)
@@ -19,5 +22,5 @@ def command(model: str, data: str, hp_config: str | None, class_config: str | No
     """
     from dspl.workflows.predict import predict
 
-    for path in predict(model, data, hp_config, class_config, batch_size=batch_size):
+    for path in predict(model, data, given, batch_size=batch_size):
         click.echo(str(path))

@@ -1,8 +1,11 @@
 """`report -md MODEL [-d DATA -l LABELS] [-hc HP -cc CLASSES]`."""
 
+from __future__ import annotations
+
 import click
 
 from dspl.cli.options import keras_configs_option, model_file_option
+from dspl.config import GivenConfigs
 
 
 @click.command("report")
@@ -12,8 +15,7 @@ from dspl.cli.options import keras_configs_option, model_file_option
 @click.option("-l", "--label-file", "label_file", type=click.Path(), default=None,
               help="Label file: files per partition and class; examples come from its test partition.")
 @keras_configs_option
-def command(model: str, data_dir: str | None, label_file: str | None, hp_config: str | None,
-            class_config: str | None) -> None:
+def command(model: str, data_dir: str | None, label_file: str | None, given: GivenConfigs) -> None:
     """Write a one-page HTML report of a model: config, data, curves, metrics, examples.
 
     Writes <model dir>/report/index.html: configuration, data, training curves, devel/test metrics, least
@@ -21,4 +23,4 @@ def command(model: str, data_dir: str | None, label_file: str | None, hp_config:
     """
     from dspl.workflows.report import write_report
 
-    click.echo(str(write_report(model, data_dir, label_file, hp_config, class_config)))
+    click.echo(str(write_report(model, data_dir, label_file, given)))

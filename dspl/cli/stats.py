@@ -14,9 +14,11 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 def command(model: str, hp_config: str | None, runs: int, as_json: bool) -> None:
     """Parameters, FLOPs, file size, per-layer table and CPU latency of a model."""
-    from dspl.workflows.stats import model_stats, print_stats
+    from dspl.config import GivenConfigs
+    from dspl.loading import model_stats
+    from dspl.workflows.stats import print_stats
 
-    stats = model_stats(model, runs=runs, hp_config=hp_config)
+    stats = model_stats(model, runs, GivenConfigs.read(hp_config))
     if as_json:
         click.echo(json.dumps(stats, indent=2))
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -31,7 +33,19 @@ def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str,
     A re-run of the same command skips finished configurations and resumes an interrupted one from its last
     epoch checkpoint.
     """
-    from dspl.workflows.train import train
+    from rich.console import Console
 
-    train(data_dir, model_dir, hyper_config, class_config, label_file, disable_cache=disable_cache, restart=restart,
-          channels_last=channels_last, mixed_precision=mixed_precision)
+    from dspl.workflows.report import write_report
+    from dspl.workflows.train import ConfigurationResult, TrainingData, TrainOptions, train
+
+    console = Console()
+    data = TrainingData(Path(data_dir), Path(label_file))
+
+    def report(result: ConfigurationResult) -> None:
+        if not result.skipped:
+            console.print(f"model: {result.model_file}")
+            console.print(f"report: {write_report(result.model_file, data.data_dir, data.label_file)}")
+
+    options = TrainOptions(restart=restart, cache=not disable_cache, channels_last=channels_last,
+                           mixed_precision=mixed_precision)
+    train(data, model_dir, hyper_config, class_config, options, console, on_result=report)

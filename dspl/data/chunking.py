@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -22,40 +21,31 @@ from dspl.spec import PreprocessingSpec
 logger = logging.getLogger(__name__)
 
 
-def chunk_samples(hp: Mapping[str, Any]) -> tuple[int, int]:
-    """(samples per chunk, hop in samples) for a config; (0, 0) when chunk_size <= 0 (whole files)."""
-    spec = PreprocessingSpec.from_hp(hp)
-    return spec.chunk_samples, spec.hop_samples
-
-
-def num_chunks(num_samples: int, hp: Mapping[str, Any]) -> int:
+def num_chunks(num_samples: int, spec: PreprocessingSpec) -> int:
     """How many chunks a file of `num_samples` samples gives (at least one)."""
-    chunk, hop = chunk_samples(hp)
-    if chunk == 0 or num_samples < chunk:
+    if spec.whole_file or num_samples < spec.chunk_samples:
         return 1
-    return (num_samples - chunk) // hop + 1
+    return (num_samples - spec.chunk_samples) // spec.hop_samples + 1
 
 
-def chunk_offsets(num_samples: int, hp: Mapping[str, Any]) -> list[int]:
+def chunk_offsets(num_samples: int, spec: PreprocessingSpec) -> list[int]:
     """Start sample of every chunk of a file of `num_samples` samples."""
-    _, hop = chunk_samples(hp)
-    return [i * hop for i in range(num_chunks(num_samples, hp))]
+    return [i * spec.hop_samples for i in range(num_chunks(num_samples, spec))]
 
 
-def chunk_times(num_samples: int, hp: Mapping[str, Any]) -> list[float]:
+def chunk_times(num_samples: int, spec: PreprocessingSpec) -> list[float]:
     """Start time in seconds of every chunk (the `time` column of prediction files)."""
-    return [offset / hp["sample_rate"] for offset in chunk_offsets(num_samples, hp)]
+    return [spec.seconds(offset) for offset in chunk_offsets(num_samples, spec)]
 
 
-def min_samples(hp: Mapping[str, Any]) -> int:
+def min_samples(spec: PreprocessingSpec) -> int:
     """The fewest samples a chunk has: the chunk length, or for whole files one STFT window."""
-    spec = PreprocessingSpec.from_hp(hp)
     return spec.chunk_samples or spec.frame_length
 
 
-def is_short(num_samples: int, hp: Mapping[str, Any]) -> bool:
+def is_short(num_samples: int, spec: PreprocessingSpec) -> bool:
     """Whether a file is shorter than one chunk (whole files: one STFT window) and gets zero-padded."""
-    return num_samples < min_samples(hp)
+    return num_samples < min_samples(spec)
 
 
 def extract_chunk(waveform: torch.Tensor, offset: int, length: int) -> torch.Tensor:
@@ -64,31 +54,30 @@ def extract_chunk(waveform: torch.Tensor, offset: int, length: int) -> torch.Ten
     return F.pad(piece, (0, length - piece.shape[0])) if piece.shape[0] < length else piece
 
 
-def split_into_chunks(waveform: torch.Tensor, hp: Mapping[str, Any], source: str | None = None) -> torch.Tensor:
+def split_into_chunks(waveform: torch.Tensor, spec: PreprocessingSpec, source: str | None = None) -> torch.Tensor:
     """Chunks of a waveform [N] as [num_chunks, chunk_len]; a short file is padded to one chunk (warned).
 
     Whole-file mode gives the waveform itself as the one chunk.
     """
-    chunk, hop = chunk_samples(hp)
-    minimum = min_samples(hp)
+    minimum = min_samples(spec)
     if waveform.shape[0] < minimum:
         logger.warning("%s: %d samples (%.3f s) is shorter than one chunk (%d samples): zero-padded",
-                       source or "audio", waveform.shape[0], waveform.shape[0] / hp["sample_rate"], minimum)
+                       source or "audio", waveform.shape[0], spec.seconds(waveform.shape[0]), minimum)
         return extract_chunk(waveform, 0, minimum).unsqueeze(0)
-    if chunk == 0:
+    if spec.whole_file:
         return waveform.unsqueeze(0)
-    return waveform.unfold(0, chunk, hop).contiguous()
+    return waveform.unfold(0, spec.chunk_samples, spec.hop_samples).contiguous()
 
 
-def stream_chunks(blocks: Iterable[torch.Tensor], hp: Mapping[str, Any], source: str | None = None
+def stream_chunks(blocks: Iterable[torch.Tensor], spec: PreprocessingSpec, source: str | None = None
                   ) -> Iterator[torch.Tensor]:
     """`split_into_chunks` over a waveform that arrives in consecutive blocks: yields [k, chunk_len] tensors
     whose concatenation equals its result, holding at most one block and one chunk of audio at a time.
 
     Whole-file mode (chunk_size <= 0) has no fixed chunk: use split_into_chunks on the whole waveform.
     """
-    chunk, hop = chunk_samples(hp)
-    if chunk == 0:
+    chunk, hop = spec.chunk_samples, spec.hop_samples
+    if spec.whole_file:
         raise ValueError("stream_chunks needs chunk_size > 0")
     buffer = torch.zeros(0)
     start = 0  # sample index of buffer[0] in the waveform
@@ -104,4 +93,4 @@ def stream_chunks(blocks: Iterable[torch.Tensor], hp: Mapping[str, Any], source:
         dropped = min(next_chunk - start, buffer.shape[0])
         buffer, start = buffer[dropped:], start + dropped
     if next_chunk == 0:  # shorter than one chunk: one zero-padded chunk, as split_into_chunks gives
-        yield split_into_chunks(buffer, hp, source)
+        yield split_into_chunks(buffer, spec, source)

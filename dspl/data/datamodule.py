@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from dspl.config import ClassConfig, HParams
+from dspl.config import ClassConfig, RunConfig
 from dspl.data.audio import audio_frames
 from dspl.data.dataset import ChunkDataset, class_counts, collate_chunks, upsample_indices
 from dspl.data.parsers import (
@@ -36,14 +36,23 @@ class AudioDataModule(L.LightningDataModule):
     Batches: {"audio" [B, N], "target" [B], "file_index" [B], "chunk_index" [B]}.
     """
 
-    def __init__(self, data_dir: str | Path, label_file: str | Path, hp: HParams, classes: ClassConfig,
-                 hp_source_dir: str | Path | None = None, cache: bool = True, num_workers: int = 0):
+    def __init__(self, data_dir: str | Path, label_file: str | Path, config: RunConfig, classes: ClassConfig,
+                 cache: bool = True, num_workers: int = 0):
+        """The audio of one configuration.
+
+        Args:
+            data_dir: directory of the audio files the label file names.
+            label_file: CSV of file names and labels (partitions from the parser, e.g. train_/devel_/test_ prefixes).
+            config: the configuration (its label parser, preprocessing, batch size and seed).
+            classes: the class config (label order).
+            cache: keep decoded audio in memory, so later epochs decode nothing.
+            num_workers: DataLoader worker processes.
+        """
         super().__init__()
         self.data_dir = Path(data_dir)
         self.label_file = Path(label_file)
-        self.hp = hp
+        self.config = config
         self.classes = classes
-        self.hp_source_dir = None if hp_source_dir is None else Path(hp_source_dir)
         self.cache = cache
         self.num_workers = num_workers
         self._partitions: dict[str, list[LabelEntry]] | None = None
@@ -61,11 +70,11 @@ class AudioDataModule(L.LightningDataModule):
         """Parse the label file, check that every file exists and every label is known."""
         if not self.data_dir.is_dir():
             raise DsplError(f"{self.data_dir}: data directory not found")
-        parsed = parse_label_file(self.label_file, self.hp["label_parser"], [self.hp_source_dir, Path.cwd()])
+        parsed = parse_label_file(self.label_file, self.config.label_parser)
         check_files_exist([e for part in parsed for e in part], self.data_dir, self.label_file)
         partitions = {}
         for name, entries in zip(PARTITIONS, parsed):
-            self._targets[name] = encode_targets(entries, self.classes, self.hp["prediction_type"], self.label_file)
+            self._targets[name] = encode_targets(entries, self.classes, self.config.categorical, self.label_file)
             partitions[name] = [self._resolve(e) for e in entries]
         logger.info("%s: %s", self.label_file, ", ".join(f"{len(partitions[p])} {p}" for p in PARTITIONS))
         if not partitions["devel"]:
@@ -76,12 +85,14 @@ class AudioDataModule(L.LightningDataModule):
         """The entry with its path under data_dir; duration_frames from the header at sample_rate if absent."""
         path = self.data_dir / entry.path
         frames = entry.duration_frames
-        return LabelEntry(path, entry.label, audio_frames(path, self.hp["sample_rate"]) if frames is None else frames)
+        if frames is None:
+            frames = audio_frames(path, self.config.spec.sample_rate)
+        return LabelEntry(path, entry.label, frames)
 
     def _order(self, name: str) -> list[int]:
         """File order of a partition's dataset: class up-sampled for categorical training data."""
         targets = self._targets[name]
-        if name != "train" or self.hp["prediction_type"] != "categorical" or not targets:
+        if name != "train" or not self.config.categorical or not targets:
             return list(range(len(targets)))
         before = class_counts(targets, self.classes.num_classes)
         order = upsample_indices(targets, self.classes.num_classes)
@@ -97,7 +108,8 @@ class AudioDataModule(L.LightningDataModule):
         """The dataset of one partition, with a summary of padded files logged."""
         entries = self.partitions[name]
         order = self._order(name)
-        dataset = ChunkDataset([entries[i].path for i in order], self.hp, [self._targets[name][i] for i in order],
+        dataset = ChunkDataset([entries[i].path for i in order], self.config.spec,
+                               [self._targets[name][i] for i in order], regression=not self.config.categorical,
                                file_indices=order, cache=self.cache)
         if dataset.short_files:
             logger.warning("%s: %d file(s) shorter than one chunk (%d samples) were zero-padded to it: %s",
@@ -114,14 +126,14 @@ class AudioDataModule(L.LightningDataModule):
                 self.datasets[name].preload()
 
     def dataloader(self, name: str, shuffle: bool = False) -> DataLoader:
-        """A loader over one partition ('train', 'devel', 'test'); shuffling is seeded by hp['seed']."""
+        """A loader over one partition ('train', 'devel', 'test'); shuffling is seeded by the configuration's seed."""
         if name not in self.datasets:
             self.datasets[name] = self._build(name)
         dataset = self.datasets[name]
         if name == "train" and len(dataset) == 0:
             raise DsplError(f"{self.label_file}: the train partition is empty (no file name starts with 'train')")
-        generator = torch.Generator().manual_seed(int(self.hp["seed"])) if shuffle else None
-        batch_size = int(self.hp["batch_size"])
+        generator = torch.Generator().manual_seed(self.config.training.seed) if shuffle else None
+        batch_size = self.config.training.batch_size
         # BatchNorm cannot train on a batch of one: a last training batch of one chunk is left out of the epoch
         drop_last = name == "train" and len(dataset) > 1 and len(dataset) % batch_size == 1
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last,

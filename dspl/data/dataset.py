@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import torch
 from torch.utils.data import Dataset, default_collate
 
 from dspl.data.audio import audio_frames, load_audio
-from dspl.data.chunking import chunk_offsets, chunk_samples, extract_chunk, is_short, min_samples
+from dspl.data.chunking import chunk_offsets, extract_chunk, is_short, min_samples
+from dspl.spec import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -40,29 +41,30 @@ class ChunkDataset(Dataset):
     """Chunks of a list of audio files; item = {"audio" [N] raw float32, "target", "file_index", "chunk_index"}.
 
     `file_indices[k]` is reported as the file index of `paths[k]` (default k), so repeated (up-sampled) files
-    point back to one entry. Without `targets` items have no "target". In whole-file mode (chunk_size <= 0)
+    point back to one entry. Without `targets` items have no "target"; ``regression`` targets are floats, others
+    class indices. In whole-file mode (chunk_size <= 0)
     an item is the whole file (padded only up to one STFT window); `collate_chunks` batches such items of
     different lengths. Decoded audio is kept in memory when `cache` is true, so later epochs decode nothing.
     """
 
-    def __init__(self, paths: Sequence[str | Path], hp: Mapping[str, Any],
-                 targets: Sequence[int] | Sequence[float] | None = None,
+    def __init__(self, paths: Sequence[str | Path], spec: PreprocessingSpec,
+                 targets: Sequence[int] | Sequence[float] | None = None, *, regression: bool = False,
                  file_indices: Sequence[int] | None = None, cache: bool = True):
         self.paths = [Path(p) for p in paths]
-        self.sample_rate = int(hp["sample_rate"])
+        self.sample_rate = spec.sample_rate
         self.targets = None if targets is None else list(targets)
         self.file_indices = list(range(len(self.paths))) if file_indices is None else list(file_indices)
-        self.regression = hp["prediction_type"] == "regression"
+        self.regression = regression
         self.cache_enabled = cache
         self._cache: dict[Path, torch.Tensor] = {}
         frames = {p: audio_frames(p, self.sample_rate) for p in dict.fromkeys(self.paths)}
-        self.chunk_length = chunk_samples(hp)[0]
-        self.min_length = min_samples(hp)
-        self.short_files = [p for p in frames if is_short(frames[p], hp)]
+        self.chunk_length = spec.chunk_samples
+        self.min_length = min_samples(spec)
+        self.short_files = [p for p in frames if is_short(frames[p], spec)]
         self.items: list[tuple[int, int, int]] = [
             (k, index, offset)
             for k, path in enumerate(self.paths)
-            for index, offset in enumerate(chunk_offsets(frames[path], hp))
+            for index, offset in enumerate(chunk_offsets(frames[path], spec))
         ]
 
     def __len__(self) -> int:

@@ -1,7 +1,8 @@
 """Label parsers: the built-in ComParE CSV parser, the base class for custom ones, and their lookup.
 
-A custom parser (hp config key `label_parser`: "path/to/file.py:ClassName") is a class constructed with the
-label file path whose `parse_labels()` returns the (train, devel, test) partitions. Each partition is a list
+A custom parser (hp config key `label_parser`: "path/to/file.py:ClassName", resolved by the configuration,
+dspl.config.labels) is a class constructed with the label file path whose `parse_labels()` returns the
+(train, devel, test) partitions. Each partition is a list
 of `LabelEntry` (or of `(filename, label[, duration_frames])` tuples); DeepSpectrumLite parsers that return
 pandas DataFrames with the columns filename, label, duration_frames work too. Filenames are relative to the
 data directory. Subclassing `LabelParser` is recommended, not required.
@@ -19,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from dspl.config import ClassConfig, load_grid
+from dspl.config import ClassConfig, LabelParserRef
+from dspl.config.labels import FILE, FROM_MODEL, MISSING
 from dspl.errors import DsplError
 
 logger = logging.getLogger(__name__)
 
 PARTITIONS = ("train", "devel", "test")
-COMPARE_SPEC = "../lib/data/parser/ComParEParser.py:ComParEParser"
-BUILTIN_NAMES = {COMPARE_SPEC.lower(), "compareparser", "compare"}
 COMPARE_COLUMNS = ("filename", "label", "duration_frames")
 
 
@@ -153,25 +153,19 @@ def _load_class(file: Path, class_name: str, spec: str) -> type:
     return cls
 
 
-def resolve_parser(spec: str, search_dirs: Iterable[str | Path | None] = ()) -> type:
-    """The parser class a `label_parser` value names: built-in ComParE, or `file.py:Class` from a file.
-
-    A relative file is looked up in `search_dirs` in order (the hp config's directory, then the cwd).
-    """
-    if spec.strip().lower() in BUILTIN_NAMES:
-        return ComParEParser
-    file_part, sep, class_name = spec.rpartition(":")
-    if not sep or not file_part or not class_name:
-        raise DsplError(f"label_parser '{spec}': expected 'path/to/file.py:ClassName' or 'ComParEParser'")
-    file = Path(file_part)
-    candidates = [file] if file.is_absolute() else [Path(d) / file for d in search_dirs if d is not None]
-    found = next((c for c in candidates if c.is_file()), None)
-    if found is None:
-        if file.name == "ComParEParser.py" and class_name == "ComParEParser":
-            return ComParEParser  # DeepSpectrumLite's parser under another relative path
-        looked = ", ".join(str(c.parent) for c in candidates) or "nowhere: no directory to search"
-        raise DsplError(f"label_parser '{spec}': file {file} not found (looked in: {looked})")
-    return _load_class(found, class_name, spec)
+def parser_class(ref: LabelParserRef) -> type:
+    """The parser class a resolved `label_parser` names: the built-in ComParE parser, or a class imported from its
+    file. A parser named in a model file is never imported: its labels are read with the built-in parser."""
+    if ref.kind == FILE:
+        return _load_class(ref.file, ref.class_name, ref.text)
+    if ref.kind == MISSING:
+        looked = ", ".join(str(d) for d in ref.searched) or "nowhere: no directory to search"
+        raise DsplError(f"label_parser '{ref.text}': file {ref.file} not found (looked in: {looked})")
+    if ref.kind == FROM_MODEL:
+        logger.warning("%s names the label parser '%s': dspl runs no code named in a model file and reads the "
+                       "labels with the built-in ComParE parser (give your hp config with -hc to use that parser)",
+                       ref.origin, ref.text)
+    return ComParEParser
 
 
 def _entry(item: Any, source: str) -> LabelEntry:
@@ -202,15 +196,15 @@ def _entries(partition: Any, source: str) -> list[LabelEntry]:
     return [_entry(item, source) for item in items]
 
 
-def parse_label_file(label_file: str | Path, spec: str, search_dirs: Iterable[str | Path | None] = ()) -> Partitions:
-    """Parse a label file with the parser `spec` names; the result is checked and normalised."""
+def parse_label_file(label_file: str | Path, parser: LabelParserRef) -> Partitions:
+    """Parse a label file with the parser a configuration names; the result is checked and normalised."""
     label_file = Path(label_file)
     if not label_file.is_file():
         raise DsplError(f"{label_file}: label file not found")
-    parser_class = resolve_parser(spec, search_dirs)
-    source = f"label_parser '{spec}'"
+    cls = parser_class(parser)
+    source = f"label_parser '{parser.text}'"
     try:
-        result = parser_class(str(label_file)).parse_labels()
+        result = cls(str(label_file)).parse_labels()
     except DsplError:
         raise
     except Exception as exc:  # the user's parser code: any failure becomes one clear line
@@ -247,25 +241,10 @@ def _without_duplicates(partitions: list[list[LabelEntry]], label_file: Path) ->
     return kept
 
 
-def model_label_parser(model_spec: str, hp_config: str | Path | None, model_file: str | Path) -> tuple[str, list[Path]]:
-    """The label parser (and where to look for its file) for evaluating a model: never one named only inside it.
-
-    A model file carries data, never code: its stored `label_parser` is not imported. The parser of the
-    user's own hp config (-hc) is used when one is given, otherwise the built-in ComParE parser.
-    """
-    if hp_config is not None:
-        return load_grid(hp_config)[0]["label_parser"], [Path(hp_config).resolve().parent, Path.cwd()]
-    if model_spec.strip().lower() not in BUILTIN_NAMES and not model_spec.endswith("ComParEParser.py:ComParEParser"):
-        logger.warning("%s names the label parser '%s': dspl runs no code named in a model file and reads the "
-                       "labels with the built-in ComParE parser (give your hp config with -hc to use that parser)",
-                       model_file, model_spec)
-    return COMPARE_SPEC, []
-
-
-def encode_targets(entries: Sequence[LabelEntry], classes: ClassConfig, prediction_type: str,
+def encode_targets(entries: Sequence[LabelEntry], classes: ClassConfig, categorical: bool,
                    source: str | Path) -> list[int] | list[float]:
     """Targets of entries: class indices (categorical) or floats (regression); DsplError on a bad label."""
-    if prediction_type == "categorical":
+    if categorical:
         return [classes.index(str(e.label), f"{source}: {e.path}") for e in entries]
     targets = []
     for e in entries:

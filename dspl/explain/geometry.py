@@ -14,6 +14,7 @@ axis; their axis counts coefficients.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from dspl.spec import PreprocessingSpec, hertz_to_mel, mel_to_hertz

@@ -9,8 +9,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dspl.config import ClassConfig, HParams
+from dspl.config import ClassConfig, RunConfig
+from dspl.data.audio import audio_frames, load_audio
+from dspl.data.chunking import extract_chunk, split_into_chunks
+from dspl.data.dataset import collate_chunks
+from dspl.data.parsers import PARTITIONS, check_files_exist, encode_targets, parse_label_file
 from dspl.errors import DsplError
+from dspl.features import PlotTransform
+from dspl.spec import PreprocessingSpec
 
 log = logging.getLogger(__name__)
 
@@ -18,38 +24,31 @@ MAX_CHUNKS = 128
 PLOT_BATCH = 32
 
 
-def partition_files(hp: HParams, classes: ClassConfig, data_dir: str | Path, label_file: str | Path,
+def partition_files(config: RunConfig, classes: ClassConfig, data_dir: str | Path, label_file: str | Path,
                     partition: str) -> list[Path]:
-    """Paths of one partition (train/devel/test) of a label file, checked as training checks them."""
-    from dspl.data.parsers import PARTITIONS, check_files_exist, encode_targets, model_label_parser, parse_label_file
-
+    """Paths of one partition (train/devel/test) of a label file, read with the configuration's label parser
+    and checked as training checks them."""
     data_dir, label_file = Path(data_dir), Path(label_file)
-    parser, search_dirs = model_label_parser(hp["label_parser"], None, "the model file")
-    entries = parse_label_file(label_file, parser, search_dirs)[PARTITIONS.index(partition)]
+    entries = parse_label_file(label_file, config.label_parser)[PARTITIONS.index(partition)]
     check_files_exist(entries, data_dir, label_file)
-    encode_targets(entries, classes, hp["prediction_type"], label_file)  # an unknown label is an error here too
+    encode_targets(entries, classes, config.categorical, label_file)  # an unknown label is an error here too
     return [data_dir / entry.path for entry in entries]
 
 
-def longest_file_seconds(files: Sequence[Path], hp: HParams) -> float:
+def longest_file_seconds(files: Sequence[Path], spec: PreprocessingSpec) -> float:
     """Duration of the longest of the files at the model's sample rate (read from the headers)."""
-    from dspl.data.audio import audio_frames
-
     if not files:
         raise DsplError("calibration: no audio files to measure")
-    return max(audio_frames(path, hp["sample_rate"]) for path in files) / hp["sample_rate"]
+    return spec.seconds(max(audio_frames(path, spec.sample_rate) for path in files))
 
 
-def sample_chunks(files: Sequence[Path], hp: HParams, max_chunks: int = MAX_CHUNKS, seed: int = 0,
+def sample_chunks(files: Sequence[Path], spec: PreprocessingSpec, max_chunks: int = MAX_CHUNKS, seed: int = 0,
                   num_samples: int | None = None) -> list[torch.Tensor]:
     """Up to max_chunks raw chunks (before peak normalisation) drawn evenly from files in seeded order.
 
     Whole-file configurations give each file's own samples, or with ``num_samples`` its first num_samples
     (zero-padded when shorter): the fixed input length of a whole-file export.
     """
-    from dspl.data.audio import load_audio
-    from dspl.data.chunking import extract_chunk, split_into_chunks
-
     if not files:
         raise DsplError("calibration: no audio files to draw chunks from")
     rng = np.random.default_rng(seed)
@@ -57,11 +56,11 @@ def sample_chunks(files: Sequence[Path], hp: HParams, max_chunks: int = MAX_CHUN
     per_file = max(1, -(-max_chunks // len(files)))
     chunks: list[torch.Tensor] = []
     for index in order:
-        waveform = load_audio(files[index], hp["sample_rate"])
+        waveform = load_audio(files[index], spec.sample_rate)
         if num_samples:
             pieces = extract_chunk(waveform, 0, num_samples).unsqueeze(0)
         else:
-            pieces = split_into_chunks(waveform, hp, source=str(files[index]))
+            pieces = split_into_chunks(waveform, spec, source=str(files[index]))
         keep = rng.permutation(len(pieces))[:per_file]
         chunks.extend(pieces[i] for i in sorted(keep))
         if len(chunks) >= max_chunks:
@@ -73,14 +72,12 @@ def sample_chunks(files: Sequence[Path], hp: HParams, max_chunks: int = MAX_CHUN
     return chunks
 
 
-def synthetic_chunks(hp: HParams, count: int = 16, seed: int = 0, num_samples: int | None = None) -> list[torch.Tensor]:
+def synthetic_chunks(spec: PreprocessingSpec, count: int = 16, seed: int = 0,
+                     num_samples: int | None = None) -> list[torch.Tensor]:
     """Seeded tones with harmonics in noise at several levels: verification inputs without data.
 
     Chunks are ``num_samples`` long, else one chunk long; whole files without a length alternate 1 s and 1.7 s.
     """
-    from dspl.spec import PreprocessingSpec
-
-    spec = PreprocessingSpec.from_hp(hp)
     fixed = num_samples or spec.chunk_samples
     rng = np.random.default_rng(seed)
     nyquist = spec.sample_rate / 2
@@ -96,12 +93,9 @@ def synthetic_chunks(hp: HParams, count: int = 16, seed: int = 0, num_samples: i
     return chunks
 
 
-def make_plots(hp: HParams, chunks: Sequence[torch.Tensor]) -> np.ndarray:
+def make_plots(spec: PreprocessingSpec, chunks: Sequence[torch.Tensor]) -> np.ndarray:
     """Model inputs [K, C, H, W] (plots on 0..255, or raw features) of raw chunks, each from its own samples."""
-    from dspl.data.dataset import collate_chunks
-    from dspl.features import PlotTransform
-
-    transform = PlotTransform.from_hp(hp)
+    transform = PlotTransform(spec)
     plots = []
     with torch.no_grad():
         for start in range(0, len(chunks), PLOT_BATCH):

@@ -12,18 +12,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from dspl.config import HParams
 from dspl.errors import DsplError
 from dspl.export import tflite_file
 from dspl.export.tf_convert import SIGNATURE
 from dspl.export.tflite_convert import checked_convert
+from dspl.spec import PreprocessingSpec
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "audio"
 
 
-def compose_fp32(hp: HParams, image_saved_model: str | Path, num_samples: int | None = None) -> bytes:
+def compose_fp32(spec: PreprocessingSpec, image_saved_model: str | Path, num_samples: int | None = None) -> bytes:
     """Float32 end-to-end .tflite bytes: the TFLite-compatible TFPlotPipeline -> the SavedModel -> scores.
 
     ``num_samples``: the input length (default the chunk length; 0 any length, see TFPlotPipeline).
@@ -32,7 +32,7 @@ def compose_fp32(hp: HParams, image_saved_model: str | Path, num_samples: int | 
 
     from dspl.export.tf_reference import TFPlotPipeline
 
-    pipeline = TFPlotPipeline.from_hp(hp, tflite_compatible=True, num_samples=num_samples)
+    pipeline = TFPlotPipeline(spec, tflite_compatible=True, num_samples=num_samples)
     image_model = tf.saved_model.load(str(image_saved_model))
     serve = image_model.signatures[SIGNATURE]
     (plot_name,) = serve.structured_input_signature[1]

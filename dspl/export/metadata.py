@@ -18,6 +18,8 @@ from typing import Any, Sequence
 import flatbuffers
 import numpy as np
 
+from dspl.export import tflite_file
+
 METADATA_NAME = "TFLITE_METADATA"
 FILE_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.3.0"  # AudioProperties were added in metadata schema 1.3.0
@@ -136,8 +138,6 @@ def metadata_flatbuffer(info: ModelInfo) -> bytes:
 
 def add_metadata(model: bytes, info: ModelInfo) -> bytes:
     """A copy of a .tflite model carrying TFLITE_METADATA and, zipped at its end, labels and preprocessing."""
-    from dspl.export import tflite_file
-
     schema = tflite_file.schema()
     tree = tflite_file.unpack(model)
     tree.metadata = [entry for entry in (tree.metadata or []) if entry.name.decode() != METADATA_NAME]

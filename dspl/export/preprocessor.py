@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from dspl.config import HParams
 from dspl.export.tflite_convert import checked_convert
 from dspl.files import write_atomically
+from dspl.spec import PreprocessingSpec
 
 log = logging.getLogger(__name__)
 
 
-def create_preprocessor(hp: HParams, destination: str | Path, num_samples: int | None = None) -> Path:
+def create_preprocessor(spec: PreprocessingSpec, destination: str | Path, num_samples: int | None = None) -> Path:
     """Convert the TFLite-compatible TF pipeline for one [1, N] float32 chunk and write it atomically.
 
     ``num_samples`` fixes N for whole-file configurations (chunk_size <= 0, see PreprocessingSpec.input_samples);
@@ -24,7 +24,7 @@ def create_preprocessor(hp: HParams, destination: str | Path, num_samples: int |
     from dspl.export.tf_reference import TFPlotPipeline
 
     destination = Path(destination)
-    pipeline = TFPlotPipeline.from_hp(hp, tflite_compatible=True, num_samples=num_samples)
+    pipeline = TFPlotPipeline(spec, tflite_compatible=True, num_samples=num_samples)
     function = pipeline.concrete_function(batch_size=1)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], pipeline)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -11,9 +11,7 @@ linear interpolation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -101,12 +99,6 @@ class TFPlotPipeline(tf.Module):
         if tflite_compatible:
             self._build_matrices()
         self.function = tf.function(self._forward, input_signature=[tf.TensorSpec([None, self._length], tf.float32)])
-
-    @classmethod
-    def from_hp(cls, hp: Mapping[str, Any], tflite_compatible: bool = False,
-                num_samples: int | None = None) -> "TFPlotPipeline":
-        """The pipeline of a configuration's preprocessing."""
-        return cls(PreprocessingSpec.from_hp(hp), tflite_compatible, num_samples)
 
     @property
     def _length(self) -> int | None:

@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 
 from dspl.errors import DsplError
+from dspl.export.metadata import associated_files
+from dspl.export.tflite_convert import make_interpreter
+from dspl.export.tflite_file import constant_tensors, tflite_operators
 from dspl.files import atomic_path
 from dspl.latency import WARMUP_RUNS, time_calls
 
@@ -44,8 +47,6 @@ def measure_latencies(models: dict[str, str | Path], runs: int = 50, threads: in
 def _ready_interpreter(model: str | Path, threads: int | None, runtime: str):
     """An interpreter with tensors allocated and its inputs set to seeded noise (zeros would make a peak-normalising
     preprocessor, such as DeepSpectrumLite's, divide by zero)."""
-    from dspl.export.tflite_convert import make_interpreter
-
     if runtime == "tensorflow":
         import tensorflow as tf
 
@@ -70,10 +71,6 @@ def _ready_interpreter(model: str | Path, threads: int | None, runtime: str):
 def tflite_stats(model_path: str | Path, runs: int = 50, threads: int | None = None,
                  write_weights: bool = True) -> dict[str, Any]:
     """Tensor details, parameter count, file size, operator histogram, latency (and the weights HDF5 file)."""
-    from dspl.export.metadata import associated_files
-    from dspl.export.tflite_file import constant_tensors, tflite_operators
-    from dspl.export.tflite_convert import make_interpreter
-
     path = Path(model_path)
     if not path.is_file():
         raise DsplError(f"{path}: TFLite model file not found")

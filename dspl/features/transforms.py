@@ -1,12 +1,12 @@
 """nn.Module wrappers: raw audio chunks -> spectrogram features -> coloured plot images, batched on any device.
 
-Each module holds only its PreprocessingSpec (``from_hp`` builds it from a configuration) and the constant
-matrices derived from it, as buffers.
+Each module holds only its PreprocessingSpec (a configuration's ``config.spec``) and the constant matrices
+derived from it, as buffers.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -31,11 +31,6 @@ class FeatureTransform(nn.Module):
         if spec.num_mfccs > 0:
             dct = F.mfcc_matrix(spec.num_mel_bins, spec.num_mfccs, spec.cep_lifter)
             self.register_buffer("mfcc_matrix", dct.float(), persistent=False)
-
-    @classmethod
-    def from_hp(cls, hp: Mapping[str, Any]) -> "FeatureTransform":
-        """The transform of a configuration's preprocessing."""
-        return cls(PreprocessingSpec.from_hp(hp))
 
     @property
     def num_features(self) -> int:
@@ -88,11 +83,6 @@ class PlotTransform(nn.Module):
         self.register_buffer("feature_matrix", feature_matrix, persistent=False)
         self._frame_count = max(spec.num_frames(), 1)
         self.register_buffer("frame_matrix", self._matrix(self._frame_count, spec.image_width), persistent=False)
-
-    @classmethod
-    def from_hp(cls, hp: Mapping[str, Any]) -> "PlotTransform":
-        """The transform of a configuration's preprocessing."""
-        return cls(PreprocessingSpec.from_hp(hp))
 
     def _matrix(self, in_size: int, out_size: int) -> torch.Tensor:
         """The resize along one axis: a float32 matrix, or an index vector where it only selects (as_selection)."""

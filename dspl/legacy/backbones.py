@@ -16,11 +16,14 @@ from typing import Callable
 
 import timm
 import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 from torch.nn import functional as F
 
+from dspl.errors import DsplError
 from dspl.legacy.scaling import CAFFE_BGR_MEAN, KERAS_SCALING
-from dspl.models.registry import IMAGENET_MEAN, IMAGENET_STD, Backbone, SqueezeNetFeatures
+from dspl.models.backbones import SqueezeNetFeatures
+from dspl.models.registry import Backbone, register_backbone
 
 PREFIX = "keras_"
 BOTTOM_RIGHT = (0, 1, 0, 1)  # F.pad order: left, right, top, bottom
@@ -146,13 +149,21 @@ def input_statistics(dsl_name: str) -> tuple[tuple[float, ...], tuple[float, ...
     if mode == "tf":
         return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
     if mode == "torch":
-        return IMAGENET_MEAN, IMAGENET_STD
+        return IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
     return tuple(m / 255.0 for m in reversed(CAFFE_BGR_MEAN)), (1 / 255.0,) * 3
 
 
-def keras_backbone(name: str, in_chans: int = 3) -> Backbone:
-    """The Keras-exact backbone `keras_<DeepSpectrumLite name>` with the statistics of its Keras scaling."""
+def keras_backbone(name: str, pretrained: bool, in_chans: int = 3) -> Backbone:
+    """The Keras-exact backbone `keras_<DeepSpectrumLite name>` with the statistics of its Keras scaling (its
+    weights come from `dspl import-keras`: there are no 'imagenet' ones)."""
+    if pretrained:
+        raise DsplError(f"weights: {name!r} has no 'imagenet' weights; set weights to a model file written "
+                        "by `dspl import-keras`, or to '' for random initialisation")
     dsl_name = name.removeprefix(PREFIX)
     module, width = BUILDERS[dsl_name](in_chans)
     mean, std = input_statistics(dsl_name) if in_chans == 3 else ((0.0,) * in_chans, (1.0,) * in_chans)
     return Backbone(module, name, width, mean, std)
+
+
+for _name in KERAS_BACKBONES:
+    register_backbone(_name)(keras_backbone)

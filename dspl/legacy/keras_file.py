@@ -12,18 +12,30 @@ from dspl.errors import DsplError
 
 # Root attributes of a whole Keras model saved as HDF5 (tf.keras 2.x `model.save(..., save_format="h5")`).
 KERAS_MODEL_ATTRIBUTES = ("keras_version", "model_config")
+# Attributes that any Keras/TensorFlow `.h5` file (a whole model, or weights only) may carry at its root.
+KERAS_MARKERS = ("keras_version", "backend", "model_config", "layer_names")
 # DeepSpectrumLite's model class: a Keras Model subclass holding input -> backbone -> pooling -> head.
 DSL_MODEL_CLASS = "AugmentableModel"
 WEIGHTS_GROUP = "model_weights"
 
 
-def is_keras_file(path: str | Path) -> bool:
-    """Whether path is a readable HDF5 file with a whole Keras model in it (any Keras model, DSL's or not)."""
+def _root_attributes(path: str | Path) -> set[str]:
+    """The names of the root attributes of an HDF5 file (none for a file h5py cannot read)."""
     try:
         with h5py.File(path, "r") as f:
-            return all(key in f.attrs for key in KERAS_MODEL_ATTRIBUTES)
+            return set(f.attrs)
     except (OSError, ValueError):
-        return False
+        return set()
+
+
+def is_keras_file(path: str | Path) -> bool:
+    """Whether path is a readable HDF5 file with a whole Keras model in it (any Keras model, DSL's or not)."""
+    return set(KERAS_MODEL_ATTRIBUTES) <= _root_attributes(path)
+
+
+def has_keras_markers(path: str | Path) -> bool:
+    """Whether path is a readable HDF5 file that Keras wrote (a whole model or only weights)."""
+    return bool(set(KERAS_MARKERS) & _root_attributes(path))
 
 
 def read_model_config(path: str | Path) -> dict[str, Any]:

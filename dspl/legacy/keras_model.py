@@ -16,13 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from dspl.config import HParams
+from dspl.config import GivenConfigs, RunConfig
 from dspl.errors import DsplError
 from dspl.legacy import keras_file
 from dspl.legacy.configs import legacy_configs
+from dspl.legacy.keras_export import keras_saved_model
 from dspl.legacy.keras_objects import custom_objects
 from dspl.legacy.scaling import scale, scaling_mode
-from dspl.models.modelfile import LoadedModel
+from dspl.models import LoadedModel, SavedModelRoute
+from dspl.spec import PreprocessingSpec, colour_table
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +74,12 @@ class KerasScorer(nn.Module):
 class TFPlots(nn.Module):
     """Raw chunks [B, N] (torch) -> model inputs [B, C, H, W] made by dspl's TensorFlow reference pipeline."""
 
-    def __init__(self, hp: HParams) -> None:
-        super().__init__()
-        from dspl.export.tf_reference import TFPlotPipeline
-        from dspl.spec import PreprocessingSpec, colour_table
+    def __init__(self, spec: PreprocessingSpec) -> None:
+        from dspl.export.tf_reference import TFPlotPipeline  # TensorFlow loads only when a Keras model is run
 
+        super().__init__()
         # spec and colormap as dspl's PlotTransform has them, for readers such as the explanations
-        self.spec = PreprocessingSpec.from_hp(hp)
+        self.spec = spec
         if self.spec.use_plot_images:
             self.register_buffer("colormap", torch.from_numpy(colour_table(self.spec.color_map) * 255.0).float(),
                                  persistent=False)
@@ -90,31 +91,42 @@ class TFPlots(nn.Module):
         return torch.from_numpy(np.ascontiguousarray(out.transpose(0, 3, 1, 2)))
 
 
-def load_legacy_model(path: str | Path, hp_config: str | Path | None,
-                      class_config: str | Path | None) -> LoadedModel:
-    """A DeepSpectrumLite Keras model as a LoadedModel: KerasScorer, the configs from -hc/-cc, TFPlots."""
+NO_ONNX = ("a DeepSpectrumLite Keras model goes to TensorFlow formats only; for ONNX port it first with "
+           "`dspl import-keras`")
+
+
+def load_legacy_model(path: str | Path, given: GivenConfigs) -> LoadedModel:
+    """A DeepSpectrumLite Keras model as a LoadedModel: KerasScorer (no gradients for PyTorch), the configs from
+    -hc/-cc, TFPlots, and its own way to a SavedModel."""
     keras_file.read_model_config(path)  # a file that is no DeepSpectrumLite model is named before configs
-    hp, classes = legacy_configs(path, hp_config, class_config)
-    model, config = load_keras(path)
-    check_fits(path, model, config, hp, classes.num_classes)
-    scorer = KerasScorer(model, scaling_mode(hp["basemodel_name"], hp["use_plot_images"]), hp["basemodel_name"])
-    return LoadedModel(model=scorer.eval(), hp=hp, classes=classes, features=TFPlots(hp))
+    config, classes = legacy_configs(path, given)
+    model, keras_config = load_keras(path)
+    check_fits(path, model, keras_config, config, classes.num_classes)
+    name = config.model.basemodel_name
+    scorer = KerasScorer(model, scaling_mode(name, config.spec.use_plot_images), name).eval()
+    route = SavedModelRoute(lambda shape, destination: keras_saved_model(model, scorer.mode, shape, destination),
+                            "keras", NO_ONNX)
+    return LoadedModel(scorer, TFPlots(config.spec), config, classes, str(path),
+                       kind="a DeepSpectrumLite Keras model (run by TensorFlow)", gradients=False,
+                       saved_model_route=route)
 
 
-def check_fits(path: str | Path, model: Any, config: dict[str, Any], hp: HParams, num_classes: int) -> None:
+def check_fits(path: str | Path, model: Any, keras_config: dict[str, Any], config: RunConfig,
+               num_classes: int) -> None:
     """DsplError unless the configs describe this model: backbone name, number of outputs, plot size."""
-    name = config.get("config", {}).get("name")
+    name = keras_config.get("config", {}).get("name")
+    basemodel, spec = config.model.basemodel_name, config.spec
     problems = []
-    if name != hp["basemodel_name"]:
-        problems.append(f"basemodel_name is {hp['basemodel_name']!r} but the model is a {name!r}")
+    if name != basemodel:
+        problems.append(f"basemodel_name is {basemodel!r} but the model is a {name!r}")
     outputs = int(model.output_shape[-1])
     if outputs != num_classes:
         problems.append(f"the class config has {num_classes} classes but the model {outputs} outputs")
-    if hp["use_plot_images"]:
-        expected = {hp["image_height"], hp["image_width"]}
+    if spec.use_plot_images:
+        expected = {spec.image_height, spec.image_width}
         shape = model.input_shape[1:3]
         if None not in shape and set(shape) != expected:
-            problems.append(f"image_height x image_width is {hp['image_height']}x{hp['image_width']} but the "
+            problems.append(f"image_height x image_width is {spec.image_height}x{spec.image_width} but the "
                             f"model takes {shape[0]}x{shape[1]}")
     if problems:
         raise DsplError(f"{path}: the given configs do not fit this DeepSpectrumLite model: {'; '.join(problems)}")

@@ -43,7 +43,7 @@ def _forward_latency(model: Any, x: np.ndarray, runs: int) -> dict[str, Any]:
 
 
 def keras_model_stats(model_path: str | Path, runs: int = 20) -> dict[str, Any]:
-    """The same statistics dict as dspl.workflows.stats.model_stats, for a DeepSpectrumLite Keras file (which
+    """The same statistics dict as dspl.models.stats.model_stats, for a DeepSpectrumLite Keras file (which
     needs no configs here: the input shape is in the file; an unknown plot size counts as 224 x 224)."""
     model, config = load_keras(model_path)
     height, width, channels = (size or 224 for size in model.input_shape[1:])

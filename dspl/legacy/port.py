@@ -16,12 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from dspl.config import ClassConfig, HParams
+from dspl.config import GivenConfigs, RunConfig
 from dspl.errors import DsplError
+from dspl.export.calibration import synthetic_chunks
 from dspl.legacy.backbones import BUILDERS, KERAS_NAME_MAPS, PREFIX
 from dspl.legacy.keras_file import read_model_config
 from dspl.legacy.keras_model import KerasScorer, TFPlots, load_legacy_model
 from dspl.legacy.scaling import KERAS_SCALING
+from dspl.models import create_model
+from dspl.models.modelfile import save_model_file
 
 log = logging.getLogger(__name__)
 
@@ -135,20 +138,18 @@ def head_activations(config: dict[str, Any]) -> tuple[str, str]:
     return _activation_name(dense[0]["activation"]), _activation_name(dense[1]["activation"])
 
 
-def _check_supported(hp: HParams) -> str:
-    name = hp["basemodel_name"]
+def _check_supported(name: str) -> str:
+    """The name of the Keras-exact port of a DeepSpectrumLite backbone (`keras_<name>`), or a DsplError."""
     if name not in BUILDERS:
         raise DsplError(f"basemodel_name: {name!r} cannot be ported exactly into PyTorch; import-keras ports "
                         f"{', '.join(BUILDERS)}")
     return PREFIX + name
 
 
-def _check_scores(scorer: KerasScorer, model: nn.Module, hp: HParams, source: Path) -> float:
+def _check_scores(scorer: KerasScorer, model: nn.Module, config: RunConfig, source: Path) -> float:
     """max |Δ score| of the port against the Keras model on plots of seeded tones; DsplError above TOLERANCE."""
-    from dspl.export.calibration import synthetic_chunks
-
-    features = TFPlots(hp)
-    plots = torch.cat([features(chunk.reshape(1, -1)) for chunk in synthetic_chunks(hp)])
+    features = TFPlots(config.spec)
+    plots = torch.cat([features(chunk.reshape(1, -1)) for chunk in synthetic_chunks(config.spec)])
     with torch.no_grad():
         difference = float((scorer(plots) - model(plots)).abs().max())
     log.info("import-keras: max |Δ score| against the Keras model %.3g on %d plots", difference, len(plots))
@@ -158,20 +159,17 @@ def _check_scores(scorer: KerasScorer, model: nn.Module, hp: HParams, source: Pa
     return difference
 
 
-def import_keras(source: str | Path, hp_config: str | Path, class_config: str | Path,
-                 destination: str | Path) -> tuple[Path, float]:
-    """Port a DeepSpectrumLite model into a dspl model file; the written path and the max |Δ score| checked."""
-    from dspl.models import create_model
-    from dspl.models.modelfile import save_model_file
-
+def import_keras(source: str | Path, given: GivenConfigs, destination: str | Path) -> tuple[Path, float]:
+    """Port a DeepSpectrumLite model (its configs ``given`` with -hc/-cc) into a dspl model file; the written path
+    and the max |Δ score| checked."""
     source = Path(source)
-    loaded = load_legacy_model(source, hp_config, class_config)
-    keras_name = _check_supported(loaded.hp)
+    loaded = load_legacy_model(source, given)
+    keras_name = _check_supported(loaded.config.model.basemodel_name)
     activation, output_activation = head_activations(read_model_config(source))
-    hp = dict(loaded.hp, basemodel_name=keras_name, weights="", activation=activation,
-              output_activation=output_activation)
-    classes: ClassConfig = loaded.classes
-    model = create_model(hp, classes.num_classes, pretrained=False).eval()
-    port_weights(loaded.model.keras_model, model, loaded.hp["basemodel_name"])
-    difference = _check_scores(loaded.model, model, hp, source)
-    return save_model_file(destination, model, hp, classes), difference
+    config = loaded.config.replace(basemodel_name=keras_name, weights="", activation=activation,
+                                   output_activation=output_activation)
+    model = create_model(config.model, loaded.classes.num_classes, in_chans=config.spec.input_channels,
+                         pretrained=False).eval()
+    port_weights(loaded.model.keras_model, model, loaded.config.model.basemodel_name)
+    difference = _check_scores(loaded.model, model, config, source)
+    return save_model_file(destination, model, config, loaded.classes), difference

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dspl.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # caffe mode: RGB -> BGR, then these means subtracted
 # DeepSpectrumLite basemodel_name -> the mode of its Keras `preprocess_input`.
@@ -28,7 +28,7 @@ def scale(x: Any, mode: str) -> Any:
     if mode == "tf":
         return x / 127.5 - 1.0
     if mode == "torch":
-        return (x / 255.0 - tf.constant(IMAGENET_MEAN, x.dtype)) / tf.constant(IMAGENET_STD, x.dtype)
+        return (x / 255.0 - tf.constant(IMAGENET_DEFAULT_MEAN, x.dtype)) / tf.constant(IMAGENET_DEFAULT_STD, x.dtype)
     if mode == "caffe":
         return tf.reverse(x, axis=[-1]) - tf.constant(CAFFE_BGR_MEAN, x.dtype)
     return x

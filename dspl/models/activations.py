@@ -15,7 +15,6 @@ from torch.nn import functional as F
 
 from dspl.errors import DsplError
 
-
 ARELU_ALPHA = 0.9  # DeepSpectrumLite's fixed ARelu constants (the paper's initial values of α and β)
 ARELU_BETA = 2.0
 

@@ -7,7 +7,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from dspl.config import HParams
+from dspl.config import ModelSettings
 from dspl.models.activations import create_activation, output_activation_name
 from dspl.models.freezing import set_frozen_batchnorm_eval
 from dspl.models.registry import Backbone, create_backbone
@@ -70,16 +70,12 @@ class SpectrumClassifier(nn.Module):
         return self
 
 
-def create_model(hp: HParams, num_outputs: int, pretrained: bool = True) -> SpectrumClassifier:
-    """Build the model a configuration describes; ``pretrained=False`` ignores ``weights`` (random init).
+def create_model(settings: ModelSettings, num_outputs: int, *, in_chans: int = 3,
+                 pretrained: bool = True) -> SpectrumClassifier:
+    """The model a configuration's model part describes, for plots (``in_chans`` 3) or raw features (1).
 
-    ``pretrained=False`` is for rebuilding a saved model before loading its state dict.
+    ``pretrained=False`` ignores ``weights`` (random init): for rebuilding a saved model before loading its state.
     """
-    input_channels = 3 if hp.get("use_plot_images", True) else 1
-    weights = str(hp.get("weights") or "") if pretrained else ""
-    backbone = create_backbone(str(hp["basemodel_name"]), weights, in_chans=input_channels)
-    return SpectrumClassifier(backbone, num_outputs, int(hp["num_units"]), str(hp["activation"]),
-                              float(hp["dropout"]),
-                              output_activation_name(hp.get("prediction_type", "categorical"),
-                                                     hp.get("output_activation")),
-                              input_channels)
+    backbone = create_backbone(settings.basemodel_name, settings.weights if pretrained else "", in_chans=in_chans)
+    return SpectrumClassifier(backbone, num_outputs, settings.num_units, settings.activation, settings.dropout,
+                              output_activation_name(settings.prediction_type, settings.output_activation), in_chans)

@@ -1,4 +1,9 @@
-"""The model file (`model.h5`): a versioned HDF5 header, the configs as JSON and every state-dict tensor."""
+"""The model file format (`model.h5`): a versioned HDF5 header, the configs as JSON and every state-dict tensor.
+
+Written with h5py; read back without building the model. The configs stored in a file pass the same checks as a
+grid file's (dspl.config.RunConfig.from_dict), and the label parser a file names is never imported. A Lightning
+checkpoint (`model.ckpt`) written by dspl training is read the same way, with torch's `weights_only`.
+"""
 
 from __future__ import annotations
 
@@ -12,30 +17,25 @@ import h5py
 import numpy as np
 import torch
 
-from dspl import __version__
-from dspl.config import ClassConfig, HParams, with_defaults
+from dspl.config import ClassConfig, LabelParserRef, RunConfig
 from dspl.errors import DsplError
 from dspl.files import atomic_path
-from dspl.spec import PreprocessingSpec
+from dspl.version import __version__
 
 FORMAT = "dspl-model"
 FORMAT_VERSION = 1
 STATE_GROUP = "state_dict"
-# Attributes that legacy Keras/TensorFlow `.h5` models carry at their root.
-KERAS_MARKERS = ("keras_version", "backend", "model_config", "layer_names")
 
 
 @dataclass
-class LoadedModel:
-    """A classifier rebuilt from a model file (in eval mode) with the configs it was trained with.
+class ModelFile:
+    """What a model file holds: the configuration and classes it was trained with, its tensors, and its header
+    attributes (format, versions; a checkpoint's Lightning version and epoch)."""
 
-    ``features`` makes its inputs from raw chunks when they are not dspl's own PlotTransform (None).
-    """
-
-    model: torch.nn.Module
-    hp: HParams
+    config: RunConfig
     classes: ClassConfig
-    features: torch.nn.Module | None = None
+    state: dict[str, torch.Tensor]
+    header: dict[str, Any]
 
 
 def _to_numpy(tensor: torch.Tensor) -> tuple[np.ndarray, str]:
@@ -55,25 +55,25 @@ def _from_numpy(array: np.ndarray, dtype: str) -> torch.Tensor:
     return tensor
 
 
-def save_model_file(path: str | Path, model: torch.nn.Module, hp: HParams, classes: ClassConfig,
+def save_model_file(path: str | Path, model: torch.nn.Module, config: RunConfig, classes: ClassConfig,
                     input_shape: Sequence[int] | None = None) -> Path:
     """Write a model file atomically (temp file in the same directory, then rename) so it is never half-written.
 
     ``input_shape`` is the model input without the batch axis (e.g. [3, 224, 224]); it is stored for readers
-    such as export and stats, and defaults to the input shape of ``hp``'s preprocessing spec.
+    such as export and stats, and defaults to the input shape of the configuration's preprocessing spec.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if input_shape is None:
-        input_shape = PreprocessingSpec.from_hp(hp).input_shape()
+        input_shape = config.spec.input_shape()
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["dspl_version"] = str(__version__)
         f.attrs["torch_version"] = str(torch.__version__)
-        f.attrs["hp"] = json.dumps(hp)
+        f.attrs["hp"] = json.dumps(config.to_dict())
         f.attrs["classes"] = json.dumps(classes.to_dict())
-        f.attrs["backbone"] = str(hp["basemodel_name"])
+        f.attrs["backbone"] = config.model.basemodel_name
         f.attrs["input_shape"] = np.asarray(list(input_shape), dtype=np.int64)
         group = f.create_group(STATE_GROUP)
         for name, tensor in model.state_dict().items():
@@ -97,13 +97,7 @@ def is_model_file(path: str | Path) -> bool:
 def _check_header(path: Path, f: h5py.File) -> None:
     """Reject files that are not dspl models with a message that says what they are and what to do."""
     attrs = f.attrs
-    fmt = attrs.get("format")
-    if fmt != FORMAT:
-        if any(marker in attrs for marker in KERAS_MARKERS):
-            raise DsplError(
-                f"{path}: this is a DeepSpectrumLite/Keras model, not a dspl model file; run it with its "
-                "configs (-hc, -cc) or port it with `dspl import-keras`"
-            )
+    if attrs.get("format") != FORMAT:
         raise DsplError(f"{path}: not a dspl model file (HDF5 without the '{FORMAT}' header)")
     version = int(attrs.get("format_version", -1))
     if version > FORMAT_VERSION:
@@ -131,25 +125,33 @@ def torch_load_safely(path: Path, what: str) -> Any:
         raise DsplError(f"{path}: not {what} (or truncated): {str(exc).strip().splitlines()[0]}") from None
 
 
-def read_checkpoint(path: Path) -> tuple[HParams, ClassConfig, dict[str, torch.Tensor], dict[str, Any]]:
+def stored_config(values: Any, path: Path) -> RunConfig:
+    """The configuration a model file stores, checked as a grid file's; its label parser is never imported."""
+    if not isinstance(values, dict):
+        raise DsplError(f"{path}: the stored configuration is not a JSON object")
+    return RunConfig.from_dict(values, f"{path} (stored configuration)",
+                               lambda text: LabelParserRef.from_model_file(text, str(path)))
+
+
+def read_checkpoint(path: Path) -> ModelFile:
     """The same as read_model_file for a Lightning checkpoint (`model.ckpt`) that DsplModule wrote (loaded with
     torch_load_safely)."""
     checkpoint = torch_load_safely(path, "a checkpoint written by dspl training")
     try:
         hparams = checkpoint["hyper_parameters"]
-        hp = with_defaults(hparams["hp"])
+        config = stored_config(hparams["hp"], path)
         classes = ClassConfig.from_dict(dict(hparams["classes"]), f"{path} (class config)")
         state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     except (OSError, RuntimeError, KeyError, TypeError, AttributeError, EOFError) as exc:
         raise DsplError(f"{path}: not a checkpoint written by dspl training (or truncated): {exc}") from None
     header = {"format": "lightning-checkpoint", "lightning_version": checkpoint.get("pytorch-lightning_version", "?"),
               "epoch": checkpoint.get("epoch")}
-    return hp, classes, state, header
+    return ModelFile(config, classes, state, header)
 
 
-def read_model_file(path: str | Path) -> tuple[HParams, ClassConfig, dict[str, torch.Tensor], dict[str, Any]]:
-    """The hp, class config, state dict and header attributes of a model file (`.h5`, or a Lightning `.ckpt`),
-    without building the model."""
+def read_model_file(path: str | Path) -> ModelFile:
+    """The configuration, classes, state dict and header attributes of a model file (`.h5`, or a Lightning
+    `.ckpt`), without building the model."""
     path = Path(path)
     if path.is_dir():
         raise DsplError(f"{path}: is a directory, expected a model file (model.h5 or model.ckpt)")
@@ -160,7 +162,7 @@ def read_model_file(path: str | Path) -> tuple[HParams, ClassConfig, dict[str, t
     try:
         with h5py.File(path, "r") as f:
             _check_header(path, f)
-            hp = with_defaults(json.loads(f.attrs["hp"]))
+            config = stored_config(json.loads(f.attrs["hp"]), path)
             classes = ClassConfig.from_dict(json.loads(f.attrs["classes"]), f"{path} (class config)")
             state = {name: _from_numpy(ds[()], ds.attrs["dtype"]) for name, ds in f[STATE_GROUP].items()}
             header = {key: f.attrs[key] for key in f.attrs if key not in ("hp", "classes")}
@@ -168,27 +170,4 @@ def read_model_file(path: str | Path) -> tuple[HParams, ClassConfig, dict[str, t
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise DsplError(f"{path}: cannot read the model file (truncated or corrupt?): {exc}") from None
-    return hp, classes, state, header
-
-
-def load_model_file(path: str | Path, hp_config: str | Path | None = None,
-                    class_config: str | Path | None = None) -> LoadedModel:
-    """Rebuild the classifier a model file describes (no config files or downloads needed), in eval mode.
-
-    A DeepSpectrumLite Keras model.h5 is run through TensorFlow instead and needs hp_config and class_config.
-    """
-    from dspl.legacy.keras_file import is_keras_file
-    from dspl.models import create_model
-
-    if is_keras_file(path):
-        from dspl.legacy.keras_model import load_legacy_model
-
-        return load_legacy_model(path, hp_config, class_config)
-    hp, classes, state, _ = read_model_file(path)
-    model = create_model(hp, classes.num_classes, pretrained=False)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise DsplError(f"{path}: the stored tensors do not fit the '{hp['basemodel_name']}' model: {first}") from None
-    return LoadedModel(model=model.eval(), hp=hp, classes=classes)
+    return ModelFile(config, classes, state, header)

@@ -9,39 +9,43 @@ import torch
 from torch import nn
 
 from dspl.augment import Augmenter
-from dspl.config import ClassConfig, HParams
+from dspl.config import ClassConfig, RunConfig
 from dspl.features import PlotTransform
-from dspl.models import create_model
+from dspl.models.classifier import create_model
 from dspl.models.freezing import freeze_backbone, unfreeze_last
 from dspl.models.losses import create_loss
 from dspl.models.metrics import create_metrics
-from dspl.models.optim import FINETUNE, FROZEN, PhaseSchedule, create_optimizer, schedule_phase
+from dspl.models.optim import FINETUNE, FROZEN, PhaseSchedule, Schedule, create_optimizer
 from dspl.models.speed import DeviceSpeed, device_speed
+
 
 class DsplModule(L.LightningModule):
     """Classifier of spectrogram plots that makes its plots from raw audio chunks on its own device.
 
-    ``classes`` maps labels to names (ClassConfig.to_dict()), so the module's hyper-parameters are plain data
-    and checkpoints load with ``DsplModule.load_from_checkpoint`` (offline). ``pretrained=False`` skips loading
-    the backbone's weights (for restoring a trained module); the training schedule still follows ``hp['weights']``.
-    ``channels_last`` and ``mixed_precision`` allow the training device's speed-ups (models/speed.py: channels_last
-    memory format, bf16 autocast on GPUs with bf16 tensor cores); they change rounding, not the model.
+    Checkpoints store the configuration and classes as plain data (``hyper_parameters``: ``hp``, ``classes``),
+    which dspl.models.modelfile.read_checkpoint reads back without running code. ``pretrained=False`` skips
+    loading the backbone's weights (for restoring a trained module); the training schedule still follows the
+    configuration's ``weights``. ``channels_last`` and ``mixed_precision`` allow the training device's speed-ups
+    (models/speed.py: channels_last memory format, bf16 autocast on GPUs with bf16 tensor cores); they change
+    rounding, not the model.
     """
 
-    def __init__(self, hp: dict[str, Any], classes: dict[str, str], pretrained: bool = True,
+    def __init__(self, config: RunConfig, classes: ClassConfig, pretrained: bool = True,
                  channels_last: bool = True, mixed_precision: bool = True) -> None:
         super().__init__()
         # a checkpoint restores every weight, so rebuilding from it never needs the pretrained ones (no download)
-        self.save_hyperparameters({"hp": hp, "classes": classes, "pretrained": False})
-        self.hp = hp
-        self.classes = ClassConfig.from_dict(classes)
-        self.features = PlotTransform.from_hp(hp)
-        self.model = create_model(hp, self.classes.num_classes, pretrained=pretrained)
-        self.augmenter = Augmenter(hp)
-        self.loss_fn = create_loss(hp["loss"], hp["prediction_type"], hp["output_activation"])
-        labels = self.classes.labels
-        self.val_metrics = create_metrics(hp["prediction_type"], self.classes.num_classes, labels, prefix="val/")
-        self.test_metrics = create_metrics(hp["prediction_type"], self.classes.num_classes, labels, prefix="test/")
+        self.save_hyperparameters({"hp": config.to_dict(), "classes": classes.to_dict(), "pretrained": False})
+        self.config = config
+        self.classes = classes
+        self.features = PlotTransform(config.spec)
+        self.model = create_model(config.model, classes.num_classes, in_chans=config.spec.input_channels,
+                                  pretrained=pretrained)
+        self.augmenter = Augmenter(config.augment, plots=config.spec.use_plot_images)
+        self.schedule = Schedule(config.training, config.model.pretrained)
+        self.loss_fn = create_loss(config.training.loss, config.prediction_type, config.model.output_activation)
+        labels = classes.labels
+        self.val_metrics = create_metrics(config.prediction_type, classes.num_classes, labels, prefix="val/")
+        self.test_metrics = create_metrics(config.prediction_type, classes.num_classes, labels, prefix="test/")
         self.phase: str | None = None
         self.input_shape: tuple[int, ...] | None = None
         self.test_scores = torch.empty(0)
@@ -57,7 +61,7 @@ class DsplModule(L.LightningModule):
 
     @property
     def categorical(self) -> bool:
-        return self.hp["prediction_type"] == "categorical"
+        return self.config.categorical
 
     def forward(self, plots: torch.Tensor) -> torch.Tensor:
         """Scores (after the output activation) of a batch of plots."""
@@ -134,21 +138,22 @@ class DsplModule(L.LightningModule):
         self._test_outputs = []
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """The hp's optimizer over all classifier parameters (frozen ones get no gradient and stay put), its
+        """The configuration's optimizer over all classifier parameters (frozen ones get no gradient and stay put), its
         learning rate set per epoch by DeepSpectrumLite's schedule (optim.PhaseSchedule)."""
-        optimizer = create_optimizer(self.hp["optimizer"], self.model.parameters(), float(self.hp["learning_rate"]))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": PhaseSchedule(optimizer, self.hp),
+        training = self.config.training
+        optimizer = create_optimizer(training.optimizer, self.model.parameters(), training.learning_rate)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": PhaseSchedule(optimizer, self.schedule),
                                                           "interval": "epoch"}}
 
     def on_train_epoch_start(self) -> None:
         """Enter the schedule's phase for this epoch: freeze, or unfreeze the last finetune_layer share."""
-        phase = schedule_phase(self.hp, self.current_epoch)
+        phase = self.schedule.phase(self.current_epoch)
         previous, self.phase = self.phase, phase
         if phase != previous:
             if phase == FROZEN:
                 freeze_backbone(self.model)
             elif phase == FINETUNE:
-                unfreeze_last(self.model, float(self.hp["finetune_layer"]))
+                unfreeze_last(self.model, self.config.training.finetune_layer)
         if previous == FROZEN and phase != FROZEN:  # DeepSpectrumLite recompiled the model: fresh optimizer state
             for optimizer in self.trainer.optimizers:
                 optimizer.state.clear()

@@ -16,12 +16,14 @@ and tf.keras 2.x's (Keras 3 changed it to 0.96^t).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from dspl.config import TrainingSettings
 from dspl.config.schema import OPTIMIZERS
 from dspl.errors import DsplError
 
@@ -30,58 +32,53 @@ Params = Iterable[torch.Tensor] | Iterable[dict]
 FROZEN, FINETUNE, FULL = "frozen", "finetune", "full"
 
 
-def uses_pretrained_weights(hp: Mapping[str, Any]) -> bool:
-    """DeepSpectrumLite's schedule applies to backbones that start from weights ('imagenet' or a file)."""
-    return hp["weights"] != ""
+@dataclass(frozen=True)
+class Schedule:
+    """DeepSpectrumLite's schedule of a configuration's training part; ``pretrained``: the backbone starts from
+    weights ('imagenet' or a file), so the first pre_epochs train with it frozen."""
 
+    training: TrainingSettings
+    pretrained: bool
 
-def total_epochs(hp: Mapping[str, Any]) -> int:
-    """Epochs of the whole run: pre_epochs (frozen backbone, or from scratch) plus epochs."""
-    return int(hp["pre_epochs"]) + int(hp["epochs"])
+    def phase(self, epoch: int) -> str:
+        """FROZEN for the first pre_epochs of a pretrained backbone, then FINETUNE; FULL when training from scratch."""
+        if not self.pretrained:
+            return FULL
+        return FROZEN if epoch < self.training.pre_epochs else FINETUNE
 
+    def phase_learning_rate(self, phase: str) -> float:
+        """fine_learning_rate while fine-tuning (when set and > 0), else learning_rate."""
+        fine = self.training.fine_learning_rate
+        return fine if phase == FINETUNE and fine else self.training.learning_rate
 
-def schedule_phase(hp: Mapping[str, Any], epoch: int) -> str:
-    """FROZEN for the first pre_epochs of a pretrained backbone, then FINETUNE; FULL when training from scratch."""
-    if not uses_pretrained_weights(hp):
-        return FULL
-    return FROZEN if epoch < int(hp["pre_epochs"]) else FINETUNE
+    def phase_epochs(self, phase: str) -> tuple[int, int]:
+        """First epoch and number of epochs of ``phase``."""
+        if phase == FROZEN:
+            return 0, self.training.pre_epochs
+        if phase == FINETUNE:
+            return self.training.pre_epochs, self.training.epochs
+        return 0, self.training.total_epochs
 
+    def learning_rate(self, epoch: int) -> float:
+        """The phase's learning rate, decayed along a half cosine over the phase's epochs when lr_decay is 'cosine'.
 
-def phase_learning_rate(hp: Mapping[str, Any], phase: str) -> float:
-    """fine_learning_rate while fine-tuning (when set and > 0), else learning_rate."""
-    fine = hp.get("fine_learning_rate")
-    return float(fine) if phase == FINETUNE and fine else float(hp["learning_rate"])
-
-
-def phase_epochs(hp: Mapping[str, Any], phase: str) -> tuple[int, int]:
-    """First epoch and number of epochs of ``phase``."""
-    if phase == FROZEN:
-        return 0, int(hp["pre_epochs"])
-    if phase == FINETUNE:
-        return int(hp["pre_epochs"]), int(hp["epochs"])
-    return 0, total_epochs(hp)
-
-
-def epoch_learning_rate(hp: Mapping[str, Any], epoch: int) -> float:
-    """The phase's learning rate, decayed along a half cosine over the phase's epochs when lr_decay is 'cosine'.
-
-    Each phase restarts at its own rate, so DeepSpectrumLite's two-phase schedule keeps its shape.
-    """
-    phase = schedule_phase(hp, epoch)
-    rate = phase_learning_rate(hp, phase)
-    if hp.get("lr_decay", "none") != "cosine":
-        return rate
-    start, length = phase_epochs(hp, phase)
-    return rate * 0.5 * (1.0 + math.cos(math.pi * (epoch - start) / max(length, 1)))
+        Each phase restarts at its own rate, so DeepSpectrumLite's two-phase schedule keeps its shape.
+        """
+        phase = self.phase(epoch)
+        rate = self.phase_learning_rate(phase)
+        if self.training.lr_decay != "cosine":
+            return rate
+        start, length = self.phase_epochs(phase)
+        return rate * 0.5 * (1.0 + math.cos(math.pi * (epoch - start) / max(length, 1)))
 
 
 class PhaseSchedule(LambdaLR):
-    """The learning rate of every epoch (epoch_learning_rate) as a scheduler of an optimizer built at learning_rate;
-    step it once per epoch."""
+    """The learning rate of every epoch (Schedule.learning_rate) as a scheduler of an optimizer built at
+    learning_rate; step it once per epoch."""
 
-    def __init__(self, optimizer: Optimizer, hp: Mapping[str, Any]) -> None:
-        base = float(hp["learning_rate"])
-        super().__init__(optimizer, lambda epoch: epoch_learning_rate(hp, epoch) / base)
+    def __init__(self, optimizer: Optimizer, schedule: Schedule) -> None:
+        base = schedule.training.learning_rate
+        super().__init__(optimizer, lambda epoch: schedule.learning_rate(epoch) / base)
 
 
 class Ftrl(Optimizer):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dspl.tensorboard import without_tensorflow
+
 # tag -> label in the figure; the first panel holds losses, the second the main metric
 LOSS_TAGS = {"train/loss_epoch": "train loss", "val/loss": "devel loss"}
 METRIC_TAGS = {"val/uar": "devel UAR", "val/accuracy": "devel accuracy", "val/ccc": "devel CCC",
@@ -18,8 +20,6 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """
     if not log_dir.is_dir() or not any(log_dir.glob("events.out.tfevents.*")):
         return {}
-    from dspl.tensorboard import without_tensorflow
-
     without_tensorflow()  # reading needs no TensorFlow either (seconds and a GB saved)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

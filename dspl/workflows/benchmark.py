@@ -15,28 +15,30 @@ from typing import Any
 import numpy as np
 import torch
 
+from dspl.data.audio import load_audio
+from dspl.data.chunking import split_into_chunks
+from dspl.data.parsers import PARTITIONS, check_files_exist, encode_targets, parse_label_file
 from dspl.errors import DsplError
-from dspl.features import PlotTransform
-from dspl.models.modelfile import LoadedModel, load_model_file
+from dspl.export.calibration import to_nhwc
+from dspl.export.tflite_convert import make_interpreter, tflite_predict
+from dspl.export.tflite_stats import measure_latencies
+from dspl.loading import load_model_file
+from dspl.models import LoadedModel
 
 
 def labelled_chunks(loaded: LoadedModel, data_dir: str | Path, label_file: str | Path,
                     partition: str) -> tuple[list[np.ndarray], np.ndarray]:
     """Every chunk of a partition's files (raw, float32) and its file's target, as training splits them."""
-    from dspl.data.audio import load_audio
-    from dspl.data.chunking import split_into_chunks
-    from dspl.data.parsers import PARTITIONS, check_files_exist, encode_targets, model_label_parser, parse_label_file
-
-    parser, search_dirs = model_label_parser(loaded.hp["label_parser"], None, "the model file")
-    entries = parse_label_file(label_file, parser, search_dirs)[PARTITIONS.index(partition)]
+    entries = parse_label_file(label_file, loaded.config.label_parser)[PARTITIONS.index(partition)]
     if not entries:
         raise DsplError(f"{label_file}: no {partition} files to measure accuracy on")
     check_files_exist(entries, Path(data_dir), Path(label_file))
-    targets = encode_targets(entries, loaded.classes, loaded.hp["prediction_type"], label_file)
+    targets = encode_targets(entries, loaded.classes, loaded.categorical, label_file)
     chunks, chunk_targets = [], []
     for entry, target in zip(entries, targets):
         path = Path(data_dir) / entry.path
-        pieces = split_into_chunks(load_audio(path, loaded.hp["sample_rate"]), loaded.hp, str(path))
+        spec = loaded.config.spec
+        pieces = split_into_chunks(load_audio(path, spec.sample_rate), spec, str(path))
         chunks.extend(piece.numpy().astype(np.float32) for piece in pieces)
         chunk_targets.extend([target] * len(pieces))
     return chunks, np.asarray(chunk_targets)
@@ -53,15 +55,11 @@ def benchmark(model_file: str | Path, export_dir: str | Path, data_dir: str | Pa
               label_file: str | Path | None = None, partition: str = "test", runs: int = 50,
               threads: int | None = None) -> dict[str, Any]:
     """Size, latency and (with data and a label file) accuracy of every .tflite variant in ``export_dir``."""
-    from dspl.export.calibration import to_nhwc
-    from dspl.export.tflite_convert import make_interpreter, tflite_predict
-    from dspl.export.tflite_stats import measure_latencies
-
     variants = {path.stem.removeprefix("model_"): path for path in sorted(Path(export_dir).glob("*.tflite"))}
     if not variants:
         raise DsplError(f"{export_dir}: no .tflite files (run `dspl export -s MODEL -o {export_dir}` first)")
     loaded = load_model_file(model_file)
-    categorical = loaded.hp["prediction_type"] == "categorical"
+    categorical = loaded.categorical
     rows = {name: {"file": str(path), "size_bytes": path.stat().st_size} for name, path in variants.items()}
     for name, latency in measure_latencies(variants, runs, threads).items():
         rows[name]["latency"] = latency
@@ -70,7 +68,7 @@ def benchmark(model_file: str | Path, export_dir: str | Path, data_dir: str | Pa
     if data_dir is None or label_file is None:
         return result
     chunks, targets = labelled_chunks(loaded, data_dir, label_file, partition)
-    features = (loaded.features or PlotTransform.from_hp(loaded.hp)).eval()
+    features = loaded.features.eval()
     with torch.inference_mode():
         plots = [features(torch.from_numpy(chunk)[None])[0] for chunk in chunks]
         reference = torch.cat([loaded.model.eval()(plot[None]) for plot in plots]).float().numpy()

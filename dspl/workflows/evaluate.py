@@ -12,14 +12,14 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from dspl.config import ClassConfig
-from dspl.data.parsers import LabelEntry, check_files_exist, encode_targets, model_label_parser, parse_label_file
+from dspl.config import ClassConfig, GivenConfigs
+from dspl.data.parsers import LabelEntry, check_files_exist, encode_targets, parse_label_file
 from dspl.errors import DsplError
 from dspl.files import prepare_output_dir
-from dspl.predictor import FilePrediction, Predictor, load_model
-from dspl.workflows.model_checks import check_configs
+from dspl.loading import NO_CONFIGS, load_model_file
+from dspl.models.metrics import concordance_correlation
+from dspl.models.predictor import FilePrediction, Predictor
 from dspl.workflows.predict import chunk_rows, score_columns, write_csv
-from dspl.workflows.report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ def classification_metrics(targets: list[int], predictions: list[int], classes: 
 
 def regression_metrics(targets: list[float], predictions: list[float]) -> dict[str, Any]:
     """MAE, RMSE and Lin's concordance correlation coefficient (the same CCC that `train` logs)."""
-    from dspl.models.metrics import concordance_correlation
-
     y, p = np.asarray(targets, dtype=np.float64), np.asarray(predictions, dtype=np.float64)
     ccc = concordance_correlation(p, y) if len(y) > 1 else float("nan")
     return {"mae": float(np.mean(np.abs(p - y))), "rmse": float(np.sqrt(np.mean((p - y) ** 2))),
@@ -77,7 +75,7 @@ def plot_confusion_matrix(cm: list[list[int]], classes: ClassConfig, title: str,
 def _evaluate_partition(predictor: Predictor, name: str, entries: list[LabelEntry], data_dir: Path,
                         label_file: Path, out_dir: Path, console: Console) -> dict[str, dict[str, Any]]:
     classes, categorical = predictor.classes, predictor.categorical
-    targets = encode_targets(entries, classes, predictor.hp["prediction_type"], label_file)
+    targets = encode_targets(entries, classes, categorical, label_file)
     chunk_lines, grouped_lines = [], []
     chunk_true, chunk_pred, file_true, file_pred = [], [], [], []
     with Progress(transient=True) as progress:
@@ -127,19 +125,19 @@ def _evaluate_partition(predictor: Predictor, name: str, entries: list[LabelEntr
 
 
 def devel_test(model_path: str | Path, data_dir: str | Path, label_file: str | Path,
-               hp_config: str | Path | None = None, class_config: str | Path | None = None,
-               batch_size: int = 64, console: Console | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-    """Evaluate the model on the devel and test partitions of the label file.
+               given: GivenConfigs = NO_CONFIGS, batch_size: int = 64,
+               console: Console | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Evaluate the model on the devel and test partitions of the label file (``given``: the configs given with
+    -hc/-cc; the given hp config's label parser reads the labels, else the built-in one).
 
     Writes `<model dir>/evaluation/<p>/<p>.{chunks,grouped}.{metrics.json,predictions.csv}` for p in devel,
     test, plus confusion-matrix PNGs, and prints a classification report. Returns the metrics by partition.
     """
     console = console or Console()
     model_path, data_dir, label_file = Path(model_path), Path(data_dir), Path(label_file)
-    predictor = load_model(model_path, batch_size=batch_size, hp_config=hp_config, class_config=class_config)
-    check_configs(predictor.hp, predictor.classes, model_path, hp_config, class_config)
-    parser, search_dirs = model_label_parser(predictor.hp["label_parser"], hp_config, model_path)
-    _, devel, test = parse_label_file(label_file, parser, search_dirs)
+    loaded = load_model_file(model_path, given)
+    predictor = Predictor(loaded, batch_size=batch_size)
+    _, devel, test = parse_label_file(label_file, given.label_parser(loaded.config))
     if not devel and not test:
         raise DsplError(f"{label_file}: no devel or test entries to evaluate")
     check_files_exist(devel + test, data_dir, label_file)
@@ -150,5 +148,4 @@ def devel_test(model_path: str | Path, data_dir: str | Path, label_file: str | P
             continue
         out_dir = prepare_output_dir(model_path.parent / "evaluation" / name, "evaluation folder")
         results[name] = _evaluate_partition(predictor, name, entries, data_dir, label_file, out_dir, console)
-    write_report(model_path, data_dir, label_file, hp_config, class_config)
     return results

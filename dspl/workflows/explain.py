@@ -1,8 +1,8 @@
 """`explain`: attribution maps of every chunk of audio files, as PNGs in seconds and hertz, NPY maps and a CSV.
 
-Works for every model ``dspl.load_model`` loads (dspl's ``model.h5`` and Lightning checkpoints) with all
-three methods, plots and raw-feature models alike. A DeepSpectrumLite Keras ``.h5`` (with its configs) is
-explained by occlusion as it is; the gradient methods need it ported first (``dspl import-keras``).
+Works for every model dspl loads (dspl's ``model.h5`` and Lightning checkpoints) with all three methods, plots
+and raw-feature models alike. A model whose gradients PyTorch does not have (a DeepSpectrumLite Keras ``.h5``,
+run by TensorFlow) is explained by occlusion; the gradient methods need it ported first (``dspl import-keras``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from dspl.config import GivenConfigs
 from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.chunking import chunk_times, split_into_chunks
 from dspl.errors import DsplError
@@ -23,8 +24,9 @@ from dspl.explain.attribution import GRADIENT_METHODS, METHODS, attribute
 from dspl.explain.geometry import PlotAxes, plot_axes
 from dspl.explain.regions import top_regions
 from dspl.explain.render import Panel, write_panel, write_summary
+from dspl.loading import NO_CONFIGS, load_model_file
+from dspl.models.predictor import Predictor
 from dspl.workflows.plot import to_array, to_png_pixels
-from dspl.predictor import Predictor, load_model
 from dspl.workflows.predict import write_csv
 
 logger = logging.getLogger(__name__)
@@ -70,16 +72,15 @@ def _checked_request(predictor: Predictor, method: str, target: str | None) -> i
     """Refuse a method the model cannot be explained by, or a target it does not have; returns the explained
     output's index (None: each chunk's predicted class).
 
-    A DeepSpectrumLite Keras model runs in TensorFlow: PyTorch sees its scores but no gradients.
+    A model run by another framework (a DeepSpectrumLite Keras model, TensorFlow) gives PyTorch its scores but no
+    gradients.
     """
-    from dspl.legacy.keras_model import KerasScorer
-
     if method not in METHODS:
         raise DsplError(f"--method: value {method!r}: expected one of {', '.join(METHODS)}")
-    if method in GRADIENT_METHODS and isinstance(predictor.model, KerasScorer):
-        raise DsplError(f"--method: value {method!r} needs the model's gradients, which a DeepSpectrumLite Keras "
-                        "model (run by TensorFlow) does not give: use --method occlusion, or port the model with "
-                        "`dspl import-keras` and explain the ported one")
+    if method in GRADIENT_METHODS and not predictor.loaded.gradients:
+        raise DsplError(f"--method: value {method!r} needs the model's gradients, which {predictor.loaded.kind} "
+                        "does not give: use --method occlusion, or port the model with `dspl import-keras` and "
+                        "explain the ported one")
     return _target_index(predictor, target)
 
 
@@ -103,10 +104,10 @@ def explain_waveform(predictor: Predictor, waveform: torch.Tensor, method: str =
     """Maps of every chunk of a mono waveform at the model's rate, for ``target`` (a class label) or, by
     default, each chunk's predicted class (regression: the single output)."""
     fixed = _checked_request(predictor, method, target)
-    chunks = split_into_chunks(waveform, predictor.hp, source)
+    spec = predictor.spec
+    chunks = split_into_chunks(waveform, spec, source)
     length = chunks.shape[1]
-    starts = chunk_times(waveform.shape[0], predictor.hp)
-    spec = predictor.features.spec
+    starts = chunk_times(waveform.shape[0], spec)
     images = spec.use_plot_images
     colormap = predictor.features.colormap if images else None
     labels = predictor.classes.labels
@@ -129,10 +130,10 @@ def explain_waveform(predictor: Predictor, waveform: torch.Tensor, method: str =
 
 
 def _write_file(predictor: Predictor, path: Path, name: str, target_dir: Path, method: str, target: str | None,
-                seed: int, batch_size: int) -> tuple[list[list], Path, int]:
+                seed: int) -> tuple[list[list], Path, int]:
     """Write one file's chunk PNGs/NPYs and summary; returns its region rows, the summary path and chunks."""
-    waveform = load_audio(path, predictor.hp["sample_rate"])
-    explained = explain_waveform(predictor, waveform, method, target, seed, batch_size, str(path))
+    waveform = load_audio(path, predictor.spec.sample_rate)
+    explained = explain_waveform(predictor, waveform, method, target, seed, source=str(path))
     target_dir.mkdir(parents=True, exist_ok=True)
     categorical = predictor.categorical
     rows, panels = [], []
@@ -151,20 +152,19 @@ def _write_file(predictor: Predictor, path: Path, name: str, target_dir: Path, m
 
 
 def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, method: str = "occlusion",
-            target: str | None = None, seed: int = 0, batch_size: int = 16, hp_config: str | Path | None = None,
-            class_config: str | Path | None = None) -> ExplainSummary:
+            target: str | None = None, seed: int = 0, given: GivenConfigs = NO_CONFIGS) -> ExplainSummary:
     """Explain every chunk of every audio file under ``audio`` (a file, directory or glob) with a model.
 
     Writes, under ``out_dir`` (keeping each file's sub-directory): ``<stem>_<chunk>.png`` (the plot with
     the map over it, axes in seconds and hertz, the decision in the title), ``<stem>_<chunk>.npy`` (the map
     at plot resolution, float32 ``[H, W]``, lowest frequency in the last row), ``<stem>_summary.png`` (the
     whole recording's chunks side by side) and one ``regions.csv`` (the top regions of every chunk: time
-    and frequency span, share of the chunk's attribution). ``hp_config``/``class_config``: only for a
-    DeepSpectrumLite Keras model (as for ``load_model``), which occlusion explains as it is.
+    and frequency span, share of the chunk's attribution). ``given``: the configs of a DeepSpectrumLite Keras
+    model (-hc, -cc), which occlusion explains as it is.
     """
     files = find_audio_files(audio)
     root = Path(audio) if Path(audio).is_dir() else Path(os.path.commonpath([p.parent for p in files]))
-    predictor = load_model(model_path, hp_config=hp_config, class_config=class_config)
+    predictor = Predictor(load_model_file(model_path, given))
     _checked_request(predictor, method, target)  # before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,7 @@ def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, meth
         for path in files:
             relative = path.relative_to(root)
             file_rows, image, count = _write_file(predictor, path, relative.as_posix(), out_dir / relative.parent,
-                                                  method, target, seed, batch_size)
+                                                  method, target, seed)
             rows.extend(file_rows)
             summary.summaries.append(image)
             summary.files += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.chunking import split_into_chunks
 from dspl.errors import DsplError
 from dspl.features import PlotTransform
+from dspl.spec import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +78,11 @@ def write_contact_sheet(images: list[tuple[str, np.ndarray]], path: Path, column
     return path
 
 
-def _plot_file(transform: PlotTransform, hp: Mapping[str, Any], path: Path, target: Path, fmt: str,
-               batch_size: int, device: str | torch.device, keep: int) -> tuple[int, list[np.ndarray]]:
+def _plot_file(transform: PlotTransform, path: Path, target: Path, fmt: str, batch_size: int,
+               device: str | torch.device, keep: int) -> tuple[int, list[np.ndarray]]:
     """Write every chunk of one file; returns how many it wrote and the arrays of the first ``keep``."""
-    chunks = split_into_chunks(load_audio(path, hp["sample_rate"]), hp, source=str(path))
+    spec = transform.spec
+    chunks = split_into_chunks(load_audio(path, spec.sample_rate), spec, source=str(path))
     target.mkdir(parents=True, exist_ok=True)
     count, kept = 0, []
     for batch in chunks.split(batch_size):
@@ -94,7 +95,7 @@ def _plot_file(transform: PlotTransform, hp: Mapping[str, Any], path: Path, targ
     return count, kept
 
 
-def plot_audio(hp: Mapping[str, Any], source: str | Path, output: str | Path, fmt: str = "png",
+def plot_audio(spec: PreprocessingSpec, source: str | Path, output: str | Path, fmt: str = "png",
                sheet_size: int = 16, batch_size: int = 64, device: str | torch.device = "cpu") -> PlotSummary:
     """Write ``<stem>_<chunk>.<fmt>`` for every chunk of every audio file under ``source`` and a contact sheet.
 
@@ -109,7 +110,7 @@ def plot_audio(hp: Mapping[str, Any], source: str | Path, output: str | Path, fm
     source, output = Path(source), Path(output)
     files = find_audio_files(source)
     root = source if source.is_dir() else source.parent
-    transform = PlotTransform.from_hp(hp).to(device).eval()
+    transform = PlotTransform(spec).to(device).eval()
     output.mkdir(parents=True, exist_ok=True)
     summary = PlotSummary()
     sheet: list[tuple[tuple[int, int], str, np.ndarray]] = []
@@ -120,7 +121,7 @@ def plot_audio(hp: Mapping[str, Any], source: str | Path, output: str | Path, fm
             progress.update(task, description=f"plotting {path.name}")
             target = output / path.relative_to(root).parent
             try:
-                count, kept = _plot_file(transform, hp, path, target, fmt, batch_size, device, sheet_size)
+                count, kept = _plot_file(transform, path, target, fmt, batch_size, device, sheet_size)
             except DsplError as exc:
                 if source.is_file():
                     raise

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from dspl.config import GivenConfigs
 from dspl.data.audio import find_audio_files
 from dspl.errors import DsplError
 from dspl.files import clean_stale, exclusive_lock, prepare_output_dir, write_atomically
-from dspl.predictor import FilePrediction, Predictor, load_model
-from dspl.workflows.model_checks import check_configs
+from dspl.loading import NO_CONFIGS, load_model_file
+from dspl.models.predictor import FilePrediction, Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,10 @@ def predictions_dir(model_file: Path) -> Path:
     return model_file.parent / "test" / ("test" if model_file.name == MODEL_FILE else model_file.name)
 
 
-def predict(model_path: str | Path, data_dir: str | Path, hp_config: str | Path | None = None,
-            class_config: str | Path | None = None, batch_size: int = 64) -> list[Path]:
-    """Predict every audio file under data_dir with each model the path/glob names.
+def predict(model_path: str | Path, data_dir: str | Path, given: GivenConfigs = NO_CONFIGS,
+            batch_size: int = 64) -> list[Path]:
+    """Predict every audio file under data_dir with each model the path/glob names (``given``: the configs given
+    with -hc/-cc, checked against a dspl model's own, the configs of a DeepSpectrumLite Keras model).
 
     Writes `test.chunks.predictions.csv` (filename,time,prob_<class>…,prediction) and
     `test.grouped.predictions.csv` (per file: mean scores over its chunks and the decision) into
@@ -72,8 +74,7 @@ def predict(model_path: str | Path, data_dir: str | Path, hp_config: str | Path 
     names = {str(p): str(p.relative_to(root)) for p in files}
     written = []
     for model_file in expand_model_paths(model_path):
-        predictor = load_model(model_file, batch_size=batch_size, hp_config=hp_config, class_config=class_config)
-        check_configs(predictor.hp, predictor.classes, model_file, hp_config, class_config)
+        predictor = Predictor(load_model_file(model_file, given), batch_size=batch_size)
         out_dir = prepare_output_dir(predictions_dir(model_file), "predictions folder")
         with exclusive_lock(out_dir / ".dspl-predict.lock", f"another dspl predict with {model_file}"):
             clean_stale(out_dir)

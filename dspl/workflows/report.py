@@ -20,14 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from dspl import __version__
+from dspl.config import GivenConfigs
 from dspl.data.audio import find_audio_files, load_audio
-from dspl.data.parsers import model_label_parser, parse_label_file
+from dspl.data.parsers import parse_label_file
 from dspl.errors import DsplError
 from dspl.explain.render import Panel, write_summary
-from dspl.predictor import Predictor, load_model
+from dspl.export.report import REPORT_FILE, ExportReport
+from dspl.export.tflite_stats import measure_latency
+from dspl.loading import NO_CONFIGS, load_model_file
+from dspl.models.predictor import Predictor
 from dspl.report import html
 from dspl.report.curves import plot_curves, read_scalars
+from dspl.version import __version__
 from dspl.workflows.explain import explain_waveform
 
 logger = logging.getLogger(__name__)
@@ -54,22 +58,21 @@ def _header(predictor: Predictor, model_file: Path) -> str:
             else f"regression of {predictor.classes.labels[0]}")
     size = model_file.stat().st_size / 1e6
     written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"{predictor.hp['basemodel_name']}, {kind}, {parameters:,} parameters, {size:.1f} MB "
+    return (f"{predictor.config.model.basemodel_name}, {kind}, {parameters:,} parameters, {size:.1f} MB "
             f"({model_file}); written {written} by dspl {__version__}")
 
 
 def _configuration(predictor: Predictor) -> str:
     classes = html.table(["label", "name"], zip(predictor.classes.labels, predictor.classes.names), "classes")
-    config = html.table(["key", "value"], ((k, json.dumps(v)) for k, v in predictor.hp.items()), "hyper-parameters")
+    config = html.table(["key", "value"], ((k, json.dumps(v)) for k, v in predictor.config.to_dict().items()),
+                        "hyper-parameters")
     return html.section("Configuration", classes, f"<details><summary>all hyper-parameters</summary>{config}</details>")
 
 
-def _partitions(predictor: Predictor, data_dir: Path | None, label_file: Path | None,
-                hp_config: str | Path | None = None) -> dict[str, list] | None:
+def _partitions(predictor: Predictor, label_file: Path | None, given: GivenConfigs) -> dict[str, list] | None:
     if label_file is None:
         return None
-    parser, search = model_label_parser(predictor.hp["label_parser"], hp_config, "the model file")
-    return dict(zip(PARTITIONS, parse_label_file(label_file, parser, search)))
+    return dict(zip(PARTITIONS, parse_label_file(label_file, given.label_parser(predictor.config))))
 
 
 def _data(predictor: Predictor, partitions: dict[str, list] | None) -> str:
@@ -161,21 +164,17 @@ def _evaluation(predictor: Predictor, model_file: Path) -> str:
 
 
 def _exports(model_file: Path) -> str:
-    from dspl.export.tflite_stats import measure_latency
-
     parts = []
-    for report_file in sorted(model_file.parent.rglob("export_report.json")):
-        report = json.loads(report_file.read_text(encoding="utf-8"))
-        steps = report.get("steps", {})
+    for report_file in sorted(model_file.parent.rglob(REPORT_FILE)):
+        report = ExportReport.read(report_file)
         rows = []
         for path in sorted(report_file.parent.glob("*.tflite")):
-            variant = path.stem.removeprefix("model_")  # model_int8 -> tflite_int8, model_end_to_end_int8 as is
-            step = steps.get(variant if variant.startswith("end_to_end") else f"tflite_{variant}", {})
+            step = report.step_of(path)
             latency = measure_latency(path, runs=20)["median_ms"]
-            rows.append([path.name, path.stat().st_size / 1e3, latency, step.get("check"),
-                         step.get("agreement_with_pytorch"), step.get("max_abs_diff", step.get("max_abs_diff_pytorch"))])
+            rows.append([path.name, path.stat().st_size / 1e3, latency, step and step.check,
+                         step and step.agreement_with_pytorch, step and step.max_difference])
         parts.append(html.table(["file", "size (kB)", "latency median (ms)", "check", "agreement with PyTorch",
-                                 "max |Δ score|"], rows, f"{report_file.parent} (verified on {report.get('inputs')})"))
+                                 "max |Δ score|"], rows, f"{report_file.parent} (verified on {report.inputs})"))
     if not parts:
         parts.append(html.note("No export_report.json under the model's directory: run `dspl export -s MODEL -o DIR` "
                                "with DIR inside the model's directory."))
@@ -200,9 +199,9 @@ def _examples(predictor: Predictor, files: list[tuple[Path, str]], out_dir: Path
     if not files:
         return html.section("Examples", html.note("Pass -d DATA (and -l LABELS) for example explanations."))
     figures = []
-    chunk = predictor.features.spec.chunk_samples
+    chunk = predictor.spec.chunk_samples
     for number, (path, label) in enumerate(files):
-        waveform = load_audio(path, predictor.hp["sample_rate"])
+        waveform = load_audio(path, predictor.spec.sample_rate)
         first = waveform[:chunk] if chunk else waveform  # one chunk per file keeps the report quick
         explained = explain_waveform(predictor, first, EXAMPLE_METHOD, source=str(path))
         panels = [Panel(c.pixels, c.attribution, c.axes, c.title(predictor.categorical)) for c in explained]
@@ -215,22 +214,22 @@ def _examples(predictor: Predictor, files: list[tuple[Path, str]], out_dir: Path
 
 
 def write_report(model_path: str | Path, data_dir: str | Path | None = None, label_file: str | Path | None = None,
-                 hp_config: str | Path | None = None, class_config: str | Path | None = None,
-                 examples: int = 3) -> Path:
+                 given: GivenConfigs = NO_CONFIGS, examples: int = 3) -> Path:
     """Write `<model dir>/report/index.html` (and its PNGs) for a model file; returns the page's path.
 
     data_dir and label_file add the data counts; data_dir adds ``examples`` explained example files.
-    hp_config and class_config are needed only for a DeepSpectrumLite Keras model (as for `load_model`).
+    ``given``: the configs given with -hc/-cc (a DeepSpectrumLite Keras model needs them; a given hp config's label
+    parser reads the labels).
     """
     model_file = Path(model_path)
-    predictor = load_model(model_file, hp_config=hp_config, class_config=class_config)
+    predictor = Predictor(load_model_file(model_file, given))
     out_dir = model_file.parent / REPORT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.png"):
         stale.unlink()
     data = Path(data_dir) if data_dir is not None else None
     try:
-        partitions = _partitions(predictor, data, Path(label_file) if label_file is not None else None, hp_config)
+        partitions = _partitions(predictor, Path(label_file) if label_file is not None else None, given)
     except DsplError as exc:  # e.g. a label parser the report may not run: a page without counts, not a failure
         logger.warning("report: no data counts: %s", exc)
         partitions = None

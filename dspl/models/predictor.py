@@ -1,4 +1,7 @@
-"""Using a trained model from Python: `load_model(path).predict(path_or_waveform)`, batched over files."""
+"""Scoring audio with a loaded model: `Predictor(loaded).predict(path_or_waveform)`, batched over files.
+
+`dspl.load_model(path)` (dspl.loading) returns a Predictor for any model file dspl reads.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dspl.config import ClassConfig, HParams
+from dspl.config import ClassConfig, RunConfig
 from dspl.data.audio import load_audio, stream_audio
-from dspl.data.chunking import chunk_samples, chunk_times, split_into_chunks, stream_chunks
+from dspl.data.chunking import chunk_times, split_into_chunks, stream_chunks
 from dspl.errors import DsplError
-from dspl.features import PlotTransform
-from dspl.models.modelfile import LoadedModel, load_model_file
+from dspl.models.loaded import LoadedModel
+from dspl.spec import PreprocessingSpec
 
 
 @dataclass
@@ -45,17 +48,22 @@ class Predictor:
     """A loaded model with its preprocessing: raw audio in, scores out, in eval mode and without gradients."""
 
     def __init__(self, loaded: LoadedModel, device: str | torch.device = "cpu", batch_size: int = 64) -> None:
-        self.hp: HParams = loaded.hp
+        self.loaded = loaded
+        self.config: RunConfig = loaded.config
         self.classes: ClassConfig = loaded.classes
         self.device = torch.device(device)
         self.batch_size = batch_size
-        features = loaded.features if loaded.features is not None else PlotTransform.from_hp(self.hp)
-        self.features = features.to(self.device).eval()
+        self.features = loaded.features.to(self.device).eval()
         self.model = loaded.model.to(self.device).eval()
 
     @property
     def categorical(self) -> bool:
-        return self.hp["prediction_type"] == "categorical"
+        return self.config.categorical
+
+    @property
+    def spec(self) -> PreprocessingSpec:
+        """The preprocessing spec of the model's configuration."""
+        return self.config.spec
 
     def decide(self, scores: np.ndarray) -> str | float:
         """The class label with the highest score, or the predicted value (regression)."""
@@ -71,7 +79,7 @@ class Predictor:
         return torch.cat(out).numpy()
 
     def _result(self, source: str, num_samples: int, chunk_scores: np.ndarray) -> FilePrediction:
-        times = chunk_times(num_samples, self.hp)
+        times = chunk_times(num_samples, self.spec)
         scores = chunk_scores.mean(axis=0)
         return FilePrediction(source, times, chunk_scores, scores, self.decide(scores),
                               [self.decide(row) for row in chunk_scores])
@@ -81,7 +89,8 @@ class Predictor:
         if isinstance(audio, (str, Path)):
             return next(self.predict_files([audio]))
         waveform = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
-        return self._result("<waveform>", waveform.shape[0], self.score_chunks(split_into_chunks(waveform, self.hp)))
+        return self._result("<waveform>", waveform.shape[0],
+                            self.score_chunks(split_into_chunks(waveform, self.spec)))
 
     def predict_files(self, paths: Iterable[str | Path], skipped: list[str] | None = None) -> Iterator[FilePrediction]:
         """Predict many files in order, packing chunks of consecutive files into full batches.
@@ -90,17 +99,17 @@ class Predictor:
         length (whole-file configurations, chunk_size <= 0, decode each file at once). A file that cannot be
         decoded raises its DsplError, or with ``skipped`` given is left out and its message appended there.
         """
-        if chunk_samples(self.hp)[0] == 0:  # whole files differ in length: one file per forward pass
+        if self.spec.whole_file:  # whole files differ in length: one file per forward pass
             for path in paths:
                 try:
-                    waveform = load_audio(path, self.hp["sample_rate"])
+                    waveform = load_audio(path, self.spec.sample_rate)
                 except DsplError as exc:
                     if skipped is None:
                         raise
                     skipped.append(str(exc))
                     continue
                 yield self._result(str(path), waveform.shape[0],
-                                   self.score_chunks(split_into_chunks(waveform, self.hp, str(path))))
+                                   self.score_chunks(split_into_chunks(waveform, self.spec, str(path))))
             return
         files: deque[_PendingFile] = deque()
         queue: list[tuple[_PendingFile, torch.Tensor]] = []
@@ -108,7 +117,7 @@ class Predictor:
             entry = _PendingFile(str(path))
             files.append(entry)
             try:
-                for chunks in stream_chunks(self._counted(entry, path), self.hp, entry.source):
+                for chunks in stream_chunks(self._counted(entry, path), self.spec, entry.source):
                     queue.append((entry, chunks))
                     entry.unscored += chunks.shape[0]
                     if sum(c.shape[0] for _, c in queue) >= self.batch_size:
@@ -127,7 +136,7 @@ class Predictor:
 
     def _counted(self, entry: _PendingFile, path: str | Path) -> Iterator[torch.Tensor]:
         """The file's blocks at the model's sample rate, counting its samples into ``entry``."""
-        for block in stream_audio(path, self.hp["sample_rate"]):
+        for block in stream_audio(path, self.spec.sample_rate):
             entry.samples += block.shape[0]
             yield block
 
@@ -148,10 +157,3 @@ class Predictor:
         while files and files[0].decoded and files[0].unscored == 0:
             entry = files.popleft()
             yield self._result(entry.source, entry.samples, np.concatenate(entry.scores))
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu", batch_size: int = 64,
-               hp_config: str | Path | None = None, class_config: str | Path | None = None) -> Predictor:
-    """Load a model file for prediction: a dspl `model.h5` or Lightning `.ckpt` needs no config files; a
-    DeepSpectrumLite Keras `model.h5` needs the hyper-parameter and class configs it was trained with."""
-    return Predictor(load_model_file(path, hp_config, class_config), device=device, batch_size=batch_size)

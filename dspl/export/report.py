@@ -1,0 +1,106 @@
+"""`export_report.json`: what an export verified, written and read by the same type.
+
+One entry per step under ``steps``: its ``check`` (the largest |Δ score| against the previous step for float
+steps, the top-1 agreement with the float model for quantised ones, see the README) and, where measured, the
+largest |Δ score| against the float model and an end-to-end model's agreement with PyTorch. The names of the
+exported files and of their steps are defined here once (`tflite_file`, `tflite_step`, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dspl.errors import DsplError
+from dspl.export.tflite_convert import QUANTIZATIONS
+from dspl.files import write_atomically
+
+REPORT_FILE = "export_report.json"
+FORMATS = ("onnx", "saved_model", "tflite")
+"""What an export can write: an ONNX model, a TensorFlow SavedModel, TFLite models."""
+
+
+def tflite_file(quantize: str) -> str:
+    """The image model's file name: model_<q>.tflite."""
+    return f"model_{quantize}.tflite"
+
+
+def end_to_end_file(quantize: str) -> str:
+    """The end-to-end model's file name: model_end_to_end_<q>.tflite."""
+    return f"model_end_to_end_{quantize}.tflite"
+
+
+def tflite_step(quantize: str) -> str:
+    """The step (and result) name of an image model: tflite_<q>."""
+    return f"tflite_{quantize}"
+
+
+def end_to_end_step(quantize: str) -> str:
+    """The step (and result) name of an end-to-end model: end_to_end_<q>."""
+    return f"end_to_end_{quantize}"
+
+
+STEP_OF_FILE: dict[str, str] = {
+    **{tflite_file(q): tflite_step(q) for q in QUANTIZATIONS},
+    **{end_to_end_file(q): end_to_end_step(q) for q in QUANTIZATIONS},
+}
+"""The verification step of each TFLite file an export writes."""
+
+
+@dataclass
+class StepCheck:
+    """The figures of one verified step (None: not measured for this step)."""
+
+    check: float
+    max_abs_diff: float | None = None
+    agreement_with_pytorch: float | None = None
+    max_abs_diff_pytorch: float | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @property
+    def max_difference(self) -> float | None:
+        """The largest |Δ score| against the float model, or against PyTorch for end-to-end models."""
+        return self.max_abs_diff if self.max_abs_diff is not None else self.max_abs_diff_pytorch
+
+
+@dataclass
+class ExportReport:
+    """What one export verified: the model, its backbone, the inputs and how many, the framework its own scores
+    came from, and every step's figures in the order they ran."""
+
+    model: str
+    backbone: str
+    inputs: str
+    verify_items: int
+    reference: str = "pytorch"
+    steps: dict[str, StepCheck] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        data: dict[str, Any] = {"model": self.model, "backbone": self.backbone, "inputs": self.inputs,
+                                "verify_items": self.verify_items,
+                                "steps": {name: step.to_dict() for name, step in self.steps.items()},
+                                "reference": self.reference}
+        return json.dumps(data, indent=2).encode()
+
+    def write(self, folder: Path) -> Path:
+        """Write the report into ``folder`` atomically."""
+        return write_atomically(folder / REPORT_FILE, self.to_json())
+
+    @classmethod
+    def read(cls, path: Path) -> "ExportReport":
+        """The report of an export_report.json file; a DsplError names a file that is not one."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            steps = {name: StepCheck(**values) for name, values in data.get("steps", {}).items()}
+            return cls(data.get("model", ""), data.get("backbone", ""), data.get("inputs", ""),
+                       int(data.get("verify_items", 0)), data.get("reference", "pytorch"), steps)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DsplError(f"{path}: not an export report written by dspl export ({exc})") from None
+
+    def step_of(self, tflite: Path) -> StepCheck | None:
+        """The figures of the step that wrote a TFLite file of this export (None: not one of its files)."""
+        return self.steps.get(STEP_OF_FILE.get(tflite.name, ""))
