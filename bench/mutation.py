@@ -46,19 +46,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # module -> (source file patterns, test files that cover them; fast and specific ones first, since -x stops early)
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "features": (["dspl/features/*.py"],
-                 ["tests/test_features_functional.py", "tests/test_features_resize.py", "tests/test_features_plots.py",
-                  "tests/test_features_cli.py", "tests/test_features_bounds.py"]),
+                 ["tests/features/test_functional.py", "tests/test_spec.py", "tests/features/test_resize.py",
+                  "tests/features/test_transforms.py", "tests/workflows/test_plot.py"]),
     "augment": (["dspl/augment/*.py"],
-                ["tests/test_augment_cutmix.py", "tests/test_augment_transforms.py", "tests/test_augment_policy.py",
-                 "tests/test_augment_stretch.py", "tests/test_train_module_augment.py", "tests/test_augment_bounds.py"]),
+                ["tests/augment/test_cutmix.py", "tests/augment/test_specaugment.py", "tests/augment/test_augmenter.py",
+                 "tests/augment/test_sapaugment.py", "tests/augment/test_stretch.py", "tests/models/test_module.py"]),
     "predict": (["dspl/workflows/predict.py"],
-                ["tests/test_evaluate_outputs.py", "tests/test_inference.py"]),
+                ["tests/workflows/test_predict.py", "tests/workflows/test_evaluate.py"]),
     "evaluate": (["dspl/workflows/evaluate.py"],
-                 ["tests/test_evaluate_outputs.py", "tests/test_inference.py"]),
+                 ["tests/workflows/test_evaluate.py", "tests/workflows/test_predict.py"]),
     "module": (["dspl/models/module.py"],
-               ["tests/test_train_module_augment.py", "tests/test_train_module.py"]),
+               ["tests/models/test_module.py"]),
     "verify": (["dspl/export/verify.py"],
-               ["tests/test_export_verify.py", "tests/test_export_units.py"]),
+               ["tests/export/test_verify.py", "tests/workflows/test_export.py::test_cli_export_onnx_only"]),
 }
 
 SKIP_CALL_OWNERS = {"log", "logger", "logging", "warnings", "console", "progress"}

@@ -1,4 +1,5 @@
-"""Shared fixtures: a small example data set (written once per session) and writers of sine WAV files."""
+"""Shared fixtures: a small example data set (written once per session), writers of sine WAV files, and small
+models (trained or untrained) that tests of several packages use."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import CLASS_DICT, spread_model_file, tiny_config, untrained_model
 
 
 def sine(frequency: float, seconds: float, sample_rate: int, amplitude: float = 0.5) -> np.ndarray:
@@ -92,3 +94,47 @@ def trained_model(example_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     model = out / "models" / grid["tb_experiment"][0] / f"{grid['tb_run_id'][0]}_config_0" / "model.h5"
     assert model.is_file()
     return model
+
+
+@pytest.fixture
+def untrained_model_file(tmp_path: Path) -> Path:
+    """A fresh untrained tiny model file per test (`tmp_path/model/model.h5`; outputs go beside it)."""
+    return spread_model_file(tmp_path / "model" / "model.h5", tiny_config(), CLASS_DICT)
+
+
+@pytest.fixture(scope="module")
+def spread_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained categorical model whose scores vary clearly between the chunks of a file (one per module)."""
+    return spread_model_file(tmp_path_factory.mktemp("spread") / "model.h5", tiny_config(), CLASS_DICT)
+
+
+@pytest.fixture(scope="session")
+def band_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(model.h5, example dir): test_efficientnet on 64x64 plots, 6 files per class, 4 epochs (about 15 s)."""
+    import json
+
+    from dspl.data.example import write_example_data
+    from dspl.workflows.train import TrainingData, train
+
+    data = write_example_data(tmp_path_factory.mktemp("band_data"), files_per_class=6, seed=0)
+    grid = json.loads((data / "hp_config.json").read_text())
+    grid.update(basemodel_name=["test_efficientnet"], epochs=[4], batch_size=[8], num_units=[8],
+                augment_cutmix=[False], augment_specaug=[False])
+    hp_file = data / "band_hp.json"
+    hp_file.write_text(json.dumps(grid))
+    out = tmp_path_factory.mktemp("band_model")
+    result = train(TrainingData(data / "audio", data / "label.csv"), out, hp_file, data / "class_config.json")[0]
+    assert result.test["test/uar"] >= 0.8
+    return result.model_file, data
+
+
+@pytest.fixture
+def tiny_loaded():
+    """A LoadedModel of tiny_config (4 units, 2 classes) with random weights and its plots."""
+    from dspl.config import ClassConfig
+    from dspl.features import PlotTransform
+    from dspl.models import LoadedModel
+
+    config = tiny_config(num_units=4)
+    classes = ClassConfig.from_dict({"a": "A", "b": "B"})
+    return LoadedModel(untrained_model(config, 2), PlotTransform(config.spec).eval(), config, classes)

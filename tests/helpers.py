@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+TESTS = Path(__file__).resolve().parent  # tests/ (its data/ holds the committed fixtures)
+ROOT = TESTS.parent  # the repository: README.md, configs/, notebooks/
 TINY = {"basemodel_name": "test_efficientnet", "image_width": 32, "image_height": 32, "num_units": 8}
 CLASS_DICT = {"low": "Low tone", "high": "High tone", "noise": "Noise"}
 
@@ -23,6 +26,13 @@ def build_config(values: dict[str, Any]) -> Any:
     from dspl.config import RunConfig
 
     return RunConfig.from_dict(values, "test")
+
+
+def example_config(**overrides: Any) -> Any:
+    """The example configuration (categorical, `dspl example-data`'s) with overrides (a RunConfig)."""
+    from dspl.data.example import example_hp
+
+    return build_config({**example_hp(), **overrides})
 
 
 def tiny_config(prediction_type: str = "categorical", **overrides: Any) -> Any:
@@ -47,6 +57,13 @@ def distinct_images(b: int, h: int = 32, w: int = 32) -> Any:
     return (torch.arange(b, dtype=torch.float32) + 1).view(b, 1, 1, 1).expand(b, 3, h, w).clone()
 
 
+def write_json(folder: Path, content: Any, name: str = "hp.json") -> Path:
+    """`content` as the JSON file `folder/name` (a grid, a class config, or something invalid on purpose)."""
+    path = folder / name
+    path.write_text(json.dumps(content), encoding="utf-8")
+    return path
+
+
 def write_grid(path: Path, config: Any) -> Path:
     """Write one configuration (a RunConfig or a mapping of keys) as a hyper-parameter grid file (JSON of
     one-element lists)."""
@@ -55,9 +72,118 @@ def write_grid(path: Path, config: Any) -> Path:
     return path
 
 
+def grid_file(path: Path, epochs: int, learning_rates: list[float]) -> Path:
+    """A grid file of tiny_config (batch size 8, ``epochs`` epochs): one configuration per learning rate."""
+    grid = {k: [v] for k, v in tiny_config(epochs=epochs, batch_size=8).to_dict().items()}
+    grid["learning_rate"] = learning_rates
+    path.write_text(json.dumps(grid), encoding="utf-8")
+    return path
+
+
+def model_grid(model_file: Path, path: Path, **changes: Any) -> Path:
+    """The model's own configuration written as a grid file, with some keys changed."""
+    import dspl
+
+    hp = {**dspl.load_model(model_file).config.to_dict(), **changes}
+    path.write_text(json.dumps({key: [value] for key, value in hp.items()}))
+    return path
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with Path(path).open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+# --- running commands and reading their errors -----------------------------------------------------------------
+
+def run(*args: str) -> Any:
+    """`dspl ARGS` in this process (click's CliRunner, the program named dspl); returns click's Result."""
+    from click.testing import CliRunner
+
+    from dspl.cli.main import cli
+
+    return CliRunner().invoke(cli, list(args), prog_name="dspl")
+
+
+def one_error_line(result: Any, message: str) -> None:
+    """The README's rule: exit status 1 and exactly one line, `error: <message>`."""
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == f"error: {message}"
+    assert "Traceback" not in result.output
+
+
+def error_message(call: Any, *args: Any) -> str:
+    """The message of the DsplError that ``call(*args)`` raises (fails if it raises none)."""
+    from dspl.errors import DsplError
+
+    with pytest.raises(DsplError) as error:
+        call(*args)
+    return str(error.value)
+
+
+def train_args(example_dir: Path, out: Path, hp_file: Path) -> list[str]:
+    """`dspl train` on the example set into ``out`` with the grid ``hp_file``."""
+    return ["train", "-d", str(example_dir / "audio"), "-md", str(out), "-hc", str(hp_file),
+            "-cc", str(example_dir / "class_config.json"), "-l", str(example_dir / "label.csv")]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under folder (relative path -> bytes), without dspl's hidden staging folders."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not any(part.startswith(".dspl-") for part in p.relative_to(folder).parts)}
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporaries, staging folders and journals under folder."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.name.endswith(".tmp") or p.name.startswith(".dspl-") and p.name != ".dspl-predict.lock")
+
+
+class RunsCode:
+    """A pickle that runs code when loaded without weights_only."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "the pickle ran"))
+
+
+# --- DeepSpectrumLite's own Keras models (tests/data/dsl_models, made by tools/dsl_fixtures.py) ---------------
+
+DSL_MODELS = TESTS / "data" / "dsl_models"
+DSL_CLASSES = DSL_MODELS / "class_config.json"
+DSL_DETERMINISTIC = ("mobilenet_v2", "densenet121", "squeezenet_v1")  # trained from weights, or without BatchNorm
+
+
+def dsl_configs(name: str) -> list[str]:
+    """The fixture's configs as `-hc`/`-cc` arguments."""
+    return ["-hc", str(DSL_MODELS / name / "hp_config.json"), "-cc", str(DSL_CLASSES)]
+
+
+def dsl_given(name: str) -> Any:
+    """The fixture's configs as `-hc`/`-cc` give them (GivenConfigs)."""
+    from dspl.config import GivenConfigs
+
+    return GivenConfigs.read(DSL_MODELS / name / "hp_config.json", DSL_CLASSES)
+
+
+def dsl_model_copy(name: str, tmp_path: Path) -> Path:
+    """The fixture's model.h5 in a folder `<name>_0` (outputs go beside the model)."""
+    import shutil
+
+    folder = tmp_path / f"{name}_0"
+    folder.mkdir()
+    return Path(shutil.copy(DSL_MODELS / name / "model.h5", folder / "model.h5"))
+
+
+def read_scores(path: Path) -> tuple[list[tuple[str, float]], np.ndarray, list[str]]:
+    """(filename, time) keys, the prob_ columns and the predictions of a chunk predictions CSV."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    columns = [c for c in rows[0] if c.startswith("prob_")]
+    keys = [(r["filename"], round(float(r["time"]), 3)) for r in rows]
+    return keys, np.array([[float(r[c]) for c in columns] for r in rows]), [r["prediction"] for r in rows]
 
 
 def untrained_model(config: Any, num_outputs: int) -> Any:

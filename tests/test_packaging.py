@@ -1,21 +1,15 @@
-"""Packaging: console scripts, --help/--version, and CITATION.cff against the CFF 1.2.0 rules it uses."""
+"""Packaging: console scripts, CITATION.cff against the CFF 1.2.0 rules it uses, the README's package map."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import click
 import jsonschema
 import yaml
-from click.testing import CliRunner
+from helpers import ROOT
 
 from dspl import __version__
-from dspl.cli.main import COMMANDS, SHORT_HELP_LIMIT, cli
-
-ROOT = Path(__file__).resolve().parents[1]
-
-DOCUMENTED_COMMANDS = {"train", "predict", "devel-test", "stats", "convert", "tflite-stats", "create-preprocessor"}
 
 # The part of the Citation File Format 1.2.0 that this project's file uses, written down as a JSON schema.
 PERSON = {
@@ -76,31 +70,6 @@ def test_citation_schema_rejects_a_broken_doi():
         assert "does not match" in exc.message
     else:
         raise AssertionError("a malformed DOI passed the schema")
-
-
-def test_help_lists_the_documented_commands():
-    result = CliRunner().invoke(cli, ["--help"])
-    assert result.exit_code == 0
-    commands_section = result.output.split("Commands:", 1)[1]
-    listed = set(re.findall(r"^  ([a-z-]+)\s", commands_section, flags=re.M))
-    assert DOCUMENTED_COMMANDS <= listed
-    assert listed == set(COMMANDS)
-
-
-def test_the_listing_states_each_commands_own_help_once():
-    """`dspl --help` shows what each command's own `--help` opens with, read from the one docstring."""
-    listing = " ".join(CliRunner().invoke(cli, ["--help"]).output.split("Commands:", 1)[1].split())
-    context = click.Context(cli)
-    for name in COMMANDS:
-        command = cli.get_command(context, name)
-        assert command.name == name
-        first_sentence = " ".join(command.get_short_help_str(SHORT_HELP_LIMIT).split())
-        assert first_sentence.endswith(".") and f"{name} {first_sentence}" in listing, name
-
-
-def test_version_flag():
-    result = CliRunner().invoke(cli, ["--version"])
-    assert result.exit_code == 0 and __version__ in result.output
 
 
 def test_both_console_scripts_are_installed():

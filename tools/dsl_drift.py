@@ -5,7 +5,7 @@ bins (about 100 dB below the peak) come out a few dB apart, which moves some pix
 That part of any difference is not dspl's. This script recomputes every case of tests/data/dsl_reference/
 with plain ``tf.signal``/``tf.image`` code in the installed TensorFlow, following the README's "How a chunk
 becomes a plot" (it imports no dspl code, so it measures TensorFlow alone), compares with DeepSpectrumLite's
-arrays and writes ``drift.json`` beside them. tests/test_dsl_reference.py bounds each case's tolerance by
+arrays and writes ``drift.json`` beside them. tests/features/test_dsl_reference.py bounds each case's tolerance by
 that drift plus a margin. Run it in the project's venv after tools/dsl_reference.py::
 
     .venv/bin/python tools/dsl_drift.py

@@ -3,7 +3,7 @@
 dspl promises the plots DeepSpectrumLite made (the README, "How a chunk becomes a plot"). This script asks the
 original, through its public ``DataPipeline.generate_spectrogram``, for the plots (or raw features) of a few
 chunks of real audio under ~50 configurations that each vary one or two keys around a base configuration,
-and stores them with the raw chunks they came from. tests/test_dsl_reference.py compares dspl against them.
+and stores them with the raw chunks they came from. tests/features/test_dsl_reference.py compares dspl against them.
 It is not run by CI: it needs DeepSpectrumLite, which runs on Python 3.8 with TensorFlow 2.5 only::
 
     PYENV_VERSION=3.8.18 python3.8 -m venv /tmp/dslvenv

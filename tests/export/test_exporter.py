@@ -1,0 +1,25 @@
+"""The Exporter and its options (dspl.export.exporter): argument errors before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dspl.errors import DsplError
+
+
+def test_export_argument_errors(tiny_loaded, tmp_path: Path) -> None:
+    from dspl.export.exporter import Exporter, ExportOptions
+    from dspl.export.inputs import InputSources
+
+    with pytest.raises(DsplError, match="calibration audio"):
+        ExportOptions(quantize=("int8",))
+    with pytest.raises(DsplError, match="format: value tfjs"):
+        ExportOptions(formats=("tfjs",))
+    with pytest.raises(DsplError, match="quantize: value int4"):
+        ExportOptions(quantize=("int4",))
+    with pytest.raises(DsplError, match="data directory"):
+        Exporter(ExportOptions(inputs=InputSources(label_file=tmp_path / "label.csv"))).export(tiny_loaded, tmp_path)
+    with pytest.raises(DsplError, match="label file"):
+        Exporter(ExportOptions(inputs=InputSources(data_dir=tmp_path))).export(tiny_loaded, tmp_path)

@@ -1,0 +1,17 @@
+"""TFLite conversion in its own process (dspl.export.tflite_convert): a crash there is a clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from dspl.errors import DsplError
+
+
+def test_a_converter_that_kills_its_process_ends_as_a_clear_error() -> None:
+    import os
+
+    from dspl.export.tflite_convert import run_isolated
+
+    assert run_isolated(divmod, 7, 2, what="x") == (3, 1)
+    with pytest.raises(DsplError, match=r"model.onnx \(int8\): TensorFlow crashed converting or running the model"):
+        run_isolated(os.abort, what="model.onnx (int8)")

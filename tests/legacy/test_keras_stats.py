@@ -1,0 +1,17 @@
+"""`dspl stats` of a DeepSpectrumLite Keras model (dspl.legacy.keras_stats)."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import DSL_MODELS, run
+
+
+def test_stats_of_a_keras_model(tmp_path):
+    result = run("stats", "-md", str(DSL_MODELS / "squeezenet_v1" / "model.h5"), "--runs", "2", "--json")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output[result.output.index("{"):])
+    # SqueezeNet 1.1 without its top (722,496) + Dense 512 -> 16 (8,208) + Dense 16 -> 3 (51)
+    assert stats["params_total"] == 722_496 + 8_208 + 51
+    assert stats["input_shape"] == [1, 32, 32, 3] and stats["flops"] > 0
+    assert sum(row["params"] for row in stats["layers"]) == stats["params_total"]

@@ -1,0 +1,30 @@
+"""Quiet by default (dspl.quiet): a command that loads TensorFlow prints no native start-up chatter unless -vv
+asks for it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import tiny_config, write_grid
+
+NATIVE_CHATTER = ("Unable to register", "computation placer", "absl::InitializeLog", "cuda")
+
+
+def run_dspl(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dspl", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_tensorflow_chatter_only_with_vv(tmp_path):
+    grid = write_grid(tmp_path / "hp.json", tiny_config())
+    quiet = run_dspl("create-preprocessor", "-hc", str(grid), "-d", str(tmp_path / "p.tflite"), cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.strip() == f"wrote {tmp_path / 'p.tflite'}"
+    assert not [line for line in quiet.stderr.splitlines() if any(word in line for word in NATIVE_CHATTER)], \
+        quiet.stderr
+    loud = run_dspl("-vv", "create-preprocessor", "-hc", str(grid), "-d", str(tmp_path / "q.tflite"), cwd=tmp_path)
+    assert loud.returncode == 0 and any(word in loud.stderr for word in NATIVE_CHATTER)

@@ -1,0 +1,63 @@
+"""`dspl fit`: LightningCLI with the example YAML, --print_config, Trainer flags, and DDP over 2 CPU processes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from helpers import ROOT, TINY
+
+from dspl.cli.main import cli
+from dspl.data.example import example_hp
+from dspl.loading import load_model_file
+
+FIT_EXAMPLE = ROOT / "configs" / "fit_example.yaml"
+
+
+def fit_args(example_dir, tmp_path, *extra):
+    """`dspl fit` arguments: the example YAML with a tiny one-epoch hp config and the example data."""
+    hp_config = tmp_path / "hp_config.json"
+    hp_config.write_text(json.dumps({k: [v] for k, v in {**example_hp(), **TINY, "epochs": 1}.items()}),
+                         encoding="utf-8")
+    return ["fit", "--config", str(FIT_EXAMPLE), "--model.hp_config", str(hp_config),
+            "--model.class_config", str(example_dir / "class_config.json"),
+            "--data.data_dir", str(example_dir / "audio"), "--data.label_file", str(example_dir / "label.csv"),
+            "--trainer.default_root_dir", str(tmp_path / "runs"), "--trainer.accelerator", "cpu", *extra]
+
+
+def test_print_config_shows_the_resolved_configuration(example_dir, tmp_path):
+    result = CliRunner().invoke(cli, fit_args(example_dir, tmp_path, "--trainer.precision", "bf16-mixed",
+                                              "--print_config"))
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load(result.output)
+    assert config["model"]["hp_config"] == str(tmp_path / "hp_config.json")
+    assert config["data"]["label_file"] == str(example_dir / "label.csv")
+    assert config["trainer"]["precision"] == "bf16-mixed" and config["trainer"]["max_epochs"] is None
+
+
+def test_help_describes_the_model_and_data_arguments():
+    result = CliRunner().invoke(cli, ["fit", "--help"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for description in ("DeepSpectrumLite hp config", "JSON object mapping class labels to names",
+                        "which configuration of the grid to train", "DataLoader worker processes"):
+        assert description in text
+
+
+@pytest.mark.slow
+def test_fit_trains_under_ddp_with_two_cpu_processes(example_dir, tmp_path):
+    args = fit_args(example_dir, tmp_path, "--trainer.devices", "2", "--trainer.strategy", "ddp",
+                    "--trainer.enable_progress_bar", "false", "--trainer.callbacks", "[]",
+                    "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1")
+    run = subprocess.run([sys.executable, "-m", "dspl", "-v", *args], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Starting with 2 processes" in run.stderr + run.stdout
+    version = tmp_path / "runs" / "lightning_logs" / "version_0"
+    loaded = load_model_file(version / "model.h5")
+    assert loaded.config.model.basemodel_name == "test_efficientnet" and loaded.classes.num_classes == 3
+    config = yaml.safe_load((version / "config.yaml").read_text())
+    assert config["trainer"]["max_epochs"] == 1 and config["seed_everything"] == 42
+    assert list((version / "checkpoints").glob("*.ckpt"))

@@ -1,0 +1,203 @@
+"""`predict` (dspl.workflows.predict): DeepSpectrumLite's CSVs, grouped scores as the mean of the chunk CSV,
+configs checked against the model, globs of models and of audio, nested folders, undecodable files, and
+predictions that never clobber each other."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from helpers import CLASS_DICT, leftovers, model_grid, one_error_line, read_csv, run, spread_model_file, tiny_config
+
+import dspl
+from dspl.cli.main import cli
+from dspl.data.audio import audio_frames
+from dspl.data.chunking import num_chunks
+from dspl.errors import DsplError
+from dspl.files import exclusive_lock
+
+
+def test_predict_cli_writes_deepspectrumlite_csv(trained_model, example_dir):
+    audio = example_dir / "audio"
+    result = run("-v", "predict", "-md", str(trained_model), "-d", str(audio))
+    assert result.exit_code == 0, result.output
+    out = trained_model.parent / "test" / "test"
+    rows = read_csv(out / "test.chunks.predictions.csv")
+    files = sorted(audio.glob("*.wav"))
+    hp = dspl.load_model(trained_model).config.spec
+    assert len(rows) == sum(num_chunks(audio_frames(f, hp.sample_rate), hp) for f in files)
+    labels = list(json.loads((example_dir / "class_config.json").read_text()))
+    assert list(rows[0]) == ["filename", "time", *(f"prob_{label}" for label in labels), "prediction"]
+    probs = np.array([[float(r[k]) for k in r if k.startswith("prob_")] for r in rows])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    grouped = read_csv(out / "test.grouped.predictions.csv")
+    assert [r["filename"] for r in grouped] == [f.name for f in files]
+
+
+def test_predict_checks_given_configs_against_the_model(trained_model, example_dir, tmp_path):
+    audio = str(example_dir / "audio")
+    same = model_grid(trained_model, tmp_path / "same.json", batch_size=3, epochs=9)  # training keys may differ
+    assert run("predict", "-md", str(trained_model), "-d", audio, "-hc", str(same)).exit_code == 0
+    bad = model_grid(trained_model, tmp_path / "hp.json", sample_rate=8000, upper_edge_hertz=4000.0)
+    result = run("predict", "-md", str(trained_model), "-d", audio, "-hc", str(bad))
+    assert result.exit_code == 1
+    assert "no configuration matches the model" in result.output and "key 'sample_rate' is 8000" in result.output
+    classes = tmp_path / "cc.json"
+    classes.write_text(json.dumps({"a": "A", "b": "B"}))
+    result = run("predict", "-md", str(trained_model), "-d", str(example_dir / "audio"), "-cc", str(classes))
+    assert result.exit_code == 1 and "classes ['a', 'b'] differ from the model's" in result.output
+
+
+def test_predict_with_a_glob_over_models(trained_model, example_dir, tmp_path):
+    import shutil
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(trained_model, tmp_path / name / "model.h5")
+    result = run("predict", "-md", str(tmp_path / "*" / "model.h5"), "-d", str(example_dir / "audio"))
+    assert result.exit_code == 0, result.output
+    for name in ("a", "b"):
+        assert (tmp_path / name / "test" / "test" / "test.chunks.predictions.csv").is_file()
+
+
+def test_predict_loads_each_model_once_for_many_files(trained_model, example_dir, monkeypatch):
+    import dspl.workflows.predict
+    from dspl.workflows.predict import predict
+
+    calls = []
+    real = dspl.workflows.predict.load_model_file
+    monkeypatch.setattr(dspl.workflows.predict, "load_model_file",
+                        lambda path, *configs: calls.append(path) or real(path, *configs))
+    files = sorted((example_dir / "audio").glob("*.wav"))
+    assert len(files) >= 15
+    predict(trained_model, example_dir / "audio", batch_size=4)
+    assert calls == [trained_model]
+
+
+def test_predict_takes_a_glob_of_audio_files_as_deepspectrumlite_documented(trained_model, example_dir):
+    result = run("predict", "-md", str(trained_model), "-d", str(example_dir / "audio" / "test_*.wav"))
+    assert result.exit_code == 0, result.output
+    rows = read_csv(trained_model.parent / "test" / "test" / "test.grouped.predictions.csv")
+    assert [r["filename"] for r in rows] == sorted(p.name for p in (example_dir / "audio").glob("test_*.wav"))
+    missing = run("predict", "-md", str(trained_model), "-d", str(example_dir / "audio" / "none_*.wav"))
+    assert missing.exit_code == 1 and "the pattern matches no audio files" in missing.output
+
+
+def test_predict_grouped_scores_are_the_mean_of_the_chunk_csv(spread_model, example_dir):
+    result = run("predict", "-md", str(spread_model), "-d", str(example_dir / "audio"))
+    assert result.exit_code == 0, result.output
+    out = spread_model.parent / "test" / "test"
+    chunks, grouped = read_csv(out / "test.chunks.predictions.csv"), read_csv(out / "test.grouped.predictions.csv")
+    columns = ["prob_low", "prob_high", "prob_noise"]
+    assert list(grouped[0]) == ["filename", *columns, "prediction"]
+    by_file = defaultdict(list)
+    for row in chunks:
+        by_file[row["filename"]].append([float(row[c]) for c in columns])
+    assert [r["filename"] for r in grouped] == list(by_file) and len(grouped) == 15
+    far_from_first = 0
+    for row in grouped:
+        scores = np.asarray(by_file[row["filename"]])
+        mean = scores.mean(axis=0)
+        np.testing.assert_allclose([float(row[c]) for c in columns], mean, atol=1.5e-6, err_msg=row["filename"])
+        assert row["prediction"] == ["low", "high", "noise"][int(np.argmax(mean))]
+        far_from_first += bool(np.abs(scores[0] - mean).max() > 1e-3)
+    assert far_from_first >= 5  # the chunks of a file really differ: the first chunk's scores are not the mean
+
+
+def test_predict_returns_the_chunk_csv_of_every_model(tmp_path, example_dir):
+    from dspl.workflows.predict import predict
+
+    models = [spread_model_file(tmp_path / name / "model.h5", tiny_config(), CLASS_DICT, seed=i)
+              for i, name in enumerate(("one", "two"))]
+    audio = sorted((example_dir / "audio").glob("test_*.wav"))[0]
+    written = predict(tmp_path / "*" / "model.h5", audio)
+    assert written == [m.parent / "test" / "test" / "test.chunks.predictions.csv" for m in models]
+    assert all(path.is_file() for path in written)
+
+
+def test_predict_scores_every_file_under_nested_folders(spread_model, tmp_path, write_sine):
+    data = tmp_path / "data"
+    expected = {
+        "top.wav": write_sine(data / "top.wav", 300, seconds=1.5),
+        "a/one.wav": write_sine(data / "a" / "one.wav", 800, seconds=1.0),
+        "a/b/two.flac": write_sine(data / "a" / "b" / "two.flac", 2000, seconds=2.0),
+        "c/d/e/three.ogg": write_sine(data / "c" / "d" / "e" / "three.ogg", 4000, seconds=1.0),
+    }
+    (data / "a" / "notes.txt").write_text("not audio")
+    result = CliRunner().invoke(cli, ["predict", "-md", str(spread_model), "-d", str(data)])
+    assert result.exit_code == 0, result.output
+    out = spread_model.parent / "test" / "test"
+    grouped = read_csv(out / "test.grouped.predictions.csv")
+    assert sorted(r["filename"] for r in grouped) == sorted(expected)
+    chunks = read_csv(out / "test.chunks.predictions.csv")
+    per_file = {name: sum(r["filename"] == name for r in chunks) for name in expected}
+    # 1 s chunks every 0.5 s: 1.5 s -> 2 chunks, 1 s -> 1, 2 s -> 3
+    assert per_file == {"top.wav": 2, "a/one.wav": 1, "a/b/two.flac": 3, "c/d/e/three.ogg": 1}
+
+
+def test_predict_model_glob_with_double_star_reaches_every_depth(tmp_path):
+    from dspl.workflows.predict import expand_model_paths
+
+    for sub in ("a", "b/c", "b/c/d/e"):
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / "model.h5").write_bytes(b"")
+    (tmp_path / "b" / "other.h5").write_bytes(b"")
+    found = expand_model_paths(tmp_path / "**" / "model.h5")
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/model.h5", "b/c/d/e/model.h5", "b/c/model.h5"]
+    assert expand_model_paths(tmp_path / "*" / "*.h5") == [tmp_path / "a" / "model.h5", tmp_path / "b" / "other.h5"]
+    with pytest.raises(DsplError, match="no model file found"):
+        expand_model_paths(tmp_path / "*" / "missing.h5")
+
+
+def test_predict_skips_and_lists_an_undecodable_file(untrained_model_file, tmp_path, write_sine, caplog):
+    write_sine(tmp_path / "audio" / "a.wav", seconds=1.5)
+    (tmp_path / "audio" / "b.wav").write_bytes(b"RIFF junk")
+    write_sine(tmp_path / "audio" / "c.wav", seconds=2.5)
+    with caplog.at_level(logging.WARNING, logger="dspl.workflows.predict"):
+        result = run("predict", "-md", str(untrained_model_file), "-d", str(tmp_path / "audio"))
+    assert result.exit_code == 0, result.output
+    rows = read_csv(untrained_model_file.parent / "test" / "test" / "test.grouped.predictions.csv")
+    assert [row["filename"] for row in rows] == ["a.wav", "c.wav"]
+    assert len(caplog.messages) == 1 and caplog.messages[0].startswith(
+        f"{untrained_model_file}: skipped 1 of 3 file(s) that cannot be decoded: {tmp_path / 'audio' / 'b.wav'}: "
+        "cannot decode audio (")
+
+
+# --- predictions never clobber each other ---------------------------------------------------------------------
+def checkpoint_of(model_file: Path, destination: Path) -> Path:
+    """A checkpoint as DsplModule writes it (hyper_parameters + 'model.'-prefixed state dict) of a model file."""
+    from dspl.models.modelfile import read_model_file
+
+    contents = read_model_file(model_file)
+    torch.save({"hyper_parameters": {"hp": contents.config.to_dict(), "classes": contents.classes.to_dict()},
+                "state_dict": {f"model.{k}": v for k, v in contents.state.items()}}, destination)
+    return destination
+
+
+def test_model_h5_and_model_ckpt_of_one_folder_write_separate_predictions(untrained_model_file, tmp_path, write_sine):
+    checkpoint_of(untrained_model_file, untrained_model_file.with_name("model.ckpt"))
+    write_sine(tmp_path / "audio" / "a.wav", seconds=1.5)
+    result = run("predict", "-md", str(untrained_model_file.parent / "model.*"), "-d", str(tmp_path / "audio"))
+    assert result.exit_code == 0, result.output
+    folder = untrained_model_file.parent / "test"
+    assert result.output.split() == [str(folder / "model.ckpt" / "test.chunks.predictions.csv"),
+                                     str(folder / "test" / "test.chunks.predictions.csv")]
+    assert read_csv(folder / "test" / "test.grouped.predictions.csv") == read_csv(
+        folder / "model.ckpt" / "test.grouped.predictions.csv")
+    assert leftovers(untrained_model_file.parent) == []
+
+
+def test_a_second_predict_into_the_same_folder_is_refused(untrained_model_file, tmp_path, write_sine):
+    write_sine(tmp_path / "audio" / "a.wav", seconds=1.5)
+    folder = untrained_model_file.parent / "test" / "test"
+    with exclusive_lock(folder / ".dspl-predict.lock", "the test"):  # as another process's predict holds it
+        result = run("predict", "-md", str(untrained_model_file), "-d", str(tmp_path / "audio"))
+    one_error_line(result, f"{folder}: another dspl predict with {untrained_model_file} is running into this folder "
+                           "already; wait for it to finish, then run again")
+    assert not (folder / "test.chunks.predictions.csv").exists()

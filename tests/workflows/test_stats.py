@@ -1,0 +1,41 @@
+"""`stats` (dspl.workflows.stats): parameters, FLOPs by hand, layers and latency of a trained model."""
+
+import json
+
+import torch
+from helpers import run
+
+import dspl
+
+
+def test_stats_reports_parameters_flops_and_layers(trained_model):
+    result = run("stats", "-md", str(trained_model), "--json", "--runs", "2")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    model = dspl.load_model(trained_model).model
+    assert stats["params_total"] == sum(p.numel() for p in model.parameters())
+    # FLOPs by hand: 2 · MACs of every convolution and linear layer (the only operators that count)
+    x = torch.zeros(stats["input_shape"])
+    macs = []
+
+    def count(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs.append(output.numel() * module.in_channels // module.groups * kh * kw)
+        elif isinstance(module, torch.nn.Linear):
+            macs.append(output.numel() * module.in_features)
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    assert stats["input_shape"] == [1, 3, 32, 32]
+    # the stem: a 3×3 convolution, stride 2, 3 -> 24 channels on 32×32: 24·16·16 outputs × 3·3·3 MACs each
+    assert macs[0] == 24 * 16 * 16 * 27 == 165_888
+    assert stats["macs"] == sum(macs) and stats["flops"] == 2 * sum(macs)
+    assert stats["file_size_bytes"] == trained_model.stat().st_size
+    assert sum(row["params"] for row in stats["layers"]) == stats["params_total"]
+    assert 0 < stats["latency"]["min_ms"] <= stats["latency"]["median_ms"] <= stats["latency"]["p90_ms"]
+    table = run("stats", "-d", str(trained_model), "--runs", "2")  # DeepSpectrumLite's README spelling
+    assert table.exit_code == 0 and "FLOPs" in table.output
