@@ -1,11 +1,17 @@
-"""dspl: train light-weight audio classifiers on spectrogram plots with PyTorch, ship them as TFLite."""
+"""dspl: train light-weight audio classifiers on spectrogram plots with PyTorch, ship them as TFLite.
+
+Importing dspl applies its CPU thread policy (dspl.threads) before torch starts, if torch has not started yet.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from dspl import threads
 from dspl.errors import DsplError
 from dspl.version import __version__
+
+threads.configure()
 
 __all__ = ["DsplError", "__version__", "load_model"]
 

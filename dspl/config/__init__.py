@@ -21,7 +21,7 @@ from dspl.config.settings import (
 
 __all__ = [
     "PREPROCESSING_KEYS", "SCHEMA", "AugmentSettings", "ClassConfig", "ConfigError", "ExperimentSettings",
-    "GivenConfigs", "LabelParserRef", "ModelSettings", "PreprocessingSettings", "RunConfig", "TrainingSettings", "check_class_config",
-    "expand_grid", "load_class_config", "load_config", "load_grid", "parse_grid", "read_json",
+    "GivenConfigs", "LabelParserRef", "ModelSettings", "PreprocessingSettings", "RunConfig", "TrainingSettings",
+    "check_class_config", "expand_grid", "load_class_config", "load_config", "load_grid", "parse_grid", "read_json",
     "select_configurations",
 ]

@@ -16,6 +16,7 @@ from dspl.errors import DsplError
 from dspl.export import tflite_file
 from dspl.export.tf_convert import SIGNATURE
 from dspl.export.tflite_convert import checked_convert
+from dspl.quiet import native_quiet
 from dspl.spec import PreprocessingSpec
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def compose_fp32(spec: PreprocessingSpec, image_saved_model: str | Path, num_sam
     from dspl.export.tf_reference import TFPlotPipeline
 
     pipeline = TFPlotPipeline(spec, tflite_compatible=True, num_samples=num_samples)
-    image_model = tf.saved_model.load(str(image_saved_model))
+    with native_quiet():
+        image_model = tf.saved_model.load(str(image_saved_model))
     serve = image_model.signatures[SIGNATURE]
     (plot_name,) = serve.structured_input_signature[1]
     length = pipeline.num_samples or None
@@ -51,7 +53,9 @@ def compose_fp32(spec: PreprocessingSpec, image_saved_model: str | Path, num_sam
             return {"scores": scores}
 
     module = EndToEnd()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    with native_quiet():
+        function = module.__call__.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = False
     model = checked_convert(converter, "end-to-end model (fp32)")

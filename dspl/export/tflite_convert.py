@@ -14,6 +14,7 @@ import numpy as np
 from dspl.errors import DsplError
 from dspl.export.tflite_file import custom_operators
 from dspl.quiet import native_quiet, quiet_child
+from dspl.threads import threads as policy_threads
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +134,12 @@ def tflite_predict(model: str | Path | bytes, inputs: Sequence[np.ndarray], thre
 
 def make_interpreter(model: str | Path | bytes, threads: int | None = None):
     """A LiteRT interpreter (XNNPACK delegate by default) for a .tflite path or bytes, its tensors allocated
-    (LiteRT announces the delegate on descriptor 2 then: silenced when dspl runs quietly)."""
+    (LiteRT announces the delegate on descriptor 2 then: silenced when dspl runs quietly); ``threads`` defaults to
+    dspl's thread policy (dspl.threads)."""
     from ai_edge_litert.interpreter import Interpreter
 
     source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-    interpreter = Interpreter(**source, num_threads=threads)
+    interpreter = Interpreter(**source, num_threads=policy_threads() if threads is None else threads)
     with native_quiet():
         interpreter.allocate_tensors()
     return interpreter

@@ -19,6 +19,7 @@ from dspl.export.tflite_convert import make_interpreter
 from dspl.export.tflite_file import constant_tensors, tflite_operators
 from dspl.files import atomic_path
 from dspl.latency import WARMUP_RUNS, time_calls
+from dspl.threads import threads as policy_threads
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,15 @@ def measure_latency(model: str | Path, runs: int = 50, threads: int | None = Non
 
 def measure_latencies(models: dict[str, str | Path], runs: int = 50, threads: int | None = None,
                       warmup: int = WARMUP_RUNS, runtime: str = "litert") -> dict[str, dict[str, Any]]:
-    """measure_latency for several models, interleaved invoke by invoke (for side-by-side ratios)."""
+    """measure_latency for several models, interleaved invoke by invoke (for side-by-side ratios); ``threads``
+    defaults to dspl's thread policy (dspl.threads)."""
+    threads = policy_threads() if threads is None else threads
     interpreters = {name: _ready_interpreter(path, threads, runtime) for name, path in models.items()}
     timings = time_calls({name: interpreter.invoke for name, interpreter in interpreters.items()}, runs, warmup)
-    return {name: {**timing, "threads": threads if threads is not None else -1, "runtime": runtime}
-            for name, timing in timings.items()}
+    return {name: {**timing, "threads": threads, "runtime": runtime} for name, timing in timings.items()}
 
 
-def _ready_interpreter(model: str | Path, threads: int | None, runtime: str):
+def _ready_interpreter(model: str | Path, threads: int, runtime: str):
     """An interpreter with tensors allocated and its inputs set to seeded noise (zeros would make a peak-normalising
     preprocessor, such as DeepSpectrumLite's, divide by zero)."""
     if runtime == "tensorflow":

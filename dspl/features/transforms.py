@@ -11,6 +11,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from dspl import threads
 from dspl.errors import DsplError
 from dspl.features import functional as F
 from dspl.features.resize import as_selection, resize_images, resize_matrix
@@ -108,8 +109,9 @@ class PlotTransform(nn.Module):
         ``lengths`` (whole-file mode): the number of real samples of each row; each plot is then made from
         that row's own samples alone, as if it had been passed by itself.
         """
-        # autocast off: mixed precision would break the parity with TF
-        with torch.autocast(audio.device.type, enabled=False):
+        # autocast off: mixed precision would break the parity with TF; small batches on one CPU thread
+        small = audio.device.type == "cpu" and audio.numel() <= threads.SMALL_WORK_SAMPLES
+        with torch.autocast(audio.device.type, enabled=False), threads.single_thread(small):
             if lengths is None:
                 return self._plot(audio)
             return torch.cat([self._plot(audio[i:i + 1, :int(n)]) for i, n in enumerate(lengths)])

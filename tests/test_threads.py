@@ -1,0 +1,100 @@
+"""The thread policy: the CPUs a process may use (affinity, cgroup quota, SLURM), explicit settings winning, and
+what it sets before the runtimes start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dspl.errors import DsplError
+from dspl.threads import APPLIED_ENV, PASSIVE, THREAD_VARIABLES, cgroup_cpu_quota, configure, decide
+
+
+@pytest.mark.parametrize("environ, affinity, quota, threads, reason", [
+    ({}, 8, None, 8, "8 CPU(s) in the affinity mask"),
+    ({}, 2, None, 2, "2 CPU(s) in the affinity mask"),
+    ({}, 8, 1.5, 1, "a cgroup CPU quota of 1.5 CPU(s)"),
+    ({}, 8, 0.5, 1, "a cgroup CPU quota of 0.5 CPU(s)"),
+    ({}, 8, 4.0, 4, "a cgroup CPU quota of 4 CPU(s)"),
+    ({}, 3, 4.0, 3, "3 CPU(s) in the affinity mask"),
+    ({"SLURM_CPUS_PER_TASK": "2"}, 64, None, 2, "SLURM_CPUS_PER_TASK=2"),
+    ({"SLURM_CPUS_PER_TASK": "8"}, 4, None, 4, "4 CPU(s) in the affinity mask"),
+    ({"OMP_NUM_THREADS": "3"}, 64, 1.0, 3, "OMP_NUM_THREADS (set by the user)"),
+    ({"OMP_NUM_THREADS": "4,2"}, 64, None, 4, "OMP_NUM_THREADS (set by the user)"),
+    ({"DSPL_THREADS": "5", "OMP_NUM_THREADS": "3"}, 2, None, 5, "DSPL_THREADS (set by the user)"),
+    ({"OMP_NUM_THREADS": "2", APPLIED_ENV: "2", "SLURM_CPUS_PER_TASK": "1"}, 2, None, 1, "SLURM_CPUS_PER_TASK=1"),
+])
+def test_the_decision_takes_the_least_limit_unless_the_user_set_one(environ, affinity, quota, threads, reason):
+    policy = decide(environ, affinity, quota)
+    assert (policy.threads, policy.reason) == (threads, reason)
+
+
+def test_an_explicit_request_wins_over_everything():
+    policy = decide({"OMP_NUM_THREADS": "3", "SLURM_CPUS_PER_TASK": "1"}, 2, 1.0, requested=6)
+    assert (policy.threads, policy.reason) == (6, "--threads")
+
+
+@pytest.mark.parametrize("name, value", [("OMP_NUM_THREADS", "0"), ("SLURM_CPUS_PER_TASK", "many"),
+                                         ("DSPL_THREADS", "-2")])
+def test_a_bad_setting_is_one_clear_error(name, value):
+    with pytest.raises(DsplError, match=f"^{name}='{value}': expected a whole number of threads >= 1$"):
+        decide({name: value}, 2, None)
+
+
+def test_cgroup_quotas_of_both_versions_are_read(tmp_path):
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(tmp_path / "v2") == 1.5
+    (tmp_path / "v2" / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path / "v2") is None
+    (tmp_path / "v1" / "cpu").mkdir(parents=True)
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(tmp_path / "v1") == 0.5
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_quota(tmp_path / "v1") is None
+    assert cgroup_cpu_quota(tmp_path / "none") is None
+
+
+def test_configure_sets_the_runtimes_environment_and_keeps_the_users_wait_policy():
+    environ = {"SLURM_CPUS_PER_TASK": "1"}
+    policy = configure(environ=environ)
+    assert policy.threads == 1
+    assert environ["OMP_NUM_THREADS"] == environ["TF_NUM_INTRAOP_THREADS"] == environ[APPLIED_ENV] == "1"
+    assert environ["OMP_WAIT_POLICY"] == PASSIVE
+    mine = {"OMP_WAIT_POLICY": "ACTIVE", "MKL_NUM_THREADS": "7"}
+    configure(environ=mine)
+    assert mine["OMP_WAIT_POLICY"] == "ACTIVE" and mine["MKL_NUM_THREADS"] == "7"
+    configure(requested=3, environ=mine)
+    assert mine["OMP_NUM_THREADS"] == mine["MKL_NUM_THREADS"] == "3"
+
+
+def run_python(code: str, **environ: str) -> str:
+    """stdout of ``code`` in a fresh Python whose environment holds no thread setting but ``environ``."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in (*THREAD_VARIABLES, "OMP_WAIT_POLICY", APPLIED_ENV, "DSPL_THREADS", "SLURM_CPUS_PER_TASK")}
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **environ}, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_importing_dspl_before_torch_applies_the_policy_to_torch():
+    code = "import dspl, os, torch; print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'])"
+    assert run_python(code, SLURM_CPUS_PER_TASK="1") == f"1 {PASSIVE}"
+
+
+def test_a_thread_count_set_in_torch_before_dspl_is_kept():
+    code = "import torch; torch.set_num_threads(1); import dspl; print(torch.get_num_threads())"
+    assert run_python(code) == "1"
+
+
+@pytest.mark.parametrize("args", [["--threads", "1", "tflite-stats"], ["tflite-stats", "--threads", "1"]])
+def test_the_threads_option_applies_before_the_command_runs(tmp_path, args):
+    not_a_model = tmp_path / "x.tflite"
+    not_a_model.write_text("not a model")
+    code = ("import sys, torch; from dspl.cli.main import cli\n"
+            f"sys.argv = ['dspl', *{args!r}, '-md', {str(not_a_model)!r}]\n"
+            "try:\n    cli()\nexcept SystemExit:\n    pass\nprint(torch.get_num_threads())")
+    assert run_python(code).splitlines()[-1] == "1"
