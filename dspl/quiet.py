@@ -115,3 +115,4 @@ def set_verbosity(verbosity: int) -> None:
     _on_import("lightning", after=align_lightning)
     if verbosity < 2:
         quiet_tensorflow()
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # its deprecation notices name its own files

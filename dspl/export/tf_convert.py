@@ -17,6 +17,7 @@ import numpy as np
 
 from dspl.errors import DsplError
 from dspl.files import work_dir
+from dspl.quiet import native_quiet
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def onnx_to_saved_model(onnx_path: str | Path, destination: str | Path,
     verbosity = "info" if log.isEnabledFor(logging.DEBUG) else "error"
     with work_dir("onnx2tf") as work:
         write_onnx2tf_samples(work, sample_plots_nhwc)
-        with _working_directory(work):
+        with _working_directory(work), native_quiet():
             try:
                 onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path="saved_model",
                                 check_onnx_tf_outputs_sample_data_normalization="denorm", not_use_onnxsim=True,
@@ -93,8 +94,9 @@ def saved_model_predict(path: str | Path, inputs_nhwc: np.ndarray) -> np.ndarray
     """Run a SavedModel's serving signature item by item (batch axis 1)."""
     import tensorflow as tf
 
-    function = tf.saved_model.load(str(path)).signatures[SIGNATURE]
-    (name,) = function.structured_input_signature[1]
-    outputs = [next(iter(function(**{name: tf.constant(item[None], tf.float32)}).values())).numpy()
-               for item in inputs_nhwc]
+    with native_quiet():
+        function = tf.saved_model.load(str(path)).signatures[SIGNATURE]
+        (name,) = function.structured_input_signature[1]
+        outputs = [next(iter(function(**{name: tf.constant(item[None], tf.float32)}).values())).numpy()
+                   for item in inputs_nhwc]
     return np.concatenate(outputs)

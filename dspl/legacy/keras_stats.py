@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from dspl.latency import time_calls
+from dspl.quiet import native_quiet
 from dspl.legacy.keras_model import load_keras
 
 
@@ -46,6 +47,11 @@ def keras_model_stats(model_path: str | Path, runs: int = 20) -> dict[str, Any]:
     """The same statistics dict as dspl.models.stats.model_stats, for a DeepSpectrumLite Keras file (which
     needs no configs here: the input shape is in the file; an unknown plot size counts as 224 x 224)."""
     model, config = load_keras(model_path)
+    with native_quiet():
+        return _statistics(model, config, model_path, runs)
+
+
+def _statistics(model: Any, config: dict[str, Any], model_path: str | Path, runs: int) -> dict[str, Any]:
     height, width, channels = (size or 224 for size in model.input_shape[1:])
     shape = (1, height, width, channels)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)

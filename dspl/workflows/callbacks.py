@@ -3,10 +3,11 @@ Lightning warnings that do not apply to it silenced."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, RichProgressBar
@@ -17,7 +18,8 @@ from dspl.files import atomic_path
 # module (not the data module) makes the plots after the batch transfer.
 QUIET_WARNINGS = (r".*does not have many workers.*", r".*smaller than the logging interval.*",
                   r".*overridden `on_after_batch_transfer` in `LightningModule`.*",
-                  r".*LightningCLI's args parameter is intended to run from within Python.*")
+                  r".*LightningCLI's args parameter is intended to run from within Python.*",
+                  r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 @contextmanager
@@ -46,9 +48,24 @@ class EpochProgressBar(RichProgressBar):
 
     ``_get_train_description`` is Lightning's own (private) hook for that text; tests/workflows/test_train.py runs a
     real fit with this bar, so a Lightning release that renames it fails there rather than showing the old count.
+    Written to a log (not a terminal) the bar gets LOG_WIDTH columns, so that its metrics stay on its line.
     """
+
+    LOG_WIDTH = 120
+
+    def __init__(self, console_kwargs: dict[str, Any] | None = None) -> None:
+        if console_kwargs is None and not sys.stdout.isatty():
+            console_kwargs = {"width": self.LOG_WIDTH}
+        super().__init__(console_kwargs=console_kwargs)
 
     def _get_train_description(self, current_epoch: int) -> str:
         description = f"Epoch {current_epoch + 1}/{self.trainer.max_epochs}"
         # as wide as the validation bar's description, so the bars do not jump when they alternate
         return f"{description:{len(self.validation_description)}}"
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float]:
+        """The running loss and the devel metrics, short enough for one line: no logger version ("v_num"), no
+        epoch averages of the step values, "train/loss_step" as "loss"."""
+        metrics = super().get_metrics(trainer, pl_module)
+        return {name.removeprefix("train/").removesuffix("_step").replace("/", " "): value
+                for name, value in metrics.items() if name != "v_num" and not name.endswith("_epoch")}

@@ -7,12 +7,14 @@ import csv
 import io
 import json
 import re
+from unittest.mock import patch
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from lightning.pytorch.callbacks import RichProgressBar
 from helpers import CLASS_DICT, TINY, grid_file, one_error_line, run, spread_model_file, tiny_config, train_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -190,6 +192,14 @@ def test_the_progress_bar_counts_epochs_from_one_to_the_last():
     trainer.fit(BoringModel())
     shown = set(re.findall(r"Epoch \d+/\d+", screen.getvalue()))
     assert shown == {"Epoch 1/2", "Epoch 2/2"}
+    assert "v_num" not in screen.getvalue()
+
+
+def test_the_progress_bar_metrics_are_short_enough_for_one_line():
+    bar = EpochProgressBar(console_kwargs={"file": io.StringIO()})
+    logged = {"v_num": 3, "train/loss_step": 0.5, "train/loss_epoch": 0.6, "val/UAR": 0.7, "val/loss": 0.8}
+    with patch.object(RichProgressBar, "get_metrics", return_value=logged):
+        assert bar.get_metrics(None, None) == {"loss": 0.5, "val UAR": 0.7, "val loss": 0.8}
 
 
 @pytest.mark.parametrize("files_per_class, batch_size", [(8, 23), (11, 4)])
