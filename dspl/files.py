@@ -207,16 +207,25 @@ def prepare_output_dir(path: str | Path, what: str = "output directory") -> Path
 @contextmanager
 def exclusive_lock(path: str | Path, holder: str) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if needed) for the block; a DsplError if another process
-    holds it, naming ``holder``, what that process is doing. The kernel releases it when a process dies."""
+    holds it, naming ``holder``, what that process is doing. The kernel releases it when a process dies; a run
+    that ends removes the file (still holding the lock, so a process that opened it meanwhile finds it gone and
+    retries on a new one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DsplError(f"{path.parent}: {holder} is running into this folder already; wait for it to "
-                            "finish, then run again") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    while True:
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DsplError(f"{path.parent}: {holder} is running into this folder already; wait for it to "
+                                "finish, then run again") from None
+            try:
+                if not path.exists() or os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+                    continue  # the file was removed by the run that held it before: lock the new one
+                try:
+                    yield
+                finally:
+                    path.unlink(missing_ok=True)
+                return
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -120,8 +120,7 @@ class Predictor:
                 for chunks in stream_chunks(self._counted(entry, path), self.spec, entry.source):
                     queue.append((entry, chunks))
                     entry.unscored += chunks.shape[0]
-                    if sum(c.shape[0] for _, c in queue) >= self.batch_size:
-                        self._score_queue(queue)
+                    self._score_queue(queue, full_batches_only=True)
             except DsplError as exc:
                 if skipped is None:
                     raise
@@ -140,17 +139,28 @@ class Predictor:
             entry.samples += block.shape[0]
             yield block
 
-    def _score_queue(self, queue: list[tuple[_PendingFile, torch.Tensor]]) -> None:
-        """Score every queued chunk and hand each file its rows."""
-        if not queue:
+    def _score_queue(self, queue: list[tuple[_PendingFile, torch.Tensor]], full_batches_only: bool = False) -> None:
+        """Score the queued chunks and hand each file its rows: all of them, or as many as fill whole batches (the
+        rest, of one file or the next, waits for more), so that forward passes are full."""
+        queued = sum(chunks.shape[0] for _, chunks in queue)
+        count = queued // self.batch_size * self.batch_size if full_batches_only else queued
+        if count == 0:
             return
-        scores = self.score_chunks(torch.cat([chunks for _, chunks in queue]))
+        taken: list[tuple[_PendingFile, torch.Tensor]] = []
+        room = count
+        while room:
+            owner, chunks = queue.pop(0)
+            if chunks.shape[0] > room:
+                queue.insert(0, (owner, chunks[room:]))
+                chunks = chunks[:room]
+            taken.append((owner, chunks))
+            room -= chunks.shape[0]
+        scores = self.score_chunks(torch.cat([chunks for _, chunks in taken]))
         start = 0
-        for owner, chunks in queue:
+        for owner, chunks in taken:
             owner.scores.append(scores[start:start + chunks.shape[0]])
             owner.unscored -= chunks.shape[0]
             start += chunks.shape[0]
-        queue.clear()
 
     def _finished(self, files: deque[_PendingFile]) -> Iterator[FilePrediction]:
         """Results of the leading files that are decoded and scored completely, in order."""

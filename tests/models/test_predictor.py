@@ -37,6 +37,18 @@ def test_batched_prediction_over_files_equals_one_by_one(trained_model, example_
         np.testing.assert_allclose(a.chunk_scores, b.chunk_scores, atol=1e-6)
 
 
+
+def test_chunks_of_consecutive_files_fill_whole_batches(trained_model, example_dir):
+    """Only the last forward pass may be short: a file's leftover chunks wait for the next file's."""
+    files = sorted((example_dir / "audio").glob("*.wav"))[:7]
+    predictor = dspl.load_model(trained_model, batch_size=6)
+    sizes: list[int] = []
+    hook = predictor.model.register_forward_hook(lambda _m, inputs, _o: sizes.append(inputs[0].shape[0]))
+    predictions = list(predictor.predict_files(files))
+    hook.remove()
+    assert [len(p.times) for p in predictions] == [4, 3, 2, 3, 2, 3, 3]  # 20 chunks
+    assert sizes == [6, 6, 6, 2]
+
 MEASURE = '''
 import resource, sys
 from dspl.loading import load_model

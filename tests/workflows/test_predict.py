@@ -117,8 +117,9 @@ def test_predict_returns_the_chunk_csv_of_every_model(tmp_path, example_dir):
               for i, name in enumerate(("one", "two"))]
     audio = sorted((example_dir / "audio").glob("test_*.wav"))[0]
     written = predict(tmp_path / "*" / "model.h5", audio)
-    assert written == [m.parent / "test" / "test" / "test.chunks.predictions.csv" for m in models]
-    assert all(path.is_file() for path in written)
+    assert [w.chunks_csv for w in written] == [m.parent / "test" / "test" / "test.chunks.predictions.csv"
+                                               for m in models]
+    assert all(w.chunks_csv.is_file() and w.grouped_csv.is_file() for w in written)
 
 
 def test_predict_scores_every_file_under_nested_folders(spread_model, tmp_path, write_sine):
@@ -186,8 +187,9 @@ def test_model_h5_and_model_ckpt_of_one_folder_write_separate_predictions(untrai
     result = run("predict", "-md", str(untrained_model_file.parent / "model.*"), "-d", str(tmp_path / "audio"))
     assert result.exit_code == 0, result.output
     folder = untrained_model_file.parent / "test"
-    assert result.output.split() == [str(folder / "model.ckpt" / "test.chunks.predictions.csv"),
-                                     str(folder / "test" / "test.chunks.predictions.csv")]
+    written = [line.split()[1] for line in result.output.splitlines() if line.startswith("chunks:")]
+    assert written == [str(folder / "model.ckpt" / "test.chunks.predictions.csv"),
+                       str(folder / "test" / "test.chunks.predictions.csv")]
     assert read_csv(folder / "test" / "test.grouped.predictions.csv") == read_csv(
         folder / "model.ckpt" / "test.grouped.predictions.csv")
     assert leftovers(untrained_model_file.parent) == []
@@ -201,3 +203,53 @@ def test_a_second_predict_into_the_same_folder_is_refused(untrained_model_file, 
     one_error_line(result, f"{folder}: another dspl predict with {untrained_model_file} is running into this folder "
                            "already; wait for it to finish, then run again")
     assert not (folder / "test.chunks.predictions.csv").exists()
+
+
+# --- what predict answers on the terminal ------------------------------------------------------------------------
+def test_predict_prints_each_files_decision_and_scores(spread_model, example_dir):
+    audio = sorted((example_dir / "audio").glob("test_*.wav"))[:2]
+    result = run("predict", "-md", str(spread_model), "-d", str(example_dir / "audio" / "test_00[12].wav"))
+    assert result.exit_code == 0, result.output
+    grouped = read_csv(spread_model.parent / "test" / "test" / "test.grouped.predictions.csv")
+    for path, row in zip(audio, grouped):
+        printed = next(line for line in result.output.splitlines() if path.name in line).strip("│ ").split("│")
+        assert [cell.strip() for cell in printed] == [row["filename"], row["prediction"],
+                                                       *(f"{float(row[f'prob_{c}']):.3f}" for c in CLASS_DICT)]
+
+
+def test_predict_lists_twenty_files_and_writes_all(untrained_model_file, tmp_path, write_sine):
+    for i in range(23):
+        write_sine(tmp_path / "audio" / f"{i:02d}.wav", seconds=1.0)
+    result = run("predict", "-md", str(untrained_model_file), "-d", str(tmp_path / "audio"))
+    assert result.exit_code == 0, result.output
+    assert "19.wav" in result.output and "20.wav" not in result.output and "... and 3 more file(s)" in result.output
+    assert len(read_csv(untrained_model_file.parent / "test" / "test" / "test.grouped.predictions.csv")) == 23
+
+
+def test_predict_writes_into_the_folder_o_names(untrained_model_file, tmp_path, write_sine):
+    write_sine(tmp_path / "audio" / "a.wav", seconds=1.5)
+    result = run("predict", "-md", str(untrained_model_file), "-d", str(tmp_path / "audio"), "-o",
+                 str(tmp_path / "mine"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["test.chunks.predictions.csv",
+                                                                     "test.grouped.predictions.csv"]
+    assert not (untrained_model_file.parent / "test").exists()
+    untrained_model_file.with_name("other.h5").write_bytes(untrained_model_file.read_bytes())
+    both = untrained_model_file.parent / "*.h5"
+    one_error_line(run("predict", "-md", str(both), "-d", str(tmp_path / "audio"), "-o", str(tmp_path / "mine")),
+                   f"{both}: names 2 models; -o takes the predictions of one")
+
+
+def test_predict_says_when_it_replaces_an_earlier_runs_predictions(untrained_model_file, tmp_path, write_sine,
+                                                                    caplog):
+    for name in ("a", "b"):
+        write_sine(tmp_path / name / f"{name}.wav", seconds=1.5)
+    folder = untrained_model_file.parent / "test" / "test"
+    with caplog.at_level(logging.WARNING, logger="dspl.workflows.predict"):
+        assert run("predict", "-md", str(untrained_model_file), "-d", str(tmp_path / "a")).exit_code == 0
+        assert run("predict", "-md", str(untrained_model_file), "-d", str(tmp_path / "a")).exit_code == 0
+        assert caplog.messages == []  # the same files again: nothing of the earlier run is lost
+        assert run("predict", "-md", str(untrained_model_file), "-d", str(tmp_path / "b")).exit_code == 0
+    assert caplog.messages == [f"{folder}: replacing the predictions of an earlier run, whose 1 file(s) this run "
+                               "does not score (e.g. a.wav); -o chooses another folder"]
+    assert not (folder / ".dspl-predict.lock").exists()
