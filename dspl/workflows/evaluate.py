@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import Progress
 
 from dspl.config import ClassConfig, GivenConfigs
 from dspl.data.parsers import LabelEntry, check_files_exist, encode_targets, parse_label_file
@@ -20,6 +19,7 @@ from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.metrics import concordance_correlation
 from dspl.models.predictor import FilePrediction, Predictor
 from dspl.workflows.predict import chunk_rows, score_columns, write_csv
+from dspl.workflows.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _evaluate_partition(predictor: Predictor, name: str, entries: list[LabelEntr
     targets = encode_targets(entries, classes, categorical, label_file)
     chunk_lines, grouped_lines = [], []
     chunk_true, chunk_pred, file_true, file_pred = [], [], [], []
-    with Progress(transient=True) as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"evaluate {name}", total=len(entries))
         predictions = predictor.predict_files(data_dir / e.path for e in entries)
         for entry, target, prediction in zip(entries, targets, predictions):

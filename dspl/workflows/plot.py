@@ -8,16 +8,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from dspl.data.audio import find_audio_files, load_audio
-from dspl.data.chunking import split_into_chunks
+from dspl.data.audio import find_audio_files, load_audio, stream_audio
+from dspl.data.chunking import split_into_chunks, stream_chunks
 from dspl.errors import DsplError
 from dspl.features import PlotTransform
 from dspl.spec import PreprocessingSpec
+from dspl.workflows.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +79,22 @@ def write_contact_sheet(images: list[tuple[str, np.ndarray]], path: Path, column
     return path
 
 
+def _file_chunks(spec: PreprocessingSpec, path: Path) -> Iterator[torch.Tensor]:
+    """A file's chunks in pieces, decoded block by block (memory does not grow with its length); whole-file
+    configurations take the file at once."""
+    if spec.whole_file:
+        yield split_into_chunks(load_audio(path, spec.sample_rate), spec, source=str(path))
+        return
+    yield from stream_chunks(stream_audio(path, spec.sample_rate), spec, source=str(path))
+
+
 def _plot_file(transform: PlotTransform, path: Path, target: Path, fmt: str, batch_size: int,
                device: str | torch.device, keep: int) -> tuple[int, list[np.ndarray]]:
     """Write every chunk of one file; returns how many it wrote and the arrays of the first ``keep``."""
-    spec = transform.spec
-    chunks = split_into_chunks(load_audio(path, spec.sample_rate), spec, source=str(path))
     target.mkdir(parents=True, exist_ok=True)
     count, kept = 0, []
-    for batch in chunks.split(batch_size):
+    batches = (batch for chunks in _file_chunks(transform.spec, path) for batch in chunks.split(batch_size))
+    for batch in batches:
         for image in transform(batch.to(device)):
             array = to_array(image)
             _write(array, target / f"{path.stem}_{count}.{fmt}", fmt)
@@ -114,8 +123,7 @@ def plot_audio(spec: PreprocessingSpec, source: str | Path, output: str | Path, 
     output.mkdir(parents=True, exist_ok=True)
     summary = PlotSummary()
     sheet: list[tuple[tuple[int, int], str, np.ndarray]] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress, torch.inference_mode():
+    with progress_bar() as progress, torch.inference_mode():
         task = progress.add_task("plotting", total=len(files))
         for file_index, path in enumerate(files):
             progress.update(task, description=f"plotting {path.name}")
