@@ -36,7 +36,12 @@ def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str,
     from rich.console import Console
 
     from dspl.workflows.report import write_report
-    from dspl.workflows.train import ConfigurationResult, TrainingData, TrainOptions, train
+    from dspl.workflows.train import (
+        ConfigurationResult,
+        TrainingData,
+        TrainOptions,
+        train,
+    )
 
     console = Console()
     data = TrainingData(Path(data_dir), Path(label_file))

@@ -13,17 +13,21 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from dspl.config import GivenConfigs
 from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.parsers import parse_label_file
 from dspl.errors import DsplError
+from dspl.explain.attribution import forward_passes
+from dspl.explain.methods import DESCRIPTIONS
 from dspl.explain.render import Panel, write_summary
 from dspl.export.report import REPORT_FILE, ExportReport
 from dspl.export.tflite_stats import measure_latency
@@ -33,6 +37,7 @@ from dspl.report import html
 from dspl.report.curves import plot_curves, read_scalars
 from dspl.version import __version__
 from dspl.workflows.explain import explain_waveform
+from dspl.workflows.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +45,8 @@ REPORT_DIR = "report"
 PAGE = "index.html"
 PARTITIONS = ("train", "devel", "test")
 LEAST_CONFIDENT = 5
-EXAMPLE_METHOD = "occlusion"
+EXAMPLE_METHODS = ("occlusion", "gradcam")  # the sharpest on small plots first, then the cheapest
+EXAMPLE_BUDGET_SECONDS = 20.0  # what the examples may cost before a cheaper method explains them
 
 
 def run_log_dir(model_file: Path) -> Path:
@@ -195,21 +201,44 @@ def _example_files(predictor: Predictor, partitions: dict[str, list] | None, dat
     return [(data_dir / e.path, e.label) for e in list(chosen.values())[:count]]
 
 
+def _example_method(predictor: Predictor, waveforms: list[torch.Tensor]) -> str:
+    """The sharpest method whose estimated cost for these examples (a measured forward pass times the passes it
+    needs) fits EXAMPLE_BUDGET_SECONDS, else the cheapest; a model without gradients is explained by occlusion."""
+    if not predictor.loaded.gradients:
+        return EXAMPLE_METHODS[0]
+    with torch.no_grad():
+        plot = predictor.features(waveforms[0][None].to(predictor.device))
+        start = time.perf_counter()
+        predictor.model(plot)
+        seconds = time.perf_counter() - start
+    height, width = plot.shape[-2:]
+    for method in EXAMPLE_METHODS:
+        estimate = seconds * forward_passes(method, height, width) * len(waveforms)
+        if estimate <= EXAMPLE_BUDGET_SECONDS:
+            return method
+        logger.info("report: %s of %d examples would take about %.0f s; trying a cheaper method", method,
+                    len(waveforms), estimate)
+    return EXAMPLE_METHODS[-1]
+
+
 def _examples(predictor: Predictor, files: list[tuple[Path, str]], out_dir: Path) -> str:
     if not files:
         return html.section("Examples", html.note("Pass -d DATA (and -l LABELS) for example explanations."))
-    figures = []
     chunk = predictor.spec.chunk_samples
-    for number, (path, label) in enumerate(files):
-        waveform = load_audio(path, predictor.spec.sample_rate)
-        first = waveform[:chunk] if chunk else waveform  # one chunk per file keeps the report quick
-        explained = explain_waveform(predictor, first, EXAMPLE_METHOD, source=str(path))
-        panels = [Panel(c.pixels, c.attribution, c.axes, c.title(predictor.categorical)) for c in explained]
-        image = write_summary(panels, f"{path.name}" + (f" (label {label})" if label else ""),
-                              out_dir / f"example_{number}.png", dpi=90)
-        figures.append(html.figure(image.name, f"{path.name}: {EXAMPLE_METHOD} map of its first chunk"))
-    how = html.note("Grey: the plot the model saw (low frequencies at the bottom). Colour: where silencing a patch "
-                    "lowers the predicted class's score most (occlusion); brighter means more evidence.")
+    waveforms = [load_audio(path, predictor.spec.sample_rate) for path, _ in files]
+    firsts = [waveform[:chunk] if chunk else waveform for waveform in waveforms]  # one chunk per file: quick
+    method = _example_method(predictor, firsts)
+    figures = []
+    with progress_bar() as progress:
+        for number, ((path, label), first) in enumerate(progress.track(list(zip(files, firsts)),
+                                                                        description=f"report: {method} maps")):
+            explained = explain_waveform(predictor, first, method, source=str(path))
+            panels = [Panel(c.pixels, c.attribution, c.axes, c.title(predictor.categorical)) for c in explained]
+            image = write_summary(panels, f"{path.name}" + (f" (label {label})" if label else ""),
+                                  out_dir / f"example_{number}.png", dpi=90)
+            figures.append(html.figure(image.name, f"{path.name}: {method} map of its first chunk"))
+    how = html.note(f"Grey: the plot the model saw (low frequencies at the bottom). Colour: {DESCRIPTIONS[method]}; "
+                    "brighter means more evidence.")
     return html.section("Examples with explanations", how, html.row(*figures))
 
 

@@ -7,6 +7,7 @@ its DevTools pipe (`--remote-debugging-pipe`): the page itself holds no script.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -164,6 +165,24 @@ def test_report_without_data_names_what_is_missing(trained_model: Path, tmp_path
     assert "Pass -d DATA -l LABELS" in page and "run `dspl devel-test" in page
     assert "No TensorBoard logs in" in page and "<img" not in page
 
+
+
+@pytest.mark.parametrize("budget_seconds, method, shows", [
+    (20.0, "occlusion", "where silencing a patch lowers the predicted class's score most"),
+    (0.0, "gradcam", "the feature map regions whose gradients raise the predicted class's score"),
+])
+def test_report_examples_take_a_cheaper_method_when_the_sharpest_would_exceed_the_budget(
+        trained_model: Path, example_dir: Path, tmp_path: Path, monkeypatch, budget_seconds, method, shows):
+    """Occlusion (about 50 forward passes per plot here) fits 20 s; with no time to spare Grad-CAM (3) is taken."""
+    monkeypatch.setattr("dspl.workflows.report.EXAMPLE_BUDGET_SECONDS", budget_seconds)
+    model = tmp_path / "model.h5"
+    shutil.copy(trained_model, model)
+    result = CliRunner().invoke(cli, ["report", "-md", str(model), "-d", str(example_dir / "audio")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
+    assert captions and all(caption.endswith(f": {method} map of its first chunk") for caption in captions)
+    assert html.escape(shows) in page
 
 def test_report_lists_exported_variants_with_size_latency_and_agreement(trained_model: Path, tmp_path: Path):
     """An export beside the model (here a TFLite file and its report, as `dspl export` writes them) is listed."""
