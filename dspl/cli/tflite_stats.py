@@ -6,24 +6,29 @@ import json
 
 import click
 
+from dspl.cli.options import existing, verbosity
+
 
 @click.command(name="tflite-stats", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-md", "--model", "model", required=True, type=click.Path(dir_okay=False), help="The .tflite file.")
+@click.option("-md", "--model", "model", required=True, type=click.Path(dir_okay=False),
+              callback=existing("TFLite model file not found"), help="The .tflite file.")
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Timed invokes.")
-@click.option("--threads", default=None, type=click.IntRange(min=1), help="Interpreter threads (default: LiteRT's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
-def command(model: str, runs: int, threads: int | None, as_json: bool) -> None:
-    """Print tensor details, parameter count, file size, operator histogram and latency."""
+def command(model: str, runs: int, as_json: bool) -> None:
+    """Print tensor details, parameter count, file size, operator histogram and latency.
+
+    Prints a summary; -v adds the table of every tensor, --json prints everything as JSON.
+    """
     from dspl.export.tflite_stats import tflite_stats
 
-    stats = tflite_stats(model, runs=runs, threads=threads)
+    stats = tflite_stats(model, runs=runs)
     if as_json:
         click.echo(json.dumps(stats, indent=2))
         return
-    _print(stats)
+    _print(stats, tensors=verbosity() >= 1)
 
 
-def _print(stats: dict) -> None:
+def _print(stats: dict, tensors: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -34,14 +39,15 @@ def _print(stats: dict) -> None:
         for item in stats[kind]:
             console.print(f"{kind[:-1]}: {item['name']} {item['shape']} {item['dtype']}"
                           + (f" (scale {item['scale']:.6g}, zero point {item['zero_point']})" if item["scale"] else ""))
-    tensors = Table("index", "name", "shape", "dtype", title=f"{len(stats['tensors'])} tensors")
-    for tensor in stats["tensors"]:
-        tensors.add_row(str(tensor["index"]), tensor["name"], str(tensor["shape"]), tensor["dtype"])
-    console.print(tensors)
-    operators = Table("operator", "count", title=f"{stats['operators']} operators")
-    for name, count in stats["operator_histogram"].items():
-        operators.add_row(name, str(count))
-    console.print(operators)
+    if tensors:
+        table = Table("index", "name", "shape", "dtype", title=f"{len(stats['tensors'])} tensors")
+        for tensor in stats["tensors"]:
+            table.add_row(str(tensor["index"]), tensor["name"], str(tensor["shape"]), tensor["dtype"])
+        console.print(table)
+    else:
+        console.print(f"tensors: {len(stats['tensors'])} (-v lists them)")
+    histogram = ", ".join(f"{name} {count}" for name, count in stats["operator_histogram"].items())
+    console.print(f"operators: {stats['operators']} ({histogram})", soft_wrap=False)
     console.print(f"file size: {stats['file_size_bytes']:,} bytes")
     console.print(f"parameters: {stats['parameters']:,} in {stats['constant_tensors']} constant tensors")
     console.print(f"latency: {describe(stats['latency'])}")

@@ -74,6 +74,10 @@ def test_cli_json_and_text(tiny_model) -> None:
     result = CliRunner().invoke(cli, ["tflite-stats", "-md", str(path), "--runs", "3"])
     assert result.exit_code == 0, result.output
     assert "parameters:" in result.output and "median" in result.output and "CONV_2D" in result.output
+    assert f"tensors: {len(stats['tensors'])} (-v lists them)" in result.output
+    listed = CliRunner().invoke(cli, ["tflite-stats", "-md", str(path), "--runs", "3", "-v"])
+    rows = [line for line in listed.output.splitlines() if line.startswith("│")]
+    assert len(rows) == len(stats["tensors"]) and "-v lists them" not in listed.output
 
 
 def test_not_a_tflite_file(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`stats` (dspl.workflows.stats): parameters, FLOPs by hand, layers and latency of a trained model."""
 
 import json
+import re
 
 import torch
 from helpers import run
@@ -39,3 +40,18 @@ def test_stats_reports_parameters_flops_and_layers(trained_model):
     assert 0 < stats["latency"]["min_ms"] <= stats["latency"]["median_ms"] <= stats["latency"]["p90_ms"]
     table = run("stats", "-d", str(trained_model), "--runs", "2")  # DeepSpectrumLite's README spelling
     assert table.exit_code == 0 and "FLOPs" in table.output
+
+
+def test_stats_prints_a_summary_and_the_layer_table_only_with_v(trained_model):
+    summary = run("stats", "-md", str(trained_model.parent), "--runs", "2")
+    assert summary.exit_code == 0, summary.output
+    lines = summary.output.splitlines()
+    assert lines[0] == f"model: {trained_model}"  # the folder's model.h5, named
+    assert re.fullmatch(rf"test_efficientnet: {re.escape(str(trained_model))} \(\d+ layers: -v lists them\)", lines[1])
+    assert len(lines) == 6 and "FLOPs" in summary.output
+    table = run("stats", "-md", str(trained_model), "--runs", "2", "-v")  # -v after the command name
+    assert table.exit_code == 0, table.output
+    stats = json.loads(run("stats", "-md", str(trained_model), "--runs", "2", "--json").output)
+    assert "-v lists them" not in table.output
+    rows = [line for line in table.output.splitlines() if line.startswith("│")]
+    assert len(rows) == len(stats["layers"])  # one row per layer (the header line starts with ┃)
