@@ -16,7 +16,7 @@ import torch
 from dspl.config import GivenConfigs
 from dspl.errors import DsplError
 from dspl.legacy import keras_file
-from dspl.legacy.keras_model import load_legacy_model
+from dspl.legacy.keras_model import load_legacy_image_model, load_legacy_model
 from dspl.legacy.keras_stats import keras_model_stats
 from dspl.models import LoadedModel, restore_model
 from dspl.models.modelfile import read_model_file
@@ -26,11 +26,15 @@ from dspl.models.stats import model_stats as torch_model_stats
 NO_CONFIGS = GivenConfigs()
 
 
-def load_model_file(path: str | Path, given: GivenConfigs = NO_CONFIGS) -> LoadedModel:
+def load_model_file(path: str | Path, given: GivenConfigs = NO_CONFIGS, image_model: bool = False) -> LoadedModel:
     """The model a file holds, in eval mode: a dspl model (``given`` configs are checked against its own) or a
-    DeepSpectrumLite Keras model (``given`` are its configs)."""
+    DeepSpectrumLite Keras model (``given`` are its configs). ``image_model``: only the plots -> scores model is
+    wanted (DeepSpectrumLite's `convert`), so a Keras model given without configs is loaded with what its file
+    holds and the rest assumed (dspl.legacy.keras_model.load_legacy_image_model)."""
     path = Path(path)
     if keras_file.is_keras_file(path):
+        if image_model and given.hp_path is None and given.class_path is None:
+            return load_legacy_image_model(path)
         return load_legacy_model(path, given)
     if keras_file.has_keras_markers(path):
         raise DsplError(f"{path}: this is a DeepSpectrumLite/Keras model, not a dspl model file; run it with its "

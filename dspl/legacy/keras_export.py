@@ -13,6 +13,7 @@ from typing import Any
 
 from dspl.export.tf_convert import SIGNATURE
 from dspl.legacy.scaling import scale
+from dspl.quiet import native_quiet
 
 INPUT_NAME = "plot"
 
@@ -30,5 +31,6 @@ def keras_saved_model(keras_model: Any, mode: str, item_shape: tuple[int, ...], 
         return {"scores": keras_model(scale(plot, mode), training=False)}
 
     module.serve = serve
-    tf.saved_model.save(module, str(destination), signatures={SIGNATURE: serve})
+    with native_quiet():
+        tf.saved_model.save(module, str(destination), signatures={SIGNATURE: serve})
     return Path(destination)

@@ -84,3 +84,17 @@ def in_inference_mode(config: dict[str, Any]) -> dict[str, Any]:
             if isinstance(inbound, list) and len(inbound) > 3 and "training" in inbound[3]:
                 inbound[3]["training"] = False
     return config
+
+
+def _activation_name(value: Any) -> str:
+    """A Keras Dense layer's serialised activation as a dspl activation name ('ARelu' is 'arelu')."""
+    name = value.get("config") if isinstance(value, dict) else value
+    return str(name).lower()
+
+
+def head_activations(config: dict[str, Any]) -> tuple[str, str]:
+    """The activation of the head's dense layer and the output activation, as the Keras model config has them."""
+    dense = [layer["config"] for layer in config["config"]["layers"] if layer.get("class_name") == "Dense"]
+    if len(dense) != 2:
+        raise DsplError(f"expected DeepSpectrumLite's two Dense layers in the model's head, found {len(dense)}")
+    return _activation_name(dense[0]["activation"]), _activation_name(dense[1]["activation"])

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dspl.config import GivenConfigs, RunConfig
+from dspl.config import ClassConfig, GivenConfigs, RunConfig
+from dspl.data.example import example_hp
 from dspl.errors import DsplError
 from dspl.legacy import keras_file
 from dspl.legacy.configs import legacy_configs
@@ -24,6 +25,7 @@ from dspl.legacy.keras_export import keras_saved_model
 from dspl.legacy.keras_objects import custom_objects
 from dspl.legacy.scaling import scale, scaling_mode
 from dspl.models import LoadedModel, SavedModelRoute
+from dspl.quiet import native_quiet
 from dspl.spec import PreprocessingSpec, colour_table
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,10 @@ def load_keras(path: str | Path) -> tuple[Any, dict[str, Any]]:
                     "dspl runs it in inference mode (moving statistics), so scores differ from the original's",
                     path)
     try:
-        model = tf_keras.models.model_from_config(keras_file.in_inference_mode(config),
-                                                  custom_objects=custom_objects())
-        model.load_weights(str(path))
+        with native_quiet():
+            model = tf_keras.models.model_from_config(keras_file.in_inference_mode(config),
+                                                      custom_objects=custom_objects())
+            model.load_weights(str(path))
     except (ValueError, TypeError, KeyError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DsplError(f"{path}: tf_keras cannot rebuild this DeepSpectrumLite model: {first}") from None
@@ -68,7 +71,9 @@ class KerasScorer(nn.Module):
     def forward(self, plots: torch.Tensor) -> torch.Tensor:
         """Scores of NCHW plots, computed by TensorFlow."""
         nhwc = np.ascontiguousarray(plots.detach().cpu().numpy().transpose(0, 2, 3, 1), dtype=np.float32)
-        return torch.from_numpy(np.array(self.tf_scores(nhwc)))
+        with native_quiet():
+            scores = np.array(self.tf_scores(nhwc))
+        return torch.from_numpy(scores)
 
 
 class TFPlots(nn.Module):
@@ -87,12 +92,51 @@ class TFPlots(nn.Module):
 
     def forward(self, chunks: torch.Tensor) -> torch.Tensor:
         """Plots (or raw features) of a batch of chunks, channels first."""
-        out = np.asarray(self.pipeline(chunks.detach().cpu().numpy().astype(np.float32)))
+        with native_quiet():
+            out = np.asarray(self.pipeline(chunks.detach().cpu().numpy().astype(np.float32)))
         return torch.from_numpy(np.ascontiguousarray(out.transpose(0, 3, 1, 2)))
 
 
 NO_ONNX = ("a DeepSpectrumLite Keras model goes to TensorFlow formats only; for ONNX port it first with "
            "`dspl import-keras`")
+
+
+def load_legacy_image_model(path: str | Path) -> LoadedModel:
+    """A DeepSpectrumLite Keras model without its configs, as the image model its file describes whole (what its
+    `convert` needed): the plot size, the outputs, the head's activations and, named by the model, its Keras input
+    scaling come from the file. What the file does not hold is assumed and said: its plots are made as dspl's
+    example configuration makes them (they only verify the conversion) and its classes are named by index."""
+    keras_config = keras_file.read_model_config(path)
+    model, _ = load_keras(path)
+    name = str(keras_config.get("config", {}).get("name"))
+    height, width, channels = model.input_shape[1:]
+    if channels != 3:
+        raise DsplError(f"{path}: a model of raw features ({channels} channel) needs the configs it was trained "
+                        "with: pass -hc and -cc")
+    outputs = int(model.output_shape[-1])
+    activation, output_activation = keras_file.head_activations(keras_config)
+    config = RunConfig.from_dict({**example_hp(), "basemodel_name": name, "image_height": height or 224,
+                                  "image_width": width or 224, "activation": activation,
+                                  "output_activation": output_activation,
+                                  "prediction_type": "regression" if outputs == 1 else "categorical"},
+                                 f"{path} (assumed configuration)")
+    classes = ClassConfig.from_dict({str(index): f"class {index}" for index in range(outputs)})
+    log.warning("%s: no -hc/-cc: the Keras file gives the %dx%d plot input, %d output(s) and %s's '%s' input "
+                "scaling; assumed: plots of dspl's example preprocessing to verify the conversion, and classes "
+                "named 0..%d in the metadata (pass -hc and -cc for the model's own)", path, config.spec.image_height,
+                config.spec.image_width, outputs, name, scaling_mode(name, True), outputs - 1)
+    return _loaded(path, model, config, classes)
+
+
+def _loaded(path: str | Path, model: Any, config: RunConfig, classes: ClassConfig) -> LoadedModel:
+    """The LoadedModel of a Keras model and its (given or assumed) configs."""
+    name = config.model.basemodel_name
+    scorer = KerasScorer(model, scaling_mode(name, config.spec.use_plot_images), name).eval()
+    route = SavedModelRoute(lambda shape, destination: keras_saved_model(model, scorer.mode, shape, destination),
+                            "keras", NO_ONNX)
+    return LoadedModel(scorer, TFPlots(config.spec), config, classes, str(path),
+                       kind="a DeepSpectrumLite Keras model (run by TensorFlow)", gradients=False,
+                       saved_model_route=route)
 
 
 def load_legacy_model(path: str | Path, given: GivenConfigs) -> LoadedModel:
@@ -102,13 +146,7 @@ def load_legacy_model(path: str | Path, given: GivenConfigs) -> LoadedModel:
     config, classes = legacy_configs(path, given)
     model, keras_config = load_keras(path)
     check_fits(path, model, keras_config, config, classes.num_classes)
-    name = config.model.basemodel_name
-    scorer = KerasScorer(model, scaling_mode(name, config.spec.use_plot_images), name).eval()
-    route = SavedModelRoute(lambda shape, destination: keras_saved_model(model, scorer.mode, shape, destination),
-                            "keras", NO_ONNX)
-    return LoadedModel(scorer, TFPlots(config.spec), config, classes, str(path),
-                       kind="a DeepSpectrumLite Keras model (run by TensorFlow)", gradients=False,
-                       saved_model_route=route)
+    return _loaded(path, model, config, classes)
 
 
 def check_fits(path: str | Path, model: Any, keras_config: dict[str, Any], config: RunConfig,

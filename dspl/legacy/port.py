@@ -20,7 +20,7 @@ from dspl.config import GivenConfigs, RunConfig
 from dspl.errors import DsplError
 from dspl.export.calibration import synthetic_chunks
 from dspl.legacy.backbones import BUILDERS, KERAS_NAME_MAPS, PREFIX
-from dspl.legacy.keras_file import read_model_config
+from dspl.legacy.keras_file import head_activations, read_model_config
 from dspl.legacy.keras_model import KerasScorer, TFPlots, load_legacy_model
 from dspl.legacy.scaling import KERAS_SCALING
 from dspl.models import create_model
@@ -122,20 +122,6 @@ def port_weights(keras_model: Any, model: nn.Module, dsl_name: str) -> None:
     dense = [layer for layer in keras_model.layers if type(layer).__name__ == "Dense"]
     _port_dense(dense[0], model.head.dense)
     _port_dense(dense[1], model.head.output)
-
-
-def _activation_name(value: Any) -> str:
-    """A Keras Dense layer's serialised activation as a dspl activation name ('ARelu' is 'arelu')."""
-    name = value.get("config") if isinstance(value, dict) else value
-    return str(name).lower()
-
-
-def head_activations(config: dict[str, Any]) -> tuple[str, str]:
-    """The activation of the head's dense layer and the output activation, as the Keras model config has them."""
-    dense = [layer["config"] for layer in config["config"]["layers"] if layer.get("class_name") == "Dense"]
-    if len(dense) != 2:
-        raise DsplError(f"import-keras: expected DeepSpectrumLite's two Dense layers in the head, found {len(dense)}")
-    return _activation_name(dense[0]["activation"]), _activation_name(dense[1]["activation"])
 
 
 def _check_supported(name: str) -> str:

@@ -17,5 +17,6 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
 
 def convert_model(model_path: str | Path, destination: str | Path, options: ExportOptions = ExportOptions(),
                   given: GivenConfigs = NO_CONFIGS) -> Path:
-    """DeepSpectrumLite's `convert`: a model file as one verified image-model .tflite at ``destination``."""
-    return Exporter(options).convert(load_model_file(model_path, given), destination)
+    """DeepSpectrumLite's `convert`: a model file as one verified image-model .tflite at ``destination`` (a
+    DeepSpectrumLite Keras model needs no configs here, as its own `convert` needed none)."""
+    return Exporter(options).convert(load_model_file(model_path, given, image_model=True), destination)
