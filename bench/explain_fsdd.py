@@ -31,7 +31,7 @@ import numpy as np
 from fsdd import DEFAULT_DATA, FILE_NAME, SETTINGS, TEST_SPEAKER, write_split
 from PIL import Image
 
-from dspl.explain.attribution import METHODS
+from dspl.explain.methods import METHODS
 
 SPEECH_DB = 30.0  # a frame holds speech when its RMS is within this many dB of the recording's loudest frame
 

@@ -18,17 +18,16 @@ import click
               help="Label file whose partition is scored (with -d).")
 @click.option("--partition", type=click.Choice(["train", "devel", "test"]), default="test", show_default=True)
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Timed invokes per variant.")
-@click.option("--threads", default=None, type=click.IntRange(min=1), help="Interpreter threads (default: LiteRT's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def command(source: str, export_dir: str, data_dir: str | None, label_file: str | None, partition: str, runs: int,
-            threads: int | None, as_json: bool) -> None:
+            as_json: bool) -> None:
     """Size, latency and accuracy of every exported TFLite variant of one model, side by side."""
     from dspl.errors import DsplError
     from dspl.workflows.benchmark import benchmark, print_benchmark
 
     if (data_dir is None) != (label_file is None):
         raise DsplError("-d and -l go together: the label file's partition is scored from the data directory")
-    result = benchmark(source, export_dir, data_dir, label_file, partition, runs, threads)
+    result = benchmark(source, export_dir, data_dir, label_file, partition, runs)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

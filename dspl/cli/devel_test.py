@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import click
 
-from dspl.cli.options import batch_size_option, checked_configs_option, model_file_option
+from dspl.cli.options import (
+    batch_size_option,
+    checked_configs_option,
+    existing,
+    model_file_option,
+)
 from dspl.config import GivenConfigs
 
 
 @click.command("devel-test")
 @model_file_option
-@click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(), help="Directory of the audio files.")
-@click.option("-l", "--label-file", "label_file", required=True, type=click.Path(), help="Label file (CSV).")
+@click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(),
+              callback=existing("data directory not found"), help="Directory of the audio files.")
+@click.option("-l", "--label-file", "label_file", required=True, type=click.Path(),
+              callback=existing("label file not found"), help="Label file (CSV).")
 @checked_configs_option
 @batch_size_option
 def command(model: str, data_dir: str, label_file: str, given: GivenConfigs,

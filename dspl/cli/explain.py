@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import click
 
-from dspl.cli.options import audio_input_option, keras_configs_option, model_file_option, output_dir_option
+from dspl.cli.options import (
+    audio_input_option,
+    keras_configs_option,
+    model_file_option,
+    output_dir_option,
+)
 from dspl.config import GivenConfigs
-from dspl.explain.attribution import METHODS
+from dspl.explain.methods import METHODS
 
 
 @click.command("explain")

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import click
 
-from dspl.cli.options import keras_configs_option, whole_file_seconds_option
+from dspl.cli.options import keras_configs_option, model_path, whole_file_seconds_option
 from dspl.config import GivenConfigs
 from dspl.export.report import FORMATS
 from dspl.export.tflite_convert import QUANTIZATIONS
 
 
 @click.command(name="export", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-s", "--source", required=True, type=click.Path(dir_okay=False),
-              help="The model file (dspl's model.h5, or DeepSpectrumLite's with -hc and -cc).")
+@click.option("-s", "--source", required=True, type=click.Path(), callback=model_path,
+              help="The model file (dspl's model.h5, or DeepSpectrumLite's with -hc and -cc), or its folder.")
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False), help="Directory to write to.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), default=("tflite",),
               show_default=True, help="Output format (repeatable).")

@@ -1,17 +1,22 @@
-"""The `dspl` / `deepspectrumlite` command group: global verbosity, version, and one-line user errors."""
+"""The `dspl` / `deepspectrumlite` command group: global options, version, and one-line user errors.
+
+The global options (`-v`, `--threads`) are accepted before and after the command name; they are applied once
+every flag is parsed, before the command runs (so before it loads torch).
+"""
 
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 from click.utils import make_default_short_help
 
+from dspl.cli.options import apply_settings, global_options, settings
 from dspl.errors import DsplError
-from dspl.quiet import set_verbosity
 from dspl.version import __version__
 
 # The commands in the order `--help` lists them; `plot` lives in the module dspl.cli.plot, `devel-test` in
@@ -41,6 +46,23 @@ def command_docstring(name: str) -> str:
     raise LookupError(f"{command_module(name)} defines no function named 'command'")
 
 
+def _with_global_options(command: click.Command) -> click.Command:
+    """The command accepting the global options after its name too, applying them before it runs (once)."""
+    if getattr(command, "_dspl_global_options", False):
+        return command
+    command.params.extend(global_options())
+    callback: Callable[..., Any] = command.callback
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        apply_settings(click.get_current_context())
+        return callback(*args, **kwargs)
+
+    command.callback = run
+    command._dspl_global_options = True
+    return command
+
+
 class DsplGroup(click.Group):
     """A lazily loading click group that prints a DsplError as one line (traceback only with -vv)."""
 
@@ -52,7 +74,7 @@ class DsplGroup(click.Group):
             return None
         from importlib import import_module
 
-        return import_module(command_module(name)).command
+        return _with_global_options(import_module(command_module(name)).command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command with the first sentence of its docstring, whole (wrapped, not cut at the width)."""
@@ -80,24 +102,19 @@ class DsplGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DsplError as exc:
-            if ctx.obj and ctx.obj.get("verbosity", 0) >= 2:
+            if settings(ctx)["verbosity"] >= 2:
                 raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 
 
-@click.group(cls=DsplGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", "verbosity", count=True, help="-v: progress information, -vv: debug output and tracebacks.")
+@click.group(cls=DsplGroup, params=global_options(), context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dspl")
-@click.pass_context
-def cli(ctx: click.Context, verbosity: int) -> None:
+def cli() -> None:
     """Train audio classifiers on spectrogram plots and export them to TensorFlow Lite.
 
     Compatible with DeepSpectrumLite's commands, flags and config files.
     """
-    ctx.ensure_object(dict)
-    ctx.obj["verbosity"] = verbosity
-    set_verbosity(verbosity)
 
 
 def main() -> None:

@@ -1,11 +1,103 @@
-"""Click options that several commands share, each defined once."""
+"""Click options that several commands share, each defined once.
+
+Input paths are checked here, while the flags are parsed, so that a typo is reported before a command loads
+torch or TensorFlow (seconds); the library checks them again for callers from Python.
+"""
 
 from __future__ import annotations
 
 import functools
+import glob
+import logging
+from pathlib import Path
 from typing import Any, Callable
 
 import click
+
+from dspl import threads
+from dspl.errors import DsplError
+from dspl.quiet import set_verbosity
+
+log = logging.getLogger(__name__)
+MODEL_SUFFIXES = (".h5", ".hdf5", ".ckpt")
+DEFAULT_MODEL_FILE = "model.h5"
+
+
+def settings(ctx: click.Context) -> dict[str, Any]:
+    """The global settings of this invocation (kept on the root context)."""
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    return root.obj.setdefault("settings", {"verbosity": 0, "threads": None})
+
+
+def _add_verbosity(ctx: click.Context, _param: click.Parameter, count: int) -> None:
+    settings(ctx)["verbosity"] += count
+
+
+def _set_threads(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        settings(ctx)["threads"] = value
+
+
+def global_options() -> list[click.Option]:
+    """`-v` and `--threads`, as the group and every command accept them."""
+    return [click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_add_verbosity,
+                         help="-v: progress information, -vv: debug output and tracebacks."),
+            click.Option(["--threads"], type=click.IntRange(min=1), expose_value=False, callback=_set_threads,
+                         help="CPU threads for torch, TensorFlow and TFLite (default: the CPUs this process may "
+                              "use; see the README's 'CPU threads').")]
+
+
+def apply_settings(ctx: click.Context) -> None:
+    """Apply the global options once all flags are parsed: logging and the thread policy."""
+    given = settings(ctx)
+    set_verbosity(given["verbosity"])
+    if given["threads"] is not None:
+        threads.configure(given["threads"])
+
+
+def verbosity() -> int:
+    """How many -v the running command was given (before or after its name)."""
+    return settings(click.get_current_context())["verbosity"]
+
+
+def existing(message: str, unmatched: str | None = None) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback: a DsplError ``<value>: <message>`` for a path that does not exist; where ``unmatched`` is
+    given the value may be a glob pattern, and one that matches nothing gets ``<value>: <unmatched>``."""
+    def check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        if value is None or Path(value).exists():
+            return value
+        if unmatched is not None and any(c in value for c in "*?["):
+            if glob.glob(value, recursive=True):
+                return value
+            raise DsplError(f"{value}: {unmatched}")
+        raise DsplError(f"{value}: {message}")
+    return check
+
+
+def model_in(value: str) -> str:
+    """DeepSpectrumLite's `-md` names a model *dir*: a folder is taken for the one model file in it (its
+    model.h5 where train wrote one beside its checkpoint); a DsplError lists several."""
+    folder = Path(value)
+    if not folder.is_dir():
+        return value
+    if (folder / DEFAULT_MODEL_FILE).is_file():
+        chosen = folder / DEFAULT_MODEL_FILE
+    else:
+        candidates = sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+        if len(candidates) != 1:
+            found = ", ".join(p.name for p in candidates) or "none"
+            raise DsplError(f"{folder}: expected one model file ({', '.join(MODEL_SUFFIXES)}) in the folder, found "
+                            f"{found}: name the file")
+        chosen = candidates[0]
+    click.echo(f"model: {chosen}", err=True)
+    return str(chosen)
+
+
+def model_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A click callback for a model file option: it exists (or is a pattern that matches), a folder is taken for
+    the model file in it (model_in)."""
+    return model_in(existing("model file not found", "the pattern matches no model file")(ctx, param, value))
 
 whole_file_seconds_option = click.option(
     "--whole-file-seconds", type=click.FloatRange(min=0, min_open=True),
@@ -45,11 +137,13 @@ batch_size_option = click.option("--batch-size", default=64, show_default=True, 
                                  help="Chunks per forward pass.")
 
 model_file_option = click.option("-md", "--model-dir", "model", required=True, type=click.Path(),
-                                 help="Model file (model.h5 or model.ckpt).")
+                                 callback=model_path,
+                                 help="Model file (model.h5 or model.ckpt), or the folder holding it.")
 """The one model file of a command that runs it (the flag keeps DeepSpectrumLite's name)."""
 
 audio_input_option = click.option(
     "-d", "--data-dir", "data", required=True, type=click.Path(),
+    callback=existing("no such audio file or directory", "the pattern matches no audio files"),
     help="Audio file, directory (searched recursively) or glob such as 'audio/*.wav'.")
 """The audio of a command that reads files one by one, without a label file."""
 

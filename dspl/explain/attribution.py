@@ -20,8 +20,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-METHODS = ("gradcam", "integrated-gradients", "occlusion")
-GRADIENT_METHODS = ("gradcam", "integrated-gradients")  # need the model's gradients; occlusion needs forward passes only
+from dspl.explain.methods import METHODS
+
 INTEGRATED_GRADIENT_STEPS = 32
 OCCLUSION_WINDOW = 8  # the occluding patch covers 1/8 of the plot's side, moved by half its size
 GRADCAM_MIN_CELLS = 7  # the last feature map of a 224 px plot in most backbones
@@ -89,6 +89,18 @@ def _occlusion(model: nn.Module, plots: torch.Tensor, targets: torch.Tensor, bas
     strides = (plots.shape[1], max(1, window[1] // 2), max(1, window[2] // 2))
     return Occlusion(model).attribute(plots, sliding_window_shapes=window, strides=strides, baselines=baseline,
                                       target=targets, perturbations_per_eval=16)
+
+
+def forward_passes(method: str, height: int, width: int) -> int:
+    """About how many single-plot forward passes a method costs for one plot of ``height`` x ``width`` pixels
+    (a backward pass counted as one more): its cost, for choosing within a time budget."""
+    if method == "occlusion":
+        positions = [(size - max(1, size // OCCLUSION_WINDOW)) // max(1, size // OCCLUSION_WINDOW // 2) + 1
+                     for size in (height, width)]
+        return positions[0] * positions[1] + 1
+    if method == "integrated-gradients":
+        return 2 * INTEGRATED_GRADIENT_STEPS
+    return 3  # Grad-CAM: the pass that finds its layer, one forward and one backward pass
 
 
 _METHODS: dict[str, Callable[..., torch.Tensor]] = {

@@ -14,20 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from dspl.config import GivenConfigs
 from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.chunking import chunk_times, split_into_chunks
 from dspl.errors import DsplError
-from dspl.explain.attribution import GRADIENT_METHODS, METHODS, attribute
+from dspl.explain.attribution import attribute
 from dspl.explain.geometry import PlotAxes, plot_axes
+from dspl.explain.methods import GRADIENT_METHODS, METHODS
 from dspl.explain.regions import top_regions
 from dspl.explain.render import Panel, write_panel, write_summary
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.predictor import Predictor
 from dspl.workflows.plot import to_array, to_png_pixels
 from dspl.workflows.predict import write_csv
+from dspl.workflows.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +170,7 @@ def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, meth
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary, rows = ExplainSummary(), []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"explain ({method})", total=len(files))
         for path in files:
             relative = path.relative_to(root)

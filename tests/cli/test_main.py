@@ -55,7 +55,10 @@ def test_version_flag():
     (["train", "-d", "."], "Missing option '-md' / '--model-dir'. (see 'dspl train -h')"),
     (["no-such-command"], "No such command 'no-such-command'. (see 'dspl -h')"),
 ])
-def test_click_usage_errors_are_one_line_with_status_1(args, message):
+def test_click_usage_errors_are_one_line_with_status_1(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("m.h5", "l.csv"):
+        (tmp_path / name).write_bytes(b"")  # paths are checked first: these exist, so the flag's error is the one
     one_error_line(run(*args), message)
 
 

@@ -211,8 +211,10 @@ def test_a_directory_named_like_a_model_file_is_one_line(tmp_path, write_sine):
     write_sine(tmp_path / "a.wav")
     (tmp_path / "model.h5").mkdir()
     one_error_line(run("predict", "-md", str(tmp_path / "model.h5"), "-d", str(tmp_path)),
-                   f"{tmp_path / 'model.h5'}: is a directory, expected a model file (model.h5 or model.ckpt)")
+                   f"{tmp_path / 'model.h5'}: expected one model file (.h5, .hdf5, .ckpt) in the folder, found "
+                   "none: name the file")
     (tmp_path / "model.tflite").mkdir()
+    (tmp_path / "x.h5").write_bytes(b"")  # the source is checked first
     one_error_line(run("convert", "-s", str(tmp_path / "x.h5"), "-d", str(tmp_path / "model.tflite")),
                    f"Invalid value for '-d' / '--destination': File '{tmp_path / 'model.tflite'}' is a directory. "
                    "(see 'dspl convert -h')")

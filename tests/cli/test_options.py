@@ -1,0 +1,99 @@
+"""Options shared by the commands (dspl.cli.options): paths checked while the flags are parsed, before torch or
+TensorFlow load; a model folder taken for the one model file in it; the global options after a command's name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import one_error_line, run
+
+from dspl.cli.main import cli
+from dspl.errors import DsplError
+
+TYPOS = [
+    (["predict", "-md", "nope.h5", "-d", "."], "nope.h5: model file not found"),
+    (["predict", "-md", "m.h5", "-d", "nope"], "nope: no such audio file or directory"),
+    (["predict", "-md", "m.h5", "-d", "nope/*.wav"], "nope/*.wav: the pattern matches no audio files"),
+    (["predict", "-md", "nope/*/model.h5", "-d", "."], "nope/*/model.h5: the pattern matches no model file"),
+    (["devel-test", "-md", "m.h5", "-d", "nope", "-l", "l.csv"], "nope: data directory not found"),
+    (["devel-test", "-md", "m.h5", "-d", ".", "-l", "nope.csv"], "nope.csv: label file not found"),
+    (["stats", "-md", "nope.h5"], "nope.h5: model file not found"),
+    (["convert", "-s", "nope.h5", "-d", "x.tflite"], "nope.h5: model file not found"),
+    (["export", "-s", "nope.h5", "-o", "out"], "nope.h5: model file not found"),
+    (["tflite-stats", "-md", "nope.tflite"], "nope.tflite: TFLite model file not found"),
+    (["explain", "-md", "nope.h5", "-d", ".", "-o", "out"], "nope.h5: model file not found"),
+    (["report", "-md", "m.h5", "-d", "nope"], "nope: no such audio file or directory"),
+    (["plot", "-hc", "nope.json", "-d", ".", "-o", "out"], "nope.json: file not found"),
+    (["create-preprocessor", "-hc", "nope.json", "-d", "x.tflite"], "nope.json: file not found"),
+]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with the files the typo cases do not misspell (they only need to exist)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("m.h5", "l.csv"):
+        (tmp_path / name).write_bytes(b"")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, message", TYPOS)
+def test_a_mistyped_path_is_one_line(workdir, args, message):
+    one_error_line(run(*args), message)
+
+
+def test_a_mistyped_path_is_reported_before_torch_or_tensorflow_load(workdir):
+    """What makes the answer take 0.2 s rather than 10 s: no command imports a heavy library before its flags."""
+    code = ("import json, sys\nfrom dspl.cli.main import cli\nloaded = []\n"
+            f"for args in {json.dumps([args for args, _ in TYPOS])}:\n"
+            "    try:\n        cli(args)\n    except SystemExit:\n        pass\n"
+            "    loaded.append(sorted(m for m in ('torch', 'tensorflow', 'lightning', 'onnx') if m in sys.modules))\n"
+            "print(json.dumps(loaded))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=workdir, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [[]] * len(TYPOS)
+    assert done.stderr.splitlines() == [f"error: {message}" for _, message in TYPOS]
+
+
+def test_a_model_folder_is_taken_for_its_model_file(tmp_path):
+    folder = tmp_path / "run_config_0"
+    folder.mkdir()
+    (folder / "model.ckpt").write_bytes(b"")
+    result = run("stats", "-md", str(folder))  # the one model file in the folder is named, then read
+    assert result.output.splitlines()[0] == f"model: {folder / 'model.ckpt'}"
+    (folder / "model.h5").write_bytes(b"")
+    result = run("stats", "-md", str(folder))  # train's model.h5 where it sits beside its checkpoint
+    assert result.output.splitlines()[0] == f"model: {folder / 'model.h5'}"
+
+
+def test_a_folder_without_exactly_one_model_file_is_one_line(tmp_path):
+    one_error_line(run("stats", "-md", str(tmp_path)),
+                   f"{tmp_path}: expected one model file (.h5, .hdf5, .ckpt) in the folder, found none: name the file")
+    for name in ("a.h5", "b.ckpt", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    one_error_line(run("predict", "-md", str(tmp_path), "-d", str(tmp_path)),
+                   f"{tmp_path}: expected one model file (.h5, .hdf5, .ckpt) in the folder, found a.h5, b.ckpt: "
+                   "name the file")
+
+
+@pytest.mark.parametrize("args", [["-vv", "stats"], ["stats", "-vv"], ["stats", "-v", "-v"], ["-v", "stats", "-v"]])
+def test_verbosity_counts_before_and_after_the_command_name(tmp_path, args):
+    """-vv lets a DsplError propagate (its traceback); the flags count wherever they are given."""
+    result = CliRunner().invoke(cli, [*args, "-md", str(tmp_path / "missing.h5")])
+    assert isinstance(result.exception, DsplError)
+
+
+def test_one_v_is_not_two(tmp_path):
+    result = CliRunner().invoke(cli, ["stats", "-v", "-md", str(tmp_path / "missing.h5")])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1
+
+
+@pytest.mark.parametrize("args", [["--threads", "0", "stats"], ["stats", "--threads", "0"]])
+def test_a_thread_count_below_one_is_a_usage_error(tmp_path, args):
+    one_error_line(run(*args, "-md", str(tmp_path)),
+                   f"Invalid value for '--threads': 0 is not in the range x>=1. (see 'dspl{' stats' * (args[0] == 'stats')} -h')")
