@@ -6,7 +6,8 @@ Usage: python bench/contention.py [--dsl-python PATH] [--seconds 3] [--files-per
 Each measurement runs in a fresh process (so dspl's thread policy, dspl.threads, starts as a user's would), once
 on an idle machine and once while another process spins on CPU 0 (what a second SLURM array task, a browser or
 a colleague's job does to a 2-core machine). "torch defaults" repeats the busy run with the settings dspl had
-before its thread policy (OpenMP's active waiting, all CPUs). With --dsl-python (a Python 3.8 venv with
+before its thread policy (OpenMP's active waiting, all CPUs), and "torch defaults, idle" the idle run with them
+(the policy must keep idle figures within 10 % of what they were). With --dsl-python (a Python 3.8 venv with
 deepspectrumlite==1.0.2, see bench/dsl_side.py) DeepSpectrumLite's own DataPipeline plots are measured the same
 way. Targets: busy >= 0.45x idle for every dspl figure (one of two cores is taken), and dspl >= 10x
 DeepSpectrumLite's plots per second at batch 1 on the busy machine.
@@ -186,6 +187,7 @@ def main() -> None:
         for name in args.only:
             figures = {}
             for label, environ, busy in (("idle", clean, False), ("busy", clean, True),
+                                         ("idle, torch defaults", {**clean, **BEFORE_POLICY}, False),
                                          ("busy, torch defaults", {**clean, **BEFORE_POLICY}, True)):
                 values = []
                 for _ in range(args.rounds):
@@ -204,13 +206,14 @@ def main() -> None:
             rows.append((name, unit, figures))
             print(name, unit, {k: round(v, 2) for k, v in figures.items()}, flush=True)
     print()
-    print("| measurement | unit | dspl idle | dspl busy | busy / idle | torch defaults, busy | "
-          "DeepSpectrumLite idle | DeepSpectrumLite busy | dspl / DeepSpectrumLite, busy |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| measurement | unit | dspl idle | dspl busy | busy / idle | torch defaults, idle | idle / defaults | "
+          "torch defaults, busy | DeepSpectrumLite idle | DeepSpectrumLite busy | dspl / DeepSpectrumLite, busy |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, unit, f in rows:
         dsl_idle, dsl_busy = f.get("DeepSpectrumLite idle"), f.get("DeepSpectrumLite busy")
         ratio = f"{f['busy'] / dsl_busy:.1f}x" if dsl_busy else "-"
         print(f"| {name} | {unit} | {f['idle']:.1f} | {f['busy']:.1f} | {f['busy'] / f['idle']:.2f} | "
+              f"{f['idle, torch defaults']:.1f} | {f['idle'] / f['idle, torch defaults']:.2f} | "
               f"{f['busy, torch defaults']:.1f} | {f'{dsl_idle:.1f}' if dsl_idle else '-'} | "
               f"{f'{dsl_busy:.1f}' if dsl_busy else '-'} | {ratio} |")
 
