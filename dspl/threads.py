@@ -7,13 +7,17 @@ busy. The policy (`configure`):
 
 - threads: the CPUs this process may use, the least of its affinity mask, its cgroup's CPU quota and
   ``SLURM_CPUS_PER_TASK``;
-- waiting: OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``), so an idle thread sleeps instead of
-  spinning; TensorFlow's thread pools get the same thread count;
-- small work: a computation too small to pay for a parallel region (one chunk's plot) runs on one thread
-  (`single_thread`).
+- waiting: an OpenMP thread that reaches a barrier spins for about 0.1 ms (GNU OpenMP's ``GOMP_SPINCOUNT``; the
+  back-to-back parallel regions of a training step meet within it), then sleeps (``OMP_WAIT_POLICY=PASSIVE``)
+  instead of spinning for ~3 ms or, with torch's ``ACTIVE`` hint, for minutes; TensorFlow's thread pools get the
+  same thread count;
+- small work: a computation too small to pay for a parallel region (one chunk's plot) runs on one thread;
+- busy CPUs: before large work (a batch of plots, and the training or prediction step that follows it) the
+  thread count follows the CPUs other processes left free since the last look (`CpuShare`, from /proc/stat):
+  on 2 CPUs with one taken by another process, 1 thread, which then needs no barrier at all (`work_threads`).
 
-An explicit setting wins: ``DSPL_THREADS`` or `dspl --threads N`, else ``OMP_NUM_THREADS``; an explicit
-``OMP_WAIT_POLICY`` is kept. The environment variables only take effect if they are set before torch (and
+An explicit setting wins and stays fixed: ``DSPL_THREADS`` or `dspl --threads N`, else ``OMP_NUM_THREADS``, and
+a count set with ``torch.set_num_threads`` after dspl set its own; an explicit ``OMP_WAIT_POLICY`` is kept. The environment variables only take effect if they are set before torch (and
 TensorFlow) load their runtimes: `import dspl` applies the policy, so a script that imports dspl first gets it
 whole. If torch was imported before, dspl can still set its thread count (unless the user changed it with
 ``torch.set_num_threads``), but not its wait policy: set ``OMP_WAIT_POLICY=PASSIVE`` in the environment then.
@@ -24,10 +28,11 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, MutableMapping
+from typing import Any, Callable, Iterator, Mapping, MutableMapping
 
 from dspl.errors import DsplError
 
@@ -38,6 +43,10 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                     "TF_NUM_INTEROP_THREADS")
 WAIT_VARIABLE, PASSIVE = "OMP_WAIT_POLICY", "PASSIVE"
+SPIN_VARIABLE, SPIN_COUNT = "GOMP_SPINCOUNT", "10000"
+"""GNU OpenMP spins ~100,000 times per ms. Idle, one training epoch of the example set ran at 59 files/s with no
+spinning (PASSIVE alone) and 83-93 files/s with 10,000 spins; with one of 2 CPUs busy, 100,000 spins fell to 63
+while 10,000 kept 84 (bench/contention.py's train measurement, both with busy CPUs adapted to)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class ThreadPolicy:
 
     threads: int
     reason: str
+    explicit: bool = False  # the user chose the count: it is not adapted to busy CPUs
 
 
 def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
@@ -76,11 +86,11 @@ def decide(environ: Mapping[str, str], affinity: int, quota: float | None,
     """The policy for a process that may run on ``affinity`` CPUs under a cgroup quota of ``quota`` CPUs (None:
     none), with ``requested`` threads asked for explicitly (`dspl --threads`)."""
     if requested is not None:
-        return ThreadPolicy(requested, "--threads")
+        return ThreadPolicy(requested, "--threads", explicit=True)
     for name in (THREADS_ENV, "OMP_NUM_THREADS"):
         value = environ.get(name, "").strip()
         if value and not (name == "OMP_NUM_THREADS" and value == environ.get(APPLIED_ENV)):
-            return ThreadPolicy(_positive_int(name, value.split(",")[0]), f"{name} (set by the user)")
+            return ThreadPolicy(_positive_int(name, value.split(",")[0]), f"{name} (set by the user)", explicit=True)
     limits = [(affinity, f"{affinity} CPU(s) in the affinity mask")]
     if quota is not None:
         limits.append((max(1, math.floor(quota)), f"a cgroup CPU quota of {quota:g} CPU(s)"))
@@ -110,11 +120,14 @@ def configure(requested: int | None = None, environ: MutableMapping[str, str] | 
         if requested is not None or name not in environ or environ[name] == environ.get(APPLIED_ENV):
             environ[name] = str(policy.threads)
     environ[APPLIED_ENV] = str(policy.threads)
-    environ.setdefault(WAIT_VARIABLE, PASSIVE)
+    if WAIT_VARIABLE not in environ:
+        environ[WAIT_VARIABLE] = PASSIVE
+        environ.setdefault(SPIN_VARIABLE, SPIN_COUNT)
     torch = sys.modules.get("torch")
     if torch is not None and (requested is not None or torch.get_num_threads() == _torch_default_threads()):
         torch.set_num_threads(policy.threads)
     _applied[:] = [policy]
+    _share.reset()
     return policy
 
 
@@ -135,17 +148,92 @@ idle cores (224x224 plots of 2 s chunks, chunks/s on 1 vs 2 threads): batch 1 2,
 save, idle and more so on a busy machine."""
 
 
+PROC_STAT = Path("/proc/stat")
+LOOK_INTERVAL_S = 0.25
+"""Seconds between two looks at the CPUs' busy time: /proc/stat counts in clock ticks (10 ms), so shorter windows
+are noise; one look costs ~30 us."""
+
+
+def busy_seconds(stat_text: str, cpus: set[int], ticks_per_second: int) -> float:
+    """CPU seconds the ``cpus`` spent busy (user, nice, system, irq, softirq, steal) since boot, from the text of
+    /proc/stat."""
+    ticks = 0
+    for line in stat_text.splitlines():
+        name, _, fields = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields.split()[:8])
+            ticks += user + nice + system + irq + softirq + steal
+    return ticks / ticks_per_second
+
+
+def free_cpus(cpus: int, busy_delta: float, own_delta: float, seconds: float) -> float:
+    """CPUs other processes left free over a window of ``seconds``: ``busy_delta`` CPU seconds busy on this
+    process's ``cpus``, ``own_delta`` of them this process's own."""
+    return cpus - max(0.0, busy_delta - own_delta) / seconds
+
+
+class CpuShare:
+    """The thread count large work should use now: the policy's count, less the CPUs other processes kept busy
+    since the last look (looked at most every LOOK_INTERVAL_S; the first call keeps the policy's count)."""
+
+    def __init__(self, stat: Path = PROC_STAT, clock: Callable[[], float] = time.monotonic,
+                 own_seconds: Callable[[], float] = lambda: sum(os.times()[:2])) -> None:
+        self.stat, self.clock, self.own_seconds = stat, clock, own_seconds
+        self.reset()
+
+    def reset(self) -> None:
+        self._last: tuple[float, float, float] | None = None
+        self._threads: int | None = None
+        self._set: int | None = None  # the count adapt() last gave torch
+
+    def adapt(self, torch: Any, policy: ThreadPolicy) -> None:
+        """Give torch the count threads() says, unless the user chose one: an explicit policy, or a count set
+        with torch.set_num_threads since dspl last set its own."""
+        current = torch.get_num_threads()
+        if policy.explicit or current != (policy.threads if self._set is None else self._set):
+            return
+        self._set = self.threads(policy.threads)
+        if self._set != current:
+            torch.set_num_threads(self._set)
+
+    def _look(self, cpus: set[int]) -> tuple[float, float, float]:
+        own = self.own_seconds()
+        busy = busy_seconds(self.stat.read_text(), cpus, os.sysconf("SC_CLK_TCK"))
+        return self.clock(), busy, own
+
+    def threads(self, limit: int) -> int:
+        """At most ``limit`` threads: as many as CPUs were free over the last window, rounded."""
+        if self._last is not None and self.clock() - self._last[0] < LOOK_INTERVAL_S:
+            return min(limit, self._threads or limit)
+        cpus = os.sched_getaffinity(0)
+        try:
+            look = self._look(cpus)
+        except (OSError, ValueError):  # no /proc (not Linux, a sandbox): keep the policy's count
+            return limit
+        if self._last is not None:
+            when, busy, own = self._last
+            free = free_cpus(len(cpus), look[1] - busy, look[2] - own, look[0] - when)
+            self._threads = max(1, min(limit, int(free + 0.5)))
+        self._last = look
+        return min(limit, self._threads or limit)
+
+
+_share = CpuShare()
+
+
 @contextmanager
-def single_thread(small: bool = True) -> Iterator[None]:
-    """Run the block's torch operations on one thread when the work is ``small``, then restore the count."""
+def work_threads(small: bool) -> Iterator[None]:
+    """The thread count for the block's torch work and the work that follows it (a step's forward and backward):
+    the CPUs free now (CpuShare.adapt); one thread for the block alone when its work is ``small``."""
     import torch
 
-    previous = torch.get_num_threads()
-    if not small or previous == 1:
+    _share.adapt(torch, (_applied or [current_policy()])[0])
+    current = torch.get_num_threads()
+    if not small or current == 1:
         yield
         return
     torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(current)

@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from dspl.errors import DsplError
-from dspl.threads import APPLIED_ENV, PASSIVE, THREAD_VARIABLES, cgroup_cpu_quota, configure, decide
+from dspl.threads import (
+    APPLIED_ENV, PASSIVE, SPIN_COUNT, THREAD_VARIABLES, CpuShare, ThreadPolicy, busy_seconds, cgroup_cpu_quota,
+    configure, decide, free_cpus,
+)
 
 
 @pytest.mark.parametrize("environ, affinity, quota, threads, reason", [
@@ -98,3 +102,95 @@ def test_the_threads_option_applies_before_the_command_runs(tmp_path, args):
             f"sys.argv = ['dspl', *{args!r}, '-md', {str(not_a_model)!r}]\n"
             "try:\n    cli()\nexcept SystemExit:\n    pass\nprint(torch.get_num_threads())")
     assert run_python(code).splitlines()[-1] == "1"
+
+
+def test_the_wait_policy_spins_briefly_then_sleeps_unless_the_user_chose_one():
+    environ: dict[str, str] = {}
+    configure(environ=environ)
+    assert (environ["OMP_WAIT_POLICY"], environ["GOMP_SPINCOUNT"]) == (PASSIVE, SPIN_COUNT)
+    mine = {"OMP_WAIT_POLICY": "ACTIVE"}
+    configure(environ=mine)
+    assert "GOMP_SPINCOUNT" not in mine
+
+
+STAT = """cpu  900 0 300 5000 10 0 0 0 0 0
+cpu0 {user0} 0 100 2500 5 0 0 0 0 0
+cpu1 {user1} 0 100 2500 5 0 {irq1} {steal1} 0 0
+intr 12345
+"""
+
+
+def stat_text(user0: int, user1: int, irq1: int = 0, steal1: int = 0) -> str:
+    return STAT.format(user0=user0, user1=user1, irq1=irq1, steal1=steal1)
+
+
+def test_busy_seconds_count_the_busy_ticks_of_the_given_cpus_only():
+    text = stat_text(200, 300, irq1=20, steal1=30)
+    assert busy_seconds(text, {0}, 100) == pytest.approx(3.0)  # user 200 + system 100 ticks
+    assert busy_seconds(text, {1}, 100) == pytest.approx(4.5)  # user, system, irq and steal
+    assert busy_seconds(text, {0, 1}, 100) == pytest.approx(7.5)
+    assert busy_seconds(text, {7}, 100) == 0.0
+
+
+@pytest.mark.parametrize("busy, own, free", [(2.0, 2.0, 2.0), (2.0, 1.0, 1.0), (1.0, 1.5, 2.0), (2.0, 0.0, 0.0)])
+def test_free_cpus_are_the_cpus_less_what_other_processes_kept_busy(busy, own, free):
+    assert free_cpus(2, busy, own, 1.0) == pytest.approx(free)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def share_on(tmp_path, own: list[float]) -> tuple[CpuShare, Clock, Any]:
+    """A CpuShare reading a /proc/stat the test writes, with a hand-moved clock and scripted own CPU seconds."""
+    stat, clock, own_seconds = tmp_path / "stat", Clock(), iter(own)
+    share = CpuShare(stat, clock, lambda: next(own_seconds))
+
+    def look(user0: int, user1: int) -> int:
+        stat.write_text(stat_text(user0, user1))
+        return share.threads(2)
+
+    return share, clock, look
+
+
+def test_the_share_keeps_the_limit_first_then_follows_the_cpus_others_leave_free(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "sysconf", lambda _name: 100)
+    _, clock, look = share_on(tmp_path, own=[0.0, 0.0, 2.0])
+    assert look(0, 0) == 2  # nothing to compare with yet
+    clock.now += 1.0
+    assert look(100, 0) == 1  # CPU 0 busy for a second, none of it this process's: one CPU is free
+    clock.now += 0.1
+    assert look(500, 500) == 1  # within LOOK_INTERVAL_S of the last look: not looked again
+    clock.now += 1.0
+    assert look(200, 100) == 2  # 2 s busy since, all of them this process's own: both free
+
+
+class FakeTorch:
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, threads: int) -> None:
+        self.threads = threads
+
+
+def test_adapting_leaves_a_count_the_user_chose_alone(tmp_path):
+    share = CpuShare(tmp_path / "no-stat")  # unreadable: threads() keeps the limit
+    share._threads, share._last = 1, (share.clock(), 0.0, 0.0)  # a look just now found one free CPU
+    torch = FakeTorch(2)
+    share.adapt(torch, ThreadPolicy(2, "--threads", explicit=True))
+    assert torch.threads == 2
+    share.adapt(torch, ThreadPolicy(2, "2 CPU(s) in the affinity mask"))
+    assert torch.threads == 1
+    torch.set_num_threads(4)  # the user's torch.set_num_threads after dspl's
+    share.adapt(torch, ThreadPolicy(2, "2 CPU(s) in the affinity mask"))
+    assert torch.threads == 4

@@ -111,7 +111,7 @@ class PlotTransform(nn.Module):
         """
         # autocast off: mixed precision would break the parity with TF; small batches on one CPU thread
         small = audio.device.type == "cpu" and audio.numel() <= threads.SMALL_WORK_SAMPLES
-        with torch.autocast(audio.device.type, enabled=False), threads.single_thread(small):
+        with torch.autocast(audio.device.type, enabled=False), threads.work_threads(small):
             if lengths is None:
                 return self._plot(audio)
             return torch.cat([self._plot(audio[i:i + 1, :int(n)]) for i, n in enumerate(lengths)])
