@@ -46,7 +46,8 @@ def test_readme_has_the_blocks_a_newcomer_runs():
 
 
 def test_every_readme_command_runs_in_order(tmp_path):
-    """In a folder laid out like the clone's top: the README copies DeepSpectrumLite's fixture models from tests/."""
+    """In a folder laid out like the clone's top: the README copies DeepSpectrumLite's fixture models from tests/.
+    At the end the example model's report shows everything the README made: its evaluation and its exports."""
     fixtures = Path("tests") / "data" / "dsl_models"
     shutil.copytree(README.parent / fixtures, tmp_path / fixtures,
                     ignore=shutil.ignore_patterns("densenet121", "*mobilenet_v2"))
@@ -55,3 +56,10 @@ def test_every_readme_command_runs_in_order(tmp_path):
         command = ["bash", "-e", "-o", "pipefail", "-c", code] if language == "bash" else [sys.executable, "-c", code]
         result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=1800)
         assert result.returncode == 0, f"{code}\n--- exit {result.returncode}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    page = tmp_path / "example" / "output" / "models" / "example" / "run_config_0" / "report" / "index.html"
+    report = page.read_text(encoding="utf-8")
+    assert "No evaluation files" not in report and "No export_report.json" not in report
+    assert "devel (chunks): UAR" in report and "test (files, majority vote): UAR" in report
+    for exported in ("model_fp32.tflite", "model_int8.tflite", "model_end_to_end_int8.tflite"):
+        assert f"<td>{exported}</td>" in report, exported
+    assert (tmp_path / "explained" / "test_003_summary.png").is_file()
