@@ -50,7 +50,7 @@ class Budget:
     def describe(self) -> str:
         parts = [f"<= {self.max_latency_ms:g} ms" if self.max_latency_ms is not None else "",
                  f"<= {self.max_size_kb:g} kB" if self.max_size_kb is not None else ""]
-        return ", ".join(p for p in parts if p) or "no budget"
+        return ", ".join(p for p in parts if p) or "none"
 
 
 @dataclass(frozen=True)
