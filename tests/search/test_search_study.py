@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from dspl.config import parse_space
 from dspl.data.example import example_hp
 from dspl.errors import DsplError
-from dspl.workflows.search_study import SearchCommand, open_storage, open_study, take_trial
+from dspl.workflows.search_study import SURPLUS_ATTR, SearchCommand, open_storage, open_study, take_trial
 from dspl.workflows.search_summary import Budget, SearchInfo, TrialRow, best_row, read_summary, write_summary
 from dspl.workflows.search_trial import suggest
 from dspl.workflows.search_workers import (
@@ -140,6 +140,24 @@ def test_two_workers_take_every_queued_trial_exactly_once(tmp_path):
     assert sorted(taken) == [0, 1, 2]
     assert take_trial(one) is None and take_trial(two) is None
     assert len(one.study.get_trials()) == 3
+
+
+def test_a_worker_that_loses_the_race_for_the_last_trial_marks_its_extra_trial_surplus(tmp_path, monkeypatch):
+    from dspl.workflows.search import trial_rows
+
+    journal = tmp_path / "journal.log"
+    one, two = worker(journal, trials=1), worker(journal, trials=1)
+    stale_view = two.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    taken = take_trial(one)  # worker one takes the last queued trial after worker two looked at the queue
+    looks = iter([stale_view])
+    real = two.study.get_trials
+    monkeypatch.setattr(two.study, "get_trials", lambda *a, **k: next(looks, None) or real(*a, **k))
+    assert take_trial(two) is None
+    trials = one.study.get_trials()
+    assert [(t.number, t.state) for t in trials] == [(0, TrialState.RUNNING), (1, TrialState.FAIL)]
+    assert trials[1].system_attrs[SURPLUS_ATTR] is True
+    one.study.tell(taken, [0.5, 1.0, 1.0])
+    assert [row.number for row in trial_rows(one.study, SPACE.searched)] == [0]
 
 
 def test_a_range_and_a_choice_are_sampled_inside_their_bounds(tmp_path):
