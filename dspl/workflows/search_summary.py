@@ -48,6 +48,7 @@ class Budget:
         return {name: value for name, value in values.items() if value is not None}
 
     def describe(self) -> str:
+        """'<= 5 ms, <= 1500 kB' (the budgets that are set), or 'none'."""
         parts = [f"<= {self.max_latency_ms:g} ms" if self.max_latency_ms is not None else "",
                  f"<= {self.max_size_kb:g} kB" if self.max_size_kb is not None else ""]
         return ", ".join(p for p in parts if p) or "none"

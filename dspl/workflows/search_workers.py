@@ -45,6 +45,7 @@ class Worker:
 
     @classmethod
     def current(cls) -> Worker:
+        """This process."""
         return cls(socket.gethostname(), os.getpid(), psutil.Process().create_time())
 
     @classmethod
