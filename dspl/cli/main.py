@@ -23,8 +23,8 @@ from dspl.version import __version__
 # dspl.cli.devel_test. Each module loads only when its command runs, so `--help` stays fast and does not import
 # torch or tensorflow: the listing reads each command's one-line help from its docstring in the source.
 COMMANDS: tuple[str, ...] = (
-    "example-data", "plot", "train", "fit", "predict", "devel-test", "stats", "convert", "export", "tflite-stats",
-    "benchmark", "create-preprocessor", "import-keras", "explain", "report",
+    "example-data", "plot", "train", "search", "fit", "predict", "devel-test", "stats", "convert", "export",
+    "tflite-stats", "benchmark", "create-preprocessor", "import-keras", "explain", "report",
 )
 
 SHORT_HELP_LIMIT = 200  # characters: long enough that no command's first sentence is cut

@@ -11,6 +11,7 @@ from dspl.config.keys import ConfigError
 from dspl.config.labels import LabelParserRef
 from dspl.config.run import RunConfig
 from dspl.config.schema import PREPROCESSING_KEYS, SCHEMA
+from dspl.config.space import Range, SearchSpace, load_space, parse_space
 from dspl.config.settings import (
     AugmentSettings,
     ExperimentSettings,
@@ -21,7 +22,7 @@ from dspl.config.settings import (
 
 __all__ = [
     "PREPROCESSING_KEYS", "SCHEMA", "AugmentSettings", "ClassConfig", "ConfigError", "ExperimentSettings",
-    "GivenConfigs", "LabelParserRef", "ModelSettings", "PreprocessingSettings", "RunConfig", "TrainingSettings",
-    "check_class_config", "expand_grid", "load_class_config", "load_config", "load_grid", "parse_grid", "read_json",
-    "select_configurations",
+    "GivenConfigs", "LabelParserRef", "ModelSettings", "PreprocessingSettings", "Range", "RunConfig", "SearchSpace",
+    "TrainingSettings", "check_class_config", "expand_grid", "load_class_config", "load_config", "load_grid",
+    "load_space", "parse_grid", "parse_space", "read_json", "select_configurations",
 ]

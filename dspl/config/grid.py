@@ -9,8 +9,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from dspl.config.keys import ConfigError, check_value
 from dspl.config.labels import LabelParserRef
@@ -36,27 +37,48 @@ def read_json(path: str | Path) -> Any:
         raise DsplError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
 
 
+def canonical_key(name: str) -> str:
+    """The schema name of a key as the user wrote it (aliases accepted); a ConfigError names an unknown key."""
+    canonical = ALIASES.get(name, name)
+    if canonical not in SCHEMA:
+        raise unknown_key(name)
+    return canonical
+
+
+def parse_values(name: str, values: Any) -> list[Any]:
+    """A key's non-empty list of values, each checked against the key (a ConfigError names the key and value)."""
+    if not isinstance(values, list):
+        raise ConfigError(f"key '{name}': expected a list of values, got {json.dumps(values)}")
+    if not values:
+        raise ConfigError(f"key '{name}': the list of values is empty, expected at least one value")
+    return [check_value(name, SCHEMA[canonical_key(name)], v) for v in values]
+
+
+def check_required(names: Iterable[str]) -> None:
+    """A ConfigError when a required key is not among ``names`` (canonical names)."""
+    given = set(names)
+    missing = [name for name, key in SCHEMA.items() if key.required and name not in given]
+    if missing:
+        raise missing_keys(missing)
+
+
 def parse_grid(raw: Any, source: str = "<hp config>") -> dict[str, list[Any]]:
     """Validate a raw grid (JSON object of non-empty lists) and return it with canonical key names."""
     if not isinstance(raw, dict):
         raise DsplError(f"{source}: expected a JSON object of lists, got {type(raw).__name__}")
-    grid: dict[str, list[Any]] = {}
     try:
-        for name, values in raw.items():
-            canonical = ALIASES.get(name, name)
-            if canonical not in SCHEMA:
-                raise unknown_key(name)
-            if not isinstance(values, list):
-                raise ConfigError(f"key '{name}': expected a list of values, got {json.dumps(values)}")
-            if not values:
-                raise ConfigError(f"key '{name}': the list of values is empty, expected at least one value")
-            grid[canonical] = [check_value(name, SCHEMA[canonical], v) for v in values]
-        missing = [name for name, key in SCHEMA.items() if key.required and name not in grid]
-        if missing:
-            raise missing_keys(missing)
+        grid = {canonical_key(name): parse_values(name, values) for name, values in raw.items()}
+        check_required(grid)
     except ConfigError as exc:
         raise exc.in_source(source) from None
     return grid
+
+
+def build_configuration(values: Mapping[str, Any], source: str, search_dirs: tuple[Path, ...] = ()) -> RunConfig:
+    """One checked configuration of key/value pairs read from a file; a relative `label_parser` file is looked up
+    in ``search_dirs``, then the working directory."""
+    dirs = (*search_dirs, Path.cwd())
+    return RunConfig.from_dict(values, source, lambda text: LabelParserRef.resolve(text, dirs))
 
 
 def expand_grid(grid: Mapping[str, list[Any]], source: str = "<hp config>",
@@ -66,9 +88,7 @@ def expand_grid(grid: Mapping[str, list[Any]], source: str = "<hp config>",
     A relative `label_parser` file is looked up in ``search_dirs``, then the working directory.
     """
     names = list(grid)
-    dirs = (*search_dirs, Path.cwd())
-    return [RunConfig.from_dict(dict(zip(names, values)), f"{source} (configuration {index})",
-                                lambda text: LabelParserRef.resolve(text, dirs))
+    return [build_configuration(dict(zip(names, values)), f"{source} (configuration {index})", search_dirs)
             for index, values in enumerate(itertools.product(*(grid[n] for n in names)))]
 
 

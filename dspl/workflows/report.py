@@ -35,9 +35,11 @@ from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.predictor import Predictor
 from dspl.report import html
 from dspl.report.curves import plot_curves, read_scalars
+from dspl.report.pareto import plot_pareto
 from dspl.version import __version__
 from dspl.workflows.explain import explain_waveform
 from dspl.workflows.progress import progress_bar
+from dspl.workflows.search_summary import MARKER_FILE, metric_label, plot_points, read_summary, shown_metric
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +189,33 @@ def _exports(model_file: Path) -> str:
     return html.section("Exports", *parts)
 
 
+def _search(model_file: Path, out_dir: Path) -> str | None:
+    """The search this model came from (`dspl search` left a marker beside it): the Pareto plot with this model
+    ringed and the front's figures; None for a model that no search made."""
+    marker = model_file.parent / MARKER_FILE
+    if not marker.is_file():
+        return None
+    try:
+        trial = json.loads(marker.read_text(encoding="utf-8"))
+        info, rows = read_summary(model_file.parent / trial["summary"])
+    except (ValueError, KeyError, DsplError) as exc:
+        return html.section("Search", html.note(f"{marker}: the search's summary cannot be read ({exc})."))
+    budget = info.budget
+    image = plot_pareto(plot_points(rows, info), out_dir / "pareto.png", metric_label(info.metric),
+                        budget.max_latency_ms, budget.max_size_kb, highlight=trial["trial"])
+    shown = [row for row in rows if row.pareto or row.number == trial["trial"]]
+    table = html.table(["trial", metric_label(info.metric), "latency (ms)", "size (kB)", "within budget",
+                        "Pareto front", *info.searched],
+                       [[row.number, shown_metric(info.metric, row.metric), row.latency_ms, row.size_kb, row.feasible,
+                         row.pareto, *(row.params[k] for k in info.searched)] for row in shown],
+                       "this model and the Pareto front")
+    what = html.note(f"Trial {trial['trial']} of study '{info.study}' ({info.storage}): {len(rows)} trials started "
+                     f"of {info.trials}, budget {budget.describe()} ({info.quantize} end-to-end models, latency "
+                     "measured on the machine that ran the trial).")
+    return html.section("Search", what, html.row(html.figure(image.name, "devel metric against latency of every "
+                                                             "finished trial"), table))
+
+
 def _example_files(predictor: Predictor, partitions: dict[str, list] | None, data_dir: Path | None,
                    count: int) -> list[tuple[Path, str]]:
     """(path, label or '') of a few files to explain: one per class from test (else devel, else train)."""
@@ -268,6 +297,7 @@ def write_report(model_path: str | Path, data_dir: str | Path | None = None, lab
         _training(model_file, out_dir),
         _evaluation(predictor, model_file),
         _exports(model_file),
+        *filter(None, [_search(model_file, out_dir)]),
         _examples(predictor, _example_files(predictor, partitions, data, examples), out_dir),
     ]
     name = f"{model_file.parent.parent.name}/{model_file.parent.name}"

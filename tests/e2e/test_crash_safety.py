@@ -5,47 +5,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Callable
 
-import pytest
-from helpers import grid_file, leftovers, run, snapshot, train_args
+from helpers import grid_file, kill_when, leftovers, run, snapshot, spawn, train_args
 
 from dspl.models.modelfile import read_checkpoint
-
-POLL = 0.02  # seconds between looks at the file system while a child process runs
-KILL_DEADLINE = 300.0  # seconds a child may take to reach a kill point (a loaded CI machine)
-
-
-def spawn(*args: str) -> subprocess.Popen:
-    """`dspl ARGS` in a child process; its output goes to a file (a full pipe would stall it)."""
-    output = tempfile.TemporaryFile("w+")
-    process = subprocess.Popen([sys.executable, "-m", "dspl", *args], stdout=output, stderr=subprocess.STDOUT)
-    process.output = output
-    return process
-
-
-def kill_when(process: subprocess.Popen, appears: Callable[[], bool]) -> None:
-    """Poll until ``appears()`` is true, then kill -9 the process; fails if it ends first or takes too long."""
-    deadline = time.monotonic() + KILL_DEADLINE
-    while not appears():
-        if process.poll() is not None:
-            process.output.seek(0)
-            pytest.fail(f"the process ended (status {process.returncode}) before the kill point:\n"
-                        f"{process.output.read()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("the kill point was not reached in time")
-        time.sleep(POLL)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait(timeout=60) == -signal.SIGKILL
-    process.output.close()
-
 
 def test_kill_after_the_first_epoch_checkpoint_resumes_from_it(example_dir, tmp_path):
     hp_file, out = grid_file(tmp_path / "hp.json", 3, [0.001]), tmp_path / "out"

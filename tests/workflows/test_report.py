@@ -1,108 +1,20 @@
-"""`dspl report`: the page's content matches the run's files, and headless Chromium renders it with every image.
-
-Chromium (Debian's `chromium` package; `.ci/run` installs it where it is missing) is driven from the test over
-its DevTools pipe (`--remote-debugging-pipe`): the page itself holds no script.
-"""
+"""`dspl report`: the page's content matches the run's files, and headless Chromium renders it with every image
+(helpers.render)."""
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import os
 import re
-import select
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import render
 from PIL import Image
 
 from dspl.cli.main import cli
-
-CHROMIUM_TIMEOUT_S = 90
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--window-size=1100,1400", "--remote-debugging-pipe"]
-IMAGES_LOADED = ("new Promise(done => document.readyState === 'complete' ? done() : addEventListener('load', done))"
-                 ".then(() => Array.from(document.images, i => [i.getAttribute('src'), i.complete, i.naturalWidth]))")
-
-
-class DevTools:
-    """A headless Chromium and its DevTools protocol over the pipe (fd 3: commands in, fd 4: replies out)."""
-
-    def __init__(self, profile: Path) -> None:
-        browser = shutil.which("chromium") or shutil.which("chromium-browser")
-        assert browser, "Chromium is needed for this test: apt-get install chromium (.ci/run does so in CI)"
-        commands_in, self._commands = os.pipe()
-        self._replies, replies_out = os.pipe()
-
-        def at_fds_3_and_4() -> None:
-            first, second = os.dup(commands_in), os.dup(replies_out)
-            os.dup2(first, 3)
-            os.dup2(second, 4)
-
-        self.process = subprocess.Popen([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False,
-                                        preexec_fn=at_fds_3_and_4)
-        os.close(commands_in)
-        os.close(replies_out)
-        self._buffer, self._next_id = b"", 0
-        self._deadline = time.monotonic() + CHROMIUM_TIMEOUT_S
-
-    def _message(self) -> dict:
-        while b"\0" not in self._buffer:
-            left = self._deadline - time.monotonic()
-            ready, _, _ = select.select([self._replies], [], [], max(left, 0))
-            assert ready, "Chromium did not answer in time"
-            chunk = os.read(self._replies, 1 << 20)
-            assert chunk, "Chromium closed its DevTools pipe"
-            self._buffer += chunk
-        message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
-
-    def send(self, method: str, session: str | None = None, **params) -> dict:
-        """Send one command and return its result (events that arrive meanwhile are dropped)."""
-        self._next_id += 1
-        command = {"id": self._next_id, "method": method, "params": params}
-        if session:
-            command["sessionId"] = session
-        os.write(self._commands, json.dumps(command).encode() + b"\0")
-        while True:
-            message = self._message()
-            if message.get("id") == self._next_id:
-                assert "error" not in message, message
-                return message["result"]
-
-    def wait_for(self, event: str) -> None:
-        while self._message().get("method") != event:
-            pass
-
-    def close(self) -> None:
-        self.process.kill()
-        self.process.wait()
-        os.close(self._commands)
-        os.close(self._replies)
-
-
-def render(page: Path, profile: Path) -> tuple[list[list], bytes]:
-    """Open a page in headless Chromium: ([src, complete, naturalWidth] of every <img>, a PNG screenshot)."""
-    tools = DevTools(profile)
-    try:
-        target = next(t for t in tools.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
-        session = tools.send("Target.attachToTarget", targetId=target["targetId"], flatten=True)["sessionId"]
-        tools.send("Page.enable", session)
-        tools.send("Page.navigate", session, url=page.as_uri())
-        tools.wait_for("Page.loadEventFired")
-        images = tools.send("Runtime.evaluate", session, expression=IMAGES_LOADED, awaitPromise=True,
-                            returnByValue=True)["result"]["value"]
-        shot = base64.b64decode(tools.send("Page.captureScreenshot", session, captureBeyondViewport=True)["data"])
-        return images, shot
-    finally:
-        tools.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,49 @@
+"""`search`: the most accurate model that fits a device budget, found by Optuna; workers share one study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+SEARCH_QUANTIZATIONS = ("int8", "fp16", "fp32")
+
+
+@click.command("search", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-d", "--data-dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Directory of the audio files named in the label file.")
+@click.option("-md", "--model-dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory: models and logs as `train` writes them, search/<study>/ for the summary.")
+@click.option("-hc", "--hyper-config", required=True, type=click.Path(exists=True, dir_okay=False),
+              help='Search space: an hp config whose lists are choices and whose {"low": a, "high": b} objects '
+                   '(with "log": true or "step": s) are ranges.')
+@click.option("-cc", "--class-config", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Class config (JSON: label -> name).")
+@click.option("-l", "--label-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Label file (ComParE CSV: filename,label[,duration_frames]).")
+@click.option("--trials", default=20, show_default=True, type=int,
+              help="Trials in total, over every worker that runs this command.")
+@click.option("--max-latency-ms", type=float, help="Budget: median latency per chunk of the end-to-end model (ms).")
+@click.option("--max-size-kb", type=float, help="Budget: size of the end-to-end .tflite model (kB).")
+@click.option("--quantize", type=click.Choice(SEARCH_QUANTIZATIONS), default="int8", show_default=True,
+              help="Quantisation the models are exported, verified and measured in.")
+@click.option("--storage", help="Optuna storage: an RDB URL (sqlite:///…, postgresql://…) or a journal file "
+                                "[default: MODEL_DIR/search/journal.log].")
+@click.option("--study", help="Study name [default: <tb_experiment>_<tb_run_id>].")
+@click.option("-dc", "--disable-cache", is_flag=True, help="Do not keep decoded audio in memory.")
+def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str, label_file: str, trials: int,
+            max_latency_ms: float | None, max_size_kb: float | None, quantize: str, storage: str | None,
+            study: str | None, disable_cache: bool) -> None:
+    """Search for the most accurate model within a device budget (Optuna; several workers share one study).
+
+    Each trial trains one configuration as `train` does, exports it end-to-end with the chosen quantisation
+    (verified) and measures its size and latency per chunk here. Run the same command in several processes or
+    SLURM array tasks to share the work; a re-run retries the trials of workers that were killed.
+    """
+    from dspl.workflows.search import SearchOptions, search
+    from dspl.workflows.search_summary import Budget
+    from dspl.workflows.train import TrainingData, TrainOptions
+
+    options = SearchOptions(trials=trials, budget=Budget(max_latency_ms, max_size_kb), quantize=quantize,
+                            storage=storage, study=study, train=TrainOptions(cache=not disable_cache))
+    search(TrainingData(Path(data_dir), Path(label_file)), model_dir, hyper_config, class_config, options)

@@ -1,0 +1,266 @@
+"""`dspl search` end to end on the example set with tiny models (32-px plots, one epoch, fp32 exports): every
+promised file, the budget met when re-measured, the report's Pareto plot in headless Chromium, two workers at
+once, a worker killed mid-trial, and each bad input in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from helpers import kill_when, output_of, read_csv, render, spawn
+
+from dspl.cli.main import cli
+from dspl.config import load_class_config, load_space
+
+LATENCY_BUDGET_MS, SIZE_BUDGET_KB = 1000.0, 5000.0
+DEADLINE_S = 600.0
+STUDY = "example_run"
+
+
+def write_space(folder: Path, example_dir: Path, **changes: Any) -> Path:
+    """The example configuration as a tiny space: two backbones, a log range of learning rates, a dropout range."""
+    values = json.loads((example_dir / "hp_config.json").read_text())
+    values.update({"basemodel_name": ["test_efficientnet", "test_resnet"], "image_width": [32], "image_height": [32],
+                   "epochs": [1], "batch_size": [8], "num_units": [8],
+                   "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}, "dropout": {"low": 0.0, "high": 0.5},
+                   **changes})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "space.json"
+    path.write_text(json.dumps(values), encoding="utf-8")
+    return path
+
+
+def arguments(example_dir: Path, out: Path, space: Path, *extra: str) -> list[str]:
+    return ["search", "-d", str(example_dir / "audio"), "-md", str(out), "-hc", str(space),
+            "-cc", str(example_dir / "class_config.json"), "-l", str(example_dir / "label.csv"), "--quantize", "fp32",
+            *extra]
+
+
+def one_error_line(result, message: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == f"error: {message}", result.output
+    assert "Traceback" not in result.output
+
+
+# --- a search of two trials: every file, the budget, the report -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def searched(example_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(output folder, space file, output) of a finished two-trial search within a generous budget."""
+    root = tmp_path_factory.mktemp("search")
+    space, out = write_space(root, example_dir), root / "out"
+    result = CliRunner().invoke(cli, arguments(example_dir, out, space, "--trials", "2", "--max-latency-ms",
+                                               str(LATENCY_BUDGET_MS), "--max-size-kb", str(SIZE_BUDGET_KB)))
+    assert result.exit_code == 0, result.output
+    return out, space, result.output
+
+
+@pytest.mark.slow
+def test_a_search_writes_every_promised_file(searched):
+    out, _, output = searched
+    summary = out / "search" / STUDY
+    assert {p.name for p in summary.iterdir()} >= {"trials.csv", "pareto.csv", "pareto.png", "search.json", "best"}
+    rows = read_csv(summary / "trials.csv")
+    assert [(row["trial"], row["state"]) for row in rows] == [("0", "complete"), ("1", "complete")]
+    assert set(rows[0]) == {"trial", "state", "retry_of", "basemodel_name", "learning_rate", "dropout", "devel_uar",
+                            "test_uar", "latency_ms", "size_kb", "feasible", "pareto", "model", "tflite", "error"}
+    assert {row["trial"] for row in read_csv(summary / "pareto.csv")} <= {"0", "1"}
+    assert [line for line in output.splitlines() if line.startswith("[")][0].startswith("[1/2] trial 0: devel UAR ")
+    assert "; best so far: trial " in output
+    for row in rows:  # the same outputs as `train` under -md
+        model = Path(row["model"])
+        assert model == out / "models" / "example" / f"run_config_{row['trial']}" / "model.h5" and model.is_file()
+        assert (model.parent / "model.ckpt").is_file()
+        assert any((out / "logs" / "example" / f"run_config_{row['trial']}").glob("events.out.tfevents.*"))
+        assert Path(row["tflite"]) == model.parent / "export" / "model_end_to_end_fp32.tflite"
+    info = json.loads((summary / "search.json").read_text())
+    best = summary / "best"
+    assert {p.name for p in best.iterdir()} == {"model.h5", "export", "report", "search_trial.json"}
+    assert (best / "export" / "model_end_to_end_fp32.tflite").read_bytes() == Path(rows[info["best"]]["tflite"]).read_bytes()
+
+
+@pytest.mark.slow
+def test_every_trial_is_sampled_inside_the_space(searched):
+    out, space_file, _ = searched
+    space = load_space(space_file)
+    for row in read_csv(out / "search" / STUDY / "trials.csv"):
+        assert row["basemodel_name"] in space.choices["basemodel_name"]
+        for name in ("learning_rate", "dropout"):
+            assert space.ranges[name].contains(float(row[name]))
+
+
+@pytest.mark.slow
+def test_the_best_model_meets_the_budget_when_measured_again(searched):
+    from dspl.export.tflite_stats import measure_latency
+
+    out, _, _ = searched
+    info = json.loads((out / "search" / STUDY / "search.json").read_text())
+    tflite = out / "search" / STUDY / "best" / "export" / "model_end_to_end_fp32.tflite"
+    assert info["best"] is not None and info["budget"] == {"max_latency_ms": LATENCY_BUDGET_MS,
+                                                            "max_size_kb": SIZE_BUDGET_KB}
+    assert measure_latency(tflite)["median_ms"] <= LATENCY_BUDGET_MS
+    assert tflite.stat().st_size / 1000 <= SIZE_BUDGET_KB
+
+
+@pytest.mark.slow
+def test_the_best_models_report_shows_the_pareto_plot_in_chromium(searched, tmp_path):
+    out, _, _ = searched
+    info = json.loads((out / "search" / STUDY / "search.json").read_text())
+    model = out / "models" / "example" / f"run_config_{info['best']}" / "model.h5"
+    for page in (model.parent / "report" / "index.html", out / "search" / STUDY / "best" / "report" / "index.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "<h2>Search</h2>" in html and f"Trial {info['best']} of study &#x27;{STUDY}&#x27;" in html
+        images, _ = render(page, tmp_path / page.parent.parent.name)
+        assert "pareto.png" in [src for src, _, _ in images]
+        assert all(complete and width > 0 for _, complete, width in images), images
+
+
+@pytest.mark.slow
+def test_a_rerun_of_a_finished_search_trains_nothing_again(searched, example_dir):
+    out, space, _ = searched
+    before = (out / "search" / STUDY / "trials.csv").read_bytes()
+    result = CliRunner().invoke(cli, arguments(example_dir, out, space, "--trials", "2", "--max-latency-ms",
+                                               str(LATENCY_BUDGET_MS), "--max-size-kb", str(SIZE_BUDGET_KB)))
+    assert result.exit_code == 0, result.output
+    assert "joined" in result.output and "[1/2]" not in result.output
+    assert (out / "search" / STUDY / "trials.csv").read_bytes() == before
+
+
+# --- pruning -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_pruned_trial_stops_after_the_epoch_its_pruner_prunes_and_keeps_no_checkpoint(example_dir, tmp_path):
+    import optuna
+
+    from dspl.workflows.search_summary import Budget
+    from dspl.workflows.search_trial import TrialSetup, run_trial
+    from dspl.workflows.train import TrainingData
+
+    space = load_space(write_space(tmp_path, example_dir, epochs=[3]))
+    twin = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    setup = TrialSetup(space, load_class_config(example_dir / "class_config.json"),
+                       TrainingData(example_dir / "audio", example_dir / "label.csv"), tmp_path / "out", Budget(),
+                       "fp32", "s", tmp_path / "out" / "search" / "s")
+    devel_trial = twin.ask()
+    with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
+        run_trial(study.ask(), devel_trial, setup)
+    assert list(twin.get_trials()[0].intermediate_values) == [0]
+    folder = tmp_path / "out" / "models" / "example" / "run_config_0"
+    assert not (folder / "last.ckpt").exists() and not (folder / "model.h5").exists()
+
+
+# --- many workers, one study ---------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_workers_started_at_once_complete_exactly_the_trials_asked_for(example_dir, tmp_path):
+    space, out = write_space(tmp_path, example_dir), tmp_path / "out"
+    workers = [spawn(*arguments(example_dir, out, space, "--trials", "3")) for _ in range(2)]
+    codes = [worker.wait(timeout=DEADLINE_S) for worker in workers]
+    logs = [output_of(worker) for worker in workers]
+    assert codes == [0, 0], logs
+    rows = read_csv(out / "search" / STUDY / "trials.csv")
+    assert [(row["trial"], row["state"]) for row in rows] == [("0", "complete"), ("1", "complete"), ("2", "complete")]
+    assert len({row["model"] for row in rows}) == 3
+    ran = [line.split(":")[0].split()[-1] for log in logs for line in log.splitlines() if line.startswith("[")]
+    assert sorted(ran) == ["0", "1", "2"]  # each trial ran in one worker only
+    assert sum("created" in log for log in logs) == 1 and sum("joined" in log for log in logs) == 1
+    for row in rows:  # and was trained by one process: TensorBoard's event files name it
+        events = (out / "logs" / "example" / f"run_config_{row['trial']}").glob("events.out.tfevents.*")
+        assert len({path.name.split(".")[-2] for path in events}) == 1
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_is_retried_by_the_rerun(example_dir, tmp_path):
+    """The killed trial resumes from its epoch checkpoint in a retry; the study then ends with the one line that no
+    trial met the (impossible) size budget, naming the fastest trial."""
+    space, out = write_space(tmp_path, example_dir, epochs=[2], basemodel_name=["test_efficientnet"]), tmp_path / "out"
+    args = arguments(example_dir, out, space, "--trials", "1", "--max-size-kb", "1")
+    worker = spawn(*args)
+    checkpoint = out / "models" / "example" / "run_config_0" / "last.ckpt"
+    kill_when(worker, checkpoint.exists)
+    result = CliRunner().invoke(cli, args)
+    rows = read_csv(out / "search" / STUDY / "trials.csv")
+    assert [(row["trial"], row["state"], row["retry_of"]) for row in rows] == [("0", "failed", ""),
+                                                                               ("1", "complete", "0")]
+    assert f"its worker {os.uname().nodename}:{worker.pid} stopped" in rows[0]["error"]
+    assert "trial 1: resuming configuration 0 from its last epoch checkpoint" in result.output
+    assert rows[1]["model"] == str(checkpoint.parent / "model.h5") and not checkpoint.exists()
+    latency, size = float(rows[1]["latency_ms"]), float(rows[1]["size_kb"])
+    one_error_line(result, f"study '{STUDY}': no trial met the budget (<= 1 kB); the fastest, trial 1, takes "
+                           f"{latency:.3g} ms per chunk and {size:.0f} kB (fp32); see "
+                           f"{out.resolve() / 'search' / STUDY / 'trials.csv'}")
+
+
+# --- bad input: one line each, nothing of an earlier study lost ---------------------------------------------------
+
+def test_bad_spaces_and_options_are_one_line_each(example_dir, tmp_path):
+    space = write_space(tmp_path, example_dir)
+    out = tmp_path / "out"
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}", encoding="utf-8")
+    inverted = write_space(tmp_path / "inverted", example_dir, dropout={"low": 0.5, "high": 0.1})
+    cases = [
+        (arguments(example_dir, out, empty), f"{empty}: expected a JSON object of lists and ranges "
+                                             "({\"low\": a, \"high\": b}), got an empty object"),
+        (arguments(example_dir, out, inverted), f"{inverted}: key 'dropout': range low 0.5 is above high 0.1"),
+        (arguments(example_dir, out, space, "--trials", "0"), "--trials: value 0: expected a number >= 1"),
+        (arguments(example_dir, out, space, "--storage", f"sqlite:///{tmp_path}/missing/s.db"),
+         f"--storage sqlite:///{tmp_path}/missing/s.db: cannot open it as an Optuna storage: unable to open "
+         "database file"),
+    ]
+    for args, message in cases:
+        one_error_line(CliRunner().invoke(cli, args), message)
+
+
+@pytest.mark.parametrize("stored, message", [
+    ({"space_changes": {"dropout": [0.1, 0.3]}},
+     "it searches another space (key 'dropout': choice [0.1, 0.3] there, range {\"low\": 0.0, \"high\": 0.5, "
+     "\"log\": false, \"step\": null, \"integer\": false} here)"),
+    ({"max_latency_ms": 5.0}, "--max-latency-ms is 5.0 there, 10.0 here"),
+])
+def test_a_study_of_another_command_is_refused_and_kept(example_dir, tmp_path, stored, message):
+    import optuna
+
+    from dspl.workflows.search_study import SearchCommand, open_storage, open_study
+
+    space = write_space(tmp_path, example_dir)
+    other = write_space(tmp_path / "other", example_dir, **stored.get("space_changes", {}))
+    out = tmp_path / "out"
+    journal = out / "search" / "journal.log"
+    journal.parent.mkdir(parents=True)
+    classes = load_class_config(example_dir / "class_config.json")
+    command = SearchCommand(load_space(other).to_json(), str((example_dir / "audio").resolve()),
+                            str((example_dir / "label.csv").resolve()), classes.to_dict(), str(out.resolve()), 20,
+                            stored.get("max_latency_ms", 10.0), None, "fp32")
+    open_study(open_storage(str(journal)), STUDY, command, str(journal), optuna.samplers.RandomSampler(),
+               optuna.pruners.NopPruner())
+    before = journal.read_bytes()
+    result = CliRunner().invoke(cli, arguments(example_dir, out, space, "--max-latency-ms", "10"))
+    one_error_line(result, f"study '{STUDY}' in {journal.resolve()} was started by another command: {message}; use "
+                           "another --study (or the command that started it)")
+    assert journal.read_bytes() == before and not (out / "models").exists()
+
+
+def test_a_new_study_does_not_train_into_the_folders_of_an_earlier_run(example_dir, tmp_path):
+    space, out = write_space(tmp_path, example_dir), tmp_path / "out"
+    earlier = out / "models" / "example" / "run_config_0"
+    earlier.mkdir(parents=True)
+    (earlier / "model.h5").write_bytes(b"an earlier model")
+    result = CliRunner().invoke(cli, arguments(example_dir, out, space, "--study", "fresh"))
+    one_error_line(result, f"{out.resolve() / 'models' / 'example' / 'run_config_0'}: holds a model of an earlier run "
+                           "(train or another search), and a new study trains into run_config_<trial>; use another "
+                           f"tb_run_id, or another -md than {out.resolve()}")
+    assert (earlier / "model.h5").read_bytes() == b"an earlier model"
+
+
+def test_search_is_listed_after_train_in_the_help():
+    from dspl.cli.main import COMMANDS
+
+    assert COMMANDS[COMMANDS.index("train") + 1] == "search"
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0 and " search " in result.output
