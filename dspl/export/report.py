@@ -61,10 +61,14 @@ class StepCheck:
     def to_dict(self) -> dict[str, float]:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
-    @property
-    def max_difference(self) -> float | None:
-        """The largest |Δ score| against the float model, or against PyTorch for end-to-end models."""
-        return self.max_abs_diff if self.max_abs_diff is not None else self.max_abs_diff_pytorch
+    def summary(self, step: str) -> tuple[str, float | None, float | None]:
+        """What the step named ``step`` was verified against, its top-1 agreement there (None for a float image
+        model, whose check is a score difference) and its largest |Δ score| there."""
+        if self.agreement_with_pytorch is not None:
+            return "PyTorch", self.agreement_with_pytorch, self.max_abs_diff_pytorch
+        if step == tflite_step("fp32"):
+            return "SavedModel", None, self.check
+        return "float model", self.check, self.max_abs_diff
 
 
 @dataclass
@@ -104,3 +108,8 @@ class ExportReport:
     def step_of(self, tflite: Path) -> StepCheck | None:
         """The figures of the step that wrote a TFLite file of this export (None: not one of its files)."""
         return self.steps.get(STEP_OF_FILE.get(tflite.name, ""))
+
+    def summary_of(self, tflite: Path) -> tuple[str | None, float | None, float | None]:
+        """StepCheck.summary of the step that wrote a TFLite file of this export (Nones: not one of its files)."""
+        step = self.step_of(tflite)
+        return (None, None, None) if step is None else step.summary(STEP_OF_FILE[tflite.name])

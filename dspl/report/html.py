@@ -23,8 +23,11 @@ div.row { display: flex; flex-wrap: wrap; gap: 0 2em; align-items: flex-start; }
 
 
 def cell(value: object) -> str:
-    """A table cell: numbers right-aligned (floats with 4 significant digits), everything escaped."""
-    if isinstance(value, bool) or value is None:
+    """A table cell: numbers right-aligned (floats with 4 significant digits), "–" for a value not measured
+    (None), everything escaped."""
+    if value is None:
+        return "<td>–</td>"
+    if isinstance(value, bool):
         return f"<td>{escape(str(value))}</td>"
     if isinstance(value, float):
         return f'<td class="num">{value:.4g}</td>'

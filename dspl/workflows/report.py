@@ -177,11 +177,9 @@ def _exports(model_file: Path) -> str:
         report = ExportReport.read(report_file)
         rows = []
         for path in sorted(report_file.parent.glob("*.tflite")):
-            step = report.step_of(path)
             latency = measure_latency(path, runs=20)["median_ms"]
-            rows.append([path.name, path.stat().st_size / 1e3, latency, step and step.check,
-                         step and step.agreement_with_pytorch, step and step.max_difference])
-        parts.append(html.table(["file", "size (kB)", "latency median (ms)", "check", "agreement with PyTorch",
+            rows.append([path.name, path.stat().st_size / 1e3, latency, *report.summary_of(path)])
+        parts.append(html.table(["file", "size (kB)", "latency median (ms)", "verified against", "top-1 agreement",
                                  "max |Δ score|"], rows, f"{report_file.parent} (verified on {report.inputs})"))
     if not parts:
         parts.append(html.note("No export_report.json under the model's directory: run `dspl export -s MODEL -o DIR` "

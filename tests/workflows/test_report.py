@@ -105,7 +105,7 @@ def test_report_lists_exported_variants_with_size_latency_and_agreement(trained_
     shutil.copy(trained_model, model)
     exported = tmp_path / "exported"
     tflite = create_preprocessor(load_model_file(model).config.spec, exported / "model_fp32.tflite")
-    steps = {"tflite_fp32": {"check": 1.5e-07, "agreement_with_pytorch": 1.0, "max_abs_diff": 1.5e-07}}
+    steps = {"tflite_fp32": {"check": 1.5e-07, "max_abs_diff": 1.5e-07}}
     (exported / "export_report.json").write_text(json.dumps({"inputs": "synthetic tones", "steps": steps}))
     result = CliRunner().invoke(cli, ["report", "-md", str(model)])
     assert result.exit_code == 0, result.output
@@ -113,4 +113,6 @@ def test_report_lists_exported_variants_with_size_latency_and_agreement(trained_
     row = re.search(r"<td>model_fp32.tflite</td><td class=\"num\">([\d.]+)</td><td class=\"num\">([\d.]+)</td>", page)
     assert row, page[page.find("model_fp32"):][:400]
     assert float(row.group(1)) == pytest.approx(tflite.stat().st_size / 1e3, rel=1e-2) and float(row.group(2)) > 0
+    assert re.search(r"<td>model_fp32.tflite</td>(<td[^>]*>[^<]*</td>){2}<td>SavedModel</td><td>–</td>"
+                     r"<td class=\"num\">1.5e-07</td>", page), page[page.find("model_fp32"):][:400]
     assert "No export_report.json" not in page
