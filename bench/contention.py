@@ -29,27 +29,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+from preprocess import measure  # bench/: the chunks/s timing loop of the plots bench
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ("plots_1", "plots_64", "train", "predict_short", "predict_long")
 BEFORE_POLICY = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": str(len(os.sched_getaffinity(0)))}
 SPIN = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
-
-
-def rate(step: Callable[[], object], items: int, seconds: float) -> float:
-    """Items per second of ``step`` after two warm-up calls, timed for at least ``seconds`` (and 3 calls)."""
-    step()
-    step()
-    runs, start = 0, time.perf_counter()
-    while True:
-        step()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds and runs >= 3:
-            return runs * items / elapsed
 
 
 def measure_plots(batch_size: int, seconds: float) -> dict[str, float]:
@@ -67,7 +55,7 @@ def measure_plots(batch_size: int, seconds: float) -> dict[str, float]:
         with torch.inference_mode():
             return transform(audio)
 
-    return {"value": rate(step, batch_size, seconds), "unit": "chunks/s"}
+    return {"value": measure(step, batch_size, seconds), "unit": "chunks/s"}
 
 
 def measure_train(data: Path) -> dict[str, float]:
