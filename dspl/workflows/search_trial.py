@@ -155,6 +155,8 @@ def run_trial(trial: optuna.Trial, devel_trial: optuna.Trial, setup: TrialSetup)
     devel = scalars[f"val/{metric}"][-1][1]
     test = scalars[f"test/{metric}"][-1][1] if f"test/{metric}" in scalars else None
     model_file = out_dir / MODEL_FILE
+    for name, value in ((METRIC, devel), (TEST_METRIC, test), (MODEL, str(model_file))):
+        trial.set_user_attr(name, value)  # kept if the export fails: which models do not quantise faithfully
     sources = InputSources(data_dir=setup.data.data_dir, label_file=setup.data.label_file)
     exported = export_model(model_file, out_dir / EXPORT_DIR,
                             ExportOptions(formats=("tflite",), quantize=(setup.quantize,), end_to_end=True,
@@ -164,8 +166,7 @@ def run_trial(trial: optuna.Trial, devel_trial: optuna.Trial, setup: TrialSetup)
                          model_file, tflite)
     for name, value in setup.budget.constraints(result.latency_ms, result.size_kb).items():
         trial.set_constraint(name, value)
-    for name, value in ((METRIC, result.metric), (TEST_METRIC, result.test_metric), (LATENCY, result.latency_ms),
-                        (SIZE, result.size_kb), (MODEL, str(model_file)), (TFLITE, str(tflite))):
+    for name, value in ((LATENCY, result.latency_ms), (SIZE, result.size_kb), (TFLITE, str(tflite))):
         trial.set_user_attr(name, value)
     marker = {"study": setup.study_name, "trial": trial.number,
               "summary": os.path.relpath(setup.summary_dir.resolve(), out_dir.resolve())}

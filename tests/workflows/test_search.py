@@ -15,6 +15,8 @@ from helpers import kill_when, output_of, read_csv, render, spawn
 
 from dspl.cli.main import cli
 from dspl.config import load_class_config, load_space
+from dspl.errors import DsplError
+from dspl.workflows import search_trial
 
 LATENCY_BUDGET_MS, SIZE_BUDGET_KB = 1000.0, 5000.0
 DEADLINE_S = 600.0
@@ -128,6 +130,24 @@ def test_a_rerun_of_a_finished_search_trains_nothing_again(searched, example_dir
     assert result.exit_code == 0, result.output
     assert "joined" in result.output and "[1/2]" not in result.output
     assert (out / "search" / STUDY / "trials.csv").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_trial_whose_export_fails_keeps_its_devel_metric_and_model(example_dir, tmp_path, monkeypatch):
+    """An int8 model that does not match its float model fails the trial; the row still says how good the float
+    model was and where it is, so a user sees which configurations do not quantise faithfully."""
+    refusal = "TFLite int8 vs float: top-1 agreement 50.0 % with the float model is below 98 %"
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise DsplError(refusal)
+
+    monkeypatch.setattr(search_trial, "export_model", refuse)
+    space, out = write_space(tmp_path, example_dir), tmp_path / "out"
+    CliRunner().invoke(cli, arguments(example_dir, out, space, "--trials", "1"))
+    (row,) = read_csv(out / "search" / STUDY / "trials.csv")
+    assert (row["state"], row["error"], row["latency_ms"], row["tflite"]) == ("failed", refusal, "", "")
+    assert 0.0 <= float(row["devel_uar"]) <= 100.0
+    assert row["model"] == str(out / "models" / "example" / "run_config_0" / "model.h5")
 
 
 # --- pruning -------------------------------------------------------------------------------------------------------
