@@ -44,8 +44,9 @@ def global_options() -> list[click.Option]:
     return [click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_add_verbosity,
                          help="-v: progress information, -vv: debug output and tracebacks."),
             click.Option(["--threads"], type=click.IntRange(min=1), expose_value=False, callback=_set_threads,
-                         help="CPU threads for torch, TensorFlow and TFLite (default: the CPUs this process may "
-                              "use; see the README's 'CPU threads').")]
+                         help="CPU threads for torch, TensorFlow and TFLite, fixed (default: the CPUs this process "
+                              "may use, fewer while other processes keep some of them busy; see the README's 'CPU "
+                              "threads').")]
 
 
 def apply_settings(ctx: click.Context) -> None:
