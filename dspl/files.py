@@ -8,21 +8,29 @@ killed while renaming leaves the journal behind, and the next run that writes in
 the renames (`recover`) before anything else, so the folder never keeps a mix of old and new outputs.
 
 Temporary names carry the writing process's id, so the next run removes only what dead processes left.
+
+A write that fails because of the file system (full, read-only, not permitted, a name too long) raises an
+OSError that names the destination, not its temporary, and leaves the destination as it was; the CLI prints
+such an error as one line (`file_system_message`). Inputs that must be regular files are checked before they
+are opened (`regular_file`): a FIFO or a device would block a reader forever.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 from dspl.errors import DsplError
 
@@ -54,39 +62,159 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def temporary_path(destination: str | Path) -> Path:
-    """A fresh name `.<name>.<pid>-<hex>.tmp` beside destination (its folder is created)."""
+NAME_MAX = 255
+"""Longest file name (one path component) in bytes that Linux file systems allow."""
+
+FILE_SYSTEM_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG,
+    errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ELOOP, errno.EMLINK, errno.EXDEV, errno.ENXIO, errno.ENODEV,
+    errno.EBUSY, errno.ETXTBSY, errno.EIO,
+})
+"""The errnos of a path or file system the user chose that cannot take (or give) the file: a user error, not a bug."""
+
+
+def file_system_message(exc: OSError) -> str | None:
+    """``<path>: <reason>`` for an OSError of FILE_SYSTEM_ERRNOS (the CLI's one line), else None (a bug)."""
+    if exc.errno not in FILE_SYSTEM_ERRNOS:
+        return None
+    reason = exc.strerror or os.strerror(exc.errno)
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+
+
+def regular_file(path: str | Path, what: str) -> Path:
+    """``path`` if it is a regular file (a link to one counts); else a DsplError naming it and what it is.
+
+    Checked before a file is opened: opening a FIFO waits for a writer, reading a device may never end.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DsplError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise DsplError(f"{path}: cannot use it as the {what}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise DsplError(f"{path}: is {kind}, expected a regular file ({what})")
+    return path
+
+
+def _disk_full(path: Path) -> bool:
+    """Whether the file system that holds (or would hold) ``path`` has no block left for this user."""
+    try:
+        return os.statvfs(path if path.is_dir() else path.parent).f_bavail == 0
+    except OSError:
+        return False
+
+
+@contextmanager
+def naming(destination: str | Path) -> Iterator[None]:
+    """Failures of writing ``destination`` (through a temporary beside it) as OSErrors that name it.
+
+    OSErrors of FILE_SYSTEM_ERRNOS keep their errno and get destination as their path, unless they name another
+    file than a temporary beside it; a failure of another kind (torch reports a full disk as a RuntimeError, h5py
+    without an errno) while the file system is full becomes ENOSPC.
+    """
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    return destination.with_name(f".{destination.name}.{_token()}.tmp")
+    try:
+        yield
+    except DsplError:
+        raise
+    except Exception as exc:
+        code = exc.errno if isinstance(exc, OSError) else None
+        if code not in FILE_SYSTEM_ERRNOS:
+            if not _disk_full(destination):
+                raise
+            code = errno.ENOSPC
+        named = getattr(exc, "filename", None)
+        if named is not None and not _is_temporary_of(Path(named), destination):
+            raise
+        raise OSError(code, os.strerror(code), str(destination)) from exc
+
+
+def _is_temporary_of(path: Path, destination: Path) -> bool:
+    """Whether path is a temporary (`temporary_path`) beside destination, or destination itself."""
+    return path == destination or (path.parent == destination.parent and path.name.startswith(".")
+                                   and path.name.endswith(".tmp"))
+
+
+def temporary_path(destination: str | Path) -> Path:
+    """A fresh name `.<name>.<pid>-<hex>.tmp` beside destination (its folder is created); a long name is cut
+    so that the temporary's fits wherever the destination's does."""
+    destination = Path(destination)
+    with naming(destination):
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    token = _token()
+    room = NAME_MAX - len(f"..{token}.tmp".encode())
+    name = destination.name.encode()[:room].decode(errors="ignore")
+    return destination.with_name(f".{name}.{token}.tmp")
 
 
 @contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary path beside destination; rename it onto destination when the block succeeds.
 
-    Readers never see a half-written file, and a failed write leaves no temporary file behind.
+    Readers never see a half-written file, and a failed write leaves no temporary file behind (see `naming`).
     """
     temporary = temporary_path(destination)
     try:
-        yield temporary
-        os.replace(temporary, Path(destination))
+        with naming(destination):
+            yield temporary
+            os.replace(temporary, Path(destination))
     finally:
-        temporary.unlink(missing_ok=True)
+        remove(temporary)
+
+
+@contextmanager
+def atomic_open(destination: str | Path, mode: str = "wb", encoding: str | None = None,
+                newline: str | None = None) -> Iterator[IO]:
+    """A new file opened for writing that replaces destination when the block succeeds (`atomic_path`).
+
+    For writers that infer a format from the name (matplotlib, PIL, numpy), pass the format explicitly: the
+    file object has the temporary's name.
+    """
+    with atomic_path(destination) as temporary, open(temporary, mode.replace("w", "x"), encoding=encoding,
+                                                     newline=newline) as file:
+        yield file
 
 
 def write_atomically(destination: str | Path, data: bytes) -> Path:
     """Write bytes to destination atomically."""
-    with atomic_path(destination) as temporary, open(temporary, "xb") as file:
+    with atomic_open(destination) as file:
         file.write(data)
     return Path(destination)
 
 
+def write_text_atomically(destination: str | Path, text: str) -> Path:
+    """Write UTF-8 text to destination atomically."""
+    return write_atomically(destination, text.encode("utf-8"))
+
+
+def save_figure(figure: Any, destination: str | Path, **options: Any) -> Path:
+    """Save a matplotlib figure atomically, in the format its name's suffix says (``options`` go to savefig)."""
+    destination = Path(destination)
+    with atomic_open(destination) as file:
+        figure.savefig(file, format=destination.suffix.lstrip(".").lower(), **options)
+    return destination
+
+
+def save_array(destination: str | Path, array: Any) -> Path:
+    """Save a numpy array as an `.npy` file atomically."""
+    import numpy as np
+
+    with atomic_open(destination) as file:
+        np.save(file, array)
+    return Path(destination)
+
+
 def remove(path: Path) -> None:
-    """Remove a file or a folder tree; nothing if it is gone."""
+    """Remove a file or a folder tree; nothing if it is gone (not even on a read-only file system, where unlinking
+    a missing file fails)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
-    else:
+    elif os.path.lexists(path):
         path.unlink(missing_ok=True)
 
 

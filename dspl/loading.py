@@ -15,6 +15,7 @@ import torch
 
 from dspl.config import GivenConfigs
 from dspl.errors import DsplError
+from dspl.files import regular_file
 from dspl.legacy import keras_file
 from dspl.legacy.keras_model import load_legacy_image_model, load_legacy_model
 from dspl.legacy.keras_stats import keras_model_stats
@@ -31,7 +32,7 @@ def load_model_file(path: str | Path, given: GivenConfigs = NO_CONFIGS, image_mo
     DeepSpectrumLite Keras model (``given`` are its configs). ``image_model``: only the plots -> scores model is
     wanted (DeepSpectrumLite's `convert`), so a Keras model given without configs is loaded with what its file
     holds and the rest assumed (dspl.legacy.keras_model.load_legacy_image_model)."""
-    path = Path(path)
+    path = regular_file(path, "model file")
     if keras_file.is_keras_file(path):
         if image_model and given.hp_path is None and given.class_path is None:
             return load_legacy_image_model(path)
@@ -55,6 +56,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", batch_size:
 def model_stats(path: str | Path, runs: int = 20, given: GivenConfigs = NO_CONFIGS) -> dict[str, Any]:
     """Parameters, FLOPs, file size, layers and CPU latency of a model file (a DeepSpectrumLite Keras model is
     measured by TensorFlow and needs no configs)."""
-    if keras_file.is_keras_file(path):
+    if keras_file.is_keras_file(regular_file(path, "model file")):
         return keras_model_stats(path, runs=runs)
     return torch_model_stats(load_model_file(path, given), runs=runs)

@@ -3,8 +3,11 @@ models (trained or untrained) that tests of several packages use."""
 
 from __future__ import annotations
 
+import errno
+import gc
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -138,3 +141,63 @@ def tiny_loaded():
     config = tiny_config(num_units=4)
     classes = ClassConfig.from_dict({"a": "A", "b": "B"})
     return LoadedModel(untrained_model(config, 2), PlotTransform(config.spec).eval(), config, classes)
+
+
+class Mounts:
+    """tmpfs file systems mounted for one test (real ENOSPC and EROFS), each unmounted when the test ends."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.points: list[Path] = []
+
+    def tmpfs(self, name: str, size: str = "4m") -> Path:
+        """A fresh empty tmpfs of ``size`` at folder/name; the test is skipped where mounting is not allowed."""
+        if os.geteuid() != 0:
+            pytest.skip("needs root to mount a tmpfs (a full or read-only file system); CI runs the tests as root")
+        point = self.folder / name
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"mount is not allowed here ({done.stderr.strip()}); CI runs the tests as root")
+        self.points.append(point)
+        return point
+
+    @staticmethod
+    def fill(point: Path) -> None:
+        """Fill the file system of ``point`` to its last block (a file `filler`): the next write fails with ENOSPC."""
+        block = b"\0" * 65536
+        with open(point / "filler", "wb", buffering=0) as handle:
+            while True:
+                try:
+                    handle.write(block)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
+            while True:  # the last partial block
+                try:
+                    handle.write(b"\0")
+                except OSError:
+                    break
+        assert os.statvfs(point).f_bavail == 0
+
+    @staticmethod
+    def read_only(point: Path) -> None:
+        """Remount ``point`` read-only (what it holds stays readable)."""
+        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+
+    def unmount_all(self) -> None:
+        """Unmount every file system of the test; one a leftover handle keeps busy (a failed writer's file, held
+        until it is collected) is detached lazily, so the mount never outlives the test."""
+        gc.collect()
+        for point in reversed(self.points):
+            if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "--lazy", str(point)], check=True)
+
+
+@pytest.fixture
+def mounts(tmp_path: Path) -> Iterator[Mounts]:
+    """Mount tmpfs file systems under tmp_path (see Mounts); all are unmounted after the test."""
+    created = Mounts(tmp_path)
+    yield created
+    created.unmount_all()

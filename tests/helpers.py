@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -145,6 +146,42 @@ def leftovers(folder: Path) -> list[str]:
     """Temporaries, staging folders and journals under folder."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                   if p.name.endswith(".tmp") or p.name.startswith(".dspl-") and p.name != ".dspl-predict.lock")
+
+
+def outside(root: Path, folder: Path) -> dict[str, bytes]:
+    """Every file under root that is not inside folder (relative path -> bytes): what a command writing into
+    folder must leave as it was."""
+    return {name: data for name, data in snapshot(root).items() if not (root / name).is_relative_to(folder)}
+
+
+def partial_files(folder: Path) -> list[str]:
+    """Files under folder that a write left half-done: temporaries (`.tmp`) and empty files."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.is_file() and (p.name.endswith(".tmp") or p.stat().st_size == 0))
+
+
+def without_blocking(fifo: Path, call: Any, *args: Any, limit: float = 60.0) -> Any:
+    """``call(*args)``'s result where ``fifo`` is given in place of a file; if it is still running after ``limit``
+    seconds (it opened the FIFO and waits for a writer), the FIFO gets a writer to release it and the test fails."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = call(*args)
+        except BaseException as exc:  # handed to the test below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        with open(fifo, "wb"):
+            pass
+        thread.join()
+        pytest.fail(f"blocked on the FIFO {fifo}")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 class RunsCode:

@@ -3,15 +3,32 @@ that cannot be used are one line."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers import grid_file, one_error_line, run, train_args
+from helpers import grid_file, one_error_line, outside, partial_files, run, snapshot, train_args
 
-from dspl.files import JOURNAL, atomic_path, clean_stale, temporary_path, work_dir, write_atomically
+from dspl.errors import DsplError
+from dspl.files import (
+    JOURNAL,
+    NAME_MAX,
+    atomic_path,
+    clean_stale,
+    file_system_message,
+    naming,
+    regular_file,
+    save_array,
+    save_figure,
+    temporary_path,
+    work_dir,
+    write_atomically,
+)
 
 
 def test_write_atomically_replaces_the_whole_file(tmp_path):
@@ -88,3 +105,103 @@ def test_unusable_output_paths_are_one_line(example_dir, tmp_path, untrained_mod
     one_error_line(run("predict", "-md", str(untrained_model_file), "-d", str(tmp_path / "audio")),
                    f"{untrained_model_file.parent / 'test' / 'test'}: cannot use it as the predictions folder: "
                    f"{untrained_model_file.parent / 'test'} is a file, expected a directory")
+
+
+def test_a_long_destination_name_gets_a_temporary_that_fits(tmp_path):
+    target = tmp_path / ("é" * 100 + "x" * 50 + ".png")  # 254 bytes: fits, its temporary's name would not uncut
+    write_atomically(target, b"image")
+    assert target.read_bytes() == b"image" and [p.name for p in tmp_path.iterdir()] == [target.name]
+    assert len(temporary_path(target).name.encode()) <= NAME_MAX
+
+
+def test_a_name_over_the_limit_is_an_error_naming_the_destination(tmp_path):
+    target = tmp_path / ("x" * 252 + ".png")
+    with pytest.raises(OSError) as error:
+        write_atomically(target, b"image")
+    assert (error.value.errno, error.value.filename) == (errno.ENAMETOOLONG, str(target))
+    assert file_system_message(error.value) == f"{target}: File name too long"
+    assert list(tmp_path.iterdir()) == []
+
+
+def _socket_file(path):
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    return server
+
+
+@pytest.mark.parametrize("kind, make", [
+    ("a named pipe (FIFO)", os.mkfifo),
+    ("a socket", _socket_file),
+    ("a directory", os.mkdir),
+])
+def test_only_a_regular_file_is_taken_where_a_file_is_read(tmp_path, kind, make):
+    path = tmp_path / "model.h5"
+    made = make(path)
+    try:
+        with pytest.raises(DsplError) as error:
+            regular_file(path, "model file")
+        assert str(error.value) == f"{path}: is {kind}, expected a regular file (model file)"
+    finally:
+        if made is not None:
+            made.close()
+
+
+def test_a_device_a_symlink_loop_and_a_missing_file_are_named(tmp_path):
+    with pytest.raises(DsplError, match="^/dev/zero: is a device, expected a regular file \\(label file\\)$"):
+        regular_file("/dev/zero", "label file")
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)
+    with pytest.raises(DsplError) as error:
+        regular_file(loop, "audio file")
+    assert str(error.value) == f"{loop}: cannot use it as the audio file: Too many levels of symbolic links"
+    with pytest.raises(DsplError, match="nope.json: file not found"):
+        regular_file(tmp_path / "nope.json", "file")
+    (tmp_path / "real.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")
+    assert regular_file(tmp_path / "link.json", "file") == tmp_path / "link.json"
+
+
+def test_writes_to_a_full_disk_name_their_destination_and_keep_the_old_files(mounts):
+    from matplotlib.figure import Figure
+
+    disk = mounts.tmpfs("disk")
+    write_atomically(disk / "earlier.csv", b"earlier output")
+    (disk / "plot.png").write_bytes(b"old plot")
+    mounts.fill(disk)
+    before = snapshot(disk)
+    figure = Figure(figsize=(8, 8))
+    figure.subplots().imshow(np.random.default_rng(0).random((256, 256)))
+    writes = [(disk / "plot.png", lambda: save_figure(figure, disk / "plot.png")),
+              (disk / "map.npy", lambda: save_array(disk / "map.npy", np.ones((256, 256), np.float32))),
+              (disk / "earlier.csv", lambda: write_atomically(disk / "earlier.csv", b"x" * 100_000))]
+    for destination, write in writes:
+        with pytest.raises(OSError) as error:
+            write()
+        assert file_system_message(error.value) == f"{destination}: No space left on device"
+    assert snapshot(disk) == before and partial_files(disk) == []
+
+
+def test_a_library_that_reports_a_full_disk_otherwise_gets_enospc_too(mounts):
+    disk = mounts.tmpfs("disk")
+    mounts.fill(disk)
+    with pytest.raises(OSError) as error, naming(disk / "model.ckpt"):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+    assert (error.value.errno, error.value.filename) == (errno.ENOSPC, str(disk / "model.ckpt"))
+    with pytest.raises(RuntimeError), naming(Path("/") / "model.ckpt"):  # a disk with room: the error as it was
+        raise RuntimeError("a bug")
+
+
+def test_a_read_only_file_system_is_named_and_left_as_it_was(mounts, tmp_path):
+    disk = mounts.tmpfs("disk")
+    write_atomically(disk / "model.tflite", b"earlier")
+    mounts.read_only(disk)
+    around = outside(tmp_path, disk)
+    with pytest.raises(OSError) as error:
+        write_atomically(disk / "model.tflite", b"new")
+    assert file_system_message(error.value) == f"{disk / 'model.tflite'}: Read-only file system"
+    assert (disk / "model.tflite").read_bytes() == b"earlier" and outside(tmp_path, disk) == around
+
+
+def test_other_os_errors_are_no_user_error():
+    assert file_system_message(OSError(errno.EBADF, "Bad file descriptor")) is None
+    assert file_system_message(OSError(errno.EROFS, "Read-only file system")) == "Read-only file system"

@@ -6,15 +6,19 @@ import json
 
 import click
 
+from dspl.cli.options import input_file
+
 
 @click.command("benchmark", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-s", "--source", required=True, type=click.Path(exists=True, dir_okay=False),
+              callback=input_file("model file"),
               help="The model file the variants were exported from (model.h5 or .ckpt).")
 @click.option("-e", "--export-dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The directory `dspl export` wrote the .tflite variants into.")
 @click.option("-d", "--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Audio directory of the label file (with -l: accuracy per variant).")
 @click.option("-l", "--label-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              callback=input_file("label file"),
               help="Label file whose partition is scored (with -d).")
 @click.option("--partition", type=click.Choice(["train", "devel", "test"]), default="test", show_default=True)
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Timed invokes per variant.")

@@ -8,6 +8,7 @@ from dspl.cli.options import (
     batch_size_option,
     checked_configs_option,
     existing,
+    input_file,
     model_file_option,
 )
 from dspl.config import GivenConfigs
@@ -18,7 +19,7 @@ from dspl.config import GivenConfigs
 @click.option("-d", "--data-dir", "data_dir", required=True, type=click.Path(),
               callback=existing("data directory not found"), help="Directory of the audio files.")
 @click.option("-l", "--label-file", "label_file", required=True, type=click.Path(),
-              callback=existing("label file not found"), help="Label file (CSV).")
+              callback=input_file("label file"), help="Label file (CSV).")
 @checked_configs_option
 @batch_size_option
 def command(model: str, data_dir: str, label_file: str, given: GivenConfigs,

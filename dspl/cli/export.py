@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dspl.cli.options import keras_configs_option, model_path, whole_file_seconds_option
+from dspl.cli.options import input_file, keras_configs_option, model_path, whole_file_seconds_option
 from dspl.config import GivenConfigs
 from dspl.export.report import FORMATS
 from dspl.export.tflite_convert import QUANTIZATIONS
@@ -27,7 +27,7 @@ from dspl.export.tflite_convert import QUANTIZATIONS
               help="Directory of audio files for calibration and verification.")
 @click.option("-d", "--data-dir", type=click.Path(exists=True, file_okay=False),
               help="Audio directory of the label file (calibration on its train partition).")
-@click.option("-l", "--label-file", type=click.Path(exists=True, dir_okay=False),
+@click.option("-l", "--label-file", type=click.Path(exists=True, dir_okay=False), callback=input_file("label file"),
               help="Label file: train partition calibrates, devel partition verifies.")
 @keras_configs_option
 @whole_file_seconds_option

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import click
 
+from dspl.cli.options import input_file
+
 
 @click.command(name="import-keras", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-s", "--source", required=True, type=click.Path(exists=True, dir_okay=False),
+              callback=input_file("model file"),
               help="DeepSpectrumLite's Keras model.h5.")
 @click.option("-hc", "--hyper-config", "hp_config", required=True, type=click.Path(exists=True, dir_okay=False),
+              callback=input_file("hyper-parameter config"),
               help="The hyper-parameter config it was trained with.")
 @click.option("-cc", "--class-config", "class_config", required=True, type=click.Path(exists=True, dir_okay=False),
+              callback=input_file("class config"),
               help="The class config it was trained with.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The dspl model file to write (for predict, export, or `weights:` of a new training).")

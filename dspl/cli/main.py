@@ -2,6 +2,10 @@
 
 The global options (`-v`, `--threads`) are accepted before and after the command name; they are applied once
 every flag is parsed, before the command runs (so before it loads torch).
+
+Every way a command ends early is one `error: …` line: a user error (DsplError) and a file system that cannot
+take or give a file (full, read-only, not permitted, a name too long: dspl.files.file_system_message) with exit
+status 1, Ctrl-C with INTERRUPTED_STATUS. `-vv` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import ast
 import functools
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,7 +21,8 @@ import click
 from click.utils import make_default_short_help
 
 from dspl.cli.options import apply_settings, global_options, settings
-from dspl.errors import DsplError
+from dspl.errors import DsplError, Interrupted
+from dspl.files import file_system_message
 from dspl.version import __version__
 
 # The commands in the order `--help` lists them; `plot` lives in the module dspl.cli.plot, `devel-test` in
@@ -28,6 +34,7 @@ COMMANDS: tuple[str, ...] = (
 )
 
 SHORT_HELP_LIMIT = 200  # characters: long enough that no command's first sentence is cut
+INTERRUPTED_STATUS = 130  # 128 + SIGINT: what shells report for a program that Ctrl-C ended
 
 
 def command_module(name: str) -> str:
@@ -99,13 +106,37 @@ class DsplGroup(click.Group):
         sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
 
     def invoke(self, ctx: click.Context):
+        previous_hook = threading.excepthook
+        threading.excepthook = functools.partial(_quiet_file_system_errors, ctx)
         try:
             return super().invoke(ctx)
-        except DsplError as exc:
-            if settings(ctx)["verbosity"] >= 2:
+        except (DsplError, OSError, KeyboardInterrupt) as exc:
+            message = _one_line(exc)
+            if message is None or settings(ctx)["verbosity"] >= 2:
                 raise
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+            click.echo(f"error: {message}", err=True)
+            sys.exit(INTERRUPTED_STATUS if isinstance(exc, (Interrupted, KeyboardInterrupt)) else 1)
+        finally:
+            threading.excepthook = previous_hook
+
+
+def _quiet_file_system_errors(ctx: click.Context, args: threading.ExceptHookArgs) -> None:
+    """No traceback (unless -vv) for a background writer's file-system error (TensorBoard's event writer on a full
+    disk): the writer raises it again in the command's thread when it is next used, and the command ends with one
+    line."""
+    quiet = settings(ctx)["verbosity"] < 2
+    if quiet and isinstance(args.exc_value, OSError) and file_system_message(args.exc_value) is not None:
+        return
+    threading.__excepthook__(args)
+
+
+def _one_line(exc: BaseException) -> str | None:
+    """The error line of an exception a command may end with, or None for an OSError that is a bug."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(exc, OSError):
+        return file_system_message(exc)
+    return str(exc)
 
 
 @click.group(cls=DsplGroup, params=global_options(), context_settings={"help_option_names": ["-h", "--help"]})

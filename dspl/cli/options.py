@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import glob
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ import click
 
 from dspl import threads
 from dspl.errors import DsplError
+from dspl.files import regular_file
 from dspl.quiet import set_verbosity
 
 log = logging.getLogger(__name__)
@@ -63,17 +65,30 @@ def verbosity() -> int:
 
 
 def existing(message: str, unmatched: str | None = None) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """A click callback: a DsplError ``<value>: <message>`` for a path that does not exist; where ``unmatched`` is
-    given the value may be a glob pattern, and one that matches nothing gets ``<value>: <unmatched>``."""
+    """A click callback: a DsplError ``<value>: <message>`` for a path that does not exist (a symbolic link counts
+    as existing: what it points to is checked where it is read); where ``unmatched`` is given the value may be a
+    glob pattern, and one that matches nothing gets ``<value>: <unmatched>``."""
     def check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-        if value is None or Path(value).exists():
+        if value is None or os.path.lexists(value):
             return value
-        if unmatched is not None and any(c in value for c in "*?["):
+        if unmatched is not None and _is_pattern(value):
             if glob.glob(value, recursive=True):
                 return value
             raise DsplError(f"{value}: {unmatched}")
         raise DsplError(f"{value}: {message}")
     return check
+
+
+def input_file(what: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback for a file dspl reads: a DsplError ``<value>: <what> not found``, or one naming a
+    directory, FIFO, socket or device given instead of a regular file (dspl.files.regular_file)."""
+    def check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        return value if value is None else str(regular_file(value, what))
+    return check
+
+
+def _is_pattern(value: str) -> bool:
+    return any(c in value for c in "*?[")
 
 
 def model_in(value: str) -> str:
@@ -97,8 +112,9 @@ def model_in(value: str) -> str:
 
 def model_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A click callback for a model file option: it exists (or is a pattern that matches), a folder is taken for
-    the model file in it (model_in)."""
-    return model_in(existing("model file not found", "the pattern matches no model file")(ctx, param, value))
+    the model file in it (model_in), and what it names is a regular file."""
+    chosen = model_in(existing("model file not found", "the pattern matches no model file")(ctx, param, value))
+    return chosen if _is_pattern(chosen) and not Path(chosen).exists() else input_file("model file")(ctx, param, chosen)
 
 whole_file_seconds_option = click.option(
     "--whole-file-seconds", type=click.FloatRange(min=0, min_open=True),
@@ -118,9 +134,9 @@ def _configs_option(hyper_help: str, class_help: str) -> Callable[[Callable], Ca
             return command(*args, given=GivenConfigs.read(hp_config, class_config), **kwargs)
 
         with_configs = click.option("-cc", "--class-config", "class_config", type=click.Path(dir_okay=False),
-                                    default=None, help=class_help)(with_configs)
+                                    default=None, callback=input_file("class config"), help=class_help)(with_configs)
         return click.option("-hc", "--hyper-config", "hp_config", type=click.Path(dir_okay=False), default=None,
-                            help=hyper_help)(with_configs)
+                            callback=input_file("hyper-parameter config"), help=hyper_help)(with_configs)
     return decorate
 
 

@@ -2,12 +2,12 @@
 
 import click
 
-from dspl.cli.options import audio_input_option, existing, output_dir_option
+from dspl.cli.options import audio_input_option, input_file, output_dir_option
 
 
 @click.command("plot")
 @click.option("-hc", "--hyper-config", "hp_config", required=True, type=click.Path(),
-              callback=existing("file not found"),
+              callback=input_file("hyper-parameter config"),
               help="Hyper-parameter grid (JSON of lists).")
 @audio_input_option
 @output_dir_option

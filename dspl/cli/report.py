@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dspl.cli.options import existing, keras_configs_option, model_file_option
+from dspl.cli.options import existing, input_file, keras_configs_option, model_file_option
 from dspl.config import GivenConfigs
 
 
@@ -14,7 +14,7 @@ from dspl.config import GivenConfigs
               callback=existing("no such audio file or directory"),
               help="Audio directory: example explanations (and, with -l, data counts).")
 @click.option("-l", "--label-file", "label_file", type=click.Path(), default=None,
-              callback=existing("label file not found"),
+              callback=input_file("label file"),
               help="Label file: files per partition and class; examples come from its test partition.")
 @keras_configs_option
 def command(model: str, data_dir: str | None, label_file: str | None, given: GivenConfigs) -> None:

@@ -4,14 +4,14 @@ import json
 
 import click
 
-from dspl.cli.options import existing, model_path, verbosity
+from dspl.cli.options import input_file, model_path, verbosity
 
 
 @click.command("stats")
 @click.option("-md", "-d", "--model-dir", "model", required=True, type=click.Path(), callback=model_path,
               help="Model file (model.h5), or the folder holding it.")
 @click.option("-hc", "--hyper-config", "hp_config", type=click.Path(), default=None,
-              callback=existing("file not found"),
+              callback=input_file("hyper-parameter config"),
               help="Optional: checked against the configuration stored in the model.")
 @click.option("--runs", default=20, show_default=True, type=click.IntRange(min=1),
               help="Forward passes timed for the latency.")

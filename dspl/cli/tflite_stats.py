@@ -6,12 +6,12 @@ import json
 
 import click
 
-from dspl.cli.options import existing, verbosity
+from dspl.cli.options import input_file, verbosity
 
 
 @click.command(name="tflite-stats", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-md", "--model", "model", required=True, type=click.Path(dir_okay=False),
-              callback=existing("TFLite model file not found"), help="The .tflite file.")
+              callback=input_file("TFLite model file"), help="The .tflite file.")
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Timed invokes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 def command(model: str, runs: int, as_json: bool) -> None:

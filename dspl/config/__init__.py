@@ -6,7 +6,15 @@ no code below this package reads keys of a configuration by name.
 
 from dspl.config.classes import ClassConfig, check_class_config, load_class_config
 from dspl.config.given import GivenConfigs
-from dspl.config.grid import expand_grid, load_config, load_grid, parse_grid, read_json, select_configurations
+from dspl.config.grid import (
+    expand_grid,
+    load_config,
+    load_grid,
+    parse_grid,
+    parse_json,
+    read_json,
+    select_configurations,
+)
 from dspl.config.keys import ConfigError
 from dspl.config.labels import LabelParserRef
 from dspl.config.run import RunConfig
@@ -24,5 +32,5 @@ __all__ = [
     "PREPROCESSING_KEYS", "SCHEMA", "AugmentSettings", "ClassConfig", "ConfigError", "ExperimentSettings",
     "GivenConfigs", "LabelParserRef", "ModelSettings", "PreprocessingSettings", "Range", "RunConfig", "SearchSpace",
     "TrainingSettings", "check_class_config", "expand_grid", "load_class_config", "load_config", "load_grid",
-    "load_space", "parse_grid", "parse_space", "read_json", "select_configurations",
+    "load_space", "parse_grid", "parse_json", "parse_space", "read_json", "select_configurations",
 ]

@@ -15,26 +15,48 @@ from typing import Any
 
 from dspl.config.keys import ConfigError, check_value
 from dspl.config.labels import LabelParserRef
-from dspl.config.run import RunConfig, missing_keys, unknown_key
+from dspl.config.run import RunConfig, both_spellings, missing_keys, unknown_key
 from dspl.config.schema import ALIASES, SCHEMA
 from dspl.errors import DsplError
+from dspl.files import regular_file
 
 SLURM_VARIABLE = "SLURM_ARRAY_TASK_ID"
 
 
+class _DuplicateKey(ValueError):
+    """A key given twice in one JSON object (json.loads would keep the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; _DuplicateKey names a key that appears twice."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def parse_json(text: str | bytes, source: str) -> Any:
+    """JSON text a user gave or edited (a config file, the configs stored in a model file); a DsplError names
+    ``source`` for a syntax error or a key given twice in one object (json.loads would keep the last silently)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise DsplError(f"{source}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise DsplError(f"{source}: key '{exc}' is given twice, expected each key once") from None
+
+
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file, turning a missing file or a syntax error into a DsplError naming the file."""
-    path = Path(path)
+    """Read a JSON file the user gives (see parse_json); a DsplError names a missing file or one that is not a
+    regular file."""
+    path = regular_file(path, "file")
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DsplError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DsplError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DsplError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DsplError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    return parse_json(text, str(path))
 
 
 def canonical_key(name: str) -> str:
@@ -67,7 +89,12 @@ def parse_grid(raw: Any, source: str = "<hp config>") -> dict[str, list[Any]]:
     if not isinstance(raw, dict):
         raise DsplError(f"{source}: expected a JSON object of lists, got {type(raw).__name__}")
     try:
-        grid = {canonical_key(name): parse_values(name, values) for name, values in raw.items()}
+        grid: dict[str, list[Any]] = {}
+        for name, values in raw.items():
+            canonical = canonical_key(name)
+            if canonical in grid:
+                raise both_spellings(canonical)
+            grid[canonical] = parse_values(name, values)
         check_required(grid)
     except ConfigError as exc:
         raise exc.in_source(source) from None

@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any, Callable
 
 from dspl.errors import DsplError
+from dspl.files import NAME_MAX
 
 REQUIRED = dataclasses.MISSING
 """The default of a key that must be given."""
@@ -135,13 +136,16 @@ def below_one(v: float) -> str | None:
     return None if 0.0 <= v < 1.0 else "a number in [0, 1)"
 
 
-NAME_MAX_BYTES = 200
-"""Longest folder name a config value may become, in UTF-8 bytes: file systems allow 255, and dspl appends
-suffixes such as `_config_<i>`."""
+SUFFIX_ROOM = 55
+"""Bytes of a file name kept free for what dspl appends to a config value that names a folder (`_config_<i>`)."""
+NAME_MAX_BYTES = NAME_MAX - SUFFIX_ROOM
+"""Longest folder name a config value may become, in UTF-8 bytes."""
 
 
 def path_component(v: str) -> str | None:
-    """A value that names one folder: a single portable path component, so every output stays inside -md."""
+    """The check of every config value that becomes part of a path: a single portable path component (not empty,
+    no separator, not '.' or '..', no NUL or other control character, short enough for dspl's suffixes), so that
+    every output stays inside the folder the user named."""
     if (not v or v in (".", "..") or "/" in v or "\\" in v or any(ord(c) < 32 or ord(c) == 127 for c in v)
             or len(v.encode("utf-8")) > NAME_MAX_BYTES):
         return (f"one folder name: not empty, not '.' or '..', no '/' or '\\', no control characters, at most "

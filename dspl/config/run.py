@@ -40,6 +40,13 @@ def unknown_key(name: str) -> ConfigError:
     return ConfigError(f"unknown key '{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
 
 
+def both_spellings(canonical: str) -> ConfigError:
+    """The error for a key given both under its name and under an alias (which value counts would be a guess)."""
+    aliases = " or ".join(f"'{alias}'" for alias, key in ALIASES.items() if key == canonical)
+    return ConfigError(f"key '{canonical}' is given twice, as '{canonical}' and as its alias {aliases}: expected "
+                       "one of them")
+
+
 def missing_keys(names: list[str]) -> ConfigError:
     """The error for required keys that were not given (the first named, the rest counted)."""
     more = f" (and {len(names) - 1} more: {', '.join(names[1:])})" if len(names) > 1 else ""
@@ -137,6 +144,8 @@ class RunConfig:
                 canonical = ALIASES.get(name, name)
                 if canonical not in SECTION_OF:
                     raise unknown_key(name)
+                if canonical in parts[SECTION_OF[canonical]]:
+                    raise both_spellings(canonical)
                 parts[SECTION_OF[canonical]][canonical] = value
             missing = [name for name, key in SCHEMA.items() if key.required and name not in parts[SECTION_OF[name]]]
             if missing:

@@ -27,6 +27,21 @@ from dspl.spec import COLOR_MAPS, RESIZE_METHODS, PreprocessingSpec
 OPTIMIZERS = ("adam", "adadelta", "sgd", "adagrad", "ftrl", "nadam", "rmsprop")
 PREDICTION_TYPES = ("categorical", "regression")
 LR_DECAYS = ("none", "cosine")
+MAX_IMAGE_SIDE = 2048
+"""Largest image_width and image_height in pixels: far above what image backbones are trained on (224 to 600),
+below sizes whose plots, training and reports would run for hours or exhaust memory unannounced."""
+MAX_SEED = 2**32 - 1
+"""Largest seed: numpy's random generators, which Lightning seeds too, take 0 .. 2**32 - 1."""
+
+
+def image_side(v: int) -> str | None:
+    """The range check of image_width and image_height (see MAX_IMAGE_SIDE)."""
+    return None if 1 <= v <= MAX_IMAGE_SIDE else f"a whole number of pixels from 1 to {MAX_IMAGE_SIDE}"
+
+
+def seed_range(v: int) -> str | None:
+    """The range check of seed: a value numpy takes (see MAX_SEED), so no run fails on it after loading its data."""
+    return None if 0 <= v <= MAX_SEED else f"an integer from 0 to {MAX_SEED} (2**32 - 1, numpy's range)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +91,7 @@ class TrainingSettings(Settings):
     pre_epochs: int = setting(check=non_negative)
     epochs: int = setting(0, check=non_negative)
     batch_size: int = setting(check=positive)
-    seed: int = setting(42, check=non_negative, help="dspl: random seed of the run")
+    seed: int = setting(42, check=seed_range, help="dspl: random seed of the run")
 
     @property
     def total_epochs(self) -> int:
@@ -106,8 +121,8 @@ class PreprocessingSettings(Settings):
         None, check=positive, help="dspl: dB features floor at this many dB below each chunk's peak; null: no floor")
     use_plot_images: bool = setting()
     color_map: str = setting(choices=COLOR_MAPS)
-    image_width: int = setting(check=positive)
-    image_height: int = setting(check=positive)
+    image_width: int = setting(check=image_side)
+    image_height: int = setting(check=image_side)
     anti_alias: bool = setting(True)
     resize_method: str = setting("bilinear", choices=RESIZE_METHODS)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from dspl.config.grid import build_configuration, canonical_key, check_required, parse_values, read_json
 from dspl.config.keys import ConfigError, Key, check_value
-from dspl.config.run import RunConfig
+from dspl.config.run import RunConfig, both_spellings
 from dspl.config.schema import SCHEMA
 from dspl.errors import DsplError
 
@@ -140,6 +140,8 @@ def parse_space(raw: Any, source: str = "<search space>", search_dirs: tuple[Pat
     try:
         for name, value in raw.items():
             canonical = canonical_key(name)
+            if canonical in constants or canonical in choices or canonical in ranges:
+                raise both_spellings(canonical)
             if isinstance(value, dict):
                 ranges[canonical] = parse_range(name, value)
                 continue

@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 from dspl.errors import DsplError
+from dspl.files import regular_file
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +164,8 @@ def find_audio_files(data_dir: str | Path) -> list[Path]:
     data_dir may also be one file, or a glob such as `audio/*.wav` (DeepSpectrumLite's predict took one).
     """
     data_dir = Path(data_dir)
-    if data_dir.is_file():
-        return [data_dir]
+    if data_dir.exists() and not data_dir.is_dir():
+        return [regular_file(data_dir, "audio file")]
     if not data_dir.exists() and glob.has_magic(str(data_dir)):
         matches = sorted(Path(p) for p in glob.glob(str(data_dir), recursive=True))
         files = [p for p in matches if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]

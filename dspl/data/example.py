@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from dspl.errors import DsplError
+from dspl.files import atomic_open, write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -155,11 +156,11 @@ def _sound(rng: np.random.Generator, label: str) -> tuple[np.ndarray, float]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=4) + "\n", encoding="utf-8")
+    write_text_atomically(path, json.dumps(data, indent=4) + "\n")
 
 
 def _write_csv(path: Path, rows: list[tuple[Any, ...]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("filename", "label", "duration_frames"))
         writer.writerows(rows)
@@ -188,7 +189,8 @@ def _write_all(out_dir: Path, files_per_class: int, seed: int) -> tuple[list[tup
             label = list(CLASSES)[class_index]
             samples, target = _sound(rng, label)
             name = f"{partition}_{number:0{width}d}.wav"
-            sf.write(audio_dir / name, samples, SAMPLE_RATE, subtype="PCM_16")
+            with atomic_open(audio_dir / name) as handle:
+                sf.write(handle, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
             labels.append((name, label, len(samples)))
             targets.append((name, target, len(samples)))
     _write_csv(out_dir / "label.csv", labels)

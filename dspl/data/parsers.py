@@ -16,13 +16,14 @@ import logging
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from dspl.config import ClassConfig, LabelParserRef
 from dspl.config.labels import FILE, FROM_MODEL, MISSING
 from dspl.errors import DsplError
+from dspl.files import regular_file
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +33,17 @@ COMPARE_COLUMNS = ("filename", "label", "duration_frames")
 
 @dataclass(frozen=True)
 class LabelEntry:
-    """One labelled audio file: its path (relative to the data dir, or resolved), label and optional length."""
+    """One labelled audio file: its path (relative to the data dir, or resolved), label and optional length, and
+    the label file's line it came from where the parser knows it (for messages)."""
 
     path: Path
     label: str | float
     duration_frames: int | None = None
+    line: int | None = field(default=None, compare=False)
+
+    def where(self) -> str:
+        """The file name as given, with its line where known (`'a.wav' (line 3)`)."""
+        return f"'{self.path}'" + (f" (line {self.line})" if self.line is not None else "")
 
 
 Partitions = tuple[list[LabelEntry], list[LabelEntry], list[LabelEntry]]
@@ -68,12 +75,10 @@ class ComParEParser(LabelParser):
 
     def _rows(self) -> tuple[list[str], list[tuple[int, list[str]]]]:
         """Header and (line number, fields) of every non-blank row."""
-        path = self._file_path
+        path = regular_file(self._file_path, "label file")
         try:
             with path.open(newline="", encoding="utf-8-sig") as handle:
                 lines = list(csv.reader(handle, delimiter=self._delimiter))
-        except FileNotFoundError:
-            raise DsplError(f"{path}: label file not found") from None
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise DsplError(f"{path}: cannot read the label file: {exc}") from None
         numbered = [(n, [f.strip() for f in row]) for n, row in enumerate(lines, 1) if any(f.strip() for f in row)]
@@ -106,7 +111,7 @@ class ComParEParser(LabelParser):
             if partition is None:
                 ignored.append(filename)
             else:
-                partitions[partition].append(LabelEntry(Path(filename), label, duration))
+                partitions[partition].append(LabelEntry(Path(filename), label, duration, line))
         if ignored:
             logger.warning("%s: ignored %d row(s) whose file name starts with none of %s: %s", path,
                            len(ignored), "/".join(PARTITIONS), first_few(ignored))
@@ -143,14 +148,23 @@ def _load_class(file: Path, class_name: str, spec: str) -> type:
     sys.path.insert(0, str(file.parent))
     try:
         module_spec.loader.exec_module(module)
-    except Exception as exc:  # the user's code: any failure becomes one clear line
-        raise DsplError(f"label_parser '{spec}': importing {file} failed: {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the user's code: any failure becomes one clear line
+        raise DsplError(f"label_parser '{spec}': importing {file} failed: {_failure(exc)}") from exc
     finally:
         sys.path.remove(str(file.parent))
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise DsplError(f"label_parser '{spec}': {file} defines no class '{class_name}'")
     return cls
+
+
+def _failure(exc: BaseException) -> str:
+    """What user code did instead of returning: raised an exception, called sys.exit, or raised KeyboardInterrupt."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}), expected it to return"
+    if isinstance(exc, KeyboardInterrupt):
+        return "it raised KeyboardInterrupt (or Ctrl-C was pressed)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def parser_class(ref: LabelParserRef) -> type:
@@ -198,17 +212,15 @@ def _entries(partition: Any, source: str) -> list[LabelEntry]:
 
 def parse_label_file(label_file: str | Path, parser: LabelParserRef) -> Partitions:
     """Parse a label file with the parser a configuration names; the result is checked and normalised."""
-    label_file = Path(label_file)
-    if not label_file.is_file():
-        raise DsplError(f"{label_file}: label file not found")
+    label_file = regular_file(label_file, "label file")
     cls = parser_class(parser)
     source = f"label_parser '{parser.text}'"
     try:
         result = cls(str(label_file)).parse_labels()
     except DsplError:
         raise
-    except Exception as exc:  # the user's parser code: any failure becomes one clear line
-        raise DsplError(f"{source}: parsing {label_file} failed: {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the user's parser code: one clear line
+        raise DsplError(f"{source}: parsing {label_file} failed: {_failure(exc)}") from exc
     if not isinstance(result, (tuple, list)) or len(result) != 3:
         raise DsplError(f"{source}: parse_labels() must return (train, devel, test), got {type(result).__name__}")
     partitions = [_entries(p, f"{source}: {name}") for p, name in zip(result, PARTITIONS)]
@@ -217,16 +229,20 @@ def parse_label_file(label_file: str | Path, parser: LabelParserRef) -> Partitio
 
 
 def _without_duplicates(partitions: list[list[LabelEntry]], label_file: Path) -> list[list[LabelEntry]]:
-    """The partitions with repeated rows dropped (warned); a DsplError for a file given two labels."""
-    seen: dict[Path, tuple[str, LabelEntry]] = {}
+    """The partitions with repeated rows dropped (warned); a DsplError for a file given two labels, or named twice
+    in two spellings (`a.wav`, `sub/../a.wav`): which of them an output should name is ambiguous."""
+    seen: dict[str, tuple[str, LabelEntry]] = {}
     repeated: list[str] = []
     kept: list[list[LabelEntry]] = []
     for name, entries in zip(PARTITIONS, partitions):
         kept.append([])
         for entry in entries:
-            first = seen.setdefault(entry.path, (name, entry))
+            first = seen.setdefault(os.path.normpath(entry.path), (name, entry))
             if first[1] is entry:
                 kept[-1].append(entry)
+            elif str(first[1].path) != str(entry.path):
+                raise DsplError(f"{label_file}: {first[1].where()} and {entry.where()} name the same file: expected "
+                                "each file once")
             elif str(first[1].label) != str(entry.label):
                 raise DsplError(f"{label_file}: {entry.path} has two labels, '{first[1].label}' and "
                                 f"'{entry.label}': expected one label per file")
@@ -259,13 +275,16 @@ def encode_targets(entries: Sequence[LabelEntry], classes: ClassConfig, categori
 
 
 def check_files_exist(entries: Iterable[LabelEntry], data_dir: Path, label_file: str | Path) -> None:
-    """DsplError for a file name leaving data_dir (absolute, or '..' in it), or listing the first few (and
-    counting) label file entries with no audio file in data_dir."""
+    """DsplError for a file name leaving data_dir (absolute, or '..' in it), one naming a FIFO, socket or device
+    (it would block its reader), or one listing the first few (and counting) label file entries with no audio
+    file in data_dir."""
     entries = list(entries)
     for entry in entries:
         if entry.path.is_absolute() or Path(os.path.normpath(entry.path)).parts[:1] == ("..",):
             raise DsplError(f"{label_file}: file name '{entry.path}' leaves the data directory {data_dir}: "
                             "expected a path relative to it, inside it")
+        if (data_dir / entry.path).exists():
+            regular_file(data_dir / entry.path, "audio file")
     absent = [str(e.path) for e in entries if not (data_dir / e.path).is_file()]
     if absent:
         raise DsplError(f"{label_file}: names {len(absent)} audio file(s) absent from the data directory "

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dspl.explain.geometry import PlotAxes, hertz_ticks, nice_ticks
+from dspl.files import save_figure
 
 MAP_COLORS = "inferno"
 MAX_ALPHA = 0.75
@@ -92,8 +93,7 @@ def write_panel(panel: Panel, path: Path, dpi: int = 100) -> Path:
     scale = float(panel.attribution.max())
     draw_panel(axis, panel, scale)
     _colorbar(figure, axis, scale)
-    figure.savefig(path, dpi=dpi)
-    return path
+    return save_figure(figure, path, dpi=dpi)
 
 
 def write_summary(panels: list[Panel], title: str, path: Path, dpi: int = 80) -> Path:
@@ -113,5 +113,4 @@ def write_summary(panels: list[Panel], title: str, path: Path, dpi: int = 80) ->
         draw_panel(axis, panels[index], scale, frequency_labels=index % columns == 0)
     _colorbar(figure, grid.ravel().tolist(), scale)
     figure.suptitle(title, fontsize=9)
-    figure.savefig(path, dpi=dpi)
-    return path
+    return save_figure(figure, path, dpi=dpi)

@@ -17,7 +17,7 @@ from dspl.errors import DsplError
 from dspl.export.metadata import associated_files
 from dspl.export.tflite_convert import make_interpreter
 from dspl.export.tflite_file import constant_tensors, tflite_operators
-from dspl.files import atomic_path
+from dspl.files import atomic_path, regular_file
 from dspl.latency import WARMUP_RUNS, time_calls
 from dspl.threads import threads as policy_threads
 
@@ -73,9 +73,7 @@ def _ready_interpreter(model: str | Path, threads: int, runtime: str):
 def tflite_stats(model_path: str | Path, runs: int = 50, threads: int | None = None,
                  write_weights: bool = True) -> dict[str, Any]:
     """Tensor details, parameter count, file size, operator histogram, latency (and the weights HDF5 file)."""
-    path = Path(model_path)
-    if not path.is_file():
-        raise DsplError(f"{path}: TFLite model file not found")
+    path = regular_file(model_path, "TFLite model file")
     data = path.read_bytes()
     operators = tflite_operators(data)  # also rejects files that are not TFLite models
     constants = constant_tensors(data)

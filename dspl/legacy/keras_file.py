@@ -9,6 +9,7 @@ from typing import Any
 import h5py
 
 from dspl.errors import DsplError
+from dspl.files import regular_file
 
 # Root attributes of a whole Keras model saved as HDF5 (tf.keras 2.x `model.save(..., save_format="h5")`).
 KERAS_MODEL_ATTRIBUTES = ("keras_version", "model_config")
@@ -40,6 +41,7 @@ def has_keras_markers(path: str | Path) -> bool:
 
 def read_model_config(path: str | Path) -> dict[str, Any]:
     """The Keras model config of a DeepSpectrumLite model file; DsplError for any other (or damaged) file."""
+    path = regular_file(path, "model file")
     try:
         with h5py.File(path, "r") as f:
             raw = f.attrs["model_config"]

@@ -65,6 +65,11 @@ class LoadedModel:
 def restore_model(contents: ModelFile, source: str | Path) -> LoadedModel:
     """Rebuild the classifier a dspl model file describes (no config files or downloads needed), in eval mode."""
     config = contents.config
+    damaged = [name for name, tensor in contents.state.items()
+               if tensor.is_floating_point() and not bool(tensor.isfinite().all())]
+    if damaged:
+        raise DsplError(f"{source}: {len(damaged)} stored tensor(s) hold NaN or infinite values (first: "
+                        f"'{damaged[0]}'): the model is damaged, expected finite weights; train it again")
     model = create_model(config.model, contents.classes.num_classes, in_chans=config.spec.input_channels,
                          pretrained=False)
     try:

@@ -17,9 +17,9 @@ import h5py
 import numpy as np
 import torch
 
-from dspl.config import ClassConfig, LabelParserRef, RunConfig
+from dspl.config import ClassConfig, LabelParserRef, RunConfig, parse_json
 from dspl.errors import DsplError
-from dspl.files import atomic_path
+from dspl.files import atomic_path, regular_file
 from dspl.version import __version__
 
 FORMAT = "dspl-model"
@@ -152,18 +152,15 @@ def read_checkpoint(path: Path) -> ModelFile:
 def read_model_file(path: str | Path) -> ModelFile:
     """The configuration, classes, state dict and header attributes of a model file (`.h5`, or a Lightning
     `.ckpt`), without building the model."""
-    path = Path(path)
-    if path.is_dir():
-        raise DsplError(f"{path}: is a directory, expected a model file (model.h5 or model.ckpt)")
-    if not path.is_file():
-        raise DsplError(f"{path}: model file not found")
+    path = regular_file(path, "model file")
     if path.suffix == ".ckpt":
         return read_checkpoint(path)
     try:
         with h5py.File(path, "r") as f:
             _check_header(path, f)
-            config = stored_config(json.loads(f.attrs["hp"]), path)
-            classes = ClassConfig.from_dict(json.loads(f.attrs["classes"]), f"{path} (class config)")
+            config = stored_config(parse_json(f.attrs["hp"], f"{path} (stored configuration)"), path)
+            classes = ClassConfig.from_dict(parse_json(f.attrs["classes"], f"{path} (class config)"),
+                                            f"{path} (class config)")
             state = {name: _from_numpy(ds[()], ds.attrs["dtype"]) for name, ds in f[STATE_GROUP].items()}
             header = {key: f.attrs[key] for key in f.attrs if key not in ("hp", "classes")}
     except DsplError:

@@ -76,7 +76,13 @@ class Predictor:
         for start in range(0, chunks.shape[0], self.batch_size):
             batch = chunks[start:start + self.batch_size].to(self.device, torch.float32)
             out.append(self.model(self.features(batch)).float().cpu())
-        return torch.cat(out).numpy()
+        scores = torch.cat(out)
+        broken = int((~scores.isfinite().all(dim=1)).sum())
+        if broken:
+            raise DsplError(f"{self.loaded.source or 'the model'}: gave NaN or infinite scores for {broken} of "
+                            f"{scores.shape[0]} chunk(s), expected finite scores: its weights or its layers "
+                            "overflow; check the model (or train it again)")
+        return scores.numpy()
 
     def _result(self, source: str, num_samples: int, chunk_scores: np.ndarray) -> FilePrediction:
         times = chunk_times(num_samples, self.spec)

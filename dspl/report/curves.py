@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dspl.files import save_figure
 from dspl.tensorboard import without_tensorflow
 
 # tag -> label in the figure; the first panel holds losses, the second the main metric
@@ -53,5 +54,4 @@ def plot_curves(scalars: dict[str, list[tuple[int, float]]], path: Path) -> Path
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
-    figure.savefig(path, dpi=90)
-    return path
+    return save_figure(figure, path, dpi=90)

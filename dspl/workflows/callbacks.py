@@ -3,7 +3,9 @@ Lightning warnings that do not apply to it silenced."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +31,25 @@ def quiet_lightning() -> Iterator[None]:
         for pattern in QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
         yield
+
+
+@contextmanager
+def interrupts_raised() -> Iterator[None]:
+    """Ctrl-C during a Lightning fit or test as a KeyboardInterrupt, so that the caller can say what was kept.
+
+    Lightning answers it by ignoring SIGINT from then on and exiting with status 1 (sys.exit while it handles
+    the KeyboardInterrupt); here that exit becomes the KeyboardInterrupt again and the SIGINT handler is restored.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit as exc:
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+        raise KeyboardInterrupt from None
+    finally:
+        if threading.current_thread() is threading.main_thread() and handler is not None:
+            signal.signal(signal.SIGINT, handler)
 
 
 class EpochCheckpoint(Callback):

@@ -14,7 +14,7 @@ from rich.console import Console
 from dspl.config import ClassConfig, GivenConfigs
 from dspl.data.parsers import LabelEntry, check_files_exist, encode_targets, parse_label_file
 from dspl.errors import DsplError
-from dspl.files import prepare_output_dir
+from dspl.files import prepare_output_dir, save_figure, write_text_atomically
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.metrics import concordance_correlation
 from dspl.models.predictor import FilePrediction, Predictor
@@ -68,8 +68,10 @@ def plot_confusion_matrix(cm: list[list[int]], classes: ClassConfig, title: str,
                                                                                      cmap="Blues")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def _evaluate_partition(predictor: Predictor, name: str, entries: list[LabelEntry], data_dir: Path,
@@ -105,7 +107,7 @@ def _evaluate_partition(predictor: Predictor, name: str, entries: list[LabelEntr
     results = {}
     for level, y, p in (("chunks", chunk_true, chunk_pred), ("grouped", file_true, file_pred)):
         metrics = classification_metrics(y, p, classes) if categorical else regression_metrics(y, p)
-        (out_dir / f"{name}.{level}.metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        write_text_atomically(out_dir / f"{name}.{level}.metrics.json", json.dumps(metrics, indent=2))
         results[level] = metrics
     if categorical:
         from sklearn.metrics import classification_report

@@ -24,6 +24,7 @@ from dspl.explain.geometry import PlotAxes, plot_axes
 from dspl.explain.methods import GRADIENT_METHODS, METHODS
 from dspl.explain.regions import top_regions
 from dspl.explain.render import Panel, write_panel, write_summary
+from dspl.files import prepare_output_dir, save_array
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.predictor import Predictor
 from dspl.workflows.plot import to_array, to_png_pixels
@@ -142,7 +143,7 @@ def _write_file(predictor: Predictor, path: Path, name: str, target_dir: Path, m
         panel = Panel(chunk.pixels, chunk.attribution, chunk.axes, chunk.title(categorical))
         panels.append(panel)
         write_panel(panel, target_dir / f"{path.stem}_{chunk.index}.png")
-        np.save(target_dir / f"{path.stem}_{chunk.index}.npy", chunk.attribution.astype(np.float32))
+        save_array(target_dir / f"{path.stem}_{chunk.index}.npy", chunk.attribution.astype(np.float32))
         decision = chunk.decision if categorical else f"{float(chunk.decision):.6f}"
         for rank, region in enumerate(top_regions(chunk.attribution, chunk.axes, REGIONS_PER_CHUNK), 1):
             rows.append([name, chunk.index, chunk.target, decision, f"{chunk.score:.6f}", rank,
@@ -167,8 +168,7 @@ def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, meth
     root = Path(audio) if Path(audio).is_dir() else Path(os.path.commonpath([p.parent for p in files]))
     predictor = Predictor(load_model_file(model_path, given))
     _checked_request(predictor, method, target)  # before anything is written
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_output_dir(out_dir, "output directory (-o)")
     summary, rows = ExplainSummary(), []
     with progress_bar() as progress:
         task = progress.add_task(f"explain ({method})", total=len(files))

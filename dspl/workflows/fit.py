@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import lightning as L
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from dspl.config import RunConfig, check_class_config, load_class_config, load_config
@@ -21,7 +21,7 @@ from dspl.errors import DsplError
 from dspl.models.modelfile import save_model_file
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
-from dspl.workflows.callbacks import quiet_lightning
+from dspl.workflows.callbacks import interrupts_raised, quiet_lightning
 from dspl.workflows.train import MODEL_FILE
 
 log = logging.getLogger(__name__)
@@ -110,14 +110,23 @@ class FitCLI(LightningCLI):
 
 
 def fit(args: list[str] | None = None) -> Path | None:
-    """Run `dspl fit` with LightningCLI arguments; rank 0 writes model.h5 into the trainer's log dir and returns it."""
+    """Run `dspl fit` with LightningCLI arguments; rank 0 writes model.h5 into the trainer's log dir and returns it.
+
+    A usage error (a missing --config file, a bad value, broken YAML) is a DsplError of one line (`-h` prints the
+    full help); Ctrl-C a KeyboardInterrupt.
+    """
     without_tensorflow()
     with quiet_lightning():
-        cli = FitCLI(FitModule, FitDataModule, args=args, run=False, seed_everything_default=False,
-                     auto_configure_optimizers=False, load_from_checkpoint_support=False,
-                     save_config_kwargs={"overwrite": True},
-                     parser_kwargs={"prog": "dspl fit", "description": "Train a dspl model with LightningCLI."})
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
+        try:
+            cli = FitCLI(FitModule, FitDataModule, args=args, run=False, seed_everything_default=False,
+                         auto_configure_optimizers=False, load_from_checkpoint_support=False,
+                         save_config_kwargs={"overwrite": True},
+                         parser_kwargs={"prog": "dspl fit", "description": "Train a dspl model with LightningCLI.",
+                                        "exit_on_error": False})
+        except ArgumentError as exc:
+            raise DsplError(f"dspl fit: {' '.join(str(exc).split())} (see 'dspl fit -h')") from None
+        with interrupts_raised():
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
     out_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)  # under DDP a collective: every rank asks
     if not cli.trainer.is_global_zero:
         return None

@@ -17,6 +17,7 @@ from dspl.data.audio import find_audio_files, load_audio, stream_audio
 from dspl.data.chunking import split_into_chunks, stream_chunks
 from dspl.errors import DsplError
 from dspl.features import PlotTransform
+from dspl.files import atomic_open, prepare_output_dir, save_array, save_figure
 from dspl.spec import PreprocessingSpec
 from dspl.workflows.progress import progress_bar
 
@@ -52,13 +53,14 @@ def to_png_pixels(array: np.ndarray) -> np.ndarray:
 
 
 def _write(array: np.ndarray, path: Path, fmt: str) -> None:
+    """One plot as a `.npy` array or a PNG, atomically."""
     if fmt == "npy":
-        np.save(path, array)
+        save_array(path, array)
         return
     from PIL import Image
 
-    pixels = to_png_pixels(array)
-    Image.fromarray(pixels).save(path)  # H×W×3 uint8 -> RGB, H×W -> L
+    with atomic_open(path) as file:
+        Image.fromarray(to_png_pixels(array)).save(file, format="PNG")  # H×W×3 uint8 -> RGB, H×W -> L
 
 
 def write_contact_sheet(images: list[tuple[str, np.ndarray]], path: Path, columns: int = 4) -> Path:
@@ -75,8 +77,7 @@ def write_contact_sheet(images: list[tuple[str, np.ndarray]], path: Path, column
         axis.set_title(title, fontsize=8)
     for axis in axes:
         axis.set_axis_off()
-    figure.savefig(path, dpi=100)
-    return path
+    return save_figure(figure, path, dpi=100)
 
 
 def _file_chunks(spec: PreprocessingSpec, path: Path) -> Iterator[torch.Tensor]:
@@ -120,7 +121,7 @@ def plot_audio(spec: PreprocessingSpec, source: str | Path, output: str | Path, 
     files = find_audio_files(source)
     root = source if source.is_dir() else source.parent
     transform = PlotTransform(spec).to(device).eval()
-    output.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(output, "output directory (-o)")
     summary = PlotSummary()
     sheet: list[tuple[tuple[int, int], str, np.ndarray]] = []
     with progress_bar() as progress, torch.inference_mode():

@@ -31,6 +31,7 @@ from dspl.explain.methods import DESCRIPTIONS
 from dspl.explain.render import Panel, write_summary
 from dspl.export.report import REPORT_FILE, ExportReport
 from dspl.export.tflite_stats import measure_latency
+from dspl.files import prepare_output_dir, write_text_atomically
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.predictor import Predictor
 from dspl.report import html
@@ -279,8 +280,7 @@ def write_report(model_path: str | Path, data_dir: str | Path | None = None, lab
     """
     model_file = Path(model_path)
     predictor = Predictor(load_model_file(model_file, given))
-    out_dir = model_file.parent / REPORT_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_output_dir(model_file.parent / REPORT_DIR, "report folder")
     for stale in out_dir.glob("*.png"):
         stale.unlink()
     data = Path(data_dir) if data_dir is not None else None
@@ -300,6 +300,6 @@ def write_report(model_path: str | Path, data_dir: str | Path | None = None, lab
     ]
     name = f"{model_file.parent.parent.name}/{model_file.parent.name}"
     page = out_dir / PAGE
-    page.write_text(html.page(f"dspl model report: {name}", _header(predictor, model_file), sections), encoding="utf-8")
+    write_text_atomically(page, html.page(f"dspl model report: {name}", _header(predictor, model_file), sections))
     logger.info("report: %s", page)
     return page

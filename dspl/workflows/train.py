@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -22,12 +21,21 @@ from rich.console import Console
 
 from dspl.config import ClassConfig, RunConfig, check_class_config, load_class_config, load_grid, select_configurations
 from dspl.data.datamodule import AudioDataModule
-from dspl.errors import DsplError
-from dspl.files import clean_stale, clean_stale_work_dirs, commit, prepare_output_dir, temporary_path
+from dspl.errors import DsplError, Interrupted
+from dspl.files import (
+    clean_stale,
+    clean_stale_work_dirs,
+    commit,
+    exclusive_lock,
+    naming,
+    prepare_output_dir,
+    remove,
+    temporary_path,
+)
 from dspl.models.modelfile import read_checkpoint, read_model_file, save_model_file
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
-from dspl.workflows.callbacks import EpochCheckpoint, EpochProgressBar, quiet_lightning
+from dspl.workflows.callbacks import EpochCheckpoint, EpochProgressBar, interrupts_raised, quiet_lightning
 from dspl.workflows.console import print_test_report
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,9 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.h5"
 CHECKPOINT_FILE = "model.ckpt"
 EPOCH_CHECKPOINT_FILE = "last.ckpt"
+LOCK_FILE = ".dspl-train.lock"
+# What TensorBoardLogger writes into a run's log folder: all that --restart removes there.
+LOG_FILE_PATTERNS = ("events.out.tfevents.*", "hparams.yaml")
 TRAIN, RESUME, COMPLETE, RESTART = "train", "resume", "complete", "restart"
 
 
@@ -92,7 +103,8 @@ def train(data: TrainingData, model_dir: str | Path, hp_config: str | Path, clas
     """Train every configuration of the grid (or the one SLURM_ARRAY_TASK_ID names); one result per configuration.
 
     Every configuration is checked before the first one trains. ``on_result`` is called with each configuration's
-    result as soon as it is there (the `train` command writes the model's report from it).
+    result as soon as it is there (the `train` command writes the model's report from it). One run at a time per
+    model directory: a second one is refused. Ctrl-C ends in an Interrupted error that says what was kept.
     """
     hp_config = Path(hp_config)
     configs = load_grid(hp_config)
@@ -104,13 +116,20 @@ def train(data: TrainingData, model_dir: str | Path, hp_config: str | Path, clas
             raise DsplError(f"{hp_config} (configuration {index}): pre_epochs + epochs is 0, expected at least "
                             "one epoch to train")
     prepare_output_dir(model_dir, "model directory (-md)")
-    clean_stale_work_dirs()
-    plans = [(index, config, plan_configuration(model_dir, config, index, options.restart))
-             for index, config in selected]
-    console = console or Console()
-    results = []
+    with exclusive_lock(Path(model_dir) / LOCK_FILE, "another dspl train"):
+        clean_stale_work_dirs()
+        plans = [(index, config, plan_configuration(model_dir, config, index, options.restart))
+                 for index, config in selected]
+        return _run_plans(plans, len(configs), classes, data, model_dir, options, console or Console(), on_result)
+
+
+def _run_plans(plans: list[tuple[int, RunConfig, str]], grid_size: int, classes: ClassConfig, data: TrainingData,
+               model_dir: str | Path, options: TrainOptions, console: Console,
+               on_result: Callable[[ConfigurationResult], None] | None) -> list[ConfigurationResult]:
+    """Carry out the planned configurations in turn (see train)."""
+    results: list[ConfigurationResult] = []
     for index, config, plan in plans:
-        console.rule(f"configuration {index} ({len(configs)} in the grid): {run_name(config, index)}")
+        console.rule(f"configuration {index} ({grid_size} in the grid): {run_name(config, index)}")
         log_dir, out_dir = output_dirs(model_dir, config, index)
         if plan == COMPLETE:
             console.print(f"configuration {index}: complete ({out_dir / MODEL_FILE}), skipped; "
@@ -119,11 +138,27 @@ def train(data: TrainingData, model_dir: str | Path, hp_config: str | Path, clas
         else:
             if plan == RESTART:
                 _remove_run(log_dir, out_dir)
-            result = train_configuration(index, config, classes, data, model_dir, options, console)
+            try:
+                result = train_configuration(index, config, classes, data, model_dir, options, console)
+            except KeyboardInterrupt:
+                raise Interrupted(_interrupted_message(index, out_dir, len(results))) from None
         results.append(result)
         if on_result is not None:
             on_result(result)
     return results
+
+
+def _interrupted_message(index: int, out_dir: Path, finished: int) -> str:
+    """What a Ctrl-C during configuration ``index`` kept (its saved model, or its last epoch checkpoint, or
+    nothing of it) and how to go on: the same command again, which resumes."""
+    earlier = f"; the {finished} configuration(s) before it are complete" if finished else ""
+    if (out_dir / MODEL_FILE).is_file() and not (out_dir / EPOCH_CHECKPOINT_FILE).exists():
+        kept = f"its model was saved ({out_dir / MODEL_FILE})"
+    elif (out_dir / EPOCH_CHECKPOINT_FILE).is_file():
+        kept = f"kept its last epoch checkpoint {out_dir / EPOCH_CHECKPOINT_FILE}"
+    else:
+        kept = "no epoch of it had finished, nothing of it was kept"
+    return f"interrupted (Ctrl-C) in configuration {index}: {kept}{earlier}; re-run the same command to resume"
 
 
 def _differing_key(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
@@ -160,22 +195,25 @@ def plan_configuration(model_dir: str | Path, config: RunConfig, index: int, res
 
 
 def _remove_run(log_dir: Path, out_dir: Path) -> None:
-    """Forget a configuration's earlier run (--restart): its TensorBoard events, model, checkpoints."""
-    shutil.rmtree(log_dir, ignore_errors=True)
-    for name in (MODEL_FILE, CHECKPOINT_FILE, EPOCH_CHECKPOINT_FILE):
-        (out_dir / name).unlink(missing_ok=True)
+    """Forget a configuration's earlier run (--restart): the files dspl wrote for it (TensorBoard events and
+    hparams, model, checkpoints), nothing else that its folders hold."""
+    written = [path for pattern in LOG_FILE_PATTERNS for path in log_dir.glob(pattern) if path.is_file()]
+    for path in [*written, *(out_dir / name for name in (MODEL_FILE, CHECKPOINT_FILE, EPOCH_CHECKPOINT_FILE))]:
+        path.unlink(missing_ok=True)
 
 
 def save_unit(trainer: L.Trainer, module: DsplModule, out_dir: Path) -> Path:
     """Write model.ckpt and model.h5 as one unit (both staged, then committed) and drop the epoch checkpoint."""
     staged_checkpoint, staged_model = temporary_path(out_dir / CHECKPOINT_FILE), temporary_path(out_dir / MODEL_FILE)
     try:
-        trainer.save_checkpoint(staged_checkpoint, weights_only=False)
-        save_model_file(staged_model, module.model, module.config, module.classes, module.input_shape)
+        with naming(out_dir / CHECKPOINT_FILE):
+            trainer.save_checkpoint(staged_checkpoint, weights_only=False)
+        with naming(out_dir / MODEL_FILE):
+            save_model_file(staged_model, module.model, module.config, module.classes, module.input_shape)
         commit({staged_checkpoint: out_dir / CHECKPOINT_FILE, staged_model: out_dir / MODEL_FILE})
     finally:
-        staged_checkpoint.unlink(missing_ok=True)
-        staged_model.unlink(missing_ok=True)
+        remove(staged_checkpoint)
+        remove(staged_model)
     (out_dir / EPOCH_CHECKPOINT_FILE).unlink(missing_ok=True)
     return out_dir / MODEL_FILE
 
@@ -210,17 +248,19 @@ def train_configuration(index: int, config: RunConfig, classes: ClassConfig, dat
     trainer_options.update(options.trainer_options)
     trainer_options["callbacks"] = [*trainer_options["callbacks"], EpochCheckpoint(resume_from)]
     trainer = L.Trainer(**trainer_options)
-    with quiet_lightning():
+    # a write that names no file (TensorBoard's event writer) is about this configuration's outputs under -md
+    with quiet_lightning(), interrupts_raised(), naming(model_dir):
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if resume_from.is_file() else None,
                     weights_only=True)
         model_file = save_unit(trainer, module, out_dir)
         metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0] if datamodule.partitions["test"] else {}
+        if metrics:
+            logger.log_hyperparams(_loggable(config), {f"hp/{k.replace('/', '_')}": v for k, v in metrics.items()})
+        logger.finalize("success")
     if metrics:
-        logger.log_hyperparams(_loggable(config), {f"hp/{k.replace('/', '_')}": v for k, v in metrics.items()})
         print_test_report(console, module.test_scores, module.test_targets, classes, config.categorical, metrics)
     else:
         log.warning("configuration %d: the label file has no test partition, nothing to evaluate", index)
-    logger.finalize("success")
     return ConfigurationResult(index, model_file, out_dir / CHECKPOINT_FILE, log_dir, False,
                                {k: float(v) for k, v in metrics.items()}, module.test_scores.numpy())
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from helpers import one_error_line, run
 
 from dspl import __version__
-from dspl.cli.main import COMMANDS, SHORT_HELP_LIMIT, cli
+from dspl.cli.main import COMMANDS, INTERRUPTED_STATUS, SHORT_HELP_LIMIT, cli
 from dspl.errors import DsplError
 
 DOCUMENTED_COMMANDS = {"train", "predict", "devel-test", "stats", "convert", "tflite-stats", "create-preprocessor"}
@@ -88,3 +89,29 @@ def test_vv_lets_the_error_propagate_in_process(tmp_path):
     assert isinstance(result.exception, DsplError) and "model file not found" in str(result.exception)
     quiet = CliRunner().invoke(cli, ["stats", "-md", str(tmp_path / "missing.h5")])
     assert quiet.exit_code == 1 and isinstance(quiet.exception, SystemExit)
+
+
+# --- Ctrl-C and file systems that cannot take a file: one line too --------------------------------------------
+def _raising(exc: BaseException):
+    def write_example_data(*_args, **_kwargs):
+        raise exc
+    return write_example_data
+
+
+@pytest.mark.parametrize("exc, status, line", [
+    (KeyboardInterrupt(), INTERRUPTED_STATUS, "error: interrupted (Ctrl-C)"),
+    (OSError(errno.ENOSPC, "No space left on device", "/data/out/a.wav"), 1,
+     "error: /data/out/a.wav: No space left on device"),
+    (OSError(errno.EACCES, "Permission denied", "/data/out"), 1, "error: /data/out: Permission denied"),
+])
+def test_an_interrupt_or_a_file_system_error_is_one_line(tmp_path, monkeypatch, exc, status, line):
+    monkeypatch.setattr("dspl.data.example.write_example_data", _raising(exc))
+    result = run("example-data", "-o", str(tmp_path / "out"))
+    assert result.exit_code == status, result.output
+    assert result.output.strip().splitlines() == [line]
+
+
+def test_an_os_error_that_is_a_bug_is_not_hidden(tmp_path, monkeypatch):
+    monkeypatch.setattr("dspl.data.example.write_example_data", _raising(OSError(errno.EBADF, "Bad file descriptor")))
+    result = run("example-data", "-o", str(tmp_path / "out"))
+    assert isinstance(result.exception, OSError) and result.exception.errno == errno.EBADF

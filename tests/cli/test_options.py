@@ -4,13 +4,14 @@ TensorFlow load; a model folder taken for the one model file in it; the global o
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import one_error_line, run
+from helpers import one_error_line, run, without_blocking
 
 from dspl.cli.main import cli
 from dspl.errors import DsplError
@@ -28,8 +29,9 @@ TYPOS = [
     (["tflite-stats", "-md", "nope.tflite"], "nope.tflite: TFLite model file not found"),
     (["explain", "-md", "nope.h5", "-d", ".", "-o", "out"], "nope.h5: model file not found"),
     (["report", "-md", "m.h5", "-d", "nope"], "nope: no such audio file or directory"),
-    (["plot", "-hc", "nope.json", "-d", ".", "-o", "out"], "nope.json: file not found"),
-    (["create-preprocessor", "-hc", "nope.json", "-d", "x.tflite"], "nope.json: file not found"),
+    (["plot", "-hc", "nope.json", "-d", ".", "-o", "out"], "nope.json: hyper-parameter config not found"),
+    (["create-preprocessor", "-hc", "nope.json", "-d", "x.tflite"], "nope.json: hyper-parameter config not found"),
+    (["predict", "-md", "m.h5", "-d", ".", "-cc", "nope.json"], "nope.json: class config not found"),
 ]
 
 
@@ -97,3 +99,33 @@ def test_one_v_is_not_two(tmp_path):
 def test_a_thread_count_below_one_is_a_usage_error(tmp_path, args):
     one_error_line(run(*args, "-md", str(tmp_path)),
                    f"Invalid value for '--threads': 0 is not in the range x>=1. (see 'dspl{' stats' * (args[0] == 'stats')} -h')")
+
+
+SPECIAL = [
+    (["predict", "-md", "special", "-d", "."], "model file"),
+    (["stats", "-md", "special"], "model file"),
+    (["plot", "-hc", "special", "-d", ".", "-o", "out"], "hyper-parameter config"),
+    (["predict", "-md", "m.h5", "-d", ".", "-hc", "special"], "hyper-parameter config"),
+    (["predict", "-md", "m.h5", "-d", ".", "-cc", "special"], "class config"),
+    (["devel-test", "-md", "m.h5", "-d", ".", "-l", "special"], "label file"),
+    (["train", "-d", ".", "-md", "out", "-hc", "special", "-cc", "l.csv", "-l", "l.csv"], "hyper-parameter config"),
+    (["train", "-d", ".", "-md", "out", "-hc", "l.csv", "-cc", "special", "-l", "l.csv"], "class config"),
+    (["train", "-d", ".", "-md", "out", "-hc", "l.csv", "-cc", "l.csv", "-l", "special"], "label file"),
+    (["tflite-stats", "-md", "special"], "TFLite model file"),
+]
+
+
+@pytest.mark.parametrize("args, what", SPECIAL)
+def test_a_named_pipe_given_for_a_file_is_refused_before_it_is_opened(workdir, args, what):
+    os.mkfifo(workdir / "special")
+    result = without_blocking(workdir / "special", run, *args)
+    one_error_line(result, f"special: is a named pipe (FIFO), expected a regular file ({what})")
+    assert sorted(p.name for p in workdir.iterdir()) == ["l.csv", "m.h5", "special"]  # nothing written
+
+
+def test_a_device_and_a_symlink_loop_given_as_the_model_are_one_line(workdir):
+    one_error_line(run("predict", "-md", "/dev/zero", "-d", "."),
+                   "/dev/zero: is a device, expected a regular file (model file)")
+    (workdir / "loop.h5").symlink_to("loop.h5")
+    one_error_line(run("predict", "-md", "loop.h5", "-d", "."),
+                   "loop.h5: cannot use it as the model file: Too many levels of symbolic links")

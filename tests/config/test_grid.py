@@ -118,7 +118,8 @@ def test_slurm_task_selects_one_configuration(tmp_path):
         ({"dropout": []}, "HP: key 'dropout': the list of values is empty, expected at least one value"),
         ({"dropout": 0.5}, "HP: key 'dropout': expected a list of values, got 0.5"),
         ({"batch_size": [-4]}, "HP: key 'batch_size': value -4 is out of range, expected a number > 0"),
-        ({"image_width": [0]}, "HP: key 'image_width': value 0 is out of range, expected a number > 0"),
+        ({"image_width": [0]}, "HP: key 'image_width': value 0 is out of range, expected a whole number of pixels from 1 "
+                                "to 2048"),
         ({"finetune_layer": [1.5]}, "HP: key 'finetune_layer': value 1.5 is out of range, expected a number in [0, 1]"),
         ({"color_map": ["jet"]}, "HP: key 'color_map': value \"jet\" is not one of viridis, cividis, inferno, magma, plasma"),
         ({"optimizer": ["adamw"]}, "HP: key 'optimizer': value \"adamw\" is not one of adam, adadelta, sgd, adagrad, ftrl, nadam, rmsprop"),
@@ -184,7 +185,9 @@ def test_bad_numbers_are_one_line_before_training(example_dir, tmp_path, key, va
 
 
 @pytest.mark.parametrize("key, value", [("tb_run_id", "../../../victim"), ("tb_experiment", ".."),
-                                        ("tb_run_id", "a/b"), ("tb_experiment", "")])
+                                        ("tb_run_id", "a/b"), ("tb_experiment", ""), ("tb_run_id", "."),
+                                        ("tb_run_id", "a\u0000b"), ("tb_experiment", "a\\b"),
+                                        ("tb_run_id", "é" * 101), ("tb_experiment", "x\ny")])
 def test_run_names_that_leave_the_model_dir_are_refused_before_restart_removes_anything(example_dir, tmp_path, key,
                                                                                         value):
     out = tmp_path / "a" / "b" / "out"
@@ -200,3 +203,53 @@ def test_run_names_that_leave_the_model_dir_are_refused_before_restart_removes_a
                    "empty, not '.' or '..', no '/' or '\\', no control characters, at most 200 bytes")
     assert (victim / "precious.txt").read_text() == "keep me" and sorted(victim.iterdir()) == [victim / "precious.txt"]
     assert not out.exists()
+
+
+def test_a_name_of_200_bytes_is_one_folder_name_and_trains_into_the_model_dir():
+    config = tiny_config(tb_run_id="é" * 100, tb_experiment="x" * 200)
+    assert config.experiment.tb_run_id == "é" * 100
+
+
+# --- nothing ambiguous: keys given twice ---------------------------------------------------------------------------
+def test_a_key_given_twice_in_the_hp_config_is_one_line(example_dir, tmp_path):
+    grid = json.dumps({k: [v] for k, v in tiny_config().to_dict().items()})
+    hp_file = tmp_path / "hp.json"
+    hp_file.write_text(grid[:-1] + ', "dropout": [0.9]}')
+    one_error_line(run(*train_args(example_dir, tmp_path / "out", hp_file)),
+                   f"{hp_file}: key 'dropout' is given twice, expected each key once")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_class_config_key_given_twice_is_one_line(tmp_path):
+    path = tmp_path / "classes.json"
+    path.write_text('{"low": "Low", "high": "High", "low": "Loud"}')
+    with pytest.raises(DsplError) as error:
+        load_class_config(path)
+    assert str(error.value) == f"{path}: key 'low' is given twice, expected each key once"
+
+
+def test_an_alias_given_with_its_key_is_one_line(example_dir, tmp_path):
+    grid = {k: [v] for k, v in tiny_config().to_dict().items()}
+    grid["num_unit"] = [16]
+    hp_file = write_json(tmp_path, grid)
+    one_error_line(run(*train_args(example_dir, tmp_path / "out", hp_file)),
+                   f"{hp_file}: key 'num_units' is given twice, as 'num_units' and as its alias 'num_unit': expected "
+                   "one of them")
+    del grid["num_units"]
+    assert load_grid(write_json(tmp_path, grid))[0].model.num_units == 16  # the alias alone is fine
+
+
+# --- values a dependency would refuse later, sizes that would run for hours ------------------------------------------
+@pytest.mark.parametrize("key, value, expected", [
+    ("seed", 2**64, "an integer from 0 to 4294967295 (2**32 - 1, numpy's range)"),
+    ("seed", -1, "an integer from 0 to 4294967295 (2**32 - 1, numpy's range)"),
+    ("image_width", 100000, "a whole number of pixels from 1 to 2048"),
+    ("image_height", 0, "a whole number of pixels from 1 to 2048"),
+])
+def test_values_out_of_a_dependencys_or_a_sane_range_are_one_line(example_dir, tmp_path, key, value, expected):
+    grid = {k: [v] for k, v in tiny_config().to_dict().items()}
+    grid[key] = [value]
+    hp_file = write_json(tmp_path, grid)
+    one_error_line(run(*train_args(example_dir, tmp_path / "out", hp_file)),
+                   f"{hp_file}: key '{key}': value {value} is out of range, expected {expected}")
+    assert tiny_config(**{key: 2**32 - 1 if key == "seed" else 2048})  # the limits themselves are fine

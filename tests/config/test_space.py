@@ -20,9 +20,11 @@ def space(**changes: Any) -> dict[str, Any]:
 
 
 def test_lists_are_choices_one_element_lists_constants_and_objects_ranges():
-    parsed = parse_space(space(basemodel_name=["test_efficientnet", "mobilenetv3_small_050"],
-                               learning_rate={"low": 1e-4, "high": 1e-2, "log": True},
-                               image_width={"low": 32, "high": 64, "step": 16}, num_unit=[16, 32]))
+    raw = space(basemodel_name=["test_efficientnet", "mobilenetv3_small_050"],
+                learning_rate={"low": 1e-4, "high": 1e-2, "log": True},
+                image_width={"low": 32, "high": 64, "step": 16}, num_unit=[16, 32])
+    del raw["num_units"]  # given under its alias instead
+    parsed = parse_space(raw)
     assert parsed.choices == {"basemodel_name": ("test_efficientnet", "mobilenetv3_small_050"), "num_units": (16, 32)}
     assert parsed.ranges == {"learning_rate": Range(1e-4, 1e-2, log=True),
                              "image_width": Range(32, 64, step=16, integer=True)}
@@ -77,6 +79,8 @@ BAD_SPACES = [
     (space(dropout=[]), "key 'dropout': the list of values is empty, expected at least one value"),
     (space(dropout=[0.1, 0.1]), "key 'dropout': the choice 0.1 is listed twice"),
     (space(dropuot=[0.1]), "unknown key 'dropuot' (did you mean 'dropout'?)"),
+    (space(num_unit={"low": 8, "high": 32}), "key 'num_units' is given twice, as 'num_units' and as its alias "
+                                             "'num_unit': expected one of them"),
     (space(tb_run_id=["a", "b"]), "key 'tb_run_id': a search needs one value of this key (the output folders and "
                                   "the devel metric depend on it), got a choice or a range"),
     ({k: v for k, v in space().items() if k != "basemodel_name"}, "required key 'basemodel_name' is missing"),

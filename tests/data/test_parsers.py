@@ -3,11 +3,13 @@ file.py:Class parsers; malformed label files, duplicates and paths that leave th
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
-from helpers import error_message
+from helpers import error_message, grid_file, one_error_line, run, train_args, without_blocking
 
 from dspl.config import ClassConfig, LabelParserRef, RunConfig
 from dspl.data.datamodule import AudioDataModule
@@ -226,3 +228,67 @@ def test_label_paths_leaving_the_data_folder_are_refused(tmp_path, write_sine, w
         check_files_exist([LabelEntry(Path(name), "low")], tmp_path / "audio", tmp_path / "labels.csv")
     assert str(error.value) == (f"{tmp_path / 'labels.csv'}: file name '{Path(name)}' leaves the data directory "
                                 f"{tmp_path / 'audio'}: expected a path relative to it, inside it")
+
+
+@pytest.mark.parametrize("body, failure", [
+    ("import sys\n        sys.exit(0)", "it called sys.exit(0), expected it to return"),
+    ("raise SystemExit('no labels')", "it called sys.exit('no labels'), expected it to return"),
+    ("raise KeyboardInterrupt", "it raised KeyboardInterrupt (or Ctrl-C was pressed)"),
+])
+def test_a_parser_that_exits_or_interrupts_is_reported_as_such(tmp_path, body, failure):
+    (tmp_path / "p.py").write_text("class P:\n    def __init__(self, f):\n        pass\n"
+                                   f"    def parse_labels(self):\n        {body}\n")
+    (tmp_path / "l.csv").write_text("x\n")
+    with pytest.raises(DsplError) as error:
+        parse_label_file(tmp_path / "l.csv", LabelParserRef.resolve("p.py:P", [tmp_path]))
+    assert str(error.value) == f"label_parser 'p.py:P': parsing {tmp_path / 'l.csv'} failed: {failure}"
+    (tmp_path / "q.py").write_text("import sys\nsys.exit(3)\n")
+    with pytest.raises(DsplError) as error:
+        parser_class(LabelParserRef.resolve("q.py:Q", [tmp_path]))
+    assert str(error.value) == (f"label_parser 'q.py:Q': importing {tmp_path / 'q.py'} failed: it called sys.exit(3), "
+                                "expected it to return")
+
+
+def test_train_with_a_parser_that_calls_sys_exit_is_one_line_and_writes_no_model(example_dir, tmp_path):
+    (tmp_path / "p.py").write_text("import sys\n\nclass P:\n    def __init__(self, f):\n        pass\n\n"
+                                   "    def parse_labels(self):\n        sys.exit(0)\n")
+    hp_file = grid_file(tmp_path / "hp.json", 1, [0.001])
+    grid = json.loads(hp_file.read_text())
+    grid["label_parser"] = ["p.py:P"]
+    hp_file.write_text(json.dumps(grid))
+    one_error_line(run(*train_args(example_dir, tmp_path / "out", hp_file)),
+                   f"label_parser 'p.py:P': parsing {example_dir / 'label.csv'} failed: it called sys.exit(0), "
+                   "expected it to return")
+    assert not list((tmp_path / "out").rglob("model.h5"))
+
+
+@pytest.mark.parametrize("spelling", ["sub/../train_a.wav", "sub/./../train_a.wav", "./sub/../train_a.wav"])
+def test_one_file_named_in_two_spellings_is_an_error_naming_both_lines(tmp_path, write_labels, spelling):
+    labels = write_labels(tmp_path / "labels.csv", [("train_a.wav", "low", ""), ("devel_b.wav", "high", ""),
+                                                    (spelling, "low", "")])
+    with pytest.raises(DsplError) as error:
+        parse_label_file(labels, LabelParserRef.builtin())
+    assert str(error.value) == (f"{labels}: 'train_a.wav' (line 2) and '{Path(spelling)}' (line 4) name the same "
+                                "file: expected each file once")
+
+
+@pytest.mark.parametrize("make, kind", [(os.mkfifo, "a named pipe (FIFO)"), (os.mkdir, "a directory")])
+def test_a_label_file_that_is_not_a_regular_file_is_refused_before_it_is_opened(tmp_path, make, kind):
+    path = tmp_path / "label.csv"
+    make(path)
+    for read in (lambda: parse_label_file(path, LabelParserRef.builtin()), ComParEParser(path).parse_labels):
+        with pytest.raises(DsplError) as error:
+            without_blocking(path, read)
+        assert str(error.value) == f"{path}: is {kind}, expected a regular file (label file)"
+
+
+def test_a_named_pipe_in_place_of_an_audio_file_of_the_label_file_is_named(tmp_path, write_sine):
+    from dspl.data.parsers import check_files_exist
+
+    write_sine(tmp_path / "audio" / "train_a.wav")
+    os.mkfifo(tmp_path / "audio" / "train_b.wav")
+    entries = [LabelEntry(Path("train_a.wav"), "low"), LabelEntry(Path("train_b.wav"), "high")]
+    with pytest.raises(DsplError) as error:
+        check_files_exist(entries, tmp_path / "audio", tmp_path / "labels.csv")
+    assert str(error.value) == (f"{tmp_path / 'audio' / 'train_b.wav'}: is a named pipe (FIFO), expected a regular "
+                                "file (audio file)")

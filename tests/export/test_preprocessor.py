@@ -119,7 +119,7 @@ def test_cli_reports_bad_config_in_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["create-preprocessor", "-hc", str(tmp_path / "missing.json"),
                                       "-d", str(tmp_path / "p.tflite")])
     assert result.exit_code == 1
-    assert "missing.json: file not found" in result.output and "Traceback" not in result.output
+    assert "missing.json: hyper-parameter config not found" in result.output and "Traceback" not in result.output
 
 
 def test_operator_lister_names_flex_and_custom_operators(tmp_path):

@@ -218,3 +218,13 @@ def test_a_directory_named_like_a_model_file_is_one_line(tmp_path, write_sine):
     one_error_line(run("convert", "-s", str(tmp_path / "x.h5"), "-d", str(tmp_path / "model.tflite")),
                    f"Invalid value for '-d' / '--destination': File '{tmp_path / 'model.tflite'}' is a directory. "
                    "(see 'dspl convert -h')")
+
+
+def test_a_class_stored_twice_in_a_model_file_is_one_line(tmp_path, trained):
+    hp, model = trained
+    path = save_model_file(tmp_path / "model.h5", model, hp, CLASSES)
+    with h5py.File(path, "r+") as f:  # edited by hand
+        f.attrs["classes"] = '{"low": "Low", "high": "High", "low": "Noise"}'
+    with pytest.raises(DsplError) as error:
+        read_model_file(path)
+    assert str(error.value) == f"{path} (class config): key 'low' is given twice, expected each key once"

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import build_config, untrained_model
+from helpers import (
+    build_config,
+    one_error_line,
+    outside,
+    partial_files,
+    run,
+    snapshot,
+    untrained_model,
+)
 from PIL import Image
 
 from dspl.cli.main import cli
@@ -55,6 +63,18 @@ def test_explain_command_names_an_unknown_target(band_model, tmp_path):
                                       "-o", str(tmp_path), "--target", "bird"])
     assert result.exit_code == 1
     assert result.output.strip() == "error: --target: value 'bird' is not a class of the model (known: low, high, noise)"
+
+
+def test_explain_on_a_full_disk_is_one_line_and_keeps_the_earlier_maps(mounts, tmp_path, spread_model, write_sine):
+    disk = mounts.tmpfs("disk", size="4m")
+    audio, out = write_sine(tmp_path / "audio" / "a.wav", seconds=1.5), disk / "out"
+    arguments = ("explain", "-md", str(spread_model), "-d", str(audio), "-o", str(out), "--method", "gradcam")
+    assert run(*arguments).exit_code == 0
+    write_sine(audio, frequency=300.0, seconds=1.5)
+    mounts.fill(disk)
+    earlier, around = snapshot(out), outside(tmp_path, out)
+    one_error_line(run(*arguments), f"{out / 'a_0.png'}: No space left on device")
+    assert snapshot(out) == earlier and partial_files(out) == [] and outside(tmp_path, out) == around
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -61,3 +61,22 @@ def test_fit_trains_under_ddp_with_two_cpu_processes(example_dir, tmp_path):
     config = yaml.safe_load((version / "config.yaml").read_text())
     assert config["trainer"]["max_epochs"] == 1 and config["seed_everything"] == 42
     assert list((version / "checkpoints").glob("*.ckpt"))
+
+
+@pytest.mark.parametrize("make_args, expected", [
+    (lambda tmp_path: ["--config", str(tmp_path / "missing.yaml")], "missing.yaml"),
+    (lambda tmp_path: ["--config", str(FIT_EXAMPLE), "--trainer.max_epochs", "many"], "max_epochs"),
+    (lambda tmp_path: ["--config", str(_broken_yaml(tmp_path))], "Problems parsing config"),
+])
+def test_usage_errors_are_one_line_with_status_1(tmp_path, make_args, expected):
+    result = CliRunner().invoke(cli, ["fit", *make_args(tmp_path)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: dspl fit: ") and expected in lines[0], result.output
+    assert lines[0].endswith("(see 'dspl fit -h')") and "usage:" not in result.output
+
+
+def _broken_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("model: [unclosed\n  trainer: {\n")
+    return path

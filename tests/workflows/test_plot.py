@@ -19,7 +19,17 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
-from helpers import CLASS_DICT, ROOT, spread_model_file, tiny_config, write_grid
+from helpers import (
+    CLASS_DICT,
+    ROOT,
+    one_error_line,
+    outside,
+    partial_files,
+    snapshot,
+    spread_model_file,
+    tiny_config,
+    write_grid,
+)
 from PIL import Image
 
 import dspl
@@ -157,6 +167,40 @@ def test_user_errors_exit_1_with_one_line(tmp_path: Path, write_sine: Callable[.
     broken.write_bytes(b"not audio")
     result = run_plot("-hc", grid, "-d", str(broken), "-o", str(tmp_path / "o"))
     assert result.exit_code == 1 and "broken.wav" in result.output and "Traceback" not in result.output
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_image(mounts, tmp_path, write_sine):
+    disk = mounts.tmpfs("disk", size="2m")
+    audio, grid, out = write_sine(tmp_path / "audio" / "tone.wav"), plot_grid(tmp_path / "hp.json"), disk / "out"
+    assert run_plot("-hc", str(grid), "-d", str(audio), "-o", str(out)).exit_code == 0
+    write_sine(audio, frequency=300.0)  # other plots this time
+    mounts.fill(disk)
+    earlier, around = snapshot(out), outside(tmp_path, out)
+    one_error_line(run_plot("-hc", str(grid), "-d", str(audio), "-o", str(out)),
+                   f"{out / 'tone_0.png'}: No space left on device")
+    assert snapshot(out) == earlier and partial_files(out) == [] and outside(tmp_path, out) == around
+
+
+def test_a_name_too_long_for_the_file_system_is_one_line(tmp_path, write_sine):
+    audio = write_sine(tmp_path / "audio" / ("x" * 250 + ".wav"))  # fits; its plot x…x_0.png has 256 bytes
+    out = tmp_path / "out"
+    one_error_line(run_plot("-hc", str(plot_grid(tmp_path / "hp.json")), "-d", str(audio), "-o", str(out)),
+                   f"{out / ('x' * 250 + '_0.png')}: File name too long")
+    assert partial_files(out) == [] and sorted(out.iterdir()) == []
+
+
+def test_an_output_path_that_is_a_file_and_an_absurd_plot_size_are_one_line(tmp_path, write_sine):
+    audio = write_sine(tmp_path / "tone.wav")
+    (tmp_path / "taken").write_text("a file")
+    one_error_line(run_plot("-hc", str(plot_grid(tmp_path / "hp.json")), "-d", str(audio), "-o",
+                            str(tmp_path / "taken" / "out")),
+                   f"{tmp_path / 'taken' / 'out'}: cannot use it as the output directory (-o): {tmp_path / 'taken'} is a "
+                   "file, expected a directory")
+    grid = plot_grid(tmp_path / "big.json", image_width=100000)
+    one_error_line(run_plot("-hc", str(grid), "-d", str(audio), "-o", str(tmp_path / "out")),
+                   f"{grid}: key 'image_width': value 100000 is out of range, expected a whole number of pixels from "
+                   "1 to 2048")
+    assert not (tmp_path / "out").exists() and (tmp_path / "taken").read_text() == "a file"
 
 
 @pytest.fixture(scope="module")

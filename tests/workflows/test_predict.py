@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,7 +14,20 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import CLASS_DICT, leftovers, model_grid, one_error_line, read_csv, run, spread_model_file, tiny_config
+from helpers import (
+    CLASS_DICT,
+    leftovers,
+    model_grid,
+    one_error_line,
+    outside,
+    partial_files,
+    read_csv,
+    run,
+    snapshot,
+    spread_model_file,
+    tiny_config,
+    untrained_model,
+)
 
 import dspl
 from dspl.cli.main import cli
@@ -253,3 +267,87 @@ def test_predict_says_when_it_replaces_an_earlier_runs_predictions(untrained_mod
     assert caplog.messages == [f"{folder}: replacing the predictions of an earlier run, whose 1 file(s) this run "
                                "does not score (e.g. a.wav); -o chooses another folder"]
     assert not (folder / ".dspl-predict.lock").exists()
+
+
+# --- models that are not finite, disks that cannot take the CSVs ------------------------------------------------
+def _edited_model(path: Path, head: dict[str, float]) -> Path:
+    """An untrained tiny model file whose head's tensors ('output.weight', ...) are filled with the given values."""
+    from dspl.config import ClassConfig
+    from dspl.models.modelfile import save_model_file
+
+    config = tiny_config()
+    model = untrained_model(config, len(CLASS_DICT))
+    with torch.no_grad():
+        for name, value in head.items():
+            model.head.get_parameter(name).fill_(value)
+    return save_model_file(path, model, config, ClassConfig.from_dict(CLASS_DICT))
+
+
+def test_a_model_with_nan_weights_is_one_line_and_writes_nothing(tmp_path, write_sine):
+    model = _edited_model(tmp_path / "nan" / "model.h5", {"output.weight": float("nan")})
+    write_sine(tmp_path / "audio" / "a.wav")
+    before = snapshot(tmp_path)
+    one_error_line(run("predict", "-md", str(model), "-d", str(tmp_path / "audio")),
+                   f"{model}: 1 stored tensor(s) hold NaN or infinite values (first: 'head.output.weight'): the model "
+                   "is damaged, expected finite weights; train it again")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_model_whose_scores_overflow_is_one_line_and_writes_nothing(tmp_path, write_sine):
+    largest = float(np.finfo(np.float32).max)  # finite weights whose sums overflow: every dense unit above 0
+    model = _edited_model(tmp_path / "huge" / "model.h5", {"dense.bias": 1.0, "output.weight": largest,
+                                                           "output.bias": largest})
+    write_sine(tmp_path / "audio" / "a.wav")
+    before = snapshot(tmp_path)
+    result = run("predict", "-md", str(model), "-d", str(tmp_path / "audio"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = re.fullmatch(rf"error: {re.escape(str(model))}: gave NaN or infinite scores for (\d+) of (\d+) chunk\(s\), "
+                        r"expected finite scores: its weights or its layers overflow; check the model \(or train it "
+                        r"again\)", result.output.strip().splitlines()[-1])
+    assert line and 1 <= int(line[1]) <= int(line[2])
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("image_width", -5, "key 'image_width': value -5 is out of range, expected a whole number of pixels from 1 to "
+                        "2048"),
+    ("sample_rate", "abc", 'key \'sample_rate\': value "abc" is not of type int'),
+    ("seed", 2**64, f"key 'seed': value {2**64} is out of range, expected an integer from 0 to 4294967295 (2**32 - 1, "
+                    "numpy's range)"),
+    ("num_unit", 16, "key 'num_units' is given twice, as 'num_units' and as its alias 'num_unit': expected one of "
+                     "them"),
+])
+def test_configs_stored_in_a_model_file_pass_the_grid_schema(untrained_model_file, tmp_path, write_sine, key, value,
+                                                             problem):
+    import h5py
+
+    with h5py.File(untrained_model_file, "r+") as f:  # edited by hand
+        f.attrs["hp"] = json.dumps({**json.loads(f.attrs["hp"]), key: value})
+    write_sine(tmp_path / "audio" / "a.wav")
+    one_error_line(run("predict", "-md", str(untrained_model_file), "-d", str(tmp_path / "audio")),
+                   f"{untrained_model_file} (stored configuration): {problem}")
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_earlier_predictions(mounts, tmp_path, write_sine):
+    disk = mounts.tmpfs("disk", size="8m")
+    model = spread_model_file(disk / "model.h5", tiny_config(), CLASS_DICT)
+    write_sine(tmp_path / "audio" / "a.wav", seconds=1.5)
+    assert run("predict", "-md", str(model), "-d", str(tmp_path / "audio")).exit_code == 0
+    write_sine(tmp_path / "audio" / "b.wav", seconds=2)
+    mounts.fill(disk)
+    before, around = snapshot(disk), outside(tmp_path, disk)
+    one_error_line(run("predict", "-md", str(model), "-d", str(tmp_path / "audio")),
+                   f"{disk / 'test' / 'test' / 'test.chunks.predictions.csv'}: No space left on device")
+    assert snapshot(disk) == before and outside(tmp_path, disk) == around
+    assert partial_files(disk / "test") == [] and leftovers(disk) == []
+
+
+def test_a_read_only_model_folder_is_one_line(mounts, tmp_path, write_sine):
+    disk = mounts.tmpfs("disk", size="8m")
+    model = spread_model_file(disk / "model.h5", tiny_config(), CLASS_DICT)
+    write_sine(tmp_path / "audio" / "a.wav")
+    mounts.read_only(disk)
+    before = snapshot(tmp_path)
+    one_error_line(run("predict", "-md", str(model), "-d", str(tmp_path / "audio")),
+                   f"{disk / 'test' / 'test'}: cannot create the predictions folder: Read-only file system")
+    assert snapshot(tmp_path) == before

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import re
+import signal
+import sys
 from unittest.mock import patch
 
 import lightning as L
@@ -15,7 +17,20 @@ import pytest
 import torch
 from click.testing import CliRunner
 from lightning.pytorch.callbacks import RichProgressBar
-from helpers import CLASS_DICT, TINY, grid_file, one_error_line, run, spread_model_file, tiny_config, train_args
+from helpers import (
+    CLASS_DICT,
+    TINY,
+    grid_file,
+    leftovers,
+    one_error_line,
+    outside,
+    partial_files,
+    run,
+    snapshot,
+    spread_model_file,
+    tiny_config,
+    train_args,
+)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dspl.cli.main import cli
@@ -23,7 +38,9 @@ from dspl.config import ClassConfig
 from dspl.data.example import example_hp
 from dspl.loading import load_model_file
 from dspl.models.modelfile import read_checkpoint
-from dspl.workflows.train import EpochProgressBar
+from dspl.files import exclusive_lock
+from dspl.workflows.callbacks import EpochCheckpoint, interrupts_raised
+from dspl.workflows.train import LOCK_FILE, EpochProgressBar
 
 
 def write_hp(path, prediction_type="categorical", **grid):
@@ -237,3 +254,82 @@ def test_a_folder_of_another_configuration_is_refused_and_restart_replaces_it(ex
     assert result.exit_code == 0, result.output
     assert read_checkpoint(run_dir / "model.ckpt").config.to_dict()["learning_rate"] == 0.001
     assert not (out / "logs" / "example" / "run_config_0" / "events.out.tfevents.old").exists()
+
+
+def test_restart_removes_only_what_dspl_wrote_for_the_configuration(example_dir, tmp_path):
+    hp_file, out = grid_file(tmp_path / "hp.json", 1, [0.001]), tmp_path / "out"
+    assert run(*train_args(example_dir, out, hp_file)).exit_code == 0
+    log_dir, run_dir = out / "logs" / "example" / "run_config_0", out / "models" / "example" / "run_config_0"
+    (log_dir / "my_notes.txt").write_text("mine")
+    (run_dir / "export").mkdir()
+    (run_dir / "export" / "model.tflite").write_bytes(b"mine too")
+    old_events = sorted(log_dir.glob("events.out.tfevents.*"))
+
+    assert run(*train_args(example_dir, out, hp_file), "--restart").exit_code == 0
+    assert (log_dir / "my_notes.txt").read_text() == "mine"
+    assert (run_dir / "export" / "model.tflite").read_bytes() == b"mine too"
+    assert not any(path.exists() for path in old_events) and list(log_dir.glob("events.out.tfevents.*"))
+
+
+def test_a_second_train_into_the_same_model_dir_is_refused(example_dir, tmp_path):
+    hp_file, out = grid_file(tmp_path / "hp.json", 1, [0.001]), tmp_path / "out"
+    out.mkdir()
+    with exclusive_lock(out / LOCK_FILE, "the test"):  # as a train running in another process holds it
+        before = snapshot(out)
+        result = run(*train_args(example_dir, out, hp_file))
+        assert snapshot(out) == before
+    one_error_line(result, f"{out}: another dspl train is running into this folder already; wait for it to finish, "
+                           "then run again")
+    assert leftovers(out) == [] and not (out / "models").exists()
+
+
+def test_ctrl_c_during_train_says_what_was_kept_and_the_same_command_resumes(example_dir, tmp_path, monkeypatch):
+    hp_file, out = grid_file(tmp_path / "hp.json", 2, [0.001]), tmp_path / "out"
+    checkpoint = out / "models" / "example" / "run_config_0" / "last.ckpt"
+    handler = signal.getsignal(signal.SIGINT)
+    save = EpochCheckpoint.on_train_epoch_end
+
+    def ctrl_c_after_the_checkpoint(self, trainer, module):
+        save(self, trainer, module)
+        raise KeyboardInterrupt  # what Python raises for SIGINT
+
+    monkeypatch.setattr(EpochCheckpoint, "on_train_epoch_end", ctrl_c_after_the_checkpoint)
+    result = run(*train_args(example_dir, out, hp_file))
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: interrupted (Ctrl-C) in configuration 0: kept its last epoch checkpoint {checkpoint}; re-run the same "
+        "command to resume")
+    assert "Traceback" not in result.output and signal.getsignal(signal.SIGINT) is handler
+    assert read_checkpoint(checkpoint).header["epoch"] == 0 and partial_files(out) == [] and leftovers(out) == []
+
+    monkeypatch.undo()
+    result = run(*train_args(example_dir, out, hp_file))
+    assert result.exit_code == 0, result.output
+    assert "configuration 0: resuming after epoch 1 of" in result.output
+
+
+def test_a_full_disk_during_train_is_one_line_and_keeps_what_was_there(example_dir, mounts, tmp_path):
+    disk = mounts.tmpfs("disk", size="64m")
+    hp_file, out = grid_file(tmp_path / "hp.json", 1, [0.001, 0.002]), disk / "out"
+    assert run(*train_args(example_dir, out, grid_file(tmp_path / "one.json", 1, [0.001]))).exit_code == 0
+    mounts.fill(disk)
+    earlier, around = snapshot(out), outside(tmp_path, out)
+    result = run(*train_args(example_dir, out, hp_file))
+    assert result.exit_code == 1 and "Traceback" not in result.output and "Exception in thread" not in result.output
+    line = result.output.splitlines()[-1]
+    assert re.fullmatch(rf"error: {re.escape(str(out))}(/\S+)?: No space left on device", line), line
+    assert outside(tmp_path, out) == around and leftovers(out) == []
+    assert {name: data for name, data in snapshot(out).items() if name in earlier} == earlier
+
+
+def test_only_lightnings_exit_on_ctrl_c_becomes_a_keyboard_interrupt_again():
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), interrupts_raised():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:  # what Lightning does with it
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            sys.exit(1)
+    assert signal.getsignal(signal.SIGINT) is handler
+    with pytest.raises(SystemExit), interrupts_raised():
+        sys.exit(2)
