@@ -136,9 +136,14 @@ def _torch_default_threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def applied_policy() -> ThreadPolicy:
+    """The policy configure() applied (the current one if none was)."""
+    return _applied[0] if _applied else current_policy()
+
+
 def threads() -> int:
     """The intra-op thread count of the applied policy (the current one if none was applied)."""
-    return (_applied or [current_policy()])[0].threads
+    return applied_policy().threads
 
 
 SMALL_WORK_SAMPLES = 1 << 18
@@ -227,7 +232,7 @@ def work_threads(small: bool) -> Iterator[None]:
     the CPUs free now (CpuShare.adapt); one thread for the block alone when its work is ``small``."""
     import torch
 
-    _share.adapt(torch, (_applied or [current_policy()])[0])
+    _share.adapt(torch, applied_policy())
     current = torch.get_num_threads()
     if not small or current == 1:
         yield
