@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=CONFIG.preprocessing.image_width)
     parser.add_argument("--devel-from-take", type=int, default=40, help="takes from here on are devel")
     parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--no-mixed-precision", action="store_true",
+                        help="train in float32 even where the device has bf16 matrix units (models/speed.py)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[CONFIG.training.seed],
                         help="train one model per seed; with several, also print their mean and their ensemble")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
@@ -158,7 +160,8 @@ def main() -> None:
 
     start = time.perf_counter()
     results = train(data, work_dir / "output", hp_config, class_config,
-                    TrainOptions(trainer_options={"accelerator": args.accelerator}), console, on_result=report)
+                    TrainOptions(trainer_options={"accelerator": args.accelerator},
+                                 mixed_precision=not args.no_mixed_precision), console, on_result=report)
     minutes = (time.perf_counter() - start) / 60
     config = configs[0]
     preprocessing = config.preprocessing

@@ -13,10 +13,13 @@ SapAugment/CutMix/SpecAugment train_step). After a warm-up epoch each, the two a
 (--rounds epochs each) and the table gives the medians and the ratios of samples/s and of process CPU time per
 sample (the fairer figure where other processes share the cores). Target: dspl >= 3x DeepSpectrumLite's
 samples per second on the CPU, on the same data and configuration.
-On CUDA dspl also trains with channels_last and bf16 autocast where the GPU supports them (models/speed.py).
+dspl trains with channels_last and bf16 autocast where the device gains from them (models/speed.py: GPUs from
+Ampere, CPUs with AMX); --precisions device float32 adds rows trained in float32 (each against its own
+interleaved DeepSpectrumLite epochs), the side-by-side figure for what bf16 gains.
 
     python bench/train.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--rounds 2]
-                          [--files 260] [--devices cpu cuda] [--data ../shared/data/fsdd/recordings]
+                          [--files 260] [--devices cpu cuda] [--precisions device float32]
+                          [--data ../shared/data/fsdd/recordings]
 """
 
 from __future__ import annotations
@@ -120,18 +123,18 @@ class EpochTimer(Callback):
 
 
 def train_dspl(audio: Path, label_file: Path, config: RunConfig, device: str, epochs: int,
-               between: Any = None) -> list[dict[str, float]]:
-    """Train ``epochs`` epochs (the first a warm-up) and return the timings of the others."""
+               between: Any = None, mixed_precision: bool = True) -> tuple[list[dict[str, float]], str]:
+    """Train ``epochs`` epochs (the first a warm-up); the timings of the others and the precision trained in."""
     classes = ClassConfig.from_dict(CLASSES)
     L.seed_everything(config.training.seed, verbose=False)
-    module = DsplModule(config, classes, pretrained=False)
+    module = DsplModule(config, classes, pretrained=False, mixed_precision=mixed_precision)
     data = AudioDataModule(audio, label_file, config, classes)
     timer = EpochTimer(device, between)
     trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=epochs,
                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer])
     trainer.fit(module, datamodule=data)
-    return timer.epochs
+    return timer.epochs, "bf16" if module.speed.autocast_dtype == torch.bfloat16 else "fp32"
 
 
 def main() -> None:
@@ -142,6 +145,8 @@ def main() -> None:
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     parser.add_argument("--rounds", type=int, default=2, help="timed epochs per side (after one warm-up epoch)")
     parser.add_argument("--files", type=int, default=260, help="training recordings")
+    parser.add_argument("--precisions", nargs="+", default=["device"], choices=["device", "float32"],
+                        help="device: bf16 autocast where the device gains from it; float32: never")
     parser.add_argument("--data", type=Path, default=FSDD, help="FSDD recordings")
     args = parser.parse_args()
 
@@ -158,11 +163,11 @@ def run(args: argparse.Namespace, work: Path) -> None:
             f"SapAugment + CutMix + SpecAugment; medians of {args.rounds} epochs after a warm-up epoch")
     print("cpu ms: CPU time of the process per sample (on a shared machine a fairer measure of work than wall "
           "time); ratios: samples/s (wall), then CPU time per sample")
-    print(f"{'device':6} {'backbone':14} {'dspl samples/s':>14} {'cpu ms':>9} {'data wait':>9} {'plots':>6} "
+    print(f"{'device':6} {'backbone':14} {'dtype':>5} {'dspl samples/s':>14} {'cpu ms':>9} {'data wait':>9} {'plots':>6} "
           f"{'DSL samples/s':>14} {'cpu ms':>9} {'ratios':>15}", flush=True)
     for backbone in args.backbones:
         config = load_config(ROOT / "configs" / "hp_config.json").replace(**FSDD_CHANGES, basemodel_name=backbone)
-        for device in args.devices:
+        for device, precision in ((d, p) for d in args.devices for p in args.precisions):
             dsl_runs: list[dict[str, float]] = []
             dsl = None
             if args.dsl_python and device == "cpu":
@@ -176,7 +181,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 dsl.request("train_epoch")  # warm-up: graph tracing, plots into its cache
             try:
                 between = (lambda: dsl_runs.append(dsl.request("train_epoch"))) if dsl else None
-                epochs = train_dspl(audio, label_file, config, device, args.rounds + 1, between)
+                epochs, dtype = train_dspl(audio, label_file, config, device, args.rounds + 1, between,
+                                           mixed_precision=precision == "device")
             finally:
                 if dsl:
                     dsl.close()
@@ -185,7 +191,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
             # the wait before a step includes the plots (made after the batch transfer)
             wait = statistics.median((e.get("wait", 0.0) - e.get("plots", 0.0)) / e["seconds"] for e in epochs)
             plots = statistics.median(e.get("plots", 0.0) / e["seconds"] for e in epochs)
-            line = (f"{device:6} {backbone:14} {ours:>14.1f} {our_cpu:>9.1f} {100 * wait:>8.1f}% "
+            line = (f"{device:6} {backbone:14} {dtype:>5} {ours:>14.1f} {our_cpu:>9.1f} {100 * wait:>8.1f}% "
                     f"{100 * plots:>5.1f}%")
             if dsl_runs:
                 theirs = statistics.median(r["samples_per_s"] for r in dsl_runs)

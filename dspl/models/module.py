@@ -26,8 +26,8 @@ class DsplModule(L.LightningModule):
     which dspl.models.modelfile.read_checkpoint reads back without running code. ``pretrained=False`` skips
     loading the backbone's weights (for restoring a trained module); the training schedule still follows the
     configuration's ``weights``. ``channels_last`` and ``mixed_precision`` allow the training device's speed-ups
-    (models/speed.py: channels_last memory format, bf16 autocast on GPUs with bf16 tensor cores); they change
-    rounding, not the model.
+    (models/speed.py: channels_last memory format, bf16 autocast where the GPU or CPU multiplies bf16 in
+    hardware); they change rounding, not the model.
     """
 
     def __init__(self, config: RunConfig, classes: ClassConfig, pretrained: bool = True,

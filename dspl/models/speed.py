@@ -2,8 +2,9 @@
 
 Both change only how the numbers are stored and rounded, not the model. channels_last lets oneDNN (CPU) and
 tensor cores (CUDA from Volta, compute capability 7.0) skip layout conversions; on a 2-core CPU it halved the
-time of a MobileNetV2 training step (bench/RESULTS.md). bf16 autocast needs bf16 tensor cores (Ampere, 8.0);
-on CPUs without AMX it is slower than float32, so a CPU trains in float32.
+time of a MobileNetV2 training step (bench/RESULTS.md). bf16 autocast needs bf16 matrix units: tensor cores on
+CUDA (Ampere, 8.0), AMX tiles on a CPU (Intel Sapphire Rapids and later: a densenet121 step ran 1.8x faster than
+in float32, bench/RESULTS.md); on other CPUs bf16 is emulated and slower, so they train in float32.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ class DeviceSpeed:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
-def choose_speed(device_type: str, capability: tuple[int, int] | None = None, *, channels_last: bool = True,
-                 mixed_precision: bool = True) -> DeviceSpeed:
-    """The speed-ups for a device of ``device_type`` (CUDA: of compute ``capability``), as far as allowed.
+def choose_speed(device_type: str, capability: tuple[int, int] | None = None, *, cpu_bf16_tiles: bool = False,
+                 channels_last: bool = True, mixed_precision: bool = True) -> DeviceSpeed:
+    """The speed-ups for a device of ``device_type`` (CUDA: of compute ``capability``; a CPU: with bf16 matrix
+    tiles or not), as far as allowed.
 
     ``channels_last``/``mixed_precision`` false turn them off whatever the device.
     """
@@ -36,11 +38,19 @@ def choose_speed(device_type: str, capability: tuple[int, int] | None = None, *,
         return DeviceSpeed(channels_last and major_minor >= (7, 0),
                            torch.bfloat16 if mixed_precision and major_minor >= (8, 0) else None)
     if device_type == "cpu":
-        return DeviceSpeed(channels_last, None)
+        return DeviceSpeed(channels_last, torch.bfloat16 if mixed_precision and cpu_bf16_tiles else None)
     return DeviceSpeed(False, None)
 
 
+def cpu_has_bf16_tiles() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles and AVX512-BF16), as torch's CPU probes say."""
+    probes = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
+    return all(probe is not None and probe() for probe in probes)
+
+
 def device_speed(device: torch.device, *, channels_last: bool = True, mixed_precision: bool = True) -> DeviceSpeed:
-    """choose_speed for an actual device (a CUDA device's capability is read from it)."""
+    """choose_speed for an actual device (a CUDA device's capability and a CPU's matrix units are read from it)."""
     capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
-    return choose_speed(device.type, capability, channels_last=channels_last, mixed_precision=mixed_precision)
+    tiles = device.type == "cpu" and mixed_precision and cpu_has_bf16_tiles()
+    return choose_speed(device.type, capability, cpu_bf16_tiles=tiles, channels_last=channels_last,
+                        mixed_precision=mixed_precision)

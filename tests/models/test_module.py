@@ -13,6 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from dspl.augment import Augmenter
 from dspl.config import ClassConfig, RunConfig
+from dspl.models import speed
 from dspl.models.freezing import backbone_layers
 from dspl.models.modelfile import read_model_file
 from dspl.models.module import DsplModule
@@ -174,17 +175,20 @@ def test_a_seeded_cpu_run_is_reproducible(example_dir, tmp_path):
     assert not torch.equal(first["head.dense.weight"], initial["head.dense.weight"])
 
 
-def test_fit_start_applies_the_devices_speed_ups_unless_turned_off():
+@pytest.mark.parametrize("tiles", [False, True])
+def test_fit_start_applies_the_devices_speed_ups_unless_turned_off(monkeypatch, tiles):
     def spatial_conv_weight(module):
         return next(p for p in module.model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
 
+    monkeypatch.setattr(speed, "cpu_has_bf16_tiles", lambda: tiles)
     fast = DsplModule(tiny_config(), CLASSES)
     fast.on_fit_start()
     assert spatial_conv_weight(fast).is_contiguous(memory_format=torch.channels_last)
-    assert fast.speed.autocast_dtype is None  # the CPU trains in float32
-    plain = DsplModule(tiny_config(), CLASSES, channels_last=False)
+    assert fast.speed.autocast_dtype == (torch.bfloat16 if tiles else None)  # bf16 only on a CPU with AMX
+    plain = DsplModule(tiny_config(), CLASSES, channels_last=False, mixed_precision=False)
     plain.on_fit_start()
     assert spatial_conv_weight(plain).is_contiguous()
+    assert plain.speed.autocast_dtype is None
 
 
 class AugmenterSpy(torch.nn.Module):
