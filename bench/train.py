@@ -13,8 +13,8 @@ SapAugment/CutMix/SpecAugment train_step). After a warm-up epoch each, the two a
 (--rounds epochs each) and the table gives the medians and the ratios of samples/s and of process CPU time per
 sample (the fairer figure where other processes share the cores). Target: dspl >= 3x DeepSpectrumLite's
 samples per second on the CPU, on the same data and configuration.
-dspl trains with channels_last and bf16 autocast where the device gains from them (models/speed.py: GPUs from
-Ampere, CPUs with AMX); --precisions device float32 adds rows trained in float32 (each against its own
+dspl trains with channels_last and bf16 autocast where they are faster (models/speed.py: GPUs from Ampere, CPUs
+with AMX for models without grouped convolutions); --precisions device float32 adds rows trained in float32 (each against its own
 interleaved DeepSpectrumLite epochs), the side-by-side figure for what bf16 gains.
 
     python bench/train.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--rounds 2]

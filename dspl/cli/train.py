@@ -30,7 +30,8 @@ from dspl.cli.options import input_file
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Train in channels_last memory format where the device gains (CPUs, CUDA from Volta).")
 @click.option("--mixed-precision/--no-mixed-precision", default=True, show_default=True,
-              help="Train with bf16 autocast where the device has bf16 matrix units (GPUs from Ampere, CPUs with AMX).")
+              help="Train with bf16 autocast where it is faster: GPUs from Ampere; CPUs with AMX, for models "
+                   "without depthwise (grouped) convolutions.")
 def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str, label_file: str,
             disable_cache: bool, restart: bool, channels_last: bool, mixed_precision: bool) -> None:
     """Train one model per hyper-parameter configuration (DeepSpectrumLite compatible).

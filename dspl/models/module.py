@@ -27,7 +27,7 @@ class DsplModule(L.LightningModule):
     loading the backbone's weights (for restoring a trained module); the training schedule still follows the
     configuration's ``weights``. ``channels_last`` and ``mixed_precision`` allow the training device's speed-ups
     (models/speed.py: channels_last memory format, bf16 autocast where the GPU or CPU multiplies bf16 in
-    hardware); they change rounding, not the model.
+    hardware and the model gains from it); they change rounding, not the model.
     """
 
     def __init__(self, config: RunConfig, classes: ClassConfig, pretrained: bool = True,
@@ -56,7 +56,7 @@ class DsplModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         """Apply the training device's speed-ups (see models/speed.py)."""
-        self.speed = device_speed(self.device, **self.speed_options)
+        self.speed = device_speed(self.device, self.model, **self.speed_options)
         self.model.to(memory_format=self.speed.memory_format)
 
     @property

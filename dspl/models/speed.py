@@ -3,8 +3,10 @@
 Both change only how the numbers are stored and rounded, not the model. channels_last lets oneDNN (CPU) and
 tensor cores (CUDA from Volta, compute capability 7.0) skip layout conversions; on a 2-core CPU it halved the
 time of a MobileNetV2 training step (bench/RESULTS.md). bf16 autocast needs bf16 matrix units: tensor cores on
-CUDA (Ampere, 8.0), AMX tiles on a CPU (Intel Sapphire Rapids and later: a densenet121 step ran 1.8x faster than
-in float32, bench/RESULTS.md); on other CPUs bf16 is emulated and slower, so they train in float32.
+CUDA (Ampere, 8.0), AMX tiles on a CPU. On a CPU with AMX it ran a densenet121 training step 2.3x and a resnet10t
+step 1.5x faster than float32, but grouped (depthwise) convolutions train slower in bf16 there (efficientnet_b0
+0.54x, mobilenetv3 0.6-0.8x: their backward pass), so a CPU trains in bf16 only with AMX and a model without
+grouped convolutions; other CPUs emulate bf16 and train in float32 (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -27,9 +30,10 @@ class DeviceSpeed:
 
 
 def choose_speed(device_type: str, capability: tuple[int, int] | None = None, *, cpu_bf16_tiles: bool = False,
-                 channels_last: bool = True, mixed_precision: bool = True) -> DeviceSpeed:
+                 grouped_convolutions: bool = False, channels_last: bool = True,
+                 mixed_precision: bool = True) -> DeviceSpeed:
     """The speed-ups for a device of ``device_type`` (CUDA: of compute ``capability``; a CPU: with bf16 matrix
-    tiles or not), as far as allowed.
+    tiles or not) training a model with or without ``grouped_convolutions``, as far as allowed.
 
     ``channels_last``/``mixed_precision`` false turn them off whatever the device.
     """
@@ -38,7 +42,8 @@ def choose_speed(device_type: str, capability: tuple[int, int] | None = None, *,
         return DeviceSpeed(channels_last and major_minor >= (7, 0),
                            torch.bfloat16 if mixed_precision and major_minor >= (8, 0) else None)
     if device_type == "cpu":
-        return DeviceSpeed(channels_last, torch.bfloat16 if mixed_precision and cpu_bf16_tiles else None)
+        bf16 = mixed_precision and cpu_bf16_tiles and not grouped_convolutions
+        return DeviceSpeed(channels_last, torch.bfloat16 if bf16 else None)
     return DeviceSpeed(False, None)
 
 
@@ -48,9 +53,17 @@ def cpu_has_bf16_tiles() -> bool:
     return all(probe is not None and probe() for probe in probes)
 
 
-def device_speed(device: torch.device, *, channels_last: bool = True, mixed_precision: bool = True) -> DeviceSpeed:
-    """choose_speed for an actual device (a CUDA device's capability and a CPU's matrix units are read from it)."""
+def has_grouped_convolutions(model: nn.Module) -> bool:
+    """Whether any convolution of ``model`` is grouped (depthwise convolutions included)."""
+    return any(isinstance(layer, nn.modules.conv._ConvNd) and layer.groups > 1 for layer in model.modules())
+
+
+def device_speed(device: torch.device, model: nn.Module, *, channels_last: bool = True,
+                 mixed_precision: bool = True) -> DeviceSpeed:
+    """choose_speed for an actual device training ``model`` (a CUDA device's capability and a CPU's matrix
+    units are read from the device)."""
     capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
     tiles = device.type == "cpu" and mixed_precision and cpu_has_bf16_tiles()
-    return choose_speed(device.type, capability, cpu_bf16_tiles=tiles, channels_last=channels_last,
-                        mixed_precision=mixed_precision)
+    grouped = has_grouped_convolutions(model)
+    return choose_speed(device.type, capability, cpu_bf16_tiles=tiles, grouped_convolutions=grouped,
+                        channels_last=channels_last, mixed_precision=mixed_precision)

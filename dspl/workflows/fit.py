@@ -56,8 +56,8 @@ class FitModule(DsplModule):
             config: the configuration field by field, instead of hp_config.
             pretrained: load the backbone's `weights` (false when a checkpoint restores every weight).
             channels_last: train in channels_last memory format where the device gains (models/speed.py).
-            mixed_precision: train with bf16 autocast where the device has bf16 matrix units (GPUs from Ampere,
-                CPUs with AMX; models/speed.py).
+            mixed_precision: train with bf16 autocast where it is faster (GPUs from Ampere; CPUs with AMX, for
+                models without grouped convolutions; models/speed.py).
         """
         resolved = resolve_config(config, hp_config, config_index)
         classes = load_class_config(class_config)

@@ -175,17 +175,22 @@ def test_a_seeded_cpu_run_is_reproducible(example_dir, tmp_path):
     assert not torch.equal(first["head.dense.weight"], initial["head.dense.weight"])
 
 
-@pytest.mark.parametrize("tiles", [False, True])
-def test_fit_start_applies_the_devices_speed_ups_unless_turned_off(monkeypatch, tiles):
+@pytest.mark.parametrize(("backbone", "tiles", "dtype"), [
+    ("test_resnet", True, torch.bfloat16),   # a CPU with AMX, plain convolutions: bf16
+    ("test_resnet", False, None),            # bf16 emulated: float32
+    ("test_efficientnet", True, None),       # depthwise convolutions train slower in bf16: float32
+])
+def test_fit_start_applies_the_devices_speed_ups_unless_turned_off(monkeypatch, backbone, tiles, dtype):
     def spatial_conv_weight(module):
         return next(p for p in module.model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
 
     monkeypatch.setattr(speed, "cpu_has_bf16_tiles", lambda: tiles)
-    fast = DsplModule(tiny_config(), CLASSES)
+    config = tiny_config().replace(basemodel_name=backbone)
+    fast = DsplModule(config, CLASSES)
     fast.on_fit_start()
     assert spatial_conv_weight(fast).is_contiguous(memory_format=torch.channels_last)
-    assert fast.speed.autocast_dtype == (torch.bfloat16 if tiles else None)  # bf16 only on a CPU with AMX
-    plain = DsplModule(tiny_config(), CLASSES, channels_last=False, mixed_precision=False)
+    assert fast.speed.autocast_dtype == dtype
+    plain = DsplModule(config, CLASSES, channels_last=False, mixed_precision=False)
     plain.on_fit_start()
     assert spatial_conv_weight(plain).is_contiguous()
     assert plain.speed.autocast_dtype is None

@@ -22,6 +22,7 @@ def test_the_cpu_trains_channels_last_in_bf16_only_with_matrix_tiles_and_other_d
     assert (choose_speed("cpu").channels_last, choose_speed("cpu").autocast_dtype) == (True, None)
     assert choose_speed("cpu").memory_format == torch.channels_last
     assert choose_speed("cpu", cpu_bf16_tiles=True).autocast_dtype == torch.bfloat16
+    assert choose_speed("cpu", cpu_bf16_tiles=True, grouped_convolutions=True).autocast_dtype is None
     assert choose_speed("cpu", cpu_bf16_tiles=True, mixed_precision=False).autocast_dtype is None
     assert (choose_speed("mps").channels_last, choose_speed("mps").autocast_dtype) == (False, None)
 
@@ -31,10 +32,12 @@ def test_the_cpu_trains_channels_last_in_bf16_only_with_matrix_tiles_and_other_d
 def test_a_cpu_device_reads_its_own_matrix_units(monkeypatch, amx, avx512_bf16, dtype):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-    assert device_speed(torch.device("cpu")).autocast_dtype == dtype
-    assert device_speed(torch.device("cpu"), mixed_precision=False).autocast_dtype is None
+    plain, depthwise = torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3, groups=8)
+    assert device_speed(torch.device("cpu"), plain).autocast_dtype == dtype
+    assert device_speed(torch.device("cpu"), torch.nn.Sequential(plain, depthwise)).autocast_dtype is None
+    assert device_speed(torch.device("cpu"), plain, mixed_precision=False).autocast_dtype is None
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a torch without the probe: float32
-    assert device_speed(torch.device("cpu")).autocast_dtype is None
+    assert device_speed(torch.device("cpu"), plain).autocast_dtype is None
 
 
 def test_switches_turn_each_speed_up_off():
