@@ -6,7 +6,7 @@ import glob
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -167,14 +167,22 @@ def find_audio_files(data_dir: str | Path) -> list[Path]:
     if data_dir.exists() and not data_dir.is_dir():
         return [regular_file(data_dir, "audio file")]
     if not data_dir.exists() and glob.has_magic(str(data_dir)):
-        matches = sorted(Path(p) for p in glob.glob(str(data_dir), recursive=True))
-        files = [p for p in matches if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+        files = _regular_audio_files(Path(p) for p in glob.glob(str(data_dir), recursive=True))
         if not files:
             raise DsplError(f"{data_dir}: the pattern matches no audio files")
         return files
     if not data_dir.is_dir():
         raise DsplError(f"{data_dir}: no such audio file or directory")
-    files = sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    files = _regular_audio_files(data_dir.rglob("*"))
     if not files:
         raise DsplError(f"{data_dir}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found")
     return files
+
+
+def _regular_audio_files(paths: Iterable[Path]) -> list[Path]:
+    """The regular files with an audio suffix among ``paths``, sorted; FIFOs, sockets and devices so named are
+    skipped with a warning (reading one could block), directories silently."""
+    named = sorted(p for p in paths if p.suffix.lower() in AUDIO_SUFFIXES)
+    for special in (p for p in named if not p.is_file() and not p.is_dir()):
+        logger.warning("%s: skipped: not a regular file", special)
+    return [p for p in named if p.is_file()]

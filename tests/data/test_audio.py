@@ -121,3 +121,20 @@ def test_a_truncated_wav_says_so(tmp_path, write_sine, caplog):
         assert load_audio(tmp_path / "cut.wav", 16000).shape == (5000,)
     assert caplog.messages == [f"{tmp_path / 'cut.wav'}: WAV file is truncated: its header declares 32000 bytes of "
                                "audio, the file holds 10000; using the audio that is there"]
+
+
+def test_a_named_pipe_in_a_scanned_folder_is_skipped_and_named(tmp_path, write_sine, caplog):
+    """Opening a FIFO waits for a writer: a folder scan passes it by, and says so."""
+    import os
+
+    from dspl.data.audio import find_audio_files
+
+    write_sine(tmp_path / "audio" / "a.wav")
+    os.mkfifo(tmp_path / "audio" / "b.wav")
+    (tmp_path / "audio" / "folder.wav").mkdir()
+    for scanned in (tmp_path / "audio", tmp_path / "audio" / "*.wav"):  # a folder, or a glob as predict takes
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="dspl.data.audio"):
+            assert find_audio_files(scanned) == [tmp_path / "audio" / "a.wav"]
+        assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / 'audio' / 'b.wav'}: skipped: not a "
+                                                            "regular file"]
