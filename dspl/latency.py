@@ -2,19 +2,26 @@
 
 A measurement runs each call ``warmup`` times, then ``runs`` timed times; several calls are interleaved run by
 run, so that load on a shared machine affects them alike. The summary: median, 90th percentile (numpy's linear
-interpolation), mean and minimum in milliseconds, with the run counts.
+interpolation), mean and minimum in milliseconds, with the run counts, and the CPUs other processes kept busy
+meanwhile (``others_busy_cpus``, from /proc/stat; None where it cannot be read): from half a CPU on, a warning
+says the figures are higher than the model's on an idle machine.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable
 
 import numpy as np
 
 from dspl.errors import DsplError
+from dspl.threads import look_at_cpus
+
+logger = logging.getLogger(__name__)
 
 WARMUP_RUNS = 5
+BUSY_WARNING_CPUS = 0.5
 
 
 def time_calls(calls: dict[str, Callable[[], object]], runs: int, warmup: int = WARMUP_RUNS) -> dict[str, dict[str, Any]]:
@@ -25,12 +32,18 @@ def time_calls(calls: dict[str, Callable[[], object]], runs: int, warmup: int = 
         for _ in range(warmup):
             call()
     times = {name: np.empty(runs) for name in calls}
+    before = look_at_cpus()
     for i in range(runs):
         for name, call in calls.items():
             start = time.perf_counter()
             call()
             times[name][i] = (time.perf_counter() - start) * 1000.0
-    return {name: summarize(t, warmup) for name, t in times.items()}
+    after = look_at_cpus()
+    others = round(before.others_busy(after), 2) if before and after else None
+    if others is not None and others >= BUSY_WARNING_CPUS:
+        logger.warning("other processes kept %.1f CPU(s) busy while the latency was timed: the figures are higher "
+                       "than on an idle machine", others)
+    return {name: {**summarize(t, warmup), "others_busy_cpus": others} for name, t in times.items()}
 
 
 def summarize(times_ms: np.ndarray, warmup: int) -> dict[str, Any]:

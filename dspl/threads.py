@@ -171,10 +171,29 @@ def busy_seconds(stat_text: str, cpus: set[int], ticks_per_second: int) -> float
     return ticks / ticks_per_second
 
 
-def free_cpus(cpus: int, busy_delta: float, own_delta: float, seconds: float) -> float:
-    """CPUs other processes left free over a window of ``seconds``: ``busy_delta`` CPU seconds busy on this
-    process's ``cpus``, ``own_delta`` of them this process's own."""
-    return cpus - max(0.0, busy_delta - own_delta) / seconds
+@dataclass(frozen=True)
+class CpuLook:
+    """One look at this process's CPUs: when (monotonic seconds), their busy CPU seconds since boot, and this
+    process's own CPU seconds."""
+
+    when: float
+    busy: float
+    own: float
+
+    def others_busy(self, later: "CpuLook") -> float:
+        """CPUs other processes kept busy from this look to a ``later`` one (0 on an idle machine)."""
+        seconds = later.when - self.when
+        return max(0.0, (later.busy - self.busy) - (later.own - self.own)) / seconds if seconds > 0 else 0.0
+
+
+def look_at_cpus(stat: Path = PROC_STAT, clock: Callable[[], float] = time.monotonic,
+                 own_seconds: Callable[[], float] = lambda: sum(os.times()[:2])) -> CpuLook | None:
+    """A CpuLook now, or None where /proc/stat cannot be read (not Linux, a sandbox)."""
+    try:
+        busy = busy_seconds(stat.read_text(), os.sched_getaffinity(0), os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError):
+        return None
+    return CpuLook(clock(), busy, own_seconds())
 
 
 class CpuShare:
@@ -187,7 +206,7 @@ class CpuShare:
         self.reset()
 
     def reset(self) -> None:
-        self._last: tuple[float, float, float] | None = None
+        self._last: CpuLook | None = None
         self._threads: int | None = None
         self._set: int | None = None  # the count adapt() last gave torch
 
@@ -201,23 +220,15 @@ class CpuShare:
         if self._set != current:
             torch.set_num_threads(self._set)
 
-    def _look(self, cpus: set[int]) -> tuple[float, float, float]:
-        own = self.own_seconds()
-        busy = busy_seconds(self.stat.read_text(), cpus, os.sysconf("SC_CLK_TCK"))
-        return self.clock(), busy, own
-
     def threads(self, limit: int) -> int:
         """At most ``limit`` threads: as many as CPUs were free over the last window, rounded."""
-        if self._last is not None and self.clock() - self._last[0] < LOOK_INTERVAL_S:
+        if self._last is not None and self.clock() - self._last.when < LOOK_INTERVAL_S:
             return min(limit, self._threads or limit)
-        cpus = os.sched_getaffinity(0)
-        try:
-            look = self._look(cpus)
-        except (OSError, ValueError):  # no /proc (not Linux, a sandbox): keep the policy's count
+        look = look_at_cpus(self.stat, self.clock, self.own_seconds)
+        if look is None:  # no /proc: keep the policy's count
             return limit
-        if self._last is not None:
-            when, busy, own = self._last
-            free = free_cpus(len(cpus), look[1] - busy, look[2] - own, look[0] - when)
+        if self._last is not None:  # the CPUs other processes left free since the last look
+            free = len(os.sched_getaffinity(0)) - self._last.others_busy(look)
             self._threads = max(1, min(limit, int(free + 0.5)))
         self._last = look
         return min(limit, self._threads or limit)

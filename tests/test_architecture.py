@@ -18,7 +18,8 @@ PACKAGE = Path(dspl.__file__).parent
 # themselves and lower layers, not each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("dspl.errors", "dspl.version"),
-    ("dspl.files", "dspl.latency", "dspl.quiet", "dspl.tensorboard", "dspl.threads"),
+    ("dspl.threads",),
+    ("dspl.files", "dspl.latency", "dspl.quiet", "dspl.tensorboard"),
     ("dspl.spec",),
     ("dspl.config",),
     ("dspl.data", "dspl.augment", "dspl.features", "dspl.explain", "dspl.report"),

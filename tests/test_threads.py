@@ -12,8 +12,8 @@ import pytest
 
 from dspl.errors import DsplError
 from dspl.threads import (
-    APPLIED_ENV, PASSIVE, SPIN_COUNT, THREAD_VARIABLES, CpuShare, ThreadPolicy, busy_seconds, cgroup_cpu_quota,
-    configure, decide, free_cpus,
+    APPLIED_ENV, PASSIVE, SPIN_COUNT, THREAD_VARIABLES, CpuLook, CpuShare, ThreadPolicy, busy_seconds,
+    cgroup_cpu_quota, configure, decide, look_at_cpus,
 )
 
 
@@ -132,9 +132,20 @@ def test_busy_seconds_count_the_busy_ticks_of_the_given_cpus_only():
     assert busy_seconds(text, {7}, 100) == 0.0
 
 
-@pytest.mark.parametrize("busy, own, free", [(2.0, 2.0, 2.0), (2.0, 1.0, 1.0), (1.0, 1.5, 2.0), (2.0, 0.0, 0.0)])
-def test_free_cpus_are_the_cpus_less_what_other_processes_kept_busy(busy, own, free):
-    assert free_cpus(2, busy, own, 1.0) == pytest.approx(free)
+@pytest.mark.parametrize("busy, own, others", [(2.0, 2.0, 0.0), (2.0, 1.0, 1.0), (1.0, 1.5, 0.0), (2.0, 0.0, 2.0)])
+def test_other_processes_kept_busy_what_the_cpus_were_busy_beyond_this_process(busy, own, others):
+    before = CpuLook(10.0, 5.0, 1.0)
+    assert before.others_busy(CpuLook(11.0, 5.0 + busy, 1.0 + own)) == pytest.approx(others)
+    assert before.others_busy(CpuLook(13.0, 5.0 + 3 * busy, 1.0 + 3 * own)) == pytest.approx(others)
+    assert before.others_busy(before) == 0.0  # no time between: nothing to say
+
+
+def test_a_look_reads_the_stat_file_and_is_none_without_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {1})
+    monkeypatch.setattr(os, "sysconf", lambda _name: 100)
+    (tmp_path / "stat").write_text(stat_text(200, 300))
+    assert look_at_cpus(tmp_path / "stat", lambda: 7.0, lambda: 0.5) == CpuLook(7.0, 4.0, 0.5)  # CPU 1: 300 + 100
+    assert look_at_cpus(tmp_path / "absent") is None
 
 
 class Clock:
@@ -185,7 +196,7 @@ class FakeTorch:
 
 def test_adapting_leaves_a_count_the_user_chose_alone(tmp_path):
     share = CpuShare(tmp_path / "no-stat")  # unreadable: threads() keeps the limit
-    share._threads, share._last = 1, (share.clock(), 0.0, 0.0)  # a look just now found one free CPU
+    share._threads, share._last = 1, CpuLook(share.clock(), 0.0, 0.0)  # a look just now found one free CPU
     torch = FakeTorch(2)
     share.adapt(torch, ThreadPolicy(2, "--threads", explicit=True))
     assert torch.threads == 2
