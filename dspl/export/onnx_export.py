@@ -44,7 +44,7 @@ def export_onnx(model: torch.nn.Module, input_shape: Sequence[int], path: str | 
     if not valid:
         log.warning("%s: onnxsim could not verify its simplification; keeping the graph as exported", path)
         simplified = onnx.load(str(path))
-    onnx.save(tensorflow_node_names(explicit_pooling_pads(depthwise_input_affine(simplified))), str(path))
+    onnx.save(tensorflow_node_names(explicit_pooling_pads(simplified)), str(path))
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -67,71 +67,6 @@ def tensorflow_node_names(model):
     for index, node in enumerate(model.graph.node):
         name = re.sub(r"[^A-Za-z0-9_./>-]", "_", node.name).lstrip("/_-") or f"node_{index}"
         node.name = name if re.match(r"[A-Za-z0-9.]", name) else f"n{name}"
-    return model
-
-
-AFFINE_OPS = ("Mul", "Div", "Add", "Sub")
-
-
-def depthwise_input_affine(model):
-    """Fold the chain of constant Mul/Div/Add/Sub on the NCHW graph input into one 1×1 depthwise Conv.
-
-    The chain is the plots' normalisation ``(x/255 − mean)/std``, a per-channel affine map; as one Conv with
-    weights ``1/(255·std)`` and bias ``−mean/std`` onnx2tf lowers it to a single DEPTHWISE_CONV_2D. Left as
-    broadcast MUL/SUB ops, full-int8 TFLite runs the per-channel ones outside XNNPACK's fast kernels (1.2 ms
-    of mobilenet_v2's 5.6 ms per chunk on one x86 core). Only constants that broadcast per channel
-    (scalars, [1, C, 1, 1], [C, 1, 1]) are folded; anything else ends the chain where it stands.
-    """
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] if len(graph.input) == 1 else []
-    if len(dims) != 4 or dims[1] <= 0:
-        return model
-    channels = dims[1]
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    outputs = {o.name for o in graph.output}
-    scale, shift = np.ones(channels), np.zeros(channels)
-    tensor, chain = graph.input[0].name, []
-    while len(users := consumers.get(tensor, [])) == 1 and users[0].op_type in AFFINE_OPS and tensor not in outputs:
-        node = users[0]
-        if node.input[0] == tensor:
-            value = constants.get(node.input[1])
-        elif node.op_type in ("Mul", "Add"):
-            value = constants.get(node.input[0])
-        else:
-            break
-        if value is None or value.ndim > 4 or np.broadcast_shapes(value.shape, (1, channels, 1, 1)) != (1, channels, 1, 1):
-            break
-        per_channel = np.broadcast_to(value.astype(np.float64), (1, channels, 1, 1)).reshape(channels)
-        if node.op_type == "Mul":
-            scale, shift = scale * per_channel, shift * per_channel
-        elif node.op_type == "Div":
-            scale, shift = scale / per_channel, shift / per_channel
-        else:
-            shift = shift + per_channel if node.op_type == "Add" else shift - per_channel
-        chain.append(node)
-        tensor = node.output[0]
-    if not chain:
-        return model
-    weight = numpy_helper.from_array(scale.astype(np.float32).reshape(channels, 1, 1, 1), "input_affine_weight")
-    bias = numpy_helper.from_array(shift.astype(np.float32), "input_affine_bias")
-    conv = helper.make_node("Conv", [graph.input[0].name, weight.name, bias.name], [tensor], name="input_affine",
-                            kernel_shape=[1, 1], group=channels)
-    position = list(graph.node).index(chain[0])
-    kept = [node for node in graph.node if node not in chain]
-    kept.insert(position, conv)
-    del graph.node[:]
-    graph.node.extend(kept)
-    used = {name for node in graph.node for name in node.input}
-    unused = [t for t in graph.initializer if t.name not in used and t.name not in (weight.name, bias.name)]
-    for t in unused:
-        graph.initializer.remove(t)
-    graph.initializer.extend([weight, bias])
     return model
 
 

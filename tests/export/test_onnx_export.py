@@ -54,39 +54,3 @@ def test_padded_max_pooling_becomes_exact_zero_padding(tmp_path: Path) -> None:
         assert sum(a.i for n in pools for a in n.attribute if a.name == "ceil_mode") == 1
         x = np.random.default_rng(0).standard_normal((3, *size)).astype(np.float32)
         np.testing.assert_array_equal(onnx_predict(path, x), Pools()(torch.from_numpy(x)).numpy())
-
-
-def test_input_normalisation_becomes_one_depthwise_convolution(tiny_loaded, tmp_path: Path) -> None:
-    """The per-channel affine chain on the input (the plots' (x/255 − mean)/std) is one 1×1 depthwise Conv:
-    the same values as one TFLite op, where int8 TFLite ran the broadcast MUL/SUB outside XNNPACK."""
-    import onnx
-
-    from dspl.export.onnx_export import export_onnx, onnx_predict
-
-    mean = torch.tensor([0.5, 0.25, 0.125]).view(1, 3, 1, 1)
-    columns = torch.arange(1.0, 10.0).view(1, 1, 1, 9)
-
-    class Chain(torch.nn.Module):
-        def forward(self, x):
-            return torch.relu(2.0 * ((x / 255.0 - mean) / mean) + 0.5) * 3.0
-
-    class ColumnScale(torch.nn.Module):  # a per-column constant does not broadcast per channel: the chain ends
-        def forward(self, x):
-            return torch.relu((x - mean) * columns)
-
-    class Forked(torch.nn.Module):  # the input feeds two nodes: left alone
-        def forward(self, x):
-            return (x - mean) * x
-
-    x = np.random.default_rng(0).uniform(0, 255, (2, 3, 8, 9)).astype(np.float32)
-    for module, ops in [(Chain(), ["Conv", "Relu", "Mul"]), (ColumnScale(), ["Conv", "Mul", "Relu"]),
-                        (Forked(), ["Sub", "Mul"])]:
-        path = export_onnx(module, (3, 8, 9), tmp_path / "affine.onnx")
-        graph = onnx.load(str(path)).graph
-        assert [n.op_type for n in graph.node] == ops
-        if ops[0] == "Conv":
-            assert [(a.name, a.i) for a in graph.node[0].attribute if a.name == "group"] == [("group", 3)]
-        expected = module(torch.from_numpy(x)).numpy()
-        np.testing.assert_allclose(onnx_predict(path, x), expected, rtol=1e-6, atol=1e-5)
-    first = onnx.load(str(export_onnx(tiny_loaded.model, (3, 32, 32), tmp_path / "m.onnx"))).graph.node[0]
-    assert first.op_type == "Conv" and first.input[0] == "plot"
