@@ -167,3 +167,27 @@ audio_input_option = click.option(
 output_dir_option = click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
                                  help="Output directory (created; sub-directories of --data-dir are kept).")
 """Where a command writes one output per input file, mirroring the input's directory tree."""
+
+
+def training_options(model_dir_help: str, hyper_help: str) -> Callable[[Callable], Callable]:
+    """DeepSpectrumLite's training flags, as `train` and `search` take them: -d (audio folder), -md (output folder,
+    ``model_dir_help``), -hc (``hyper_help``), -cc, -l (files checked while the flags are parsed) and -dc."""
+    options = [
+        click.option("-d", "--data-dir", required=True, type=click.Path(exists=True, file_okay=False),
+                     help="Directory of the audio files named in the label file."),
+        click.option("-md", "--model-dir", required=True, type=click.Path(file_okay=False), help=model_dir_help),
+        click.option("-hc", "--hyper-config", required=True, type=click.Path(exists=True, dir_okay=False),
+                     callback=input_file("hyper-parameter config"), help=hyper_help),
+        click.option("-cc", "--class-config", required=True, type=click.Path(exists=True, dir_okay=False),
+                     callback=input_file("class config"), help="Class config (JSON: label -> name)."),
+        click.option("-l", "--label-file", required=True, type=click.Path(exists=True, dir_okay=False),
+                     callback=input_file("label file"),
+                     help="Label file (ComParE CSV: filename,label[,duration_frames])."),
+        click.option("-dc", "--disable-cache", is_flag=True, help="Do not keep decoded audio in memory."),
+    ]
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(options):  # decorators apply bottom-up: the help lists them in this order
+            command = option(command)
+        return command
+    return decorate

@@ -6,21 +6,15 @@ from pathlib import Path
 
 import click
 
+from dspl.cli.options import training_options
+
 SEARCH_QUANTIZATIONS = ("int8", "fp16", "fp32")
 
 
 @click.command("search", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-d", "--data-dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Directory of the audio files named in the label file.")
-@click.option("-md", "--model-dir", required=True, type=click.Path(file_okay=False),
-              help="Output directory: models and logs as `train` writes them, search/<study>/ for the summary.")
-@click.option("-hc", "--hyper-config", required=True, type=click.Path(exists=True, dir_okay=False),
-              help='Search space: an hp config whose lists are choices and whose {"low": a, "high": b} objects '
-                   '(with "log": true or "step": s) are ranges.')
-@click.option("-cc", "--class-config", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Class config (JSON: label -> name).")
-@click.option("-l", "--label-file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Label file (ComParE CSV: filename,label[,duration_frames]).")
+@training_options("Output directory: models and logs as `train` writes them, search/<study>/ for the summary.",
+                  'Search space: an hp config whose lists are choices and whose {"low": a, "high": b} objects '
+                  '(with "log": true or "step": s) are ranges.')
 @click.option("--trials", default=20, show_default=True, type=int,
               help="Trials in total, over every worker that runs this command.")
 @click.option("--max-latency-ms", type=float, help="Budget: median latency per chunk of the end-to-end model (ms).")
@@ -30,7 +24,6 @@ SEARCH_QUANTIZATIONS = ("int8", "fp16", "fp32")
 @click.option("--storage", help="Optuna storage: an RDB URL (sqlite:///…, postgresql://…) or a journal file "
                                 "[default: MODEL_DIR/search/journal.log].")
 @click.option("--study", help="Study name [default: <tb_experiment>_<tb_run_id>].")
-@click.option("-dc", "--disable-cache", is_flag=True, help="Do not keep decoded audio in memory.")
 def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str, label_file: str, trials: int,
             max_latency_ms: float | None, max_size_kb: float | None, quantize: str, storage: str | None,
             study: str | None, disable_cache: bool) -> None:

@@ -6,24 +6,12 @@ from pathlib import Path
 
 import click
 
-from dspl.cli.options import input_file
+from dspl.cli.options import training_options
 
 
 @click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-d", "--data-dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Directory of the audio files named in the label file.")
-@click.option("-md", "--model-dir", required=True, type=click.Path(file_okay=False),
-              help="Output directory: logs/<tb_experiment>/... and models/<tb_experiment>/...")
-@click.option("-hc", "--hyper-config", required=True, type=click.Path(exists=True, dir_okay=False),
-              callback=input_file("hyper-parameter config"),
-              help="Hyper-parameter grid (JSON of lists).")
-@click.option("-cc", "--class-config", required=True, type=click.Path(exists=True, dir_okay=False),
-              callback=input_file("class config"),
-              help="Class config (JSON: label -> name).")
-@click.option("-l", "--label-file", required=True, type=click.Path(exists=True, dir_okay=False),
-              callback=input_file("label file"),
-              help="Label file (ComParE CSV: filename,label[,duration_frames]).")
-@click.option("-dc", "--disable-cache", is_flag=True, help="Do not keep decoded audio in memory.")
+@training_options("Output directory: logs/<tb_experiment>/... and models/<tb_experiment>/...",
+                  "Hyper-parameter grid (JSON of lists).")
 @click.option("--restart", is_flag=True,
               help="Train every configuration from scratch, replacing its model, checkpoints and TensorBoard events "
                    "(without it a re-run skips finished configurations and resumes an interrupted one).")

@@ -111,6 +111,9 @@ SPECIAL = [
     (["train", "-d", ".", "-md", "out", "-hc", "special", "-cc", "l.csv", "-l", "l.csv"], "hyper-parameter config"),
     (["train", "-d", ".", "-md", "out", "-hc", "l.csv", "-cc", "special", "-l", "l.csv"], "class config"),
     (["train", "-d", ".", "-md", "out", "-hc", "l.csv", "-cc", "l.csv", "-l", "special"], "label file"),
+    (["search", "-d", ".", "-md", "out", "-hc", "special", "-cc", "l.csv", "-l", "l.csv"], "hyper-parameter config"),
+    (["search", "-d", ".", "-md", "out", "-hc", "l.csv", "-cc", "special", "-l", "l.csv"], "class config"),
+    (["search", "-d", ".", "-md", "out", "-hc", "l.csv", "-cc", "l.csv", "-l", "special"], "label file"),
     (["tflite-stats", "-md", "special"], "TFLite model file"),
 ]
 
