@@ -3,8 +3,9 @@
 `Exporter(options).export(loaded, out_dir)`. Each step is verified against the previous one on real inputs
 (plots made by PlotTransform from audio chunks) before the next runs: PyTorch -> ONNX Runtime -> SavedModel ->
 TFLite float32 within 1e-4; quantised models by top-1 agreement with the float model; end-to-end models against
-the image model on the TFLite preprocessor's plots and against the model's own scores on torch plots. A model
-that is TensorFlow already brings its own way to the SavedModel (dspl.models.SavedModelRoute) and skips ONNX.
+the image model on the TFLite preprocessor's plots and against the model's own scores on torch plots; quantised
+ones take their plot normalised by the float preprocessor (dspl.export.input_normalisation). A model that is
+TensorFlow already brings its own way to the SavedModel (dspl.models.SavedModelRoute) and skips ONNX.
 Everything is built in a staging folder and moved into place as one unit. Nothing here touches the network.
 """
 
@@ -21,6 +22,7 @@ import torch
 from dspl.errors import DsplError
 from dspl.export import calibration, verify
 from dspl.export.end_to_end import compose_fp32, splice
+from dspl.export.input_normalisation import strip_input_normalisation
 from dspl.export.inputs import ExportInputs, InputSources, gather_inputs
 from dspl.export.metadata import ModelInfo, add_metadata
 from dspl.export.onnx_export import export_onnx, onnx_predict
@@ -37,7 +39,7 @@ from dspl.export.report import (
 from dspl.export.tf_convert import onnx_to_saved_model, saved_model_predict
 from dspl.export.tflite_convert import QUANTIZATIONS, convert_and_run, convert_saved_model, tflite_predict
 from dspl.files import clean_stale, commit, prepare_output_dir, remove, staging_dir, work_dir, write_atomically
-from dspl.models import LoadedModel
+from dspl.models import InputNormalisation, LoadedModel, SpectrumClassifier
 from dspl.version import __version__
 
 log = logging.getLogger(__name__)
@@ -224,19 +226,45 @@ class Exporter:
         chunks = [chunk.numpy() for chunk in run.inputs.verify_chunks]
         tflite_plots = tflite_predict(preprocessor, chunks)
         own_scores = run.own_scores()
+        normalising = _normalising_preprocessor(run, tflite_plots, chunks)
         for q in run.options.quantize:
-            model = compose_fp32(spec, saved_model, samples) if q == "fp32" else splice(preprocessor, image_models[q])
-            model = _with_metadata(run, model, end_to_end=True)
-            scores = tflite_predict(model, chunks)
             same_chain = tflite_predict(image_models[q], tflite_plots)
-            figure = verify.check_close(f"end-to-end {q} vs TFLite preprocessor + image model {q}", same_chain, scores)
+            step = f"end-to-end {q} vs TFLite preprocessor + image model {q}"
+            if q == "fp32":
+                model = _with_metadata(run, compose_fp32(spec, saved_model, samples), end_to_end=True)
+                scores = tflite_predict(model, chunks)
+                figure, difference = verify.check_close(step, same_chain, scores), None
+            else:  # quantised: the preprocessor normalises in float where the image model's chain can be cut
+                stripped = strip_input_normalisation(image_models[q], normalising[0]) if normalising else None
+                model = splice(normalising[1], stripped) if stripped else splice(preprocessor, image_models[q])
+                model = _with_metadata(run, model, end_to_end=True)
+                scores = tflite_predict(model, chunks)
+                figure = verify.check_agreement(step, same_chain, scores, run.options.min_agreement,
+                                                regression=run.regression)
+                difference = verify.max_difference(same_chain, scores)
             agreement = verify.check_agreement(f"end-to-end {q} vs PyTorch", own_scores, scores,
                                                run.options.min_agreement, regression=run.regression)
-            run.record(end_to_end_step(q), figure, agreement_with_pytorch=agreement,
+            run.record(end_to_end_step(q), figure, max_abs_diff=difference, agreement_with_pytorch=agreement,
                        max_abs_diff_pytorch=verify.max_difference(own_scores, scores))
             path = run.out_dir / end_to_end_file(q)
             write_atomically(path, model)
             run.results[end_to_end_step(q)] = path
+
+
+def _normalising_preprocessor(run: _Run, tflite_plots: np.ndarray,
+                              chunks: list[np.ndarray]) -> tuple[InputNormalisation, bytes] | None:
+    """The model's input normalisation and a preprocessor writing plots normalised by it, verified against the
+    0..255 preprocessor's plots normalised here; None for models that normalise nothing or are not dspl's own."""
+    model = run.loaded.model
+    normalisation = model.input_normalisation if isinstance(model, SpectrumClassifier) else None
+    if normalisation is None or run.loaded.saved_model_route is not None or run.options.quantize == ("fp32",):
+        return None
+    path = create_preprocessor(run.loaded.config.spec, run.work / "preprocessor_normalised.tflite",
+                               run.inputs.num_samples, normalisation)
+    plots = tflite_predict(path.read_bytes(), chunks)
+    expected = tflite_plots * normalisation.scale + normalisation.shift
+    verify.check_close("normalising preprocessor vs preprocessor + normalisation", expected, plots)
+    return normalisation, path.read_bytes()
 
 
 def _move_into_place(staged: dict[str, Path], stage: Path, out_dir: Path) -> dict[str, Path]:

@@ -5,7 +5,9 @@ TFLite mode computes the same function with operators TFLite has built in: frami
 spectrum by RFFT2D for power-of-two FFT lengths, else as a product with a precomputed windowed DFT matrix;
 the mel filter bank, the DCT with its lifter and the two resize passes as products with precomputed matrices
 (all of them linear, so each matrix is the operator applied to unit impulses); the colour map by gather and
-linear interpolation.
+linear interpolation. For end-to-end models TFLite mode can also write the plot as a classifier's backbone sees it
+(``normalisation``): the per-channel map ``(x/255 − mean)/std`` commutes with the resize, whose weights sum to 1,
+so it is folded into the colour table and costs nothing per chunk.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from dspl.errors import DsplError
+from dspl.models.classifier import InputNormalisation
 from dspl.spec import (
     COLOUR_TABLE_SIZE,
     LOG_MEL_OFFSET,
@@ -70,13 +73,17 @@ class TFPlotPipeline(tf.Module):
     ``tflite_compatible`` computes the same function with TFLite built-in operators only. ``num_samples``
     overrides the chunk length of the spec; 0 accepts any length (whole files), which TFLite mode supports
     where the time-axis resize is a built-in TFLite kernel (PreprocessingSpec.dynamic_length_resize).
+    ``normalisation`` (TFLite mode, plots only): plots normalised for a backbone instead of on 0..255.
     """
 
     def __init__(self, spec: PreprocessingSpec, tflite_compatible: bool = False,
-                 num_samples: int | None = None) -> None:
+                 num_samples: int | None = None, normalisation: InputNormalisation | None = None) -> None:
         super().__init__(name="tf_plot_pipeline")
+        if normalisation is not None and not (tflite_compatible and spec.use_plot_images):
+            raise ValueError("a normalisation applies to plots in TFLite mode only")
         self.spec = spec
         self.tflite_compatible = tflite_compatible
+        self.normalisation = normalisation
         self.num_samples = spec.chunk_samples if num_samples is None else num_samples
         if 0 < self.num_samples < spec.frame_length:
             raise DsplError(f"{self.num_samples} samples are fewer than one STFT window ({spec.frame_length} samples)")
@@ -93,7 +100,10 @@ class TFPlotPipeline(tf.Module):
         if spec.num_mfccs > 0:
             self._lifter = lifter_weights(spec.num_mfccs, spec.cep_lifter).astype(np.float32)
         if spec.use_plot_images:
-            table = colour_table(spec.color_map).astype(np.float32)
+            table = colour_table(spec.color_map)
+            if normalisation is not None:  # table entries are on 0..1: (255·c/255 − mean)/std
+                table = (table - np.asarray(normalisation.mean)) / np.asarray(normalisation.std)
+            table = table.astype(np.float32)
             self._colours = tf.constant(table)
             self._colour_steps = tf.constant(np.diff(table, axis=0, append=table[-1:]))
         if tflite_compatible:
@@ -144,9 +154,16 @@ class TFPlotPipeline(tf.Module):
             # the feature-axis matrix gets its *output* rows reversed, so row 0 of the image is the highest feature.
             rows = resize_matrix(spec.num_features, spec.image_height, method, antialias)[::-1]
             self._rows_t = tf.constant(np.ascontiguousarray(rows.T))
+            overshoots = rows.min() < 0.0  # negative weights (cubic, Lanczos) can leave the colour range
             if self._length:
                 cols = resize_matrix(spec.num_frames(self.num_samples), spec.image_width, method, antialias)
                 self._cols_t = tf.constant(np.ascontiguousarray(cols.T))
+                overshoots = overshoots or cols.min() < 0.0
+            self._normalised_bounds = None
+            if self.normalisation is not None and overshoots:  # the 0..255 clip, mapped per channel
+                scale, shift = self.normalisation.scale, self.normalisation.shift
+                self._normalised_bounds = (tf.constant(shift.astype(np.float32)),
+                                           tf.constant((255.0 * scale + shift).astype(np.float32)))
 
     # -- the computation --------------------------------------------------------------------------------------------
 
@@ -163,7 +180,9 @@ class TFPlotPipeline(tf.Module):
         if not self.tflite_compatible:
             return self._resize_reference(colours)
         image = self._resize_tflite(colours) if self._length else self._resize_tflite_any_length(colours)
-        return tf.clip_by_value(image * 255.0, 0.0, 255.0)
+        if self.normalisation is None:
+            return tf.clip_by_value(image * 255.0, 0.0, 255.0)
+        return image if self._normalised_bounds is None else tf.clip_by_value(image, *self._normalised_bounds)
 
     def _power_reference(self, audio: tf.Tensor) -> tf.Tensor:
         spec = self.spec

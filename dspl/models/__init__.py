@@ -5,7 +5,8 @@ registry's fallback; other packages register theirs (dspl.models.registry).
 """
 
 from dspl.models import backbones  # noqa: F401 - registers dspl's backbones
-from dspl.models.classifier import SpectrumClassifier, create_model
+from dspl.models.classifier import InputNormalisation, SpectrumClassifier, create_model
 from dspl.models.loaded import LoadedModel, SavedModelRoute, restore_model
 
-__all__ = ["LoadedModel", "SavedModelRoute", "SpectrumClassifier", "create_model", "restore_model"]
+__all__ = ["InputNormalisation", "LoadedModel", "SavedModelRoute", "SpectrumClassifier", "create_model",
+           "restore_model"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -11,6 +13,24 @@ from dspl.config import ModelSettings
 from dspl.models.activations import create_activation, output_activation_name
 from dspl.models.freezing import set_frozen_batchnorm_eval
 from dspl.models.registry import Backbone, create_backbone
+
+
+@dataclass(frozen=True)
+class InputNormalisation:
+    """How a classifier maps its 0..255 plots to the backbone's input, per channel: ``(x/255 − mean)/std``."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Per-channel factor of the map written as ``x·scale + shift`` on the 0..255 plot."""
+        return 1.0 / (255.0 * np.asarray(self.std, np.float64))
+
+    @property
+    def shift(self) -> np.ndarray:
+        """Per-channel offset of the map written as ``x·scale + shift``."""
+        return -np.asarray(self.mean, np.float64) / np.asarray(self.std, np.float64)
 
 
 class SpectrumClassifier(nn.Module):
@@ -50,6 +70,13 @@ class SpectrumClassifier(nn.Module):
         if not self.images:
             return x
         return (x / 255.0 - self.mean) / self.std
+
+    @property
+    def input_normalisation(self) -> InputNormalisation | None:
+        """What ``normalize`` does to plots; None for raw features, which pass unchanged."""
+        if not self.images:
+            return None
+        return InputNormalisation(tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist()))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features [B, num_features]."""

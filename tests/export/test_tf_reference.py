@@ -143,3 +143,21 @@ def test_low_tone_at_bottom_high_tone_at_top():
     brightness = run_tf(hp, audio).sum(axis=(2, 3))  # [B, H]: viridis gets brighter with the value
     low_row, high_row = brightness.argmax(axis=1)
     assert low_row > 30 and high_row < 15
+
+
+@pytest.mark.parametrize("method", ["nearest", "bilinear", "bicubic", "lanczos3"])
+def test_tflite_mode_writes_plots_normalised_for_a_backbone(method, normalisation):
+    hp = parity_config(resize_method=method, image_height=40, image_width=56).spec
+    audio = make_signals(hp.sample_rate, hp.chunk_samples)
+    plain = TFPlotPipeline(hp, tflite_compatible=True)(audio).numpy()
+    normalised = TFPlotPipeline(hp, tflite_compatible=True, normalisation=normalisation)(audio).numpy()
+    np.testing.assert_allclose(normalised, plain * normalisation.scale + normalisation.shift, atol=1e-4)
+    if method in ("bicubic", "lanczos3"):  # negative weights overshoot the colour range: the clip still holds
+        assert np.isclose(normalised, normalisation.shift, atol=1e-6).any()
+
+
+def test_only_tflite_plots_are_normalised(normalisation):
+    with pytest.raises(ValueError, match="TFLite mode only"):
+        TFPlotPipeline(parity_config().spec, normalisation=normalisation)
+    with pytest.raises(ValueError, match="TFLite mode only"):
+        TFPlotPipeline(parity_config(use_plot_images=False).spec, tflite_compatible=True, normalisation=normalisation)

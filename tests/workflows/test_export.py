@@ -107,3 +107,17 @@ def test_quantised_end_to_end_model_keeps_its_preprocessing_in_float32(calibrate
         assert dtypes <= {np.float32, np.complex64, np.int32, np.int64, np.bool_}, (op["op_name"], dtypes)
     image_model = ops[quantize[0] + 1:]
     assert any(op["op_name"] == "CONV_2D" and tensors[op["inputs"][1]]["dtype"] == np.int8 for op in image_model)
+
+
+@pytest.mark.slow
+def test_quantised_end_to_end_model_gets_its_plot_normalised_in_float32(calibrated_export):
+    """The image model's per-channel input normalisation, slow as int8 operators, is cut out of the end-to-end
+    model: its float32 preprocessor writes the normalised plot, which the QUANTIZE takes into the first layer."""
+    from dspl.export.tflite_file import tflite_operators
+
+    out = calibrated_export["out"]
+    image, end_to_end = (tflite_operators(out / name) for name in ("model_int8.tflite", "model_end_to_end_int8.tflite"))
+    assert image[:4] == ["QUANTIZE", "MUL", "SUB", "MUL"]
+    assert end_to_end[end_to_end.index("QUANTIZE"):] == ["QUANTIZE", *image[4:]]
+    step = json.loads((out / "export_report.json").read_text())["steps"]["end_to_end_int8"]
+    assert 0.0 <= step["check"] <= 1.0 and step["max_abs_diff"] >= 0.0  # agreement with the chained models
