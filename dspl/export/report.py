@@ -1,9 +1,10 @@
 """`export_report.json`: what an export verified, written and read by the same type.
 
 One entry per step under ``steps``: its ``check`` (the largest |Δ score| against the previous step for float
-steps, the top-1 agreement with the float model for quantised ones, see the README) and, where measured, the
-largest |Δ score| against the float model and an end-to-end model's agreement with PyTorch. The names of the
-exported files and of their steps are defined here once (`tflite_file`, `tflite_step`, ...).
+steps, the top-1 agreement with the float model for quantised ones — for quantised end-to-end models with the TFLite
+preprocessor chained with their image model —, see the README) and, where measured, the largest |Δ score| against
+that reference and an end-to-end model's agreement with PyTorch. The names of the exported files and of their
+steps are defined here once (`tflite_file`, `tflite_step`, ...).
 """
 
 from __future__ import annotations
