@@ -65,7 +65,10 @@ def strip_input_normalisation(image_model: bytes, normalisation: InputNormalisat
         graph.inputs = [tensor]
         for signature in tree.signatureDefs or []:
             signature.inputs[0].tensorIndex = tensor
-    graph.operators = [operator for index, operator in enumerate(graph.operators) if index not in chain]
+    kept = [operator for index, operator in enumerate(graph.operators) if index not in chain]
+    used = {int(i) for operator in kept for i in operator.inputs} | {int(i) for i in graph.outputs}
+    unused = {id(op) for tensor, op in dequantized.items() if tensor not in used}  # float16 constants of the chain
+    graph.operators = [operator for operator in kept if id(operator) not in unused]
     log.info("cut the image model's input normalisation (%s) out of its graph",
              ", ".join(names[index] for index in chain))
     return tflite_file.pack(tree, len(image_model))
