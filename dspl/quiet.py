@@ -6,7 +6,8 @@ export on a CPU machine), so that import runs with descriptor 2 pointed at /dev/
 keeps its later C++ logging to errors; TFLite conversions, which log through absl, run silenced too (their
 errors come back as exceptions). QUIET_ENV carries the choice into spawned children (the conversions). Lightning sets its loggers to INFO and gives the `lightning` logger a handler of its own when
 it is imported, so every line came twice (its handler and the root's) whatever -v said: once it is imported,
-its loggers get dspl's level and keep to their own handler.
+its loggers get dspl's level and keep to their own handler, which drops Lightning's product tips ("💡 Tip: …
+try installing litlogger") at every verbosity: they say nothing about the run.
 """
 
 from __future__ import annotations
@@ -101,6 +102,13 @@ def quiet_child() -> None:
         quiet_tensorflow()
 
 
+class _NoProductTips(logging.Filter):
+    """Drops Lightning's advertisements for its cloud products from its log handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip:")
+
+
 def set_verbosity(verbosity: int) -> None:
     """Logging for -v (info) and -vv (debug, and TensorFlow's native output); warnings otherwise."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
@@ -111,6 +119,9 @@ def set_verbosity(verbosity: int) -> None:
         for name in LIGHTNING_LOGGERS:
             logging.getLogger(name).setLevel(level)
         logging.getLogger("lightning").propagate = False  # it has a handler of its own
+        for handler in logging.getLogger("lightning").handlers:
+            if not any(isinstance(f, _NoProductTips) for f in handler.filters):
+                handler.addFilter(_NoProductTips())
 
     _on_import("lightning", after=align_lightning)
     if verbosity < 2:

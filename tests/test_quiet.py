@@ -28,3 +28,14 @@ def test_tensorflow_chatter_only_with_vv(tmp_path):
         quiet.stderr
     loud = run_dspl("-vv", "create-preprocessor", "-hc", str(grid), "-d", str(tmp_path / "q.tflite"), cwd=tmp_path)
     assert loud.returncode == 0 and any(word in loud.stderr for word in NATIVE_CHATTER)
+
+
+def test_lightning_product_tips_are_dropped_even_with_v():
+    program = ("from dspl.quiet import set_verbosity\n"
+               "set_verbosity(1)\n"
+               "from lightning.fabric.utilities.rank_zero import rank_zero_info\n"
+               "rank_zero_info('💡 Tip: For seamless cloud logging, try installing litlogger')\n"
+               "rank_zero_info('GPU available: False, used: False')\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "GPU available: False" in result.stderr and "Tip" not in result.stderr
