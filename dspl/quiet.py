@@ -4,10 +4,11 @@ TensorFlow's C++ runtime writes its plugin-registration errors and placement war
 descriptor 2 while it is imported, before Python's logging can filter anything (about 66 lines from one
 export on a CPU machine), so that import runs with descriptor 2 pointed at /dev/null and TF_CPP_MIN_LOG_LEVEL
 keeps its later C++ logging to errors; TFLite conversions, which log through absl, run silenced too (their
-errors come back as exceptions). QUIET_ENV carries the choice into spawned children (the conversions). Lightning sets its loggers to INFO and gives the `lightning` logger a handler of its own when
-it is imported, so every line came twice (its handler and the root's) whatever -v said: once it is imported,
-its loggers get dspl's level and keep to their own handler, which drops Lightning's product tips ("💡 Tip: …
-try installing litlogger") at every verbosity: they say nothing about the run.
+errors come back as exceptions). QUIET_ENV carries the choice into spawned children (the conversions).
+Lightning sets its loggers to INFO and gives the `lightning` logger a handler of its own when it is imported, so
+every line came twice (its handler and the root's) whatever -v said: once it is imported, its loggers get dspl's
+level and keep to their own handler, which drops Lightning's product tips ("💡 Tip: … try installing litlogger")
+at every verbosity: they say nothing about the run.
 """
 
 from __future__ import annotations
