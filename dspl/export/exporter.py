@@ -259,12 +259,12 @@ def _normalising_preprocessor(run: _Run, tflite_plots: np.ndarray,
     normalisation = model.input_normalisation if isinstance(model, SpectrumClassifier) else None
     if normalisation is None or run.loaded.saved_model_route is not None or run.options.quantize == ("fp32",):
         return None
-    path = create_preprocessor(run.loaded.config.spec, run.work / "preprocessor_normalised.tflite",
-                               run.inputs.num_samples, normalisation)
-    plots = tflite_predict(path.read_bytes(), chunks)
+    preprocessor = create_preprocessor(run.loaded.config.spec, run.work / "preprocessor_normalised.tflite",
+                                       run.inputs.num_samples, normalisation).read_bytes()
     expected = tflite_plots * normalisation.scale + normalisation.shift
-    verify.check_close("normalising preprocessor vs preprocessor + normalisation", expected, plots)
-    return normalisation, path.read_bytes()
+    verify.check_close("normalising preprocessor vs preprocessor + normalisation", expected,
+                       tflite_predict(preprocessor, chunks))
+    return normalisation, preprocessor
 
 
 def _move_into_place(staged: dict[str, Path], stage: Path, out_dir: Path) -> dict[str, Path]:

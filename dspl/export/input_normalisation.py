@@ -11,7 +11,7 @@ input then feeds, or is quantised into, the tensor the chain produced, with that
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +32,8 @@ def strip_input_normalisation(image_model: bytes, normalisation: InputNormalisat
     if len(tree.subgraphs) != 1 or len(tree.subgraphs[0].inputs) != 1:
         return None
     graph = tree.subgraphs[0]
-    names = _operator_names(tree)
+    names = [name for name, _builtin in tflite_file.operators(image_model)]
+    constants = {entry["index"]: entry for entry in tflite_file.constant_tensors(image_model)}
     consumers: dict[int, list[int]] = {}
     for index, operator in enumerate(graph.operators):
         for tensor in operator.inputs:
@@ -48,10 +49,11 @@ def strip_input_normalisation(image_model: bytes, normalisation: InputNormalisat
         tensor = int(graph.operators[quantize].outputs[0])
     while len(consumers.get(tensor, [])) == 1 and names[consumers[tensor][0]] in ELEMENTWISE:
         index = consumers[tensor][0]
-        step = _affine_step(tree, graph, graph.operators[index], names[index], tensor, channels, dequantized)
+        step = _affine_step(graph.operators[index], names[index], tensor, channels, constants, dequantized)
         if step is None:
             break
-        scale, shift = step(scale, shift)
+        factor, offset = step
+        scale, shift = scale * factor, shift * factor + offset
         chain.append(index)
         tensor = int(graph.operators[index].outputs[0])
     if not chain or not _computes(scale, shift, normalisation):
@@ -74,32 +76,21 @@ def strip_input_normalisation(image_model: bytes, normalisation: InputNormalisat
     return tflite_file.pack(tree, len(image_model))
 
 
-def _operator_names(tree: Any) -> list[str]:
-    """The built-in operator name of each operator of the model's first subgraph."""
-    builtin = {value: name for name, value in vars(tflite_file.schema().BuiltinOperator).items()
-               if not name.startswith("_")}
-    codes = tree.operatorCodes
-    return [builtin.get(max(codes[op.opcodeIndex].builtinCode, codes[op.opcodeIndex].deprecatedBuiltinCode), "")
-            for op in tree.subgraphs[0].operators]
-
-
-def _constant(tree: Any, graph: Any, index: int, channels: int, producers: dict[int, Any]) -> np.ndarray | None:
+def _constant(index: int, channels: int, constants: dict[int, dict[str, Any]],
+              producers: dict[int, Any]) -> np.ndarray | None:
     """A constant operand as per-channel float values (dequantised; float16 constants through their DEQUANTIZE),
     None if it is not a scalar or per-channel constant."""
     dequantize = producers.get(index)
-    if dequantize is not None and len(dequantize.inputs) == 1:
+    if dequantize is not None:
+        if len(dequantize.inputs) != 1:
+            return None
         index = int(dequantize.inputs[0])
-    elif dequantize is not None:
+    entry = constants.get(index)
+    if entry is None or entry["type"] not in tflite_file.NUMPY_TYPES:
         return None
-    tensor = graph.tensors[index]
-    data = tree.buffers[tensor.buffer].data if tensor.buffer < len(tree.buffers) else None
-    type_name = {v: k for k, v in vars(tflite_file.schema().TensorType).items() if not k.startswith("_")}[tensor.type]
-    if data is None or len(data) == 0 or type_name not in tflite_file.NUMPY_TYPES:
-        return None
-    values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), tflite_file.NUMPY_TYPES[type_name]).astype(np.float64)
-    quantisation = tensor.quantization
-    if quantisation is not None and quantisation.scale is not None and len(quantisation.scale):
-        scale, zero = np.asarray(quantisation.scale, np.float64), np.asarray(quantisation.zeroPoint, np.float64)
+    values = np.asarray(entry["values"], np.float64).reshape(-1)
+    if entry["scale"]:
+        scale, zero = np.asarray(entry["scale"], np.float64), np.asarray(entry["zero_point"], np.float64)
         if scale.size not in (1, values.size):
             return None
         values = (values - zero) * scale
@@ -108,28 +99,26 @@ def _constant(tree: Any, graph: Any, index: int, channels: int, producers: dict[
     return np.broadcast_to(values, (channels,))
 
 
-def _affine_step(tree: Any, graph: Any, operator: Any, name: str, tensor: int, channels: int,
-                 producers: dict[int, Any]) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
-    """(scale, shift) -> (scale, shift) after ``operator`` applied to ``tensor`` and a constant; None if it is
-    not such an operator (two variable inputs, a fused activation, a constant of another shape)."""
-    options = operator.builtinOptions
-    if len(operator.inputs) != 2 or getattr(options, "fusedActivationFunction", 0):
+def _affine_step(operator: Any, name: str, tensor: int, channels: int, constants: dict[int, dict[str, Any]],
+                 producers: dict[int, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``operator`` applied to ``tensor`` and a constant as x ↦ x·factor + offset per channel: (factor, offset);
+    None if it is not such an operator (two variable inputs, a fused activation, a constant of another shape)."""
+    if len(operator.inputs) != 2 or getattr(operator.builtinOptions, "fusedActivationFunction", 0):
         return None
     first, second = (int(i) for i in operator.inputs)
     variable_first = first == tensor
-    constant = _constant(tree, graph, second if variable_first else first, channels, producers)
+    constant = _constant(second if variable_first else first, channels, constants, producers)
     if constant is None:
         return None
+    one, zero = np.ones(channels), np.zeros(channels)
     if name == "MUL":
-        return lambda scale, shift: (scale * constant, shift * constant)
+        return constant, zero
     if name == "ADD":
-        return lambda scale, shift: (scale, shift + constant)
-    if name == "SUB" and variable_first:
-        return lambda scale, shift: (scale, shift - constant)
+        return one, constant
     if name == "SUB":
-        return lambda scale, shift: (-scale, constant - shift)
+        return (one, -constant) if variable_first else (-one, constant)
     if name == "DIV" and variable_first:
-        return lambda scale, shift: (scale / constant, shift / constant)
+        return 1.0 / constant, zero
     return None
 
 

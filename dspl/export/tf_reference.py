@@ -101,8 +101,8 @@ class TFPlotPipeline(tf.Module):
             self._lifter = lifter_weights(spec.num_mfccs, spec.cep_lifter).astype(np.float32)
         if spec.use_plot_images:
             table = colour_table(spec.color_map)
-            if normalisation is not None:  # table entries are on 0..1: (255·c/255 − mean)/std
-                table = (table - np.asarray(normalisation.mean)) / np.asarray(normalisation.std)
+            if normalisation is not None:  # table entries are on 0..1, the normalisation's input on 0..255
+                table = 255.0 * table * normalisation.scale + normalisation.shift
             table = table.astype(np.float32)
             self._colours = tf.constant(table)
             self._colour_steps = tf.constant(np.diff(table, axis=0, append=table[-1:]))
