@@ -99,7 +99,8 @@ def run_search(name: str, values: dict[str, Any], trials: int, work: Path, data:
         folder = work / "output" / "search" / name
     _, rows = read_summary(folder)
     logs = work / "output" / "logs" / values["tb_experiment"][0]
-    return [{**row.__dict__, "log_dir": logs / f"{values['tb_run_id'][0]}_config_{row.number if row.retry_of is None else row.retry_of}"}
+    run = values["tb_run_id"][0]
+    return [{**row.__dict__, "log_dir": logs / f"{run}_config_{row.number if row.retry_of is None else row.retry_of}"}
             for row in rows]
 
 

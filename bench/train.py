@@ -14,8 +14,8 @@ SapAugment/CutMix/SpecAugment train_step). After a warm-up epoch each, the two a
 sample (the fairer figure where other processes share the cores). Target: dspl >= 3x DeepSpectrumLite's
 samples per second on the CPU, on the same data and configuration.
 dspl trains with channels_last and bf16 autocast where they are faster (models/speed.py: GPUs from Ampere, CPUs
-with AMX for models without grouped convolutions); --precisions device float32 adds rows trained in float32 (each against its own
-interleaved DeepSpectrumLite epochs), the side-by-side figure for what bf16 gains.
+with AMX for models without grouped convolutions); --precisions device float32 adds rows trained in float32 (each
+against its own interleaved DeepSpectrumLite epochs), the side-by-side figure for what bf16 gains.
 
     python bench/train.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--rounds 2]
                           [--files 260] [--devices cpu cuda] [--precisions device float32]
@@ -163,8 +163,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
             f"SapAugment + CutMix + SpecAugment; medians of {args.rounds} epochs after a warm-up epoch")
     print("cpu ms: CPU time of the process per sample (on a shared machine a fairer measure of work than wall "
           "time); ratios: samples/s (wall), then CPU time per sample")
-    print(f"{'device':6} {'backbone':14} {'dtype':>5} {'dspl samples/s':>14} {'cpu ms':>9} {'data wait':>9} {'plots':>6} "
-          f"{'DSL samples/s':>14} {'cpu ms':>9} {'ratios':>15}", flush=True)
+    print(f"{'device':6} {'backbone':14} {'dtype':>5} {'dspl samples/s':>14} {'cpu ms':>9} {'data wait':>9} "
+          f"{'plots':>6} {'DSL samples/s':>14} {'cpu ms':>9} {'ratios':>15}", flush=True)
     for backbone in args.backbones:
         config = load_config(ROOT / "configs" / "hp_config.json").replace(**FSDD_CHANGES, basemodel_name=backbone)
         for device, precision in ((d, p) for d in args.devices for p in args.precisions):

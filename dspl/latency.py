@@ -24,7 +24,8 @@ WARMUP_RUNS = 5
 BUSY_WARNING_CPUS = 0.5
 
 
-def time_calls(calls: dict[str, Callable[[], object]], runs: int, warmup: int = WARMUP_RUNS) -> dict[str, dict[str, Any]]:
+def time_calls(calls: dict[str, Callable[[], object]], runs: int,
+               warmup: int = WARMUP_RUNS) -> dict[str, dict[str, Any]]:
     """The latency summary of each call, timed interleaved (see the module docstring)."""
     if runs < 1:
         raise DsplError(f"--runs: value {runs}: expected a number >= 1")

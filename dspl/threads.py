@@ -17,10 +17,11 @@ busy. The policy (`configure`):
   on 2 CPUs with one taken by another process, 1 thread, which then needs no barrier at all (`work_threads`).
 
 An explicit setting wins and stays fixed: ``DSPL_THREADS`` or `dspl --threads N`, else ``OMP_NUM_THREADS``, and
-a count set with ``torch.set_num_threads`` after dspl set its own; an explicit ``OMP_WAIT_POLICY`` is kept. The environment variables only take effect if they are set before torch (and
-TensorFlow) load their runtimes: `import dspl` applies the policy, so a script that imports dspl first gets it
-whole. If torch was imported before, dspl can still set its thread count (unless the user changed it with
-``torch.set_num_threads``), but not its wait policy: set ``OMP_WAIT_POLICY=PASSIVE`` in the environment then.
+a count set with ``torch.set_num_threads`` after dspl set its own; an explicit ``OMP_WAIT_POLICY`` is kept. The
+environment variables only take effect if they are set before torch (and TensorFlow) load their runtimes:
+`import dspl` applies the policy, so a script that imports dspl first gets it whole. If torch was imported before,
+dspl can still set its thread count (unless the user changed it with ``torch.set_num_threads``), but not its wait
+policy: set ``OMP_WAIT_POLICY=PASSIVE`` in the environment then.
 """
 
 from __future__ import annotations

@@ -92,7 +92,8 @@ def trained_model(example_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     hp_file.write_text(json.dumps(grid))
     out = tmp_path_factory.mktemp("trained")
     result = CliRunner().invoke(cli, ["train", "-d", str(example_dir / "audio"), "-md", str(out), "-hc", str(hp_file),
-                                      "-cc", str(example_dir / "class_config.json"), "-l", str(example_dir / "label.csv")])
+                                      "-cc", str(example_dir / "class_config.json"),
+                                      "-l", str(example_dir / "label.csv")])
     assert result.exit_code == 0, result.output
     model = out / "models" / grid["tb_experiment"][0] / f"{grid['tb_run_id'][0]}_config_0" / "model.h5"
     assert model.is_file()

@@ -5,8 +5,8 @@
 Each notebook runs top to bottom in a fresh kernel whose working directory is a temporary folder, so the files
 it writes (its WORK folder) do not land in the repository. Before storing: PNG outputs are shrunk (at most
 MAX_WIDTH pixels wide, a 256-colour palette), stderr streams, rich's empty and warning displays (progress bars,
-library warnings) and execution timestamps are dropped, so the stored notebooks stay small and their diffs show content only. The tests still
-execute the notebooks afresh; this script only refreshes what is stored.
+library warnings) and execution timestamps are dropped, so the stored notebooks stay small and their diffs show
+content only. The tests still execute the notebooks afresh; this script only refreshes what is stored.
 """
 
 from __future__ import annotations

@@ -137,7 +137,8 @@ def select_configurations(configs: list[RunConfig],
         raise DsplError(f"{SLURM_VARIABLE}={task!r} is not an integer") from None
     if not 0 <= index < len(configs):
         raise DsplError(
-            f"{SLURM_VARIABLE}={index} is outside the grid: it has {len(configs)} configuration(s), 0 to {len(configs) - 1}"
+            f"{SLURM_VARIABLE}={index} is outside the grid: it has {len(configs)} configuration(s), "
+            f"0 to {len(configs) - 1}"
         )
     return [(index, configs[index])]
 

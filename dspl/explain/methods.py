@@ -2,7 +2,8 @@
 choices without loading torch (the methods themselves are in dspl.explain.attribution)."""
 
 METHODS = ("gradcam", "integrated-gradients", "occlusion")
-GRADIENT_METHODS = ("gradcam", "integrated-gradients")  # need the model's gradients; occlusion needs forward passes only
+# these need the model's gradients; occlusion needs forward passes only
+GRADIENT_METHODS = ("gradcam", "integrated-gradients")
 DESCRIPTIONS = {
     "occlusion": "where silencing a patch lowers the predicted class's score most (occlusion)",
     "integrated-gradients": "the gradients of the predicted class's score integrated from a silent plot "

@@ -1,4 +1,5 @@
-"""Activation functions by their Keras names (as DeepSpectrumLite's configs spell them) plus ARelu (fixed and learnable).
+"""Activation functions by their Keras names (as DeepSpectrumLite's configs spell them) plus ARelu (fixed and
+learnable).
 
 Definitions follow tf.keras 2.x, the Keras DeepSpectrumLite was written for: ``hard_sigmoid`` is
 ``clip(0.2·x + 0.5, 0, 1)``, ``leaky_relu`` uses ``tf.nn.leaky_relu``'s slope 0.2, ``gelu`` is exact

@@ -1,4 +1,5 @@
-"""SpectrumClassifier: input normalisation → backbone → Dense → activation → Dropout → Dense → output activation."""
+"""SpectrumClassifier: input normalisation → backbone → Dense → activation → Dropout → Dense → output
+activation."""
 
 from __future__ import annotations
 

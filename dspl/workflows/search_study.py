@@ -67,7 +67,7 @@ def open_storage(storage: str) -> BaseStorage:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     except DsplError:
         raise
-    except Exception as exc:  # noqa: BLE001 - drivers, URLs, files and schemas fail in many ways; each is one line to the user
+    except Exception as exc:  # noqa: BLE001 - drivers, URLs, files and schemas fail in many ways: one line each
         detail = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__  # sqlalchemy's own
         raise DsplError(f"--storage {describe_storage(storage)}: cannot open it as an Optuna storage: "
                         f"{detail[:300]}") from None
@@ -159,8 +159,8 @@ def open_study(storage: BaseStorage, name: str, command: SearchCommand, where: s
     created = False
     if not study_exists(storage, name):  # looked up first: joining a study writes nothing until it is checked
         try:
-            study = optuna.create_study(storage=storage, study_name=name, directions=["maximize", "minimize", "minimize"],
-                                        sampler=sampler)
+            study = optuna.create_study(storage=storage, study_name=name,
+                                        directions=["maximize", "minimize", "minimize"], sampler=sampler)
             created = True
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
             pass

@@ -25,7 +25,8 @@ def print_stats(stats: dict[str, Any], layers: bool = False, console: Console | 
                       soft_wrap=True)
     console.print(
         f"input {stats['input_shape']}  classes {stats['classes']}\n"
-        f"parameters {stats['params_total']:,} (trainable {stats['params_trainable']:,}, buffers {stats['buffers']:,})\n"
+        f"parameters {stats['params_total']:,} (trainable {stats['params_trainable']:,}, "
+        f"buffers {stats['buffers']:,})\n"
         f"FLOPs {stats['flops']:,} (MACs {stats['macs']:,})  file size {stats['file_size_bytes'] / 1e6:.2f} MB\n"
         f"CPU latency per forward pass: {describe(stats['latency'])}",
         soft_wrap=True,

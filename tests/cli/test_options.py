@@ -98,7 +98,8 @@ def test_one_v_is_not_two(tmp_path):
 @pytest.mark.parametrize("args", [["--threads", "0", "stats"], ["stats", "--threads", "0"]])
 def test_a_thread_count_below_one_is_a_usage_error(tmp_path, args):
     one_error_line(run(*args, "-md", str(tmp_path)),
-                   f"Invalid value for '--threads': 0 is not in the range x>=1. (see 'dspl{' stats' * (args[0] == 'stats')} -h')")
+                   "Invalid value for '--threads': 0 is not in the range x>=1. "
+                   f"(see 'dspl{' stats' * (args[0] == 'stats')} -h')")
 
 
 SPECIAL = [

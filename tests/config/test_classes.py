@@ -12,7 +12,8 @@ def test_class_config_categorical_and_regression(tmp_path):
     classes = load_class_config(path)
     assert classes.labels == ("dog", "seagull") and classes.names == ("Dog", "Seagull")
     assert classes.index("seagull") == 1
-    with pytest.raises(DsplError, match=r"labels.csv: class label 'cat' is not in the class config \(known: dog, seagull\)"):
+    with pytest.raises(DsplError,
+                       match=r"labels.csv: class label 'cat' is not in the class config \(known: dog, seagull\)"):
         classes.index("cat", "labels.csv")
     check_class_config(classes, "categorical")
     with pytest.raises(DsplError, match="a regression class config has exactly one entry"):

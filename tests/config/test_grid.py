@@ -100,7 +100,8 @@ def test_slurm_task_selects_one_configuration(tmp_path):
     configs = load_grid(write_json(tmp_path, {**BASE, "batch_size": [8, 16, 32]}))
     assert select_configurations(configs, {}) == list(enumerate(configs))
     assert select_configurations(configs, {"SLURM_ARRAY_TASK_ID": "2"}) == [(2, configs[2])]
-    with pytest.raises(DsplError, match=r"SLURM_ARRAY_TASK_ID=3 is outside the grid: it has 3 configuration\(s\), 0 to 2"):
+    with pytest.raises(DsplError,
+                       match=r"SLURM_ARRAY_TASK_ID=3 is outside the grid: it has 3 configuration\(s\), 0 to 2"):
         select_configurations(configs, {"SLURM_ARRAY_TASK_ID": "3"})
     with pytest.raises(DsplError, match="SLURM_ARRAY_TASK_ID='x' is not an integer"):
         select_configurations(configs, {"SLURM_ARRAY_TASK_ID": "x"})
@@ -118,14 +119,17 @@ def test_slurm_task_selects_one_configuration(tmp_path):
         ({"dropout": []}, "HP: key 'dropout': the list of values is empty, expected at least one value"),
         ({"dropout": 0.5}, "HP: key 'dropout': expected a list of values, got 0.5"),
         ({"batch_size": [-4]}, "HP: key 'batch_size': value -4 is out of range, expected a number > 0"),
-        ({"image_width": [0]}, "HP: key 'image_width': value 0 is out of range, expected a whole number of pixels from 1 "
-                                "to 2048"),
+        ({"image_width": [0]},
+         "HP: key 'image_width': value 0 is out of range, expected a whole number of pixels from 1 to 2048"),
         ({"finetune_layer": [1.5]}, "HP: key 'finetune_layer': value 1.5 is out of range, expected a number in [0, 1]"),
-        ({"color_map": ["jet"]}, "HP: key 'color_map': value \"jet\" is not one of viridis, cividis, inferno, magma, plasma"),
-        ({"optimizer": ["adamw"]}, "HP: key 'optimizer': value \"adamw\" is not one of adam, adadelta, sgd, adagrad, ftrl, nadam, rmsprop"),
+        ({"color_map": ["jet"]},
+         "HP: key 'color_map': value \"jet\" is not one of viridis, cividis, inferno, magma, plasma"),
+        ({"optimizer": ["adamw"]},
+         "HP: key 'optimizer': value \"adamw\" is not one of adam, adadelta, sgd, adagrad, ftrl, nadam, rmsprop"),
         ({"sample_rate": None}, "HP: required key 'sample_rate' is missing"),
         ({"upper_edge_hertz": [9000.0]},
-         "HP (configuration 0): key 'upper_edge_hertz': value 9000.0 is above the Nyquist frequency 8000 of sample_rate 16000"),
+         "HP (configuration 0): key 'upper_edge_hertz': value 9000.0 is above the Nyquist frequency 8000 of "
+         "sample_rate 16000"),
         ({"stft_fft_length": [0.064]},
          "HP (configuration 0): key 'stft_fft_length': value 0.064 is shorter than stft_window_size (0.128)"),
         ({"da_prob_min": [0.6]}, "HP (configuration 0): key 'da_prob_min': value 0.6 is above da_prob_max (0.5)"),

@@ -34,7 +34,8 @@ def test_train_predict_devel_test_stats_convert_tflite_stats_create_preprocessor
     assert (output / "logs" / "densenet_exp" / "densenet121_run_config_0").is_dir()
     assert (run_dir / "test" / "test" / "test.chunks.predictions.csv").is_file()
     for partition in ("devel", "test"):
-        for name in ("chunks.metrics.json", "grouped.metrics.json", "chunks.predictions.csv", "grouped.predictions.csv"):
+        for name in ("chunks.metrics.json", "grouped.metrics.json", "chunks.predictions.csv",
+                     "grouped.predictions.csv"):
             assert (run_dir / "evaluation" / partition / f"{partition}.{name}").is_file()
     with h5py.File(run_dir / "converted_model_weights_infos.hdf5", "r") as f:
         assert len(f.keys()) > 0

@@ -146,7 +146,8 @@ def test_int8_model_with_integer_input_and_output(exported: dict, held_out: dict
     from dspl.export.tflite_convert import convert_saved_model, make_interpreter
 
     loaded = exported["loaded"]
-    files = calibration.partition_files(loaded.config, loaded.classes, example / "audio", example / "label.csv", "train")
+    files = calibration.partition_files(loaded.config, loaded.classes, example / "audio", example / "label.csv",
+                                        "train")
     spec = loaded.config.spec
     calib = calibration.to_nhwc(calibration.make_plots(spec, calibration.sample_chunks(files, spec, 32)))
     model = convert_saved_model(exported["written"]["saved_model"], "int8", calib, int8_io=True)

@@ -55,7 +55,8 @@ def test_every_readme_command_runs_in_order(tmp_path):
     for language, code in readme_blocks(README.read_text(encoding="utf-8")):
         command = ["bash", "-e", "-o", "pipefail", "-c", code] if language == "bash" else [sys.executable, "-c", code]
         result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=1800)
-        assert result.returncode == 0, f"{code}\n--- exit {result.returncode}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        assert result.returncode == 0, \
+            f"{code}\n--- exit {result.returncode}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
     page = tmp_path / "example" / "output" / "models" / "example" / "run_config_0" / "report" / "index.html"
     report = page.read_text(encoding="utf-8")
     assert "No evaluation files" not in report and "No export_report.json" not in report

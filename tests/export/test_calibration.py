@@ -35,7 +35,8 @@ def test_whole_file_calibration_plots_each_file_from_its_own_samples(tmp_path: P
     from dspl.data.example import example_hp
     from dspl.features import PlotTransform
 
-    files = [write_sine(tmp_path / f"f{i}.wav", frequency=500.0, seconds=seconds) for i, seconds in enumerate((0.6, 1.3))]
+    files = [write_sine(tmp_path / f"f{i}.wav", frequency=500.0, seconds=seconds)
+             for i, seconds in enumerate((0.6, 1.3))]
     hp = build_config({**example_hp(), "chunk_size": 0.0}).spec
     chunks = calibration.sample_chunks(files, hp)
     assert sorted(chunk.shape[0] for chunk in chunks) == [9600, 20800]

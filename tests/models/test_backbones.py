@@ -18,7 +18,8 @@ README = ROOT / "README.md"
 
 def readme_backbone_names() -> list[str]:
     """The DeepSpectrumLite names the README's `basemodel_name` row lists (`densenet121/169/201` expanded)."""
-    row = next(line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("| `basemodel_name`"))
+    row = next(line for line in README.read_text(encoding="utf-8").splitlines()
+               if line.startswith("| `basemodel_name`"))
     names = []
     for name in re.findall(r"`([a-z0-9_/]+)`", row.split("DeepSpectrumLite name", 1)[1]):
         first, *rest = name.split("/")

@@ -62,7 +62,8 @@ def test_explain_command_names_an_unknown_target(band_model, tmp_path):
     result = CliRunner().invoke(cli, ["explain", "-md", str(model_file), "-d", str(data / "audio" / "test_001.wav"),
                                       "-o", str(tmp_path), "--target", "bird"])
     assert result.exit_code == 1
-    assert result.output.strip() == "error: --target: value 'bird' is not a class of the model (known: low, high, noise)"
+    assert result.output.strip() == \
+        "error: --target: value 'bird' is not a class of the model (known: low, high, noise)"
 
 
 def test_explain_on_a_full_disk_is_one_line_and_keeps_the_earlier_maps(mounts, tmp_path, spread_model, write_sine):

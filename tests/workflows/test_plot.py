@@ -194,8 +194,8 @@ def test_an_output_path_that_is_a_file_and_an_absurd_plot_size_are_one_line(tmp_
     (tmp_path / "taken").write_text("a file")
     one_error_line(run_plot("-hc", str(plot_grid(tmp_path / "hp.json")), "-d", str(audio), "-o",
                             str(tmp_path / "taken" / "out")),
-                   f"{tmp_path / 'taken' / 'out'}: cannot use it as the output directory (-o): {tmp_path / 'taken'} is a "
-                   "file, expected a directory")
+                   f"{tmp_path / 'taken' / 'out'}: cannot use it as the output directory (-o): "
+                   f"{tmp_path / 'taken'} is a file, expected a directory")
     grid = plot_grid(tmp_path / "big.json", image_width=100000)
     one_error_line(run_plot("-hc", str(grid), "-d", str(audio), "-o", str(tmp_path / "out")),
                    f"{grid}: key 'image_width': value 100000 is out of range, expected a whole number of pixels from "

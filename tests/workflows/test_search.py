@@ -82,7 +82,8 @@ def test_a_search_writes_every_promised_file(searched):
     info = json.loads((summary / "search.json").read_text())
     best = summary / "best"
     assert {p.name for p in best.iterdir()} == {"model.h5", "export", "report", "search_trial.json"}
-    assert (best / "export" / "model_end_to_end_fp32.tflite").read_bytes() == Path(rows[info["best"]]["tflite"]).read_bytes()
+    exported = best / "export" / "model_end_to_end_fp32.tflite"
+    assert exported.read_bytes() == Path(rows[info["best"]]["tflite"]).read_bytes()
 
 
 @pytest.mark.slow
