@@ -30,6 +30,7 @@ from typing import Any
 from fsdd import DEFAULT_DATA, FILE_NAME, SETTINGS, TEST_SPEAKER, TRAIN_SPEAKERS, write_split
 
 from dspl.errors import DsplError
+from dspl.export.verify import MIN_AGREEMENT
 
 BACKBONES = ["resnet10t", "regnetx_002", "mobilenetv3_small_050", "mobilenetv3_small_100", "lcnet_050"]
 RANGES = {"num_mel_bins": {"low": 32, "high": 64, "step": 16},
@@ -116,10 +117,15 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
             "epochs": len(scalars.get("val/uar", []))}
 
 
+def feasible(rows: list[dict[str, Any]], budget_ms: float) -> list[dict[str, Any]]:
+    """The complete trials within the budget whose int8 model is faithful (as `dspl export` requires)."""
+    return [r for r in rows if r["state"] == "complete" and r["latency_ms"] <= budget_ms
+            and r["agreement"] >= MIN_AGREEMENT]
+
+
 def best(rows: list[dict[str, Any]], budget_ms: float) -> dict[str, Any] | None:
-    """The complete trial within the budget with the highest devel UAR (then the fastest)."""
-    within = [r for r in rows if r["state"] == "complete" and r["latency_ms"] <= budget_ms]
-    return max(within, key=lambda r: (r["metric"], -r["latency_ms"]), default=None)
+    """The feasible trial with the highest devel UAR (then the fastest)."""
+    return max(feasible(rows, budget_ms), key=lambda r: (r["metric"], -r["latency_ms"]), default=None)
 
 
 def describe(side: Side, budget_ms: float) -> str:
@@ -127,8 +133,10 @@ def describe(side: Side, budget_ms: float) -> str:
     complete = [r for r in side.rows if r["state"] == "complete"]
     epochs = sum(figures(r)["epochs"] for r in side.rows)
     chosen = best(side.rows, budget_ms)
-    head = (f"{len([r for r in complete if r['latency_ms'] <= budget_ms])} of {len(side.rows)} trials within "
-            f"{budget_ms:g} ms, {epochs} epochs, {side.minutes:.0f} min")
+    unfaithful = ", ".join(f"{100 * r['agreement']:.1f} %" for r in complete if r["agreement"] < MIN_AGREEMENT)
+    head = (f"{len(feasible(side.rows, budget_ms))} of {len(side.rows)} trials within {budget_ms:g} ms with a "
+            f"faithful int8 model (unfaithful ones' agreement: {unfaithful or 'none'}), {epochs} epochs, "
+            f"{side.minutes:.0f} min")
     if chosen is None:
         return f"{head}; none within budget"
     f = figures(chosen)

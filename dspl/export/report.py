@@ -106,6 +106,22 @@ class ExportReport:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DsplError(f"{path}: not an export report written by dspl export ({exc})") from None
 
+    def agreement(self, quantize: str) -> float:
+        """The lowest agreement this export measured for its models of one quantisation (1.0 where it measured none:
+        a float image model alone, checked by its score differences):
+        the top-1 agreement (regression: 1 - mean |Δ|) of quantised image and end-to-end models with their float
+        reference, and of end-to-end models with PyTorch. `dspl export` wants it >= verify.MIN_AGREEMENT."""
+        figures = []
+        for name in (tflite_step(quantize), end_to_end_step(quantize)):
+            step = self.steps.get(name)
+            if step is None:
+                continue
+            if quantize != "fp32":  # a float step's check is a score difference, not an agreement
+                figures.append(step.check)
+            if step.agreement_with_pytorch is not None:
+                figures.append(step.agreement_with_pytorch)
+        return min(figures, default=1.0)
+
     def step_of(self, tflite: Path) -> StepCheck | None:
         """The figures of the step that wrote a TFLite file of this export (None: not one of its files)."""
         return self.steps.get(STEP_OF_FILE.get(tflite.name, ""))

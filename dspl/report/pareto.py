@@ -1,8 +1,8 @@
 """The Pareto plot of a search: devel metric against per-chunk latency, one labelled point per trial, as a PNG.
 
-Trials on the Pareto front are filled and coloured, the other feasible ones grey, trials over a budget drawn as
-crosses; a point's area grows with the model's size; the latency budget is a dashed line and a highlighted trial
-(the model a report is about) gets a ring.
+Trials on the Pareto front are filled and coloured, the other feasible ones grey, infeasible trials (over a budget,
+or quantised unfaithfully) drawn as crosses; a point's area grows with the model's size; the latency budget is a
+dashed line and a highlighted trial (the model a report is about) gets a ring.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def plot_pareto(points: list[ParetoPoint], path: Path, metric_label: str, max_la
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axis = figure.subplots()
     largest = max((p.size_kb for p in points), default=0.0)
-    groups = (("Pareto front (within budget)", [p for p in points if p.on_front], FRONT_COLOUR, "o"),
-              ("within budget", [p for p in points if p.feasible and not p.on_front], OTHER_COLOUR, "o"),
-              ("over budget", [p for p in points if not p.feasible], OTHER_COLOUR, "x"))
+    groups = (("Pareto front (feasible)", [p for p in points if p.on_front], FRONT_COLOUR, "o"),
+              ("feasible", [p for p in points if p.feasible and not p.on_front], OTHER_COLOUR, "o"),
+              ("infeasible (over budget or unfaithful)", [p for p in points if not p.feasible], OTHER_COLOUR, "x"))
     for label, group, colour, marker in groups:
         if group:
             axis.scatter([p.latency_ms for p in group], [p.metric for p in group], label=label, color=colour,

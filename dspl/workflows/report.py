@@ -203,8 +203,8 @@ def _search(model_file: Path, out_dir: Path) -> str | None:
     image = plot_pareto(plot_points(rows, info), out_dir / "pareto.png", metric_label(info.metric),
                         budget.max_latency_ms, budget.max_size_kb, highlight=trial["trial"])
     shown = [row for row in rows if row.pareto or row.number == trial["trial"]]
-    table = html.table(["trial", metric_label(info.metric), "latency (ms)", "size (kB)", "within budget",
-                        "Pareto front", *info.searched],
+    table = html.table(["trial", metric_label(info.metric), "latency (ms)", "size (kB)",
+                        "feasible (within budget, faithful)", "Pareto front", *info.searched],
                        [[row.number, shown_metric(info.metric, row.metric), row.latency_ms, row.size_kb, row.feasible,
                          row.pareto, *(row.params[k] for k in info.searched)] for row in shown],
                        "this model and the Pareto front")

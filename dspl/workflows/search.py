@@ -3,9 +3,9 @@
 One call is one worker: it creates or joins the study (dspl.workflows.search_study), then, until the study's
 queue is empty, retries the trials of workers that are gone (search_workers), takes the next trial, trains,
 exports and measures it (search_trial), tells Optuna the objectives (devel metric up, latency and size down;
-budgets as constraints) and rewrites the summary (search_summary). Several workers — processes, SLURM array
-tasks running the same command — share one study through its storage. The worker that finds nothing left to run
-writes the best feasible model's report and copies its folder to best/.
+budgets and the quantised model's faithfulness as constraints) and rewrites the summary (search_summary). Several
+workers — processes, SLURM array tasks running the same command — share one study through its storage. The
+worker that finds nothing left to run writes the best feasible model's report and copies its folder to best/.
 
 Sampling is Optuna's TPE (multi-objective, constraint-aware, with the constant liar so that parallel workers
 spread out; its first trials are random). Pruning: Optuna prunes single-objective studies only, so each trial
@@ -28,6 +28,7 @@ from rich.console import Console
 from dspl.config import ClassConfig, RunConfig, check_class_config, load_class_config, load_space
 from dspl.config.keys import path_component
 from dspl.errors import DsplError
+from dspl.export.verify import MIN_AGREEMENT
 from dspl.export.tflite_convert import QUANTIZATIONS
 from dspl.files import clean_stale_work_dirs, prepare_output_dir
 from dspl.workflows.report import write_report
@@ -42,6 +43,7 @@ from dspl.workflows.search_study import (
     take_trial,
 )
 from dspl.workflows.search_summary import (
+    TRIALS_FILE,
     Budget,
     SearchInfo,
     TrialRow,
@@ -53,6 +55,7 @@ from dspl.workflows.search_summary import (
     write_summary,
 )
 from dspl.workflows.search_trial import (
+    AGREEMENT,
     LATENCY,
     METRIC,
     MODEL,
@@ -117,7 +120,7 @@ def trial_rows(study: optuna.Study, searched: tuple[str, ...]) -> list[TrialRow]
         complete = trial.state == TrialState.COMPLETE
         rows.append(TrialRow(
             trial.number, STATES[trial.state], attrs.get(RETRY_OF), {k: trial.params.get(k) for k in searched},
-            attrs.get(METRIC), attrs.get(TEST_METRIC), attrs.get(LATENCY), attrs.get(SIZE),
+            attrs.get(METRIC), attrs.get(TEST_METRIC), attrs.get(LATENCY), attrs.get(SIZE), attrs.get(AGREEMENT),
             all(v <= 0 for v in trial.constraints.values()) if complete else None, trial.number in front,
             attrs.get(MODEL, ""), attrs.get(TFLITE, ""), attrs.get(ERROR, "")))
     return sorted(rows, key=lambda row: row.number)
@@ -174,9 +177,11 @@ def _run_one(trial: optuna.Trial, shared: SharedStudy, setup: TrialSetup, metric
             with suppress(optuna.exceptions.UpdateFinishedTrialError):
                 trial.set_user_attr(ERROR, message)
     if result is not None:
-        feasible = all(value <= 0 for value in setup.budget.constraints(result.latency_ms, result.size_kb).values())
         text = (f"{describe_metric(metric, result.metric)}, {result.latency_ms:.3g} ms, {result.size_kb:.0f} kB, "
-                f"{'within budget' if feasible else 'over budget'}")
+                f"{'within budget' if result.within_budget else 'over budget'}")
+        if not result.faithful:
+            text = (f"{text}; infeasible: its {setup.quantize} model agrees with the float model on "
+                    f"{100 * result.agreement:.1f} % of the chunks, below {100 * MIN_AGREEMENT:.0f} % (export removed)")
     if not _tell(shared, trial, devel_trial, state, result):
         text += "; but another worker had given it up for lost (missed heartbeats) and queued it again"
     return text
@@ -275,6 +280,27 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
 
 
+def _why_no_best(rows: list[TrialRow], info: SearchInfo, table: Path) -> str:
+    """Why a finished study has no best trial: none completed, none quantised faithfully, or none met the budget
+    (naming the fastest faithful trial's figures)."""
+    complete = [row for row in rows if row.complete]
+    if not complete:
+        failed = next((row for row in rows if row.error), None)
+        reason = f"; trial {failed.number}: {failed.error}" if failed else ""
+        return f"study '{info.study}': no trial completed{reason}"
+    faithful = [row for row in complete if row.agreement is None or row.agreement >= MIN_AGREEMENT]
+    if not faithful:
+        closest = max(complete, key=lambda row: row.agreement)
+        return (f"study '{info.study}': no trial's {info.quantize} model agrees with its float model on "
+                f"{100 * MIN_AGREEMENT:.0f} % of the chunks as `dspl export` requires (the closest, trial "
+                f"{closest.number}: {100 * closest.agreement:.1f} %); quantise less (--quantize fp16 or fp32) or "
+                f"search other backbones; see {table}")
+    fastest = fastest_row(faithful)
+    return (f"study '{info.study}': no trial met the budget ({info.budget.describe()}); the fastest, trial "
+            f"{fastest.number}, takes {fastest.latency_ms:.3g} ms per chunk and {fastest.size_kb:.0f} kB "
+            f"({info.quantize}); see {table}")
+
+
 def _finish(shared: SharedStudy, info: SearchInfo, setup: TrialSetup, console: Console) -> SearchResult:
     """Write the final summary; the worker that finds the study finished publishes the best model (its report and
     best/), or ends with the error that no trial met the budget."""
@@ -288,14 +314,7 @@ def _finish(shared: SharedStudy, info: SearchInfo, setup: TrialSetup, console: C
                       f"finish writes best/): {setup.summary_dir}", soft_wrap=True)
         return result
     if best is None:
-        fastest = fastest_row(rows)
-        if fastest is None:
-            failed = next((row for row in rows if row.error), None)
-            reason = f"; trial {failed.number}: {failed.error}" if failed else ""
-            raise DsplError(f"study '{info.study}': no trial completed{reason}")
-        raise DsplError(f"study '{info.study}': no trial met the budget ({info.budget.describe()}); the fastest, trial "
-                        f"{fastest.number}, takes {fastest.latency_ms:.3g} ms per chunk and {fastest.size_kb:.0f} kB "
-                        f"({setup.quantize}); see {setup.summary_dir / 'trials.csv'}")
+        raise DsplError(_why_no_best(rows, info, setup.summary_dir / TRIALS_FILE))
     if published_best(setup.summary_dir) != best.number:  # a re-run of a finished search publishes nothing again
         write_report(best.model, setup.data.data_dir, setup.data.label_file)
         publish_best(best, setup.summary_dir)

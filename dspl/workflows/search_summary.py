@@ -3,7 +3,8 @@ what `dspl report` reads back from it. Nothing here needs Optuna: the tables are
 
 Every worker rewrites the tables and the plot after each of its trials (atomically: readers see one worker's
 complete snapshot). `trials.csv` holds every trial a worker started: its parameters, devel (and
-test) metric, latency, size, state, feasibility, whether it is on the Pareto front (Optuna's `best_trials`, among
+test) metric, latency, size, the quantised model's agreement with its float model, state, feasibility (within
+budget and faithfully quantised), whether it is on the Pareto front (Optuna's `best_trials`, among
 trials within budget), its model and .tflite, and why it failed. `search.json` says what the search was (study,
 storage, metric, budget, quantisation, trials) and which trial is best: the feasible one with the highest devel
 metric (then the fastest, then the smallest). Once no trial is left to run, best/ becomes a copy of that trial's
@@ -66,6 +67,7 @@ class TrialRow:
     test_metric: float | None = None
     latency_ms: float | None = None
     size_kb: float | None = None
+    agreement: float | None = None
     feasible: bool | None = None
     pareto: bool = False
     model: str = ""
@@ -120,10 +122,10 @@ def _csv(header: list[str], lines: list[list[Any]]) -> bytes:
 
 def _table(rows: list[TrialRow], info: SearchInfo) -> bytes:
     header = ["trial", "state", "retry_of", *info.searched, f"devel_{info.metric}", f"test_{info.metric}",
-              "latency_ms", "size_kb", "feasible", "pareto", "model", "tflite", "error"]
+              "latency_ms", "size_kb", "agreement", "feasible", "pareto", "model", "tflite", "error"]
     lines = [[row.number, row.state, row.retry_of, *(row.params.get(k) for k in info.searched), row.metric,
-              row.test_metric, row.latency_ms, row.size_kb, row.feasible, row.pareto, row.model, row.tflite,
-              row.error] for row in rows]
+              row.test_metric, row.latency_ms, row.size_kb, row.agreement, row.feasible, row.pareto, row.model,
+              row.tflite, row.error] for row in rows]
     return _csv(header, lines)
 
 
@@ -174,8 +176,8 @@ def read_summary(folder: Path) -> tuple[SearchInfo, list[TrialRow]]:
     rows = [TrialRow(int(line["trial"]), line["state"], int(line["retry_of"]) if line["retry_of"] else None,
                      {k: line[k] for k in info.searched}, number(line[f"devel_{info.metric}"]),
                      number(line[f"test_{info.metric}"]), number(line["latency_ms"]), number(line["size_kb"]),
-                     line["feasible"] == "True" if line["feasible"] else None, line["pareto"] == "True",
-                     line["model"], line["tflite"], line["error"]) for line in lines]
+                     number(line.get("agreement", "")), line["feasible"] == "True" if line["feasible"] else None,
+                     line["pareto"] == "True", line["model"], line["tflite"], line["error"]) for line in lines]
     return info, rows
 
 

@@ -7,7 +7,10 @@ a folder whose model is complete is not trained again), with the devel metric re
 single-objective twin after every epoch, whose pruner may stop it. The model is then exported by the Exporter
 (end-to-end, with the requested quantisation, every step verified) into `<model folder>/export/`, and the
 end-to-end model's size and median latency per chunk are measured with dspl's one latency measurement. Budgets
-become Optuna constraints (value - budget <= 0 is feasible).
+become Optuna constraints (value - budget <= 0 is feasible), and so does the export's agreement contract: a model
+whose quantised scores agree with its float ones on fewer than 98 % of the chunks (`dspl export` would refuse it)
+ends a complete but infeasible trial, so the sampler learns which regions of the space do not quantise faithfully
+(a failed trial would teach it nothing); its export folder is removed, its figures stay in the study.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from rich.console import Console
 
 from dspl.config import ClassConfig, SearchSpace
 from dspl.errors import DsplError
+from dspl.export import verify
 from dspl.export.exporter import ExportOptions
 from dspl.export.inputs import InputSources
 from dspl.export.report import end_to_end_step
 from dspl.export.tflite_stats import measure_latency
-from dspl.files import write_atomically
+from dspl.files import remove, write_atomically
 from dspl.report.curves import read_scalars
 from dspl.workflows.callbacks import EpochProgressBar
 from dspl.workflows.export import export_model
@@ -49,8 +53,8 @@ from dspl.workflows.train import (
 
 EXPORT_DIR = "export"
 # user attributes of a finished trial (what trials.csv shows besides the parameters)
-METRIC, TEST_METRIC, LATENCY, SIZE, MODEL, TFLITE = "devel_metric", "test_metric", "latency_ms", "size_kb", "model", \
-    "tflite"
+METRIC, TEST_METRIC, LATENCY, SIZE, AGREEMENT, MODEL, TFLITE = "devel_metric", "test_metric", "latency_ms", \
+    "size_kb", "agreement", "model", "tflite"
 
 
 @dataclass
@@ -72,14 +76,26 @@ class TrialSetup:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """A finished trial's figures: devel (and test) metric, latency, size, and where its models are."""
+    """A finished trial's figures: devel (and test) metric, latency, size, the quantised model's agreement with
+    its float model, its Optuna constraints (all <= 0: feasible), and where its models are (``tflite`` None: its
+    export was removed as unfaithful)."""
 
     metric: float
     test_metric: float | None
     latency_ms: float
     size_kb: float
+    agreement: float
+    constraints: dict[str, float]
     model_file: Path
-    tflite: Path
+    tflite: Path | None
+
+    @property
+    def faithful(self) -> bool:
+        return self.agreement >= verify.MIN_AGREEMENT
+
+    @property
+    def within_budget(self) -> bool:
+        return all(value <= 0 for name, value in self.constraints.items() if name != AGREEMENT)
 
     @property
     def values(self) -> list[float]:
@@ -157,18 +173,31 @@ def run_trial(trial: optuna.Trial, devel_trial: optuna.Trial, setup: TrialSetup)
     model_file = out_dir / MODEL_FILE
     for name, value in ((METRIC, devel), (TEST_METRIC, test), (MODEL, str(model_file))):
         trial.set_user_attr(name, value)  # kept if the export fails: which models do not quantise faithfully
-    sources = InputSources(data_dir=setup.data.data_dir, label_file=setup.data.label_file)
-    exported = export_model(model_file, out_dir / EXPORT_DIR,
-                            ExportOptions(formats=("tflite",), quantize=(setup.quantize,), end_to_end=True,
-                                          inputs=sources))
-    tflite = exported.files[end_to_end_step(setup.quantize)]
-    result = TrialResult(devel, test, measure_latency(tflite)["median_ms"], tflite.stat().st_size / 1000.0,
-                         model_file, tflite)
-    for name, value in setup.budget.constraints(result.latency_ms, result.size_kb).items():
+    result = _export_and_measure(model_file, out_dir / EXPORT_DIR, setup, devel, test)
+    for name, value in result.constraints.items():
         trial.set_constraint(name, value)
-    for name, value in ((LATENCY, result.latency_ms), (SIZE, result.size_kb), (TFLITE, str(tflite))):
+    for name, value in ((LATENCY, result.latency_ms), (SIZE, result.size_kb), (AGREEMENT, result.agreement),
+                        (TFLITE, str(result.tflite or ""))):
         trial.set_user_attr(name, value)
     marker = {"study": setup.study_name, "trial": trial.number,
               "summary": os.path.relpath(setup.summary_dir.resolve(), out_dir.resolve())}
     write_atomically(out_dir / MARKER_FILE, json.dumps(marker, indent=2).encode())
     return result
+
+
+def _export_and_measure(model_file: Path, export_dir: Path, setup: TrialSetup, devel: float,
+                        test: float | None) -> TrialResult:
+    """Export the trial's model end to end (verified, but an unfaithful quantisation measured rather than refused),
+    measure the end-to-end model, and remove the export again if it is not faithful."""
+    sources = InputSources(data_dir=setup.data.data_dir, label_file=setup.data.label_file)
+    exported = export_model(model_file, export_dir,
+                            ExportOptions(formats=("tflite",), quantize=(setup.quantize,), end_to_end=True,
+                                          inputs=sources, min_agreement=0.0))
+    tflite: Path | None = exported.files[end_to_end_step(setup.quantize)]
+    agreement = exported.report.agreement(setup.quantize)
+    latency, size = measure_latency(tflite)["median_ms"], tflite.stat().st_size / 1000.0
+    constraints = {**setup.budget.constraints(latency, size), AGREEMENT: verify.MIN_AGREEMENT - agreement}
+    if agreement < verify.MIN_AGREEMENT:
+        remove(export_dir)
+        tflite = None
+    return TrialResult(devel, test, latency, size, agreement, constraints, model_file, tflite)

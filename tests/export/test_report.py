@@ -30,3 +30,15 @@ def test_each_exported_file_shows_what_it_was_verified_against(tmp_path: Path, f
 
 def test_a_step_keeps_only_the_figures_it_measured():
     assert StepCheck(0.5, max_abs_diff=0.1).to_dict() == {"check": 0.5, "max_abs_diff": 0.1}
+
+
+@pytest.mark.parametrize("steps, quantize, agreement", [
+    ({"tflite_int8": StepCheck(0.99), "end_to_end_int8": StepCheck(0.97, agreement_with_pytorch=0.985)}, "int8", 0.97),
+    ({"tflite_int8": StepCheck(0.99), "end_to_end_int8": StepCheck(1.0, agreement_with_pytorch=0.95)}, "int8", 0.95),
+    # float steps: their checks are score differences; end to end, the agreement with PyTorch counts
+    ({"tflite_fp32": StepCheck(6e-7), "end_to_end_fp32": StepCheck(2e-6, agreement_with_pytorch=0.99)}, "fp32", 0.99),
+    ({"tflite_fp32": StepCheck(6e-7)}, "fp32", 1.0),  # a float image model alone: no agreement measured
+    ({"tflite_fp32": StepCheck(6e-7), "tflite_int8": StepCheck(0.9)}, "fp16", 1.0),  # another quantisation's steps
+])
+def test_the_agreement_of_a_quantisation_is_the_lowest_its_steps_measured(steps, quantize, agreement):
+    assert ExportReport("m", "b", "audio", 8, steps=steps).agreement(quantize) == agreement

@@ -69,7 +69,8 @@ def test_a_search_writes_every_promised_file(searched):
     rows = read_csv(summary / "trials.csv")
     assert [(row["trial"], row["state"]) for row in rows] == [("0", "complete"), ("1", "complete")]
     assert set(rows[0]) == {"trial", "state", "retry_of", "basemodel_name", "learning_rate", "dropout", "devel_uar",
-                            "test_uar", "latency_ms", "size_kb", "feasible", "pareto", "model", "tflite", "error"}
+                            "test_uar", "latency_ms", "size_kb", "agreement", "feasible", "pareto", "model", "tflite",
+                            "error"}
     assert {row["trial"] for row in read_csv(summary / "pareto.csv")} <= {"0", "1"}
     assert [line for line in output.splitlines() if line.startswith("[")][0].startswith("[1/2] trial 0: devel UAR ")
     assert "; best so far: trial " in output
@@ -79,6 +80,7 @@ def test_a_search_writes_every_promised_file(searched):
         assert (model.parent / "model.ckpt").is_file()
         assert any((out / "logs" / "example" / f"run_config_{row['trial']}").glob("events.out.tfevents.*"))
         assert Path(row["tflite"]) == model.parent / "export" / "model_end_to_end_fp32.tflite"
+        assert 0.98 <= float(row["agreement"]) <= 1.0  # the end-to-end model's with PyTorch
     info = json.loads((summary / "search.json").read_text())
     best = summary / "best"
     assert {p.name for p in best.iterdir()} == {"model.h5", "export", "report", "search_trial.json"}
@@ -135,9 +137,9 @@ def test_a_rerun_of_a_finished_search_trains_nothing_again(searched, example_dir
 
 @pytest.mark.slow
 def test_a_trial_whose_export_fails_keeps_its_devel_metric_and_model(example_dir, tmp_path, monkeypatch):
-    """An int8 model that does not match its float model fails the trial; the row still says how good the float
-    model was and where it is, so a user sees which configurations do not quantise faithfully."""
-    refusal = "TFLite int8 vs float: top-1 agreement 50.0 % with the float model is below 98 %"
+    """An export that fails (here: the SavedModel does not match ONNX) fails the trial; the row still says how good
+    the model was and where it is."""
+    refusal = "SavedModel vs ONNX: max |Δ score| 0.31 against the previous step exceeds 0.0001"
 
     def refuse(*_args: Any, **_kwargs: Any) -> None:
         raise DsplError(refusal)
@@ -149,6 +151,34 @@ def test_a_trial_whose_export_fails_keeps_its_devel_metric_and_model(example_dir
     assert (row["state"], row["error"], row["latency_ms"], row["tflite"]) == ("failed", refusal, "", "")
     assert 0.0 <= float(row["devel_uar"]) <= 100.0
     assert row["model"] == str(out / "models" / "example" / "run_config_0" / "model.h5")
+
+
+@pytest.mark.slow
+def test_a_trial_whose_quantised_model_is_unfaithful_is_complete_but_infeasible(example_dir, tmp_path, monkeypatch):
+    """A model whose quantised scores agree with its float ones too rarely (`dspl export` would refuse it) is a
+    complete trial that violates a constraint, so the sampler learns from it; its export is removed, its figures
+    kept, and a study without a faithful trial ends saying so."""
+    import optuna
+
+    from dspl.export.report import ExportReport
+    from dspl.workflows.search_study import open_storage
+
+    monkeypatch.setattr(ExportReport, "agreement", lambda self, quantize: 0.9)
+    space, out = write_space(tmp_path, example_dir), tmp_path / "out"
+    result = CliRunner().invoke(cli, arguments(example_dir, out, space, "--trials", "1"))
+    (row,) = read_csv(out / "search" / STUDY / "trials.csv")
+    assert (row["state"], row["agreement"], row["feasible"], row["tflite"], row["error"]) == \
+        ("complete", "0.9", "False", "", "")
+    assert float(row["latency_ms"]) > 0 and float(row["size_kb"]) > 0 and 0.0 <= float(row["devel_uar"]) <= 1.0
+    model = out / "models" / "example" / "run_config_0"
+    assert (model / "model.h5").is_file() and not (model / "export").exists()
+    assert "within budget; infeasible: its fp32 model agrees with the float model on 90.0 % of the chunks, below " \
+           "98 % (export removed)" in result.output
+    one_error_line(result, f"study '{STUDY}': no trial's fp32 model agrees with its float model on 98 % of the chunks "
+                           "as `dspl export` requires (the closest, trial 0: 90.0 %); quantise less (--quantize fp16 "
+                           f"or fp32) or search other backbones; see {out.resolve() / 'search' / STUDY / 'trials.csv'}")
+    study = optuna.load_study(study_name=STUDY, storage=open_storage(str(out / "search" / "journal.log")))
+    assert study.trials[0].constraints == pytest.approx({"agreement": 0.08})
 
 
 # --- pruning -------------------------------------------------------------------------------------------------------

@@ -225,8 +225,9 @@ def test_a_heartbeat_marks_the_trial_and_beats_until_the_trial_ends(tmp_path):
 
 def row(number: int, metric: float, latency: float, size: float, feasible: bool = True) -> TrialRow:
     """A complete trial."""
-    return TrialRow(number, "complete", None, {"basemodel_name": "test_vit"}, metric, 0.5, latency, size, feasible,
-                    feasible, f"/out/run_config_{number}/model.h5", f"/out/run_config_{number}/export/m.tflite")
+    return TrialRow(number, "complete", None, {"basemodel_name": "test_vit"}, metric, test_metric=0.5,
+                    latency_ms=latency, size_kb=size, agreement=0.99, feasible=feasible, pareto=feasible,
+                    model=f"/out/run_config_{number}/model.h5", tflite=f"/out/run_config_{number}/export/m.tflite")
 
 
 def failed(number: int, error: str) -> TrialRow:
