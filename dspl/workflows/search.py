@@ -153,7 +153,7 @@ def _check_new_study_folders(model_dir: Path, config: RunConfig) -> None:
 def _progress(console: Console, done: int, total: int, trial: optuna.Trial, text: str, best: TrialRow | None,
               metric: str) -> None:
     """The line a worker prints per trial: n/N, what the trial gave, the best feasible trial so far."""
-    so_far = "none within budget yet" if best is None else (
+    so_far = "none feasible yet" if best is None else (
         f"trial {best.number} ({describe_metric(metric, best.metric)}, {best.latency_ms:.3g} ms, "
         f"{best.size_kb:.0f} kB)")
     console.print(f"[{done}/{total}] trial {trial.number}: {text}; best so far: {so_far}", soft_wrap=True)
