@@ -1,7 +1,9 @@
 """TensorFlow reference of dspl's spectrogram plots (the README, "How a chunk becomes a plot") and its TFLite twin.
 
 Reference mode is written with ``tf.signal`` and ``tf.image``, the way DeepSpectrumLite computed its plots.
-TFLite mode computes the same function with operators TFLite has built in: framing by gather; the power
+TFLite mode computes the same function with operators TFLite has built in: framing by slices of the chunk cut
+into hop-sized blocks where the hop divides the window (a copy; TFLite's GATHER of the same frames costs about
+nine times more), else by gather; the power
 spectrum by RFFT2D for power-of-two FFT lengths, else as a product with a precomputed windowed DFT matrix;
 the mel filter bank, the DCT with its lifter and the two resize passes as products with precomputed matrices
 (all of them linear, so each matrix is the operator applied to unit impulses); the colour map by gather and
@@ -31,6 +33,7 @@ from dspl.spec import (
 )
 
 TINY = float(np.finfo(np.float32).tiny)  # guards divisions by a zero peak or a zero value range (silence)
+MAX_BLOCK_SLICES = 16  # frames made of more hop-sized blocks than this are gathered (fewer operators)
 
 
 def resize_matrix(size_in: int, size_out: int, method: str, antialias: bool) -> np.ndarray:
@@ -137,7 +140,7 @@ class TFPlotPipeline(tf.Module):
     def _build_matrices(self) -> None:
         """Precompute the framing indices and the DFT, DCT and resize matrices for TFLite mode."""
         spec = self.spec
-        if self._length:
+        if self._length and self._blocks_per_frame is None:
             starts = np.arange(spec.num_frames(self.num_samples)) * spec.frame_step
             indices = starts[:, None] + np.arange(spec.frame_length)[None, :]
             self._frame_indices = tf.constant(indices.astype(np.int32))
@@ -190,11 +193,24 @@ class TFPlotPipeline(tf.Module):
                               window_fn=partial(tf.signal.hann_window, periodic=True), pad_end=False)
         return tf.square(tf.abs(stft))
 
+    @property
+    def _blocks_per_frame(self) -> int | None:
+        """How many hop-sized blocks make one frame, where a fixed-length chunk can be framed by slicing blocks."""
+        length, step = self.spec.frame_length, self.spec.frame_step
+        blocks = length // step
+        return blocks if length % step == 0 and blocks <= MAX_BLOCK_SLICES else None
+
     def _frames(self, audio: tf.Tensor) -> tf.Tensor:
-        """[B, frames, frame_length]: by gather with fixed indices, or for any length by tf.signal.frame."""
-        if self._length:
+        """[B, frames, frame_length]: for a fixed length by slices of hop-sized blocks (frame i is blocks i to
+        i + k - 1) or by gather with fixed indices; for any length by tf.signal.frame."""
+        if not self._length:
+            return tf.signal.frame(audio, self.spec.frame_length, self.spec.frame_step, pad_end=False)
+        k = self._blocks_per_frame
+        if k is None:
             return tf.gather(audio, self._frame_indices, axis=1)
-        return tf.signal.frame(audio, self.spec.frame_length, self.spec.frame_step, pad_end=False)
+        frames, step = self.spec.num_frames(self.num_samples), self.spec.frame_step
+        blocks = tf.reshape(audio[:, : (frames + k - 1) * step], [-1, frames + k - 1, step])
+        return tf.concat([blocks[:, i: i + frames] for i in range(k)], axis=2)
 
     def _power_tflite(self, audio: tf.Tensor) -> tf.Tensor:
         frames = self._frames(audio)

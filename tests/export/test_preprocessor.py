@@ -24,6 +24,8 @@ CASES = [
                       stft_fft_length=0.05), id="linear-area-44k"),
     pytest.param(dict(use_plot_images=False), id="raw-features"),
     pytest.param(dict(use_plot_images=False, top_db=30.0), id="raw-features-top-db"),
+    pytest.param(dict(use_plot_images=False, stft_window_size=0.128, stft_hop_size=0.064, stft_fft_length=0.128),
+                 id="raw-features-half-overlap"),
 ]
 
 
@@ -62,6 +64,21 @@ def test_preprocessor_matches_torch_with_builtin_operators(tmp_path, overrides):
     else:
         assert_features_close(hp, tflite, pipeline(audio).numpy())
         assert_features_close(hp, tflite, torch_output(hp, audio))
+
+
+@pytest.mark.parametrize("window, hop, gathered", [
+    (0.128, 0.064, False),  # DeepSpectrumLite's 50 % overlap: 2 hop-sized blocks per frame
+    (0.025, 0.025, False),  # no overlap: 1 block
+    (0.025, 0.00125, True),  # 20 blocks per frame: more operators than one GATHER is worth
+    (0.025, 0.01, True),  # the hop does not divide the window
+])
+def test_frames_are_sliced_from_blocks_where_the_hop_divides_the_window(tmp_path, window, hop, gathered):
+    """Raw features gather only to frame (plots also gather their colours), so GATHER shows the framing."""
+    hp = parity_config(use_plot_images=False, stft_window_size=window, stft_hop_size=hop, stft_fft_length=window).spec
+    path = create_preprocessor(hp, tmp_path / "preprocessor.tflite")
+    assert ("GATHER" in tflite_operators(path)) == gathered
+    audio = make_signals(hp.sample_rate, hp.chunk_samples)
+    assert_features_close(hp, run_litert(path, audio), TFPlotPipeline(hp)(audio).numpy())
 
 
 def test_whole_file_preprocessor_needs_a_length_unless_its_resize_is_a_builtin_kernel(tmp_path):
