@@ -6,9 +6,10 @@ small timm models), plot size (width and height), mel bands, learning rate and a
 the SapAugment probability range), int8 end-to-end models, a latency budget per chunk measured here. The grid, the
 same compute DeepSpectrumLite's way: the space with each range cut into three values, expanded in file order (the
 last key fastest), and its first --trials combinations trained, each as a one-trial search (so trained, exported and
-measured by the very same code), and the best of them by devel UAR within the budget picked afterwards. Printed per
-side: the best feasible model's devel and test accuracy and UAR (chunks, from its TensorBoard logs), latency, size,
-trials within budget, epochs trained and wall time; then the rows for bench/RESULTS.md.
+measured by the very same code), and the best of them by devel UAR within the budget (with a faithful int8 model)
+picked afterwards. Printed per side: the best feasible model's devel and test accuracy and UAR (chunks, from its
+TensorBoard logs), latency, size, feasible trials and the agreement of the unfaithful ones, epochs trained and wall
+time; then the rows for bench/RESULTS.md.
 
     python bench/search.py [--data ../shared/data/fsdd/recordings] [--work-dir DIR] [--trials 16] [--epochs 15]
                            [--max-latency-ms 1] [--smoke]
