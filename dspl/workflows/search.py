@@ -28,8 +28,8 @@ from rich.console import Console
 from dspl.config import ClassConfig, RunConfig, check_class_config, load_class_config, load_space
 from dspl.config.keys import path_component
 from dspl.errors import DsplError
-from dspl.export.verify import MIN_AGREEMENT
 from dspl.export.tflite_convert import QUANTIZATIONS
+from dspl.export.verify import MIN_AGREEMENT
 from dspl.files import clean_stale_work_dirs, prepare_output_dir
 from dspl.workflows.report import write_report
 from dspl.workflows.search_study import (
@@ -288,7 +288,7 @@ def _why_no_best(rows: list[TrialRow], info: SearchInfo, table: Path) -> str:
         failed = next((row for row in rows if row.error), None)
         reason = f"; trial {failed.number}: {failed.error}" if failed else ""
         return f"study '{info.study}': no trial completed{reason}"
-    faithful = [row for row in complete if row.agreement is None or row.agreement >= MIN_AGREEMENT]
+    faithful = [row for row in complete if row.faithful]
     if not faithful:
         closest = max(complete, key=lambda row: row.agreement)
         return (f"study '{info.study}': no trial's {info.quantize} model agrees with its float model on "

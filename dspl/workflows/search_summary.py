@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dspl.errors import DsplError
+from dspl.export.verify import MIN_AGREEMENT
 from dspl.files import commit, exclusive_lock, remove, staging_dir, write_atomically
 from dspl.report.pareto import ParetoPoint, plot_pareto
 
@@ -77,6 +78,12 @@ class TrialRow:
     @property
     def complete(self) -> bool:
         return self.state == "complete"
+
+    @property
+    def faithful(self) -> bool:
+        """Whether its quantised model agrees with its float model as `dspl export` requires (True where no
+        agreement was recorded)."""
+        return self.agreement is None or self.agreement >= MIN_AGREEMENT
 
 
 @dataclass(frozen=True)
