@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
-from click.utils import make_default_short_help
 
 from dspl.cli.options import apply_settings, global_options, settings
 from dspl.errors import DsplError, Interrupted
@@ -85,7 +84,8 @@ class DsplGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command with the first sentence of its docstring, whole (wrapped, not cut at the width)."""
-        rows = [(name, make_default_short_help(command_docstring(name), SHORT_HELP_LIMIT)) for name in COMMANDS]
+        rows = [(name, click.Command(name, help=command_docstring(name)).get_short_help_str(SHORT_HELP_LIMIT))
+                for name in COMMANDS]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
