@@ -4,7 +4,7 @@ Reference mode is written with ``tf.signal`` and ``tf.image``, the way DeepSpect
 TFLite mode computes the same function with operators TFLite has built in: framing by slices of the chunk cut
 into hop-sized blocks where the hop divides the window (a copy; TFLite's GATHER of the same frames costs about
 nine times more), else by gather; the power
-spectrum by RFFT2D for power-of-two FFT lengths, else as a product with a precomputed windowed DFT matrix;
+spectrum as matrix products (dspl/export/tf_spectrum.py: faster than TFLite's RFFT2D kernel, and delegated);
 the mel filter bank, the DCT with its lifter and the two resize passes as products with precomputed matrices
 (all of them linear, so each matrix is the operator applied to unit impulses); the colour map by gather and
 linear interpolation. For end-to-end models TFLite mode can also write the plot as a classifier's backbone sees it
@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from dspl.errors import DsplError
+from dspl.export.tf_spectrum import PowerSpectrum
 from dspl.models.classifier import InputNormalisation
 from dspl.spec import (
     COLOUR_TABLE_SIZE,
@@ -41,27 +42,6 @@ def resize_matrix(size_in: int, size_out: int, method: str, antialias: bool) -> 
     impulses = tf.eye(size_in, dtype=tf.float32)[:, :, tf.newaxis, tf.newaxis]
     resized = tf.image.resize(impulses, [size_out, 1], method=method, antialias=antialias)
     return resized[:, :, 0, 0].numpy().T
-
-
-def periodic_hann(length: int) -> np.ndarray:
-    """tf.signal.hann_window(length, periodic=True) in float64 (TF divides by length - 1 for odd lengths)."""
-    return tf.signal.hann_window(length, periodic=True, dtype=tf.float64).numpy()
-
-
-def dft_matrix(frame_length: int, fft_length: int) -> np.ndarray:
-    """[frame_length, 2 * bins] periodic-Hann-windowed real DFT (cos | -sin) of a frame zero-padded to fft_length."""
-    n = np.arange(min(frame_length, fft_length))
-    k = np.arange(fft_length // 2 + 1)
-    window = periodic_hann(frame_length)[: n.size]
-    angle = 2.0 * np.pi * (np.outer(n, k) % fft_length) / fft_length
-    matrix = np.zeros((frame_length, 2 * k.size))
-    matrix[: n.size] = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1) * window[:, None]
-    return matrix.astype(np.float32)
-
-
-def is_power_of_two(n: int) -> bool:
-    """Whether n is 1, 2, 4, 8, ..."""
-    return n > 0 and n & (n - 1) == 0
 
 
 def mfcc_matrix(num_mel_bins: int, num_mfccs: int, cep_lifter: int) -> np.ndarray:
@@ -138,17 +118,13 @@ class TFPlotPipeline(tf.Module):
     # -- construction of the TFLite-mode constants ---------------------------------------------------------------
 
     def _build_matrices(self) -> None:
-        """Precompute the framing indices and the DFT, DCT and resize matrices for TFLite mode."""
+        """Precompute the framing indices, the power spectrum's DFT stages and the DCT and resize matrices."""
         spec = self.spec
         if self._length and self._blocks_per_frame is None:
             starts = np.arange(spec.num_frames(self.num_samples)) * spec.frame_step
             indices = starts[:, None] + np.arange(spec.frame_length)[None, :]
             self._frame_indices = tf.constant(indices.astype(np.int32))
-        if is_power_of_two(spec.fft_length):
-            self._dft = None
-            self._window = tf.constant(periodic_hann(spec.frame_length).astype(np.float32))
-        else:  # RFFT2D takes powers of two only: a windowed DFT matrix instead (frame_length x 2 * bins floats)
-            self._dft = tf.constant(dft_matrix(spec.frame_length, spec.fft_length))
+        self._power_spectrum = PowerSpectrum(spec.frame_length, spec.fft_length)
         if spec.num_mfccs > 0:
             self._dct = tf.constant(mfcc_matrix(spec.num_mel_bins, spec.num_mfccs, spec.cep_lifter))
         if spec.use_plot_images:
@@ -213,19 +189,7 @@ class TFPlotPipeline(tf.Module):
         return tf.concat([blocks[:, i: i + frames] for i in range(k)], axis=2)
 
     def _power_tflite(self, audio: tf.Tensor) -> tf.Tensor:
-        frames = self._frames(audio)
-        spec = self.spec
-        if self._dft is None:  # power-of-two FFT: TFLite's built-in RFFT2D
-            windowed = frames * self._window
-            if spec.fft_length < spec.frame_length:
-                windowed = windowed[:, :, : spec.fft_length]
-            elif spec.fft_length > spec.frame_length:
-                windowed = tf.pad(windowed, [[0, 0], [0, 0], [0, spec.fft_length - spec.frame_length]])
-            spectrum = tf.signal.rfft(windowed, [spec.fft_length])
-            real, imag = tf.math.real(spectrum), tf.math.imag(spectrum)
-        else:
-            real, imag = tf.split(tf.matmul(frames, self._dft), 2, axis=2)  # [B, frames, 2 * bins]: real | imag
-        return real * real + imag * imag
+        return self._power_spectrum(self._frames(audio))
 
     def _features(self, power: tf.Tensor) -> tf.Tensor:
         """Mel filter bank, then MFCCs (log-mel, DCT, lifter) or dB per the spec."""
