@@ -61,16 +61,15 @@ class PowerSpectrum:
         self.frame_length, self.fft_length = frame_length, fft_length
         self.bins = fft_length // 2 + 1
         factors = two_stage_factors(fft_length)
-        self.factors = None
-        if factors is not None and 2 * fft_length * (sum(factors) + 2) < frame_length * 2 * self.bins:
-            self.factors = factors
+        cheaper = factors is not None and 2 * fft_length * (sum(factors) + 2) < frame_length * 2 * self.bins
+        self.factors = factors if cheaper else None  # multiply-adds per frame: two stages vs one DFT matrix
         if self.factors is None:
             self._dft = dft_matrix(frame_length, fft_length)
             return
         p, q = self.factors
-        half = q // 2 + 1  # k2 up to Q/2 covers every bin k <= N/2
+        self._half = q // 2 + 1  # k2 up to Q/2 covers every bin k <= N/2
         inner = _unit_roots(p, p, p)                               # [n2, k1]
-        outer = _unit_roots(q, half, q)                            # [n1, k2]
+        outer = _unit_roots(q, self._half, q)                      # [n1, k2]
         self._window = periodic_hann(frame_length).astype(np.float32)
         self._inner = np.concatenate([inner.real, inner.imag], axis=1).astype(np.float32)  # [P, 2P]: re | im
         twiddle = _unit_roots(q, p, fft_length)                    # [n1, k1]
@@ -101,7 +100,7 @@ class PowerSpectrum:
         twiddle_re, twiddle_im = self._twiddle
         turned = tf.concat([re * twiddle_re - im * twiddle_im, re * twiddle_im + im * twiddle_re], axis=1)
         spectrum = tf.matmul(tf.transpose(turned, [0, 2, 1]), self._outer)  # [B·F, k1, 2·(Q/2 + 1)]
-        half = q // 2 + 1
+        half = self._half
         re, im = spectrum[..., :half], spectrum[..., half:]
         power = re * re + im * im                                           # [B·F, k1, k2]
         in_bin_order = tf.reshape(tf.transpose(power, [0, 2, 1]), tf.concat([leading, [half * p]], axis=0))
