@@ -38,6 +38,11 @@ def check_close(step: str, reference: np.ndarray, candidate: np.ndarray, toleran
     return difference
 
 
+def faithful(agreement: float) -> bool:
+    """Whether a quantised model's agreement with its float reference meets `dspl export`'s contract."""
+    return agreement >= MIN_AGREEMENT
+
+
 def check_agreement(step: str, reference: np.ndarray, candidate: np.ndarray, minimum: float = MIN_AGREEMENT,
                     regression: bool = False) -> float:
     """Raise DsplError unless top-1 agreement >= minimum (regression: mean |Δ| <= 1 - minimum); return it."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dspl.errors import DsplError
-from dspl.export.verify import MIN_AGREEMENT
+from dspl.export import verify
 from dspl.files import commit, exclusive_lock, remove, staging_dir, write_atomically
 from dspl.report.pareto import ParetoPoint, plot_pareto
 
@@ -83,7 +83,7 @@ class TrialRow:
     def faithful(self) -> bool:
         """Whether its quantised model agrees with its float model as `dspl export` requires (True where no
         agreement was recorded)."""
-        return self.agreement is None or self.agreement >= MIN_AGREEMENT
+        return self.agreement is None or verify.faithful(self.agreement)
 
 
 @dataclass(frozen=True)

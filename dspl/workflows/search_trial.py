@@ -91,7 +91,7 @@ class TrialResult:
 
     @property
     def faithful(self) -> bool:
-        return self.agreement >= verify.MIN_AGREEMENT
+        return verify.faithful(self.agreement)
 
     @property
     def within_budget(self) -> bool:
@@ -197,7 +197,7 @@ def _export_and_measure(model_file: Path, export_dir: Path, setup: TrialSetup, d
     agreement = exported.report.agreement(setup.quantize)
     latency, size = measure_latency(tflite)["median_ms"], tflite.stat().st_size / 1000.0
     constraints = {**setup.budget.constraints(latency, size), AGREEMENT: verify.MIN_AGREEMENT - agreement}
-    if agreement < verify.MIN_AGREEMENT:
+    if not verify.faithful(agreement):
         remove(export_dir)
         tflite = None
     return TrialResult(devel, test, latency, size, agreement, constraints, model_file, tflite)

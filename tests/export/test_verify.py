@@ -106,3 +106,8 @@ def test_verification_raises_clear_errors() -> None:
     with pytest.raises(DsplError, match="shape"):
         verify.max_difference(reference, reference[:1])
     assert verify.check_agreement("r", np.array([[0.5]]), np.array([[0.505]]), regression=True) > 0.98
+
+
+@pytest.mark.parametrize("agreement, expected", [(1.0, True), (0.98, True), (0.979, False), (0.0, False)])
+def test_faithful_is_the_export_contracts_minimum_agreement(agreement, expected):
+    assert verify.faithful(agreement) is expected
