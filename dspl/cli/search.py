@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from dspl.cli.options import training_options
-
-SEARCH_QUANTIZATIONS = ("int8", "fp16", "fp32")
+from dspl.export.tflite_convert import SEARCH_QUANTIZATIONS
 
 
 @click.command("search", context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,6 +19,9 @@ from dspl.threads import threads as policy_threads
 log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+SEARCH_QUANTIZATIONS = ("int8", "fp16", "fp32")
+"""The quantisations `dspl search` exports and times, most quantised first: a study whose models are not faithful
+is told to try the ones after its own."""
 T = TypeVar("T")
 
 

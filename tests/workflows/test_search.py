@@ -175,11 +175,38 @@ def test_a_trial_whose_quantised_model_is_unfaithful_is_complete_but_infeasible(
     assert "within budget; infeasible: its fp32 model agrees with the float model on 90.0 % of the chunks, below " \
            "98 % (export removed)" in result.output
     one_error_line(result, f"study '{STUDY}': no trial's fp32 model agrees with its float model on 98 % of the chunks "
-                           "as `dspl export` requires (the closest, trial 0: 90.0 %); quantise less (--quantize fp16 "
-                           f"or fp32) or search other backbones; see {out.resolve() / 'search' / STUDY / 'trials.csv'}")
+                           "as `dspl export` requires (the closest, trial 0: 90.0 %); search other backbones; "
+                           f"see {out.resolve() / 'search' / STUDY / 'trials.csv'}")
     study = optuna.load_study(study_name=STUDY, storage=open_storage(str(out / "search" / "journal.log")))
     assert study.trials[0].constraints == pytest.approx({"agreement": 0.08})
 
+
+
+@pytest.mark.parametrize(("quantize", "remedy"), [("int8", "quantise less (--quantize fp16 or fp32) or search"),
+                                                  ("fp16", "quantise less (--quantize fp32) or search"),
+                                                  ("fp32", "search")])
+def test_a_study_without_a_faithful_model_is_pointed_only_at_lighter_quantisations(quantize, remedy, tmp_path):
+    from dspl.workflows.search import _why_no_best
+    from dspl.workflows.search_summary import Budget, SearchInfo, TrialRow
+
+    rows = [TrialRow(number, "complete", None, {}, 0.9, latency_ms=1.0, size_kb=10.0, agreement=agreement)
+            for number, agreement in ((0, 0.9), (1, 0.95))]
+    info = SearchInfo(STUDY, "journal.log", "uar", Budget(5.0), quantize, 2)
+    assert _why_no_best(rows, info, tmp_path / "trials.csv") == (
+        f"study '{STUDY}': no trial's {quantize} model agrees with its float model on 98 % of the chunks as `dspl "
+        f"export` requires (the closest, trial 1: 95.0 %); {remedy} other backbones; see {tmp_path / 'trials.csv'}")
+
+
+def test_the_library_offers_the_commands_quantisations(tmp_path):
+    """A notebook calling search() gets the choices `dspl search --quantize` has, not all of `dspl export`'s."""
+    from dspl.workflows.search import SearchOptions, search
+    from dspl.workflows.train import TrainingData
+
+    with pytest.raises(DsplError) as error:
+        search(TrainingData(tmp_path, tmp_path / "label.csv"), tmp_path / "out", tmp_path / "space.json",
+               tmp_path / "class_config.json", SearchOptions(quantize="dynamic"))
+    assert str(error.value) == "--quantize: value 'dynamic': expected one of int8, fp16, fp32"
+    assert not (tmp_path / "out").exists()
 
 # --- pruning -------------------------------------------------------------------------------------------------------
 
