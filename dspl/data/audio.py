@@ -67,7 +67,8 @@ def _wav_data_sizes(path: str) -> tuple[int, int] | None:
 @cache
 def _warn_if_truncated(path: str, file_size: int) -> None:
     """Say once per file when a WAV file ends before the audio its header declares (libsndfile reads what is
-    there and tells nobody)."""
+    there and tells nobody). ``file_size`` is part of the cache key only: a file that grows or is rewritten is
+    checked again."""
     sizes = _wav_data_sizes(path)
     if sizes is not None and sizes[0] != 0xFFFFFFFF and sizes[1] < sizes[0]:
         logger.warning("%s: WAV file is truncated: its header declares %d bytes of audio, the file holds %d; "
