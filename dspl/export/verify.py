@@ -11,7 +11,6 @@ from dspl.errors import DsplError
 log = logging.getLogger(__name__)
 
 FLOAT_TOLERANCE = 1e-4   # max |Δ score| between float32 steps (the README's export section)
-FP16_TOLERANCE = 1e-2    # float16 weights move scores by more than float32 rounding
 MIN_AGREEMENT = 0.98     # top-1 agreement of int8 models with the float reference
 
 

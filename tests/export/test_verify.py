@@ -13,7 +13,6 @@ def test_documented_thresholds():
     # the export contract: float32 steps within 1e-4 of each other, int8 top-1 agreement >= 98 %
     assert verify.FLOAT_TOLERANCE == 1e-4
     assert verify.MIN_AGREEMENT == 0.98
-    assert verify.FLOAT_TOLERANCE < verify.FP16_TOLERANCE < 0.05
 
 
 def test_max_difference_by_hand():
