@@ -58,11 +58,10 @@ def load_keras(path: str | Path) -> tuple[Any, dict[str, Any]]:
 class KerasScorer(nn.Module):
     """Plots [B, C, H, W] on 0..255 (torch) -> the Keras model's scores [B, K] (torch), scaling included."""
 
-    def __init__(self, keras_model: Any, mode: str, backbone: str) -> None:
+    def __init__(self, keras_model: Any, mode: str) -> None:
         super().__init__()
         self.keras_model = keras_model
         self.mode = mode
-        self.backbone_name = backbone
 
     def tf_scores(self, plots_nhwc: Any) -> Any:
         """The scores of NHWC plots on 0..255 as a TensorFlow tensor (traceable, for SavedModels)."""
@@ -130,8 +129,7 @@ def load_legacy_image_model(path: str | Path) -> LoadedModel:
 
 def _loaded(path: str | Path, model: Any, config: RunConfig, classes: ClassConfig) -> LoadedModel:
     """The LoadedModel of a Keras model and its (given or assumed) configs."""
-    name = config.model.basemodel_name
-    scorer = KerasScorer(model, scaling_mode(name, config.spec.use_plot_images), name).eval()
+    scorer = KerasScorer(model, scaling_mode(config.model.basemodel_name, config.spec.use_plot_images)).eval()
     route = SavedModelRoute(lambda shape, destination: keras_saved_model(model, scorer.mode, shape, destination),
                             "keras", NO_ONNX)
     return LoadedModel(scorer, TFPlots(config.spec), config, classes, str(path),

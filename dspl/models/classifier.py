@@ -48,7 +48,6 @@ class SpectrumClassifier(nn.Module):
                  dropout: float, output_activation: str, input_channels: int = 3) -> None:
         super().__init__()
         self.backbone = backbone.module
-        self.backbone_name = backbone.name
         self.input_channels = input_channels
         self.images = input_channels == 3
         mean = backbone.mean if self.images else (0.0,) * input_channels
