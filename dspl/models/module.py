@@ -129,12 +129,13 @@ class DsplModule(L.LightningModule):
         self._test_outputs.append((scores.detach().float().cpu(), batch["target"].detach().cpu()))
 
     def on_test_epoch_end(self) -> None:
-        """Log the test metrics and keep the chunk scores and targets for the report."""
-        self.log_dict(self.test_metrics.compute(), sync_dist=True)
-        self.test_metrics.reset()
+        """Log the test metrics and keep the chunk scores and targets for the report (an epoch without batches has
+        neither)."""
         if self._test_outputs:
+            self.log_dict(self.test_metrics.compute(), sync_dist=True)
             self.test_scores = torch.cat([s for s, _ in self._test_outputs])
             self.test_targets = torch.cat([t for _, t in self._test_outputs])
+        self.test_metrics.reset()
         self._test_outputs = []
 
     def configure_optimizers(self) -> dict[str, Any]:
