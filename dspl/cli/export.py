@@ -34,7 +34,7 @@ from dspl.export.tflite_convert import QUANTIZATIONS
 def command(source: str, output_dir: str, formats: tuple[str, ...], quantize: tuple[str, ...], end_to_end: bool,
             int8_io: bool, calibration_data: str | None, data_dir: str | None, label_file: str | None,
             given: GivenConfigs, whole_file_seconds: float | None) -> None:
-    """Export a model to ONNX, SavedModel or TFLite (fp32, fp16, int8), each step verified."""
+    """Export a model to ONNX, SavedModel or TFLite (fp32, fp16, dynamic-range or full int8), each step verified."""
     from dspl.export.exporter import ExportOptions
     from dspl.export.inputs import InputSources
     from dspl.workflows.export import export_model
