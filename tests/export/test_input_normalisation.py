@@ -14,6 +14,7 @@ from dspl.models import InputNormalisation
 
 FP16_TOLERANCE = 1e-2  # float16 weights move scores by more than float32 rounding
 
+
 def _plots(count: int = 32) -> np.ndarray:
     return np.random.default_rng(4).uniform(0, 255, (count, 4, 4, 3)).astype(np.float32)
 

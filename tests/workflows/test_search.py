@@ -181,7 +181,6 @@ def test_a_trial_whose_quantised_model_is_unfaithful_is_complete_but_infeasible(
     assert study.trials[0].constraints == pytest.approx({"agreement": 0.08})
 
 
-
 @pytest.mark.parametrize(("quantize", "remedy"), [("int8", "quantise less (--quantize fp16 or fp32) or search"),
                                                   ("fp16", "quantise less (--quantize fp32) or search"),
                                                   ("fp32", "search")])
@@ -207,6 +206,7 @@ def test_the_library_offers_the_commands_quantisations(tmp_path):
                tmp_path / "class_config.json", SearchOptions(quantize="dynamic"))
     assert str(error.value) == "--quantize: value 'dynamic': expected one of int8, fp16, fp32"
     assert not (tmp_path / "out").exists()
+
 
 # --- pruning -------------------------------------------------------------------------------------------------------
 
