@@ -46,8 +46,10 @@ def sample_chunks(files: Sequence[Path], spec: PreprocessingSpec, max_chunks: in
                   num_samples: int | None = None) -> list[torch.Tensor]:
     """Up to max_chunks raw chunks (before peak normalisation) drawn evenly from files in seeded order.
 
-    Whole-file configurations give each file's own samples, or with ``num_samples`` its first num_samples
-    (zero-padded when shorter): the fixed input length of a whole-file export.
+    Chunked configurations cut every file into their chunks and draw from all of them, not only each file's
+    first. Whole-file configurations give each file's own samples, or with ``num_samples`` its first num_samples
+    (zero-padded when shorter): the fixed input length of a whole-file export (a chunked export's input length is
+    its chunk length, which the chunks already have).
     """
     if not files:
         raise DsplError("calibration: no audio files to draw chunks from")
@@ -57,7 +59,7 @@ def sample_chunks(files: Sequence[Path], spec: PreprocessingSpec, max_chunks: in
     chunks: list[torch.Tensor] = []
     for index in order:
         waveform = load_audio(files[index], spec.sample_rate)
-        if num_samples:
+        if num_samples and spec.whole_file:
             pieces = extract_chunk(waveform, 0, num_samples).unsqueeze(0)
         else:
             pieces = split_into_chunks(waveform, spec, source=str(files[index]))

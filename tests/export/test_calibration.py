@@ -30,6 +30,19 @@ def test_calibration_sources(tmp_path: Path, write_sine) -> None:
     assert plots.shape == (4, 3, hp.image_height, hp.image_width) and 0 <= plots.min() and plots.max() <= 255
 
 
+def test_a_chunked_export_calibrates_on_chunks_from_all_over_its_files(tmp_path: Path, write_sine) -> None:
+    """The export passes its input length (a chunk's) along: chunks are still drawn from every position of a file,
+    not only its first second (calibrating on file starts alone made int8 models unfaithful on later chunks)."""
+    from dspl.data.example import example_hp
+
+    files = [write_sine(tmp_path / f"f{i}.wav", frequency=300.25 * (i + 1), seconds=3.0) for i in range(3)]
+    hp = build_config(example_hp()).spec
+    chunks = calibration.sample_chunks(files, hp, max_chunks=9, num_samples=hp.chunk_samples)
+    assert [chunk.shape for chunk in chunks] == [(hp.chunk_samples,)] * 9
+    assert all(torch.equal(a, b) for a, b in zip(chunks, calibration.sample_chunks(files, hp, max_chunks=9)))
+    assert len({chunk.numpy().tobytes() for chunk in chunks}) == 9
+
+
 def test_whole_file_calibration_plots_each_file_from_its_own_samples(tmp_path: Path, write_sine) -> None:
     """Whole files keep their lengths (or take the export's fixed length), and each plot is its file's own."""
     from dspl.data.example import example_hp
