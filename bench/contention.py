@@ -1,7 +1,7 @@
 """dspl on a machine that is not idle: the same measurements idle and with a busy process pinned to one core.
 
 Usage: python bench/contention.py [--dsl-python PATH] [--seconds 3] [--files-per-class 125] [--long-minutes 10]
-                                  [--only plots_1 plots_64 train predict_short predict_long]
+                                  [--rounds 1] [--only plots_1 plots_64 train predict_short predict_long]
 
 Each measurement runs in a fresh process (so dspl's thread policy, dspl.threads, starts as a user's would), once
 on an idle machine and once while another process spins on CPU 0 (what a second SLURM array task, a browser or
@@ -15,7 +15,9 @@ DeepSpectrumLite's plots per second at batch 1 on the busy machine.
 Measurements: plots per second of PlotTransform at batch 1 and 64 (2 s chunks of the shipped config, 224x224
 plots); one training epoch of the example set's configuration (its tiny backbone, 64x64 plots) over
 3 x --files-per-class training files; `predict` over the example set's files (short files) and over one long
-file of --long-minutes minutes.
+file of --long-minutes minutes. Each figure is the median of --rounds rounds; a round runs the four conditions one
+after another (every other round in reverse order), so neither a machine whose speed drifts over minutes nor the
+process that ran just before favours one condition.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from preprocess import measure  # bench/: the chunks/s timing loop of the plots 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ("plots_1", "plots_64", "train", "predict_short", "predict_long")
 BEFORE_POLICY = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": str(len(os.sched_getaffinity(0)))}
+CONDITIONS = (("idle", {}, False), ("busy", {}, True), ("idle, torch defaults", BEFORE_POLICY, False),
+              ("busy, torch defaults", BEFORE_POLICY, True))
 SPIN = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
 
 
@@ -173,19 +177,17 @@ def main() -> None:
         data = prepare(Path(work), args.files_per_class, args.long_minutes)
         rows = []
         for name in args.only:
-            figures = {}
-            for label, environ, busy in (("idle", clean, False), ("busy", clean, True),
-                                         ("idle, torch defaults", {**clean, **BEFORE_POLICY}, False),
-                                         ("busy, torch defaults", {**clean, **BEFORE_POLICY}, True)):
-                values = []
-                for _ in range(args.rounds):
+            values: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in CONDITIONS}
+            for round_ in range(args.rounds):  # interleaved conditions, every other round in reverse order
+                for label, setting, busy in CONDITIONS if round_ % 2 == 0 else CONDITIONS[::-1]:
+                    environ = {**clean, **setting}
                     if busy:
                         with Busy():
-                            values.append(run_child(name, data, args.seconds, environ))
+                            values[label].append(run_child(name, data, args.seconds, environ))
                     else:
-                        values.append(run_child(name, data, args.seconds, environ))
-                figures[label] = statistics.median(v["value"] for v in values)
-                unit = values[0]["unit"]
+                        values[label].append(run_child(name, data, args.seconds, environ))
+            figures = {label: statistics.median(v["value"] for v in runs) for label, runs in values.items()}
+            unit = values["idle"][0]["unit"]
             if args.dsl_python and name.startswith("plots_"):
                 batch_size = int(name.split("_")[1])
                 figures["DeepSpectrumLite idle"] = dsl_plots(args.dsl_python, batch_size, args.seconds)
