@@ -12,10 +12,9 @@ busy. The policy (`configure`):
   instead of spinning for ~3 ms or, with torch's ``ACTIVE`` hint, for minutes; TensorFlow's thread pools get the
   same thread count;
 - small work: a computation too small to pay for a parallel region (one chunk's plot) runs on one thread;
-- busy CPUs: before large work (a batch of plots, and the prediction step that follows it) the thread count
-  follows the CPUs other processes left free since the last look (`CpuShare`, from /proc/stat): on 2 CPUs with
-  one taken by another process, 1 thread, which then needs no barrier at all (`work_threads`). Training keeps the
-  policy's count instead (`fixed_threads`): its numbers depend on the thread count, and a seed gives one model.
+- busy CPUs: before large work (a batch of plots, and the training or prediction step that follows it) the
+  thread count follows the CPUs other processes left free since the last look (`CpuShare`, from /proc/stat):
+  on 2 CPUs with one taken by another process, 1 thread, which then needs no barrier at all (`work_threads`).
 
 An explicit setting wins and stays fixed: ``DSPL_THREADS`` or `dspl --threads N`, else ``OMP_NUM_THREADS``, and
 a count set with ``torch.set_num_threads`` after dspl set its own; an explicit ``OMP_WAIT_POLICY`` is kept. The
@@ -211,35 +210,16 @@ class CpuShare:
         self._last: CpuLook | None = None
         self._threads: int | None = None
         self._set: int | None = None  # the count adapt() last gave torch
-        self._holds = 0  # open hold() blocks: while any is, adapt() changes nothing
-
-    def _dspl_set(self, torch: Any, policy: ThreadPolicy) -> bool:
-        """Whether torch's count is dspl's own (not one the user chose: an explicit policy, or a count set with
-        torch.set_num_threads since dspl last set its own)."""
-        return not policy.explicit and torch.get_num_threads() == (
-            policy.threads if self._set is None else self._set)
 
     def adapt(self, torch: Any, policy: ThreadPolicy) -> None:
-        """Give torch the count threads() says, unless the user chose one or a hold() block is open."""
-        if self._holds or not self._dspl_set(torch, policy):
-            return
+        """Give torch the count threads() says, unless the user chose one: an explicit policy, or a count set
+        with torch.set_num_threads since dspl last set its own."""
         current = torch.get_num_threads()
+        if policy.explicit or current != (policy.threads if self._set is None else self._set):
+            return
         self._set = self.threads(policy.threads)
         if self._set != current:
             torch.set_num_threads(self._set)
-
-    @contextmanager
-    def hold(self, torch: Any, policy: ThreadPolicy) -> Iterator[None]:
-        """The policy's own count for the whole block, whatever other processes do meanwhile (a count the user
-        chose stays as it is)."""
-        if not self._holds and self._dspl_set(torch, policy):
-            torch.set_num_threads(policy.threads)
-            self._set = policy.threads
-        self._holds += 1
-        try:
-            yield
-        finally:
-            self._holds -= 1
 
     def threads(self, limit: int) -> int:
         """At most ``limit`` threads: as many as CPUs were free over the last window, rounded."""
@@ -256,19 +236,6 @@ class CpuShare:
 
 
 _share = CpuShare()
-
-
-@contextmanager
-def fixed_threads() -> Iterator[None]:
-    """The policy's thread count for all torch work of the block, not adapted to busy CPUs. Training runs in one:
-    its numbers depend on the thread count (a sum split over one or two threads rounds differently, and training
-    amplifies the difference: two epochs of the example's tiny model on 1 and on 2 threads end 0.47 apart in a
-    weight), so a seed gives one model on a machine however busy it is. Costs training speed on a busy machine
-    (bench/RESULTS.md); with ``--threads`` a seed gives one model across machines too."""
-    import torch
-
-    with _share.hold(torch, applied_policy()):
-        yield
 
 
 @contextmanager

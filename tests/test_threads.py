@@ -205,27 +205,3 @@ def test_adapting_leaves_a_count_the_user_chose_alone(tmp_path):
     torch.set_num_threads(4)  # the user's torch.set_num_threads after dspl's
     share.adapt(torch, ThreadPolicy(2, "2 CPU(s) in the affinity mask"))
     assert torch.threads == 4
-
-
-def test_a_hold_keeps_the_policys_count_while_cpus_are_busy_and_adapting_resumes_after(tmp_path):
-    share = CpuShare(tmp_path / "no-stat")
-    share._threads, share._last = 1, CpuLook(share.clock(), 0.0, 0.0)  # a look just now found one free CPU
-    policy, torch = ThreadPolicy(2, "2 CPU(s) in the affinity mask"), FakeTorch(2)
-    share.adapt(torch, policy)
-    assert torch.threads == 1
-    with share.hold(torch, policy):
-        assert torch.threads == 2  # the policy's own count, whatever is busy
-        with share.hold(torch, policy):  # nested (a search trial inside a held block) keeps it
-            share.adapt(torch, policy)
-        share.adapt(torch, policy)
-        assert torch.threads == 2
-    share.adapt(torch, policy)
-    assert torch.threads == 1
-
-
-def test_a_hold_leaves_a_count_the_user_chose_alone(tmp_path):
-    share, torch = CpuShare(tmp_path / "no-stat"), FakeTorch(4)  # the user's torch.set_num_threads(4)
-    with share.hold(torch, ThreadPolicy(2, "2 CPU(s) in the affinity mask")):
-        assert torch.threads == 4
-    with share.hold(torch, ThreadPolicy(3, "--threads", explicit=True)):
-        assert torch.threads == 4

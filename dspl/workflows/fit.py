@@ -21,7 +21,6 @@ from dspl.errors import DsplError
 from dspl.models.modelfile import save_model_file
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
-from dspl.threads import fixed_threads
 from dspl.workflows.callbacks import interrupts_raised, quiet_lightning
 from dspl.workflows.train import MODEL_FILE
 
@@ -127,7 +126,7 @@ def fit(args: list[str] | None = None) -> Path | None:
                                         "exit_on_error": False})
         except ArgumentError as exc:
             raise DsplError(f"dspl fit: {' '.join(str(exc).split())} (see 'dspl fit -h')") from None
-        with interrupts_raised(), fixed_threads():
+        with interrupts_raised():
             cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
     out_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)  # under DDP a collective: every rank asks
     if not cli.trainer.is_global_zero:

@@ -35,7 +35,6 @@ from dspl.files import (
 from dspl.models.modelfile import read_checkpoint, read_model_file, save_model_file
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
-from dspl.threads import fixed_threads
 from dspl.workflows.callbacks import EpochCheckpoint, EpochProgressBar, interrupts_raised, quiet_lightning
 from dspl.workflows.console import print_test_report
 
@@ -250,7 +249,7 @@ def train_configuration(index: int, config: RunConfig, classes: ClassConfig, dat
     trainer_options["callbacks"] = [*trainer_options["callbacks"], EpochCheckpoint(resume_from)]
     trainer = L.Trainer(**trainer_options)
     # a write that names no file (TensorBoard's event writer) is about this configuration's outputs under -md
-    with quiet_lightning(), interrupts_raised(), naming(model_dir), fixed_threads():
+    with quiet_lightning(), interrupts_raised(), naming(model_dir):
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if resume_from.is_file() else None,
                     weights_only=True)
         model_file = save_unit(trainer, module, out_dir)
