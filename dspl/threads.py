@@ -15,6 +15,9 @@ busy. The policy (`configure`):
 - busy CPUs: before large work (a batch of plots, and the training or prediction step that follows it) the
   thread count follows the CPUs other processes left free since the last look (`CpuShare`, from /proc/stat):
   on 2 CPUs with one taken by another process, 1 thread, which then needs no barrier at all (`work_threads`).
+  Training's numbers depend on the thread count, so on a machine whose load changes a seed's model can too; an
+  explicit count (below) keeps it fixed. Holding 2 threads through training instead ran it at 0.23x its idle speed
+  beside one busy core (bench/RESULTS.md).
 
 An explicit setting wins and stays fixed: ``DSPL_THREADS`` or `dspl --threads N`, else ``OMP_NUM_THREADS``, and
 a count set with ``torch.set_num_threads`` after dspl set its own; an explicit ``OMP_WAIT_POLICY`` is kept. The

@@ -18,8 +18,9 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -516,3 +517,18 @@ def render(page: Path, profile: Path) -> tuple[list[list], bytes]:
         return images, shot
     finally:
         tools.close()
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch computes on ``count`` threads in the block, not on the CPUs other processes leave free (dspl keeps a
+    count it did not set itself): a model trained in it has the same numbers whatever else runs on the machine
+    (another pytest worker), as `--threads` gives a user."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
