@@ -21,6 +21,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -521,14 +522,17 @@ def render(page: Path, profile: Path) -> tuple[list[list], bytes]:
 
 @contextmanager
 def torch_threads(count: int) -> Iterator[None]:
-    """torch computes on ``count`` threads in the block, not on the CPUs other processes leave free (dspl keeps a
-    count it did not set itself): a model trained in it has the same numbers whatever else runs on the machine
-    (another pytest worker), as `--threads` gives a user."""
+    """torch computes on ``count`` threads in the block, not on the CPUs other processes leave free: a model
+    trained in it has the same numbers whatever else runs on the machine (another pytest worker), as `--threads`
+    gives a user."""
     import torch
+
+    from dspl.threads import CpuShare
 
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
-        yield
+        with mock.patch.object(CpuShare, "adapt", lambda self, torch, policy: None):
+            yield
     finally:
         torch.set_num_threads(previous)
