@@ -23,6 +23,7 @@ process that ran just before favours one condition.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -180,12 +181,8 @@ def main() -> None:
             values: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in CONDITIONS}
             for round_ in range(args.rounds):  # interleaved conditions, every other round in reverse order
                 for label, setting, busy in CONDITIONS if round_ % 2 == 0 else CONDITIONS[::-1]:
-                    environ = {**clean, **setting}
-                    if busy:
-                        with Busy():
-                            values[label].append(run_child(name, data, args.seconds, environ))
-                    else:
-                        values[label].append(run_child(name, data, args.seconds, environ))
+                    with Busy() if busy else contextlib.nullcontext():
+                        values[label].append(run_child(name, data, args.seconds, {**clean, **setting}))
             figures = {label: statistics.median(v["value"] for v in runs) for label, runs in values.items()}
             unit = values["idle"][0]["unit"]
             if args.dsl_python and name.startswith("plots_"):
