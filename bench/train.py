@@ -41,6 +41,7 @@ from lightning.pytorch.callbacks import Callback
 from dspl.config import ClassConfig, RunConfig, load_config
 from dspl.data.datamodule import AudioDataModule
 from dspl.models.module import DsplModule
+from dspl.workflows.callbacks import quiet_lightning
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -133,7 +134,8 @@ def train_dspl(audio: Path, label_file: Path, config: RunConfig, device: str, ep
     trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=epochs,
                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer])
-    trainer.fit(module, datamodule=data)
+    with quiet_lightning():
+        trainer.fit(module, datamodule=data)
     return timer.epochs, "bf16" if module.speed.autocast_dtype == torch.bfloat16 else "fp32"
 
 
