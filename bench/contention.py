@@ -23,7 +23,6 @@ process that ran just before favours one condition.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from busy import Busy, busy_if  # bench/: the spinning process
 from preprocess import measure  # bench/: the chunks/s timing loop of the plots bench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,6 @@ MEASUREMENTS = ("plots_1", "plots_64", "train", "predict_short", "predict_long")
 BEFORE_POLICY = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": str(len(os.sched_getaffinity(0)))}
 CONDITIONS = (("idle", {}, False), ("busy", {}, True), ("idle, torch defaults", BEFORE_POLICY, False),
               ("busy, torch defaults", BEFORE_POLICY, True))
-SPIN = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
 
 
 def measure_plots(batch_size: int, seconds: float) -> dict[str, float]:
@@ -128,19 +127,6 @@ def run_child(name: str, data: Path, seconds: float, environ: dict[str, str]) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-class Busy:
-    """A process spinning on CPU 0 for the block."""
-
-    def __enter__(self) -> "Busy":
-        self.process = subprocess.Popen([sys.executable, "-c", SPIN])
-        time.sleep(0.5)  # let it take the core
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.process.kill()
-        self.process.wait()
-
-
 def dsl_plots(dsl_python: Path, batch_size: int, seconds: float) -> float:
     """DeepSpectrumLite's own DataPipeline chunks/s on the shipped config's 2 s chunks (bench/dsl_side.py)."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -181,7 +167,7 @@ def main() -> None:
             values: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in CONDITIONS}
             for round_ in range(args.rounds):  # interleaved conditions, every other round in reverse order
                 for label, setting, busy in CONDITIONS if round_ % 2 == 0 else CONDITIONS[::-1]:
-                    with Busy() if busy else contextlib.nullcontext():
+                    with busy_if(busy):
                         values[label].append(run_child(name, data, args.seconds, {**clean, **setting}))
             figures = {label: statistics.median(v["value"] for v in runs) for label, runs in values.items()}
             unit = values["idle"][0]["unit"]

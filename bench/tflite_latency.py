@@ -18,7 +18,7 @@ Target: dspl's end-to-end per-chunk latency at least 2x lower than DeepSpectrumL
 its preprocessor.
 
     python bench/tflite_latency.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--threads 2]
-                                   [--runs 30] [--work DIR [--reuse]]
+                                   [--runs 30] [--work DIR [--reuse]] [--busy]
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from busy import busy_if  # bench/: the spinning process
 
 if TYPE_CHECKING:
     from dsl_side import DslProcess
@@ -133,6 +135,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="time the models an earlier run left in --work")
     parser.add_argument("--dsl-python", type=Path, default=None,
                         help="python of a DeepSpectrumLite 1.0.2 venv: its own converted models as the baseline")
+    parser.add_argument("--busy", action="store_true",
+                        help="time the models beside a process spinning on CPU 0 (bench/busy.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("tensorflow", "absl", "h5py", "onnx2tf"):
@@ -163,7 +167,8 @@ def main() -> None:
                 # One runtime for all: LiteRT unless a baseline really needs Flex ops.
                 flex = any(custom_operators(path) for path in models.values())
                 runtime = "tensorflow" if flex else "litert"
-                timings = measure_latencies(models, args.runs, args.threads, runtime=runtime)
+                with busy_if(args.busy):
+                    timings = measure_latencies(models, args.runs, args.threads, runtime=runtime)
                 for name, timing in timings.items():
                     rows.append((backbone, f"{name} ({runtime})", timing["median_ms"], timing["p90_ms"],
                                  models[name].stat().st_size / 1e6, ",".join(custom_operators(models[name])) or "-"))
@@ -180,7 +185,8 @@ def main() -> None:
             dsl.close()
     samples = int(config.preprocessing.chunk_size * config.preprocessing.sample_rate)
     print(f"\nper-chunk latency, {args.threads} threads, {args.runs} interleaved runs after 5 warm-up runs; "
-          f"chunk {samples} samples, plots {config.spec.image_height}x{config.spec.image_width}"
+          + ("beside a process spinning on CPU 0; " if args.busy else "")
+          + f"chunk {samples} samples, plots {config.spec.image_height}x{config.spec.image_width}"
           + ("; DSL's model: random weights, converted in inference mode (its `convert` fails from scratch)"
              if dsl else ""))
     print(f"{'backbone':<14}{'model':<44}{'median ms':>11}{'p90 ms':>10}{'MB':>8}  non-builtin ops / note")

@@ -19,7 +19,7 @@ against its own interleaved DeepSpectrumLite epochs), the side-by-side figure fo
 
     python bench/train.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--rounds 2]
                           [--files 260] [--devices cpu cuda] [--precisions device float32]
-                          [--data ../shared/data/fsdd/recordings]
+                          [--data ../shared/data/fsdd/recordings] [--busy]
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ from typing import Any
 import lightning as L
 import soundfile as sf
 import torch
+from busy import busy_if  # bench/: the spinning process
 from lightning.pytorch.callbacks import Callback
 
 from dspl.config import ClassConfig, RunConfig, load_config
 from dspl.data.datamodule import AudioDataModule
 from dspl.models.module import DsplModule
+from dspl.quiet import set_verbosity
 from dspl.workflows.callbacks import quiet_lightning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,9 +152,12 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["device"], choices=["device", "float32"],
                         help="device: bf16 autocast where the device gains from it; float32: never")
     parser.add_argument("--data", type=Path, default=FSDD, help="FSDD recordings")
+    parser.add_argument("--busy", action="store_true",
+                        help="train both sides beside a process spinning on CPU 0 (bench/busy.py)")
     args = parser.parse_args()
+    set_verbosity(0)  # as `dspl train` without -v: no Lightning info lines or product tips between the rows
 
-    with tempfile.TemporaryDirectory(prefix="dspl_bench_train_") as work:
+    with tempfile.TemporaryDirectory(prefix="dspl_bench_train_") as work, busy_if(args.busy):
         run(args, Path(work))
 
 
@@ -161,6 +166,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     audio, label_file = write_data(args.data, work, args.files)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+          + ("; beside a process spinning on CPU 0" if args.busy else "")
           + f"; {args.files} training files of {args.data}, whole files, 224x224 nearest plots, batch 32, "
             f"SapAugment + CutMix + SpecAugment; medians of {args.rounds} epochs after a warm-up epoch")
     print("cpu ms: CPU time of the process per sample (on a shared machine a fairer measure of work than wall "
