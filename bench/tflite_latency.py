@@ -15,7 +15,7 @@ preprocessing in one graph, converted with SELECT_TF_OPS.
 All models are timed with one interpreter each, interleaved invoke by invoke (LiteRT with XNNPACK;
 tf.lite.Interpreter when a baseline needs Flex ops), at the same thread count. Prints a table and the ratios.
 Target: dspl's end-to-end per-chunk latency at least 2x lower than DeepSpectrumLite's converted Keras model with
-its preprocessor.
+its preprocessor. --busy times the models beside a process spinning on CPU 0 (bench/busy.py).
 
     python bench/tflite_latency.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--threads 2]
                                    [--runs 30] [--work DIR [--reuse]] [--busy]

@@ -16,6 +16,8 @@ samples per second on the CPU, on the same data and configuration.
 dspl trains with channels_last and bf16 autocast where they are faster (models/speed.py: GPUs from Ampere, CPUs
 with AMX for models without grouped convolutions); --precisions device float32 adds rows trained in float32 (each
 against its own interleaved DeepSpectrumLite epochs), the side-by-side figure for what bf16 gains.
+--busy runs everything beside a process spinning on CPU 0 (bench/busy.py): the same comparison on a machine
+whose cores are shared.
 
     python bench/train.py [--dsl-python PATH] [--backbones mobilenet_v2 densenet121] [--rounds 2]
                           [--files 260] [--devices cpu cuda] [--precisions device float32]
