@@ -177,8 +177,9 @@ def _run_one(trial: optuna.Trial, shared: SharedStudy, setup: TrialSetup, metric
             with suppress(optuna.exceptions.UpdateFinishedTrialError):
                 trial.set_user_attr(ERROR, message)
     if result is not None:
-        text = (f"{describe_metric(metric, result.metric)}, {result.latency_ms:.3g} ms, {result.size_kb:.0f} kB, "
-                f"{'within budget' if result.within_budget else 'over budget'}")
+        text = f"{describe_metric(metric, result.metric)}, {result.latency_ms:.3g} ms, {result.size_kb:.0f} kB"
+        if setup.budget.is_set:
+            text += ", within budget" if setup.budget.within(result.latency_ms, result.size_kb) else ", over budget"
         if not result.faithful:
             text = (f"{text}; infeasible: its {setup.quantize} model agrees with the float model on "
                     f"{100 * result.agreement:.1f} % of the chunks, below {100 * MIN_AGREEMENT:.0f} % (export removed)")
@@ -282,7 +283,7 @@ def _quiet_optuna() -> None:
 
 def _why_no_best(rows: list[TrialRow], info: SearchInfo, table: Path) -> str:
     """Why a finished study has no best trial: none completed, none quantised faithfully, or none met the budget
-    (naming the fastest faithful trial's figures)."""
+    (naming the fastest faithful trial's figures, and the trials within it whose quantised model is unfaithful)."""
     complete = [row for row in rows if row.complete]
     if not complete:
         failed = next((row for row in rows if row.error), None)
@@ -297,9 +298,17 @@ def _why_no_best(rows: list[TrialRow], info: SearchInfo, table: Path) -> str:
                 f"{100 * MIN_AGREEMENT:.0f} % of the chunks as `dspl export` requires (the closest, trial "
                 f"{closest.number}: {100 * closest.agreement:.1f} %); {remedy} other backbones; see {table}")
     fastest = fastest_row(faithful)
-    return (f"study '{info.study}': no trial met the budget ({info.budget.describe()}); the fastest, trial "
-            f"{fastest.number}, takes {fastest.latency_ms:.3g} ms per chunk and {fastest.size_kb:.0f} kB "
-            f"({info.quantize}); see {table}")
+    unfaithful = [row for row in complete if not row.faithful and info.budget.within(row.latency_ms, row.size_kb)]
+    if not unfaithful:
+        return (f"study '{info.study}': no trial met the budget ({info.budget.describe()}); the fastest, trial "
+                f"{fastest.number}, takes {fastest.latency_ms:.3g} ms per chunk and {fastest.size_kb:.0f} kB "
+                f"({info.quantize}); see {table}")
+    closest = max(unfaithful, key=lambda row: row.agreement)
+    return (f"study '{info.study}': no trial met the budget ({info.budget.describe()}) with a faithful "
+            f"{info.quantize} model; the fastest faithful trial, {fastest.number}, takes {fastest.latency_ms:.3g} ms "
+            f"per chunk and {fastest.size_kb:.0f} kB; {len(unfaithful)} within the budget agree with their float "
+            f"models on less than {100 * MIN_AGREEMENT:.0f} % of the chunks (the closest, trial {closest.number}: "
+            f"{100 * closest.agreement:.1f} %); see {table}")
 
 
 def _finish(shared: SharedStudy, info: SearchInfo, setup: TrialSetup, console: Console) -> SearchResult:

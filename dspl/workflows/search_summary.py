@@ -49,6 +49,15 @@ class Budget:
                   "size_kb": None if self.max_size_kb is None else size_kb - self.max_size_kb}
         return {name: value for name, value in values.items() if value is not None}
 
+    @property
+    def is_set(self) -> bool:
+        """Whether any budget limits the trials."""
+        return self.max_latency_ms is not None or self.max_size_kb is not None
+
+    def within(self, latency_ms: float, size_kb: float) -> bool:
+        """Whether a model of this latency and size meets every budget that is set."""
+        return all(value <= 0 for value in self.constraints(latency_ms, size_kb).values())
+
     def describe(self) -> str:
         """'<= 5 ms, <= 1500 kB' (the budgets that are set), or 'none'."""
         parts = [f"<= {self.max_latency_ms:g} ms" if self.max_latency_ms is not None else "",

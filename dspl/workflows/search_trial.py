@@ -94,10 +94,6 @@ class TrialResult:
         return verify.faithful(self.agreement)
 
     @property
-    def within_budget(self) -> bool:
-        return all(value <= 0 for name, value in self.constraints.items() if name != AGREEMENT)
-
-    @property
     def values(self) -> list[float]:
         """The objectives in the study's order: metric up, latency down, size down."""
         return [self.metric, self.latency_ms, self.size_kb]

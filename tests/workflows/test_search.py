@@ -72,7 +72,9 @@ def test_a_search_writes_every_promised_file(searched):
                             "test_uar", "latency_ms", "size_kb", "agreement", "feasible", "pareto", "model", "tflite",
                             "error"}
     assert {row["trial"] for row in read_csv(summary / "pareto.csv")} <= {"0", "1"}
-    assert [line for line in output.splitlines() if line.startswith("[")][0].startswith("[1/2] trial 0: devel UAR ")
+    first = [line for line in output.splitlines() if line.startswith("[")][0]
+    assert first.startswith("[1/2] trial 0: devel UAR ")
+    assert " kB, within budget; best so far: " in first or " kB, over budget; best so far: " in first
     assert "; best so far: trial " in output
     for row in rows:  # the same outputs as `train` under -md
         model = Path(row["model"])
@@ -172,8 +174,9 @@ def test_a_trial_whose_quantised_model_is_unfaithful_is_complete_but_infeasible(
     assert float(row["latency_ms"]) > 0 and float(row["size_kb"]) > 0 and 0.0 <= float(row["devel_uar"]) <= 1.0
     model = out / "models" / "example" / "run_config_0"
     assert (model / "model.h5").is_file() and not (model / "export").exists()
-    assert "within budget; infeasible: its fp32 model agrees with the float model on 90.0 % of the chunks, below " \
-           "98 % (export removed)" in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("[1/1] trial 0: ")]
+    assert " kB; infeasible: its fp32 model agrees with the float model on 90.0 % of the chunks, below 98 % (export " \
+           "removed)" in line and "budget" not in line  # no budget was set
     one_error_line(result, f"study '{STUDY}': no trial's fp32 model agrees with its float model on 98 % of the chunks "
                            "as `dspl export` requires (the closest, trial 0: 90.0 %); search other backbones; "
                            f"see {out.resolve() / 'search' / STUDY / 'trials.csv'}")
@@ -194,6 +197,21 @@ def test_a_study_without_a_faithful_model_is_pointed_only_at_lighter_quantisatio
     assert _why_no_best(rows, info, tmp_path / "trials.csv") == (
         f"study '{STUDY}': no trial's {quantize} model agrees with its float model on 98 % of the chunks as `dspl "
         f"export` requires (the closest, trial 1: 95.0 %); {remedy} other backbones; see {tmp_path / 'trials.csv'}")
+
+
+def test_a_study_whose_trials_within_budget_are_unfaithful_says_so_beside_the_fastest_faithful_one(tmp_path):
+    """Faster trials whose int8 model failed the agreement check are not hidden behind 'the fastest'."""
+    from dspl.workflows.search import _why_no_best
+    from dspl.workflows.search_summary import Budget, SearchInfo, TrialRow
+
+    rows = [TrialRow(number, "complete", None, {}, 0.9, latency_ms=latency, size_kb=10.0, agreement=agreement)
+            for number, latency, agreement in ((0, 1.2, 0.961), (1, 1.7, 0.914), (2, 2.1, 1.0), (3, 2.5, 0.99),
+                                               (4, 3.0, 0.5))]
+    info = SearchInfo(STUDY, "journal.log", "uar", Budget(2.0), "int8", 5)
+    assert _why_no_best(rows, info, tmp_path / "trials.csv") == (
+        f"study '{STUDY}': no trial met the budget (<= 2 ms) with a faithful int8 model; the fastest faithful trial, "
+        "2, takes 2.1 ms per chunk and 10 kB; 2 within the budget agree with their float models on less than 98 % "
+        f"of the chunks (the closest, trial 0: 96.1 %); see {tmp_path / 'trials.csv'}")
 
 
 def test_the_library_offers_the_commands_quantisations(tmp_path):
