@@ -298,17 +298,16 @@ def _why_no_best(rows: list[TrialRow], info: SearchInfo, table: Path) -> str:
                 f"{100 * MIN_AGREEMENT:.0f} % of the chunks as `dspl export` requires (the closest, trial "
                 f"{closest.number}: {100 * closest.agreement:.1f} %); {remedy} other backbones; see {table}")
     fastest = fastest_row(faithful)
+    head = f"study '{info.study}': no trial met the budget ({info.budget.describe()})"
     unfaithful = [row for row in complete if not row.faithful and info.budget.within(row.latency_ms, row.size_kb)]
     if not unfaithful:
-        return (f"study '{info.study}': no trial met the budget ({info.budget.describe()}); the fastest, trial "
-                f"{fastest.number}, takes {fastest.latency_ms:.3g} ms per chunk and {fastest.size_kb:.0f} kB "
-                f"({info.quantize}); see {table}")
+        return (f"{head}; the fastest, trial {fastest.number}, takes {fastest.latency_ms:.3g} ms per chunk and "
+                f"{fastest.size_kb:.0f} kB ({info.quantize}); see {table}")
     closest = max(unfaithful, key=lambda row: row.agreement)
-    return (f"study '{info.study}': no trial met the budget ({info.budget.describe()}) with a faithful "
-            f"{info.quantize} model; the fastest faithful trial, {fastest.number}, takes {fastest.latency_ms:.3g} ms "
-            f"per chunk and {fastest.size_kb:.0f} kB; {len(unfaithful)} within the budget agree with their float "
-            f"models on less than {100 * MIN_AGREEMENT:.0f} % of the chunks (the closest, trial {closest.number}: "
-            f"{100 * closest.agreement:.1f} %); see {table}")
+    return (f"{head} with a faithful {info.quantize} model; the fastest faithful trial, {fastest.number}, takes "
+            f"{fastest.latency_ms:.3g} ms per chunk and {fastest.size_kb:.0f} kB; {len(unfaithful)} within the budget "
+            f"agree with their float models on less than {100 * MIN_AGREEMENT:.0f} % of the chunks (the closest, "
+            f"trial {closest.number}: {100 * closest.agreement:.1f} %); see {table}")
 
 
 def _finish(shared: SharedStudy, info: SearchInfo, setup: TrialSetup, console: Console) -> SearchResult:
