@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dspl.quiet import set_verbosity
+
 if TYPE_CHECKING:
     from dspl.config import RunConfig
 
@@ -74,9 +76,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("tensorflow", "absl", "h5py", "onnx2tf"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    set_verbosity(1)  # as a command with -v: dspl's progress lines, no native TensorFlow chatter
 
     from dspl.config import load_config
     from dspl.data.example import write_example_data

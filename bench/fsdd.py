@@ -27,6 +27,7 @@ import numpy as np
 
 from dspl.config import SCHEMA, RunConfig, load_grid
 from dspl.data.example import example_hp
+from dspl.quiet import set_verbosity
 
 TRAIN_SPEAKERS = ("george", "jackson", "lucas")
 TEST_SPEAKER = "nicolas"
@@ -97,11 +98,16 @@ def write_split(data_dir: Path, work_dir: Path, devel_from_take: int) -> tuple[P
     return audio, label_file, counts
 
 
+def padding_warnings_off() -> None:
+    """Drop dspl's per-file warning that a file is shorter than a chunk: every FSDD recording is, so it is no news."""
+    logging.getLogger("dspl.data.chunking").setLevel(logging.ERROR)
+
+
 def ensemble_scores(model_files: list[Path], audio_files: list[Path]) -> np.ndarray:
     """File-level class scores [files, classes] averaged over the models (late fusion of the seeds)."""
     from dspl import load_model
 
-    logging.getLogger("dspl.data.chunking").setLevel(logging.ERROR)  # every FSDD file is padded: no news
+    padding_warnings_off()
     total = None
     for model_file in model_files:
         predictor = load_model(model_file)
@@ -126,6 +132,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="override one hp key, e.g. --set dropout=0.3 --set use_plot_images=true")
     args = parser.parse_args()
+    set_verbosity(0)  # as a command without -v: no native TensorFlow chatter between the rows
 
     from rich.console import Console
     from sklearn.metrics import accuracy_score, balanced_accuracy_score

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fsdd import DEFAULT_DATA, FILE_NAME, SETTINGS, TEST_SPEAKER, TRAIN_SPEAKERS, write_split
+from fsdd import DEFAULT_DATA, FILE_NAME, SETTINGS, TEST_SPEAKER, TRAIN_SPEAKERS, padding_warnings_off, write_split
 
 from dspl.errors import DsplError
 from dspl.export.verify import MIN_AGREEMENT
+from dspl.quiet import set_verbosity
 
 BACKBONES = ["resnet10t", "regnetx_002", "mobilenetv3_small_050", "mobilenetv3_small_100", "lcnet_050"]
 RANGES = {"num_mel_bins": {"low": 32, "high": 64, "step": 16},
@@ -158,6 +159,8 @@ def main() -> None:
                              "on a 2-core CPU: 1 ms leaves the larger plots and backbones out)")
     parser.add_argument("--smoke", action="store_true", help="2 trials of 1 epoch on a few files: no figures")
     args = parser.parse_args()
+    set_verbosity(0)  # as a command without -v: no native TensorFlow chatter between the rows
+    padding_warnings_off()
     if args.smoke:
         args.trials, args.epochs = 2, 1
 

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 
 from busy import busy_if  # bench/: the spinning process
 
+from dspl.quiet import set_verbosity
+
 if TYPE_CHECKING:
     from dsl_side import DslProcess
 
@@ -138,9 +140,7 @@ def main() -> None:
     parser.add_argument("--busy", action="store_true",
                         help="time the models beside a process spinning on CPU 0 (bench/busy.py)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("tensorflow", "absl", "h5py", "onnx2tf"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    set_verbosity(1)  # as a command with -v: dspl's progress lines, no native TensorFlow chatter
 
     from dspl.config import load_config
     from dspl.data.example import write_example_data
