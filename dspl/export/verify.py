@@ -23,8 +23,19 @@ def max_difference(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 
 def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """Fraction of items whose arg-max class is the same in both outputs."""
-    return float(np.mean(np.argmax(reference, axis=-1) == np.argmax(candidate, axis=-1)))
+    """Fraction of items whose top class is the same in both outputs.
+
+    Where an output's top score is shared by several classes (an int8 softmax has 256 levels, so near-tied classes
+    tie exactly), its top class is any of them: an item counts with the chance that a fair pick from each side's
+    tied classes is the same class (two tied classes, one of them the other side's top: 1/2). Arg-max's first index
+    instead would make the figure depend on the order of the classes.
+    """
+    reference, candidate = np.asarray(reference), np.asarray(candidate)
+    top_reference = reference == reference.max(axis=-1, keepdims=True)
+    top_candidate = candidate == candidate.max(axis=-1, keepdims=True)
+    shared = np.sum(top_reference & top_candidate, axis=-1)
+    pairs = top_reference.sum(axis=-1) * top_candidate.sum(axis=-1)  # 0 where an output is NaN: no agreement
+    return float(np.mean(shared / np.maximum(pairs, 1)))
 
 
 def check_close(step: str, reference: np.ndarray, candidate: np.ndarray, tolerance: float = FLOAT_TOLERANCE) -> float:

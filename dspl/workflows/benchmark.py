@@ -22,6 +22,7 @@ from dspl.errors import DsplError
 from dspl.export.calibration import to_nhwc
 from dspl.export.tflite_convert import make_interpreter, tflite_predict
 from dspl.export.tflite_stats import measure_latencies
+from dspl.export.verify import top1_agreement
 from dspl.loading import load_model_file
 from dspl.models import LoadedModel
 
@@ -78,8 +79,7 @@ def benchmark(model_file: str | Path, export_dir: str | Path, data_dir: str | Pa
         raw_input = len(make_interpreter(path).get_input_details()[0]["shape"]) == 2
         scores = tflite_predict(path, chunks if raw_input else nhwc, threads)
         rows[name].update(quality=_quality(scores, targets, categorical),
-                          agreement_with_pytorch=float(np.mean(scores.argmax(1) == reference.argmax(1)))
-                          if categorical else None)
+                          agreement_with_pytorch=top1_agreement(reference, scores) if categorical else None)
     return result
 
 

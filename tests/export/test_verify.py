@@ -52,6 +52,35 @@ def test_top1_agreement_is_per_item_not_per_class():
     assert verify.top1_agreement(reference, reference) == 1.0
 
 
+def test_a_tied_top_score_counts_with_the_chance_of_a_fair_pick():
+    reference = np.array([[0.40, 0.45, 0.15], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.1, 0.2, 0.7]])
+    candidate = np.array([[0.42578125, 0.42578125, 0.1484375],   # int8 levels: classes 0 and 1 tie, 1 is the top
+                          [0.3046875, 0.3046875, 0.3046875],     # a three-way tie holding the reference's top
+                          [0.1, 0.45, 0.45],                     # a tie without it
+                          [0.1, 0.2, 0.7]])                      # no tie, same top
+    assert verify.top1_agreement(reference, candidate) == pytest.approx((1 / 2 + 1 / 3 + 0 + 1) / 4)
+    # ties on both sides: the chance that two fair picks meet (classes 0 and 1 against 1 and 2: 1 of 4 pairs)
+    assert verify.top1_agreement(np.array([[0.4, 0.4, 0.2]]), np.array([[0.1, 0.45, 0.45]])) == 0.25
+
+
+def test_agreement_does_not_depend_on_the_order_of_the_classes():
+    rng = np.random.default_rng(0)
+    reference = rng.random((64, 5))
+    candidate = np.round(reference * 4) / 4   # coarse levels: many ties, as an int8 output has
+    assert (candidate == candidate.max(axis=1, keepdims=True)).sum(axis=1).max() > 1
+    for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3]):
+        assert verify.top1_agreement(reference[:, order], candidate[:, order]) == \
+            pytest.approx(verify.top1_agreement(reference, candidate))
+
+
+def test_a_nan_output_never_agrees():
+    reference = np.array([[0.9, 0.1], [0.2, 0.8]])
+    candidate = np.array([[np.nan, np.nan], [0.2, 0.8]])
+    assert verify.top1_agreement(reference, candidate) == 0.5
+    with pytest.raises(DsplError, match="agreement 50.0 %"):
+        verify.check_agreement("int8", reference, candidate)
+
+
 def test_check_close_passes_at_the_tolerance_and_fails_above():
     reference = np.array([[0.5, 0.5]])
     assert verify.check_close("step", reference, reference + 1e-4, tolerance=2e-4) == pytest.approx(1e-4)
