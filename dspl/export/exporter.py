@@ -37,7 +37,8 @@ from dspl.export.report import (
     tflite_step,
 )
 from dspl.export.tf_convert import onnx_to_saved_model, saved_model_predict
-from dspl.export.tflite_convert import QUANTIZATIONS, convert_and_run, convert_saved_model, tflite_predict
+from dspl.export.tflite_convert import (QUANTIZATIONS, convert_and_run, convert_saved_model, less_quantised,
+                                        tflite_predict)
 from dspl.files import clean_stale, commit, prepare_output_dir, remove, staging_dir, work_dir, write_atomically
 from dspl.models import InputNormalisation, LoadedModel, SpectrumClassifier
 from dspl.version import __version__
@@ -208,7 +209,7 @@ class Exporter:
                 figure = verify.check_close("TFLite fp32 vs SavedModel", float_scores, scores)
             else:
                 figure = verify.check_agreement(f"TFLite {q} vs float", float_scores, scores, options.min_agreement,
-                                                regression=run.regression)
+                                                regression=run.regression, advice=_unfaithful_advice(q))
             run.record(tflite_step(q), figure, max_abs_diff=verify.max_difference(float_scores, scores))
             if options.end_to_end:  # splicing needs the image model's float input
                 image_models[q] = convert_saved_model(saved_model, q, calib) if integer_io else model
@@ -249,6 +250,13 @@ class Exporter:
             path = run.out_dir / end_to_end_file(q)
             write_atomically(path, model)
             run.results[end_to_end_step(q)] = path
+
+
+def _unfaithful_advice(quantize: str) -> str:
+    """What to do when a model does not keep its decisions under ``quantize``."""
+    calibration_advice = ", or calibrate on audio closer to the model's use (--calibration-data DIR)"
+    return (f"the model does not survive {quantize} quantisation: export it with --quantize "
+            f"{' or '.join(less_quantised(quantize))}{calibration_advice if quantize == 'int8' else ''}")
 
 
 def _normalising_preprocessor(run: _Run, tflite_plots: np.ndarray,

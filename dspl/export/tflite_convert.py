@@ -19,10 +19,17 @@ from dspl.threads import threads as policy_threads
 log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+"""From the least to the most quantised: fp16 halves the weights, dynamic makes them int8 (activations stay float),
+int8 quantises the activations too."""
 SEARCH_QUANTIZATIONS = ("int8", "fp16", "fp32")
-"""The quantisations `dspl search` exports and times, most quantised first: a study whose models are not faithful
-is told to try the ones after its own."""
+"""The quantisations `dspl search` exports and times, most quantised first (a study whose models are not faithful
+is told to try the less quantised ones)."""
 T = TypeVar("T")
+
+
+def less_quantised(quantize: str) -> tuple[str, ...]:
+    """The quantisations that keep more of the float model than ``quantize``, the nearest first."""
+    return QUANTIZATIONS[:QUANTIZATIONS.index(quantize)][::-1]
 
 
 def convert_saved_model(saved_model: str | Path, quantize: str = "fp32", calibration: np.ndarray | None = None,

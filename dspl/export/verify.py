@@ -54,18 +54,21 @@ def faithful(agreement: float) -> bool:
 
 
 def check_agreement(step: str, reference: np.ndarray, candidate: np.ndarray, minimum: float = MIN_AGREEMENT,
-                    regression: bool = False) -> float:
-    """Raise DsplError unless top-1 agreement >= minimum (regression: mean |Δ| <= 1 - minimum); return it."""
+                    regression: bool = False, advice: str = "") -> float:
+    """Raise DsplError unless top-1 agreement >= minimum (regression: mean |Δ| <= 1 - minimum); return it.
+    ``advice`` ends the error's line: what the user can do instead."""
+    advice = f"; {advice}" if advice else ""
     if regression:
         error = float(np.mean(np.abs(np.asarray(reference) - np.asarray(candidate))))
         log.info("verify %s: mean |Δ| = %.3g on %d inputs", step, error, len(reference))
         if error > 1.0 - minimum:
-            raise DsplError(f"{step}: mean |Δ| {error:.3g} against the float model exceeds {1.0 - minimum:.3g}")
+            raise DsplError(f"{step}: mean |Δ| {error:.3g} against the float model exceeds {1.0 - minimum:.3g}"
+                            f"{advice}")
         return 1.0 - error
     agreement = top1_agreement(reference, candidate)
     log.info("verify %s: top-1 agreement %.1f %% on %d inputs (max |Δ| %.3g)", step, 100 * agreement,
              len(reference), max_difference(reference, candidate))
     if agreement < minimum:
         raise DsplError(f"{step}: top-1 agreement {100 * agreement:.1f} % with the float model is below "
-                        f"{100 * minimum:.0f} %")
+                        f"{100 * minimum:.0f} %{advice}")
     return agreement

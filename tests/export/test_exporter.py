@@ -23,3 +23,17 @@ def test_export_argument_errors(tiny_loaded, tmp_path: Path) -> None:
         Exporter(ExportOptions(inputs=InputSources(label_file=tmp_path / "label.csv"))).export(tiny_loaded, tmp_path)
     with pytest.raises(DsplError, match="label file"):
         Exporter(ExportOptions(inputs=InputSources(data_dir=tmp_path))).export(tiny_loaded, tmp_path)
+
+
+@pytest.mark.slow
+def test_an_unfaithful_quantisation_names_the_less_quantised_ones_and_writes_nothing(tiny_loaded,
+                                                                                    tmp_path: Path) -> None:
+    from dspl.export.exporter import Exporter, ExportOptions
+
+    out = tmp_path / "out"
+    options = ExportOptions(quantize=("fp32", "dynamic"), min_agreement=1.01)  # no model can agree on 101 %
+    with pytest.raises(DsplError, match=r"^TFLite dynamic vs float: top-1 agreement [\d.]+ % with the float model is "
+                                        r"below 101 %; the model does not survive dynamic quantisation: export it "
+                                        r"with --quantize fp16 or fp32$"):
+        Exporter(options).export(tiny_loaded, out)
+    assert not list(out.glob("*.tflite"))

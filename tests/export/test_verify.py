@@ -109,6 +109,16 @@ def test_check_agreement_categorical_edge():
     assert verify.check_agreement("int8", reference, candidate, minimum=0.96) == 0.96
 
 
+def test_check_agreement_ends_its_error_with_the_advice_given():
+    reference, candidate = np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([[0.1, 0.9], [0.2, 0.8]])
+    with pytest.raises(DsplError, match=r"^int8: top-1 agreement 50.0 % with the float model is below 98 %; try fp16$"):
+        verify.check_agreement("int8", reference, candidate, advice="try fp16")
+    with pytest.raises(DsplError, match=r"^int8: mean \|Δ\| 0.4 against the float model exceeds 0.02; try fp16$"):
+        verify.check_agreement("int8", reference[:, :1], candidate[:, :1], regression=True, advice="try fp16")
+    with pytest.raises(DsplError, match=r"below 98 %$"):
+        verify.check_agreement("int8", reference, candidate)
+
+
 def test_check_agreement_regression_uses_the_mean_absolute_difference():
     reference = np.array([[0.5], [0.2], [0.9], [0.4]])
     candidate = reference + np.array([[0.01], [-0.03], [0.02], [0.0]])  # mean |Δ| 0.015
