@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dspl.cli.options import training_options
-from dspl.export.tflite_convert import SEARCH_QUANTIZATIONS
+from dspl.export.tflite_convert import QUANTIZATIONS
 
 
 @click.command("search", context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +18,7 @@ from dspl.export.tflite_convert import SEARCH_QUANTIZATIONS
               help="Trials in total, over every worker that runs this command.")
 @click.option("--max-latency-ms", type=float, help="Budget: median latency per chunk of the end-to-end model (ms).")
 @click.option("--max-size-kb", type=float, help="Budget: size of the end-to-end .tflite model (kB).")
-@click.option("--quantize", type=click.Choice(SEARCH_QUANTIZATIONS), default="int8", show_default=True,
+@click.option("--quantize", type=click.Choice(QUANTIZATIONS), default="int8", show_default=True,
               help="Quantisation the models are exported, verified and measured in.")
 @click.option("--storage", help="Optuna storage: an RDB URL (sqlite:///…, postgresql://…) or a journal file "
                                 "[default: MODEL_DIR/search/journal.log].")

@@ -21,9 +21,6 @@ log = logging.getLogger(__name__)
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
 """From the least to the most quantised: fp16 halves the weights, dynamic makes them int8 (activations stay float),
 int8 quantises the activations too."""
-SEARCH_QUANTIZATIONS = ("int8", "fp16", "fp32")
-"""The quantisations `dspl search` exports and times, most quantised first (a study whose models are not faithful
-is told to try the less quantised ones)."""
 T = TypeVar("T")
 
 

@@ -28,7 +28,7 @@ from rich.console import Console
 from dspl.config import ClassConfig, RunConfig, check_class_config, load_class_config, load_space
 from dspl.config.keys import path_component
 from dspl.errors import DsplError
-from dspl.export.tflite_convert import SEARCH_QUANTIZATIONS, less_quantised
+from dspl.export.tflite_convert import QUANTIZATIONS, less_quantised
 from dspl.export.verify import MIN_AGREEMENT
 from dspl.files import clean_stale_work_dirs, prepare_output_dir
 from dspl.workflows.report import write_report
@@ -130,8 +130,8 @@ def _check_options(options: SearchOptions) -> None:
     """A DsplError naming the flag of a bad option."""
     if options.trials < 1:
         raise DsplError(f"--trials: value {options.trials}: expected a number >= 1")
-    if options.quantize not in SEARCH_QUANTIZATIONS:
-        raise DsplError(f"--quantize: value '{options.quantize}': expected one of {', '.join(SEARCH_QUANTIZATIONS)}")
+    if options.quantize not in QUANTIZATIONS:
+        raise DsplError(f"--quantize: value '{options.quantize}': expected one of {', '.join(QUANTIZATIONS)}")
     for flag, value in (("--max-latency-ms", options.budget.max_latency_ms),
                         ("--max-size-kb", options.budget.max_size_kb)):
         if value is not None and not value > 0:
@@ -292,7 +292,7 @@ def _why_no_best(rows: list[TrialRow], info: SearchInfo, table: Path) -> str:
     faithful = [row for row in complete if row.faithful]
     if not faithful:
         closest = max(complete, key=lambda row: row.agreement)
-        lighter = [q for q in less_quantised(info.quantize) if q in SEARCH_QUANTIZATIONS]
+        lighter = less_quantised(info.quantize)
         remedy = f"quantise less (--quantize {' or '.join(lighter)}) or search" if lighter else "search"
         return (f"study '{info.study}': no trial's {info.quantize} model agrees with its float model on "
                 f"{100 * MIN_AGREEMENT:.0f} % of the chunks as `dspl export` requires (the closest, trial "

@@ -140,15 +140,18 @@ def test_a_rerun_of_a_finished_search_trains_nothing_again(searched, example_dir
 @pytest.mark.slow
 def test_a_trial_whose_export_fails_keeps_its_devel_metric_and_model(example_dir, tmp_path, monkeypatch):
     """An export that fails (here: the SavedModel does not match ONNX) fails the trial; the row still says how good
-    the model was and where it is."""
+    the model was and where it is. The export was asked for the study's quantisation (any of `dspl export`'s)."""
     refusal = "SavedModel vs ONNX: max |Δ score| 0.31 against the previous step exceeds 0.0001"
+    asked = []
 
-    def refuse(*_args: Any, **_kwargs: Any) -> None:
+    def refuse(_model: Path, _out: Path, options: Any) -> None:
+        asked.append((options.formats, options.quantize, options.end_to_end))
         raise DsplError(refusal)
 
     monkeypatch.setattr(search_trial, "export_model", refuse)
     space, out = write_space(tmp_path, example_dir), tmp_path / "out"
-    CliRunner().invoke(cli, arguments(example_dir, out, space, "--trials", "1"))
+    CliRunner().invoke(cli, arguments(example_dir, out, space, "--trials", "1", "--quantize", "dynamic"))
+    assert asked == [(("tflite",), ("dynamic",), True)]
     (row,) = read_csv(out / "search" / STUDY / "trials.csv")
     assert (row["state"], row["error"], row["latency_ms"], row["tflite"]) == ("failed", refusal, "", "")
     assert 0.0 <= float(row["devel_uar"]) <= 100.0
@@ -184,9 +187,11 @@ def test_a_trial_whose_quantised_model_is_unfaithful_is_complete_but_infeasible(
     assert study.trials[0].constraints == pytest.approx({"agreement": 0.08})
 
 
-@pytest.mark.parametrize(("quantize", "remedy"), [("int8", "quantise less (--quantize fp16 or fp32) or search"),
-                                                  ("fp16", "quantise less (--quantize fp32) or search"),
-                                                  ("fp32", "search")])
+@pytest.mark.parametrize(("quantize", "remedy"),
+                         [("int8", "quantise less (--quantize dynamic or fp16 or fp32) or search"),
+                          ("dynamic", "quantise less (--quantize fp16 or fp32) or search"),
+                          ("fp16", "quantise less (--quantize fp32) or search"),
+                          ("fp32", "search")])
 def test_a_study_without_a_faithful_model_is_pointed_only_at_lighter_quantisations(quantize, remedy, tmp_path):
     from dspl.workflows.search import _why_no_best
     from dspl.workflows.search_summary import Budget, SearchInfo, TrialRow
@@ -214,15 +219,15 @@ def test_a_study_whose_trials_within_budget_are_unfaithful_says_so_beside_the_fa
         f"of the chunks (the closest, trial 0: 96.1 %); see {tmp_path / 'trials.csv'}")
 
 
-def test_the_library_offers_the_commands_quantisations(tmp_path):
-    """A notebook calling search() gets the choices `dspl search --quantize` has, not all of `dspl export`'s."""
+def test_the_library_refuses_a_quantisation_the_exporter_does_not_know(tmp_path):
+    """A notebook calling search() gets the check `dspl search --quantize` has, before anything is written."""
     from dspl.workflows.search import SearchOptions, search
     from dspl.workflows.train import TrainingData
 
     with pytest.raises(DsplError) as error:
         search(TrainingData(tmp_path, tmp_path / "label.csv"), tmp_path / "out", tmp_path / "space.json",
-               tmp_path / "class_config.json", SearchOptions(quantize="dynamic"))
-    assert str(error.value) == "--quantize: value 'dynamic': expected one of int8, fp16, fp32"
+               tmp_path / "class_config.json", SearchOptions(quantize="int4"))
+    assert str(error.value) == "--quantize: value 'int4': expected one of fp32, fp16, dynamic, int8"
     assert not (tmp_path / "out").exists()
 
 
