@@ -1,18 +1,19 @@
-"""`dspl search` against DeepSpectrumLite's grid: the best model within an int8 latency budget on FSDD's speakers.
+"""`dspl search` against DeepSpectrumLite's grid: the best model within a latency budget on FSDD's speakers.
 
 FSDD split as bench/fsdd.py splits it (george, jackson and lucas: takes 0-39 train, 40-49 devel; nicolas: test),
 bench/fsdd.py's configuration as the constants. The search: --trials trials of `dspl search` over backbone (five
 small timm models), plot size (width and height), mel bands, learning rate and augmentation strength (the top of
-the SapAugment probability range), int8 end-to-end models, a latency budget per chunk measured here. The grid, the
-same compute DeepSpectrumLite's way: the space with each range cut into three values, expanded in file order (the
-last key fastest), and its first --trials combinations trained, each as a one-trial search (so trained, exported and
-measured by the very same code), and the best of them by devel UAR within the budget (with a faithful int8 model)
-picked afterwards. Printed per side: the best feasible model's devel and test accuracy and UAR (chunks, from its
+the SapAugment probability range), end-to-end models in --quantize (int8 by default), a latency budget per chunk
+measured here. The grid, the same compute DeepSpectrumLite's way: the space with each range cut into three values,
+expanded in file order (the last key fastest), and its first --trials combinations trained, each as a one-trial
+search (so trained, exported and measured by the very same code), and the best of them by devel UAR within the
+budget (with a faithful quantised model: one that agrees with its float model as `dspl export` requires) picked
+afterwards. Printed per side: the best feasible model's devel and test accuracy and UAR (chunks, from its
 TensorBoard logs), latency, size, feasible trials and the agreement of the unfaithful ones, epochs trained and wall
 time; then the rows for bench/RESULTS.md.
 
     python bench/search.py [--data ../shared/data/fsdd/recordings] [--work-dir DIR] [--trials 16] [--epochs 15]
-                           [--max-latency-ms 1] [--smoke]
+                           [--max-latency-ms 1] [--quantize int8] [--smoke]
 
 --smoke: 2 trials of 1 epoch on 3 takes per digit and speaker (a few minutes: proves the bench runs, no figures).
 """
@@ -31,6 +32,7 @@ from typing import Any
 from fsdd import DEFAULT_DATA, FILE_NAME, SETTINGS, TEST_SPEAKER, TRAIN_SPEAKERS, padding_warnings_off, write_split
 
 from dspl.errors import DsplError
+from dspl.export.tflite_convert import QUANTIZATIONS
 from dspl.export.verify import MIN_AGREEMENT
 from dspl.quiet import set_verbosity
 
@@ -82,7 +84,7 @@ class Side:
 
 
 def run_search(name: str, values: dict[str, Any], trials: int, work: Path, data: tuple[Path, Path],
-               budget_ms: float | None) -> list[dict[str, Any]]:
+               budget_ms: float | None, quantize: str) -> list[dict[str, Any]]:
     """One `dspl search` (the workflow a command runs) of ``values`` as a space; its trials.csv rows."""
     from rich.console import Console
 
@@ -92,7 +94,7 @@ def run_search(name: str, values: dict[str, Any], trials: int, work: Path, data:
 
     space_file = work / f"{name}.json"
     space_file.write_text(json.dumps(values, indent=1), encoding="utf-8")
-    options = SearchOptions(trials=trials, budget=Budget(budget_ms), quantize="int8", study=name)
+    options = SearchOptions(trials=trials, budget=Budget(budget_ms), quantize=quantize, study=name)
     try:
         result = search(TrainingData(*data), work / "output", space_file, work / "class_config.json", options,
                         Console())
@@ -120,7 +122,7 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def feasible(rows: list[dict[str, Any]], budget_ms: float) -> list[dict[str, Any]]:
-    """The complete trials within the budget whose int8 model is faithful (as `dspl export` requires)."""
+    """The complete trials within the budget whose quantised model is faithful (as `dspl export` requires)."""
     return [r for r in rows if r["state"] == "complete" and r["latency_ms"] <= budget_ms
             and r["agreement"] >= MIN_AGREEMENT]
 
@@ -130,14 +132,14 @@ def best(rows: list[dict[str, Any]], budget_ms: float) -> dict[str, Any] | None:
     return max(feasible(rows, budget_ms), key=lambda r: (r["metric"], -r["latency_ms"]), default=None)
 
 
-def describe(side: Side, budget_ms: float) -> str:
+def describe(side: Side, budget_ms: float, quantize: str) -> str:
     """One line per side for the console and one RESULTS.md cell."""
     complete = [r for r in side.rows if r["state"] == "complete"]
     epochs = sum(figures(r)["epochs"] for r in side.rows)
     chosen = best(side.rows, budget_ms)
     unfaithful = ", ".join(f"{100 * r['agreement']:.1f} %" for r in complete if r["agreement"] < MIN_AGREEMENT)
     head = (f"{len(feasible(side.rows, budget_ms))} of {len(side.rows)} trials within {budget_ms:g} ms with a "
-            f"faithful int8 model (unfaithful ones' agreement: {unfaithful or 'none'}), {epochs} epochs, "
+            f"faithful {quantize} model (unfaithful ones' agreement: {unfaithful or 'none'}), {epochs} epochs, "
             f"{side.minutes:.0f} min")
     if chosen is None:
         return f"{head}; none within budget"
@@ -155,8 +157,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16, help="trials of the search = grid combinations trained")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--max-latency-ms", type=float, default=1.0,
-                        help="int8 latency budget per chunk (the smoke run's int8 models took 0.7-0.9 ms at 48-64 px "
+                        help="latency budget per chunk (the smoke run's int8 models took 0.7-0.9 ms at 48-64 px "
                              "on a 2-core CPU: 1 ms leaves the larger plots and backbones out)")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="int8", help="the models' quantisation")
     parser.add_argument("--smoke", action="store_true", help="2 trials of 1 epoch on a few files: no figures")
     args = parser.parse_args()
     set_verbosity(0)  # as a command without -v: no native TensorFlow chatter between the rows
@@ -170,27 +173,28 @@ def main() -> None:
     audio, labels, counts = write_split(recordings, work, devel_from_take=40)
     (work / "class_config.json").write_text(json.dumps({str(d): f"digit {d}" for d in range(10)}), encoding="utf-8")
     print(f"work dir {work}: {counts['train']} train, {counts['devel']} devel, {counts['test']} test files; "
-          f"{args.trials} trials of {args.epochs} epochs, int8 budget {args.max_latency_ms:g} ms per chunk")
+          f"{args.trials} trials of {args.epochs} epochs, {args.quantize} budget {args.max_latency_ms:g} ms per chunk")
 
     start = time.perf_counter()
     searched = Side("search", run_search("search", space(args.epochs), args.trials, work, (audio, labels),
-                                         args.max_latency_ms), (time.perf_counter() - start) / 60)
+                                         args.max_latency_ms, args.quantize), (time.perf_counter() - start) / 60)
     start, rows = time.perf_counter(), []
     for index, combination in enumerate(grid(args.epochs)[:args.trials]):
         values = {**{key: [value] for key, value in combination.items()}, "tb_run_id": [f"grid{index}"]}
         rows += [{**row, "params": {key: combination[key] for key in (*GRID_VALUES, "basemodel_name", "image_width",
                                                                       "image_height")}}
-                 for row in run_search(f"grid{index}", values, 1, work, (audio, labels), None)]
+                 for row in run_search(f"grid{index}", values, 1, work, (audio, labels), None,
+                                            args.quantize)]
     gridded = Side("grid", rows, (time.perf_counter() - start) / 60)
 
-    print("\nFSDD (test speaker nicolas), int8 end-to-end models, latency measured here:")
+    print(f"\nFSDD (test speaker nicolas), {args.quantize} end-to-end models, latency measured here:")
     for side in (searched, gridded):
-        print(f"  {side.name}: {describe(side, args.max_latency_ms)}")
+        print(f"  {side.name}: {describe(side, args.max_latency_ms, args.quantize)}")
     if not args.smoke:
         print("\nrows for bench/RESULTS.md (with the date, the commit and the machine):")
         for side in (searched, gridded):
             print(f"| {side.name}, {args.trials} trials of {args.epochs} epochs, budget {args.max_latency_ms:g} ms "
-                  f"int8 | {describe(side, args.max_latency_ms)} |")
+                  f"{args.quantize} | {describe(side, args.max_latency_ms, args.quantize)} |")
 
 
 if __name__ == "__main__":
