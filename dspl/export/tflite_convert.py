@@ -24,6 +24,12 @@ int8 quantises the activations too."""
 T = TypeVar("T")
 
 
+def check_quantization(quantize: str, name: str = "quantize") -> None:
+    """A DsplError naming the option ``name`` unless ``quantize`` is one of QUANTIZATIONS."""
+    if quantize not in QUANTIZATIONS:
+        raise DsplError(f"{name}: value '{quantize}': expected one of {', '.join(QUANTIZATIONS)}")
+
+
 def less_quantised(quantize: str) -> tuple[str, ...]:
     """The quantisations that keep more of the float model than ``quantize``, the nearest first."""
     return QUANTIZATIONS[:QUANTIZATIONS.index(quantize)][::-1]
@@ -83,8 +89,7 @@ def configure(converter, quantize: str, representative: Callable[[], Iterable[li
     """Set a TFLiteConverter up for one quantisation with built-in operators only."""
     import tensorflow as tf
 
-    if quantize not in QUANTIZATIONS:
-        raise DsplError(f"quantize: value '{quantize}': expected one of {', '.join(QUANTIZATIONS)}")
+    check_quantization(quantize)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = False
     if quantize == "fp32":

@@ -28,7 +28,7 @@ from rich.console import Console
 from dspl.config import ClassConfig, RunConfig, check_class_config, load_class_config, load_space
 from dspl.config.keys import path_component
 from dspl.errors import DsplError
-from dspl.export.tflite_convert import QUANTIZATIONS, less_quantised
+from dspl.export.tflite_convert import check_quantization, less_quantised
 from dspl.export.verify import MIN_AGREEMENT
 from dspl.files import clean_stale_work_dirs, prepare_output_dir
 from dspl.workflows.report import write_report
@@ -130,8 +130,7 @@ def _check_options(options: SearchOptions) -> None:
     """A DsplError naming the flag of a bad option."""
     if options.trials < 1:
         raise DsplError(f"--trials: value {options.trials}: expected a number >= 1")
-    if options.quantize not in QUANTIZATIONS:
-        raise DsplError(f"--quantize: value '{options.quantize}': expected one of {', '.join(QUANTIZATIONS)}")
+    check_quantization(options.quantize, "--quantize")
     for flag, value in (("--max-latency-ms", options.budget.max_latency_ms),
                         ("--max-size-kb", options.budget.max_size_kb)):
         if value is not None and not value > 0:

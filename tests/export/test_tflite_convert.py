@@ -24,3 +24,11 @@ def test_less_quantised_lists_what_keeps_more_of_the_float_model_nearest_first()
     assert less_quantised("dynamic") == ("fp16", "fp32")
     assert less_quantised("fp16") == ("fp32",)
     assert less_quantised("fp32") == ()
+
+
+def test_a_converter_is_not_configured_for_an_unknown_quantisation() -> None:
+    from dspl.export.tflite_convert import configure
+
+    with pytest.raises(DsplError) as error:
+        configure(object(), "int4", None)
+    assert str(error.value) == "quantize: value 'int4': expected one of fp32, fp16, dynamic, int8"
