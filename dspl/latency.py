@@ -42,8 +42,8 @@ def time_calls(calls: dict[str, Callable[[], object]], runs: int,
     after = look_at_cpus()
     others = round(before.others_busy(after), 2) if before and after else None
     if others is not None and others >= BUSY_WARNING_CPUS:
-        logger.warning("other processes kept %.1f CPU(s) busy while the latency was timed: the figures are higher "
-                       "than on an idle machine", others)
+        logger.warning("other processes kept %.1f CPU(s) busy while the latency of %s was timed: the figures are "
+                       "higher than on an idle machine", others, ", ".join(calls))
     return {name: {**summarize(t, warmup), "others_busy_cpus": others} for name, t in times.items()}
 
 
@@ -55,6 +55,8 @@ def summarize(times_ms: np.ndarray, warmup: int) -> dict[str, Any]:
 
 
 def describe(latency: dict[str, Any]) -> str:
-    """One line for a report: 'median 1.234 ms, p90 1.456 ms over 50 runs after 5 warm-up runs'."""
+    """One line for a report: 'median 1.234 ms, p90 1.456 ms over 50 runs after 5 warm-up runs' (with ', on 2
+    thread(s)' where the thread count is known)."""
+    threads = f", on {latency['threads']} thread(s)" if "threads" in latency else ""
     return (f"median {latency['median_ms']:.3f} ms, p90 {latency['p90_ms']:.3f} ms over {latency['runs']} runs "
-            f"after {latency['warmup']} warm-up runs")
+            f"after {latency['warmup']} warm-up runs{threads}")

@@ -218,11 +218,16 @@ class CpuShare:
         """Give torch the count threads() says, unless the user chose one: an explicit policy, or a count set
         with torch.set_num_threads since dspl last set its own."""
         current = torch.get_num_threads()
-        if policy.explicit or current != (policy.threads if self._set is None else self._set):
+        if self.chosen_by_user(current, policy):
             return
         self._set = self.threads(policy.threads)
         if self._set != current:
             torch.set_num_threads(self._set)
+
+    def chosen_by_user(self, current: int, policy: ThreadPolicy) -> bool:
+        """Whether torch's ``current`` count is the user's: an explicit policy, or a count set with
+        torch.set_num_threads since dspl last set its own."""
+        return policy.explicit or current != (policy.threads if self._set is None else self._set)
 
     def threads(self, limit: int) -> int:
         """At most ``limit`` threads: as many as CPUs were free over the last window, rounded."""
@@ -237,8 +242,44 @@ class CpuShare:
         self._last = look
         return min(limit, self._threads or limit)
 
+    def look_now(self, limit: int, sleep: Callable[[float], None] = time.sleep) -> int:
+        """threads(limit) from a fresh window: two looks LOOK_INTERVAL_S apart while this process waits, so what
+        the other processes do now decides, not what they did during this process's own earlier work."""
+        self._last = self._threads = None  # torch's count (_set) stays known
+        self.threads(limit)
+        sleep(LOOK_INTERVAL_S)
+        return self.threads(limit)
+
 
 _share = CpuShare()
+
+
+def timing_threads(current: int | None = None) -> int:
+    """The thread count a latency measurement starting now runs on: the user's when they chose one (``current``:
+    torch's count now, theirs if they set it with torch.set_num_threads), else the CPUs other processes leave free
+    (looked at for LOOK_INTERVAL_S first), which is also what dspl's own large work gets now. Beside a busy CPU a
+    figure timed on more threads measures the waits for that CPU (a PyTorch forward pass of a small model took 15x
+    longer on 2 threads than on 1 with one of 2 CPUs busy), not the model."""
+    policy = applied_policy()
+    if current is not None and _share.chosen_by_user(current, policy):
+        return current
+    return policy.threads if policy.explicit else _share.look_now(policy.threads)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block's torch work on ``count`` threads, then restore torch's count."""
+    import torch
+
+    current = torch.get_num_threads()
+    if count == current:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(current)
 
 
 @contextmanager
@@ -248,12 +289,5 @@ def work_threads(small: bool) -> Iterator[None]:
     import torch
 
     _share.adapt(torch, applied_policy())
-    current = torch.get_num_threads()
-    if not small or current == 1:
+    with torch_threads(1 if small else torch.get_num_threads()):
         yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(current)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from dspl import latency
@@ -30,7 +31,7 @@ def test_a_process_spinning_on_one_of_our_cpus_is_seen_and_named(caplog):
         spinner.wait()
     assert summary["a"]["others_busy_cpus"] == summary["b"]["others_busy_cpus"] >= latency.BUSY_WARNING_CPUS
     assert [r.getMessage().split(" CPU(s)")[1] for r in caplog.records] == [
-        " busy while the latency was timed: the figures are higher than on an idle machine"]
+        " busy while the latency of a, b was timed: the figures are higher than on an idle machine"]
     assert summary["a"]["runs"] == 150 and summary["a"]["median_ms"] > 0
 
 
@@ -41,3 +42,9 @@ def test_without_proc_stat_the_load_is_unknown_and_nothing_is_said(monkeypatch, 
     assert summary["a"]["others_busy_cpus"] is None and not caplog.records
     with pytest.raises(DsplError, match="--runs: value 0: expected a number >= 1"):
         latency.time_calls({"a": busy_work}, runs=0)
+
+
+def test_a_description_names_the_thread_count_where_it_is_known():
+    summary = latency.summarize(np.array([1.0, 2.0, 3.0]), warmup=5)
+    assert latency.describe(summary) == "median 2.000 ms, p90 2.800 ms over 3 runs after 5 warm-up runs"
+    assert latency.describe({**summary, "threads": 1}).endswith("after 5 warm-up runs, on 1 thread(s)")

@@ -12,8 +12,8 @@ import pytest
 
 from dspl.errors import DsplError
 from dspl.threads import (
-    APPLIED_ENV, PASSIVE, SPIN_COUNT, THREAD_VARIABLES, CpuLook, CpuShare, ThreadPolicy, busy_seconds,
-    cgroup_cpu_quota, configure, decide, look_at_cpus,
+    APPLIED_ENV, LOOK_INTERVAL_S, PASSIVE, SPIN_COUNT, THREAD_VARIABLES, CpuLook, CpuShare, ThreadPolicy,
+    busy_seconds, cgroup_cpu_quota, configure, decide, look_at_cpus,
 )
 
 
@@ -205,3 +205,41 @@ def test_adapting_leaves_a_count_the_user_chose_alone(tmp_path):
     torch.set_num_threads(4)  # the user's torch.set_num_threads after dspl's
     share.adapt(torch, ThreadPolicy(2, "2 CPU(s) in the affinity mask"))
     assert torch.threads == 4
+
+
+def test_a_latency_measurement_looks_at_the_cpus_afresh_while_it_waits(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "sysconf", lambda _name: 100)
+    share, clock, look = share_on(tmp_path, own=[0.0, 0.0, 0.0, 0.0])
+    assert look(0, 0) == 2
+    clock.now += 1.0
+    assert look(0, 0) == 2  # an idle second: both CPUs free, and that is remembered for LOOK_INTERVAL_S
+    waits = []
+
+    def sleep(seconds: float) -> None:  # while the process waits, another one keeps CPU 1 busy
+        waits.append(seconds)
+        clock.now += seconds
+        (tmp_path / "stat").write_text(stat_text(0, 25))
+
+    share._set = 2  # the count adapt() last gave torch: a fresh look keeps it known
+    assert share.look_now(2, sleep) == 1 and waits == [LOOK_INTERVAL_S]
+    assert share._set == 2 and not share.chosen_by_user(2, ThreadPolicy(2, "2 CPU(s) in the affinity mask"))
+
+
+@pytest.mark.parametrize("policy, torch_count, expected", [
+    (ThreadPolicy(2, "2 CPU(s) in the affinity mask"), 2, 1),  # one CPU free now
+    (ThreadPolicy(2, "--threads", explicit=True), 2, 2),  # the user's count is timed as it is
+    (ThreadPolicy(2, "2 CPU(s) in the affinity mask"), 3, 3),  # torch.set_num_threads(3) by the user
+    (ThreadPolicy(2, "2 CPU(s) in the affinity mask"), None, 1),  # no torch count: a TFLite interpreter's
+])
+def test_a_measurement_times_on_the_free_cpus_unless_the_user_chose_a_count(monkeypatch, policy, torch_count,
+                                                                             expected):
+    from dspl import threads
+
+    class OneFree(CpuShare):
+        def look_now(self, limit: int, sleep: Any = None) -> int:
+            return min(limit, 1)
+
+    monkeypatch.setattr(threads, "_share", OneFree())
+    monkeypatch.setattr(threads, "applied_policy", lambda: policy)
+    assert threads.timing_threads(torch_count) == expected

@@ -15,6 +15,7 @@ colour, i.e. what the model sees where there is no energy, rather than a black i
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -23,7 +24,9 @@ from torch import nn
 from dspl.explain.methods import METHODS
 
 INTEGRATED_GRADIENT_STEPS = 32
+INTEGRATED_GRADIENT_BATCH = 64  # interpolated plots per forward pass
 OCCLUSION_WINDOW = 8  # the occluding patch covers 1/8 of the plot's side, moved by half its size
+OCCLUSION_BATCH = 16  # occluded plots per forward pass
 GRADCAM_MIN_CELLS = 7  # the last feature map of a 224 px plot in most backbones
 
 
@@ -78,7 +81,8 @@ def _integrated_gradients(model: nn.Module, plots: torch.Tensor, targets: torch.
     from captum.attr import IntegratedGradients
 
     return IntegratedGradients(model).attribute(plots, baselines=baseline, target=targets,
-                                                n_steps=INTEGRATED_GRADIENT_STEPS, internal_batch_size=64)
+                                                n_steps=INTEGRATED_GRADIENT_STEPS,
+                                                internal_batch_size=INTEGRATED_GRADIENT_BATCH)
 
 
 def _occlusion(model: nn.Module, plots: torch.Tensor, targets: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
@@ -88,19 +92,20 @@ def _occlusion(model: nn.Module, plots: torch.Tensor, targets: torch.Tensor, bas
     window = (plots.shape[1], max(1, height // OCCLUSION_WINDOW), max(1, width // OCCLUSION_WINDOW))
     strides = (plots.shape[1], max(1, window[1] // 2), max(1, window[2] // 2))
     return Occlusion(model).attribute(plots, sliding_window_shapes=window, strides=strides, baselines=baseline,
-                                      target=targets, perturbations_per_eval=16)
+                                      target=targets, perturbations_per_eval=OCCLUSION_BATCH)
 
 
-def forward_passes(method: str, height: int, width: int) -> int:
-    """About how many single-plot forward passes a method costs for one plot of ``height`` x ``width`` pixels
-    (a backward pass counted as one more): its cost, for choosing within a time budget."""
+def forward_cost(method: str, height: int, width: int) -> tuple[int, int]:
+    """About how many forward passes of how many plots a method costs for one plot of ``height`` x ``width``
+    pixels (a backward pass counted as one more pass): its cost, for choosing within a time budget."""
     if method == "occlusion":
         positions = [(size - max(1, size // OCCLUSION_WINDOW)) // max(1, size // OCCLUSION_WINDOW // 2) + 1
                      for size in (height, width)]
-        return positions[0] * positions[1] + 1
+        return math.ceil(positions[0] * positions[1] / OCCLUSION_BATCH) + 1, OCCLUSION_BATCH
     if method == "integrated-gradients":
-        return 2 * INTEGRATED_GRADIENT_STEPS
-    return 3  # Grad-CAM: the pass that finds its layer, one forward and one backward pass
+        batch = min(INTEGRATED_GRADIENT_STEPS, INTEGRATED_GRADIENT_BATCH)
+        return 2 * math.ceil(INTEGRATED_GRADIENT_STEPS / batch), batch
+    return 3, 1  # Grad-CAM: the pass that finds its layer, one forward and one backward pass
 
 
 _METHODS: dict[str, Callable[..., torch.Tensor]] = {

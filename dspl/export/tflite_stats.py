@@ -19,7 +19,7 @@ from dspl.export.tflite_convert import make_interpreter
 from dspl.export.tflite_file import constant_tensors, tflite_operators
 from dspl.files import atomic_path, regular_file
 from dspl.latency import WARMUP_RUNS, time_calls
-from dspl.threads import threads as policy_threads
+from dspl.threads import timing_threads
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,14 @@ def measure_latency(model: str | Path, runs: int = 50, threads: int | None = Non
     runtime "litert" uses ai_edge_litert's interpreter; "tensorflow" uses tf.lite.Interpreter, which also
     runs Flex (SELECT_TF_OPS) models. Both apply the XNNPACK delegate by default.
     """
-    return measure_latencies({"model": model}, runs, threads, warmup, runtime)["model"]
+    return measure_latencies({Path(model).name: model}, runs, threads, warmup, runtime)[Path(model).name]
 
 
 def measure_latencies(models: dict[str, str | Path], runs: int = 50, threads: int | None = None,
                       warmup: int = WARMUP_RUNS, runtime: str = "litert") -> dict[str, dict[str, Any]]:
     """measure_latency for several models, interleaved invoke by invoke (for side-by-side ratios); ``threads``
-    defaults to dspl's thread policy (dspl.threads)."""
-    threads = policy_threads() if threads is None else threads
+    defaults to the CPUs free now under dspl's thread policy (dspl.threads.timing_threads)."""
+    threads = timing_threads() if threads is None else threads
     interpreters = {name: _ready_interpreter(path, threads, runtime) for name, path in models.items()}
     timings = time_calls({name: interpreter.invoke for name, interpreter in interpreters.items()}, runs, warmup)
     return {name: {**timing, "threads": threads, "runtime": runtime} for name, timing in timings.items()}

@@ -40,7 +40,7 @@ def _layers(model: Any) -> list[dict[str, Any]]:
 
 def _forward_latency(model: Any, x: np.ndarray, runs: int) -> dict[str, Any]:
     """Latency of one forward pass (training=False) on the CPU, summarised as dspl.latency does."""
-    return time_calls({"model": lambda: model(x, training=False)}, runs)["model"]
+    return time_calls({"the Keras model": lambda: model(x, training=False)}, runs)["the Keras model"]
 
 
 def keras_model_stats(model_path: str | Path, runs: int = 20) -> dict[str, Any]:

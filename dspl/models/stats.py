@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dspl.latency import time_calls
 from dspl.models.loaded import LoadedModel
+from dspl.threads import timing_threads, torch_threads
 
 
 def example_input(loaded: LoadedModel) -> torch.Tensor:
@@ -42,9 +43,11 @@ def layer_table(model: torch.nn.Module, x: torch.Tensor) -> list[dict[str, Any]]
 
 
 def forward_latency(model: torch.nn.Module, x: torch.Tensor, runs: int = 20) -> dict[str, Any]:
-    """Latency of one forward pass on the CPU, summarised as dspl.latency does (median/p90/mean/min in ms)."""
-    with torch.no_grad():
-        return time_calls({"model": lambda: model(x)}, runs)["model"]
+    """Latency of one forward pass on the CPU, summarised as dspl.latency does (median/p90/mean/min in ms), on the
+    threads a measurement gets now (dspl.threads.timing_threads), with their count."""
+    count = timing_threads(torch.get_num_threads())
+    with torch.no_grad(), torch_threads(count):
+        return {**time_calls({"the PyTorch model": lambda: model(x)}, runs)["the PyTorch model"], "threads": count}
 
 
 def model_stats(loaded: LoadedModel, runs: int = 20) -> dict[str, Any]:

@@ -26,11 +26,12 @@ from dspl.config import GivenConfigs
 from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.parsers import parse_label_file
 from dspl.errors import DsplError
-from dspl.explain.attribution import forward_passes
+from dspl.explain.attribution import forward_cost
 from dspl.explain.methods import DESCRIPTIONS
 from dspl.explain.render import Panel, write_summary
 from dspl.export.report import REPORT_FILE, ExportReport
-from dspl.export.tflite_stats import measure_latency
+from dspl.export.tflite_stats import measure_latencies
+from dspl.latency import BUSY_WARNING_CPUS
 from dspl.files import prepare_output_dir, write_text_atomically
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.predictor import Predictor
@@ -173,19 +174,32 @@ def _evaluation(predictor: Predictor, model_file: Path) -> str:
 
 
 def _exports(model_file: Path) -> str:
+    reports = {path: ExportReport.read(path) for path in sorted(model_file.parent.rglob(REPORT_FILE))}
+    models = [path for report_file in reports for path in sorted(report_file.parent.glob("*.tflite"))]
+    named = {str(path.relative_to(model_file.parent)): path for path in models}
+    latencies = {named[name]: latency for name, latency in measure_latencies(named, runs=20).items()} if models else {}
     parts = []
-    for report_file in sorted(model_file.parent.rglob(REPORT_FILE)):
-        report = ExportReport.read(report_file)
-        rows = []
-        for path in sorted(report_file.parent.glob("*.tflite")):
-            latency = measure_latency(path, runs=20)["median_ms"]
-            rows.append([path.name, path.stat().st_size / 1e3, latency, *report.summary_of(path)])
+    for report_file, report in reports.items():
+        rows = [[path.name, path.stat().st_size / 1e3, latencies[path]["median_ms"], *report.summary_of(path)]
+                for path in sorted(report_file.parent.glob("*.tflite"))]
         parts.append(html.table(["file", "size (kB)", "latency median (ms)", "verified against", "top-1 agreement",
                                  "max |Δ score|"], rows, f"{report_file.parent} (verified on {report.inputs})"))
+    if latencies:
+        parts.append(html.note(_timed_how(next(iter(latencies.values())))))
     if not parts:
         parts.append(html.note("No export_report.json under the model's directory: run `dspl export -s MODEL -o DIR` "
                                "with DIR inside the model's directory."))
     return html.section("Exports", *parts)
+
+
+def _timed_how(latency: dict) -> str:
+    """How the page's latencies were timed: on this machine, on how many threads, and whether it was busy."""
+    busy = latency["others_busy_cpus"]
+    load = ("" if busy is None or busy < BUSY_WARNING_CPUS else
+            f"; other processes kept {busy:.1f} CPU(s) busy meanwhile, so the figures are higher than on an idle "
+            "machine")
+    return (f"Latency: TFLite interpreter on this machine, {latency['threads']} thread(s), median of "
+            f"{latency['runs']} invokes after {latency['warmup']} warm-up invokes, interleaved across the files{load}.")
 
 
 def _search(model_file: Path, out_dir: Path) -> str | None:
@@ -230,23 +244,32 @@ def _example_files(predictor: Predictor, partitions: dict[str, list] | None, dat
 
 
 def _example_method(predictor: Predictor, waveforms: list[torch.Tensor]) -> str:
-    """The sharpest method whose estimated cost for these examples (a measured forward pass times the passes it
-    needs) fits EXAMPLE_BUDGET_SECONDS, else the cheapest; a model without gradients is explained by occlusion."""
+    """The sharpest method whose estimated cost for these examples (a forward pass of the method's batch, timed
+    warm, times the passes it needs) fits EXAMPLE_BUDGET_SECONDS, else the cheapest; a model without gradients is
+    explained by occlusion."""
     if not predictor.loaded.gradients:
         return EXAMPLE_METHODS[0]
     with torch.no_grad():
         plot = predictor.features(waveforms[0][None].to(predictor.device))
-        start = time.perf_counter()
-        predictor.model(plot)
-        seconds = time.perf_counter() - start
     height, width = plot.shape[-2:]
     for method in EXAMPLE_METHODS:
-        estimate = seconds * forward_passes(method, height, width) * len(waveforms)
+        passes, batch = forward_cost(method, height, width)
+        estimate = _forward_seconds(predictor.model, plot.expand(batch, -1, -1, -1)) * passes * len(waveforms)
         if estimate <= EXAMPLE_BUDGET_SECONDS:
             return method
         logger.info("report: %s of %d examples would take about %.0f s; trying a cheaper method", method,
                     len(waveforms), estimate)
     return EXAMPLE_METHODS[-1]
+
+
+def _forward_seconds(model: torch.nn.Module, plots: torch.Tensor) -> float:
+    """Seconds of one forward pass of ``plots`` after an untimed one (the first pays for allocations and kernel
+    choices that the passes of an explanation do not)."""
+    with torch.no_grad():
+        model(plots)
+        start = time.perf_counter()
+        model(plots)
+        return time.perf_counter() - start
 
 
 def _examples(predictor: Predictor, files: list[tuple[Path, str]], out_dir: Path) -> str:

@@ -27,7 +27,7 @@ from scipy.stats import spearmanr
 
 from dspl.data.audio import load_audio
 from dspl.explain import METHODS, attribute, band_share
-from dspl.explain.attribution import gradcam_layer
+from dspl.explain.attribution import forward_cost, gradcam_layer
 from dspl.loading import load_model
 from dspl.models.predictor import Predictor
 from dspl.workflows.explain import explain_waveform
@@ -111,3 +111,19 @@ def test_attribute_refuses_an_unknown_method():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))
     with pytest.raises(ValueError, match="unknown attribution method 'saliency'"):
         attribute(model, torch.zeros(1, 3, 2, 2), torch.tensor([0]), "saliency")
+
+
+@pytest.mark.parametrize("method, size", [("occlusion", 64), ("occlusion", 32), ("gradcam", 64),
+                                          ("integrated-gradients", 32)])
+def test_the_cost_of_a_method_is_the_forward_passes_it_runs(method, size):
+    """forward_cost's passes and batch are what the method runs on one plot (the budget of the report's examples
+    is spent by its estimate)."""
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    batches: list[int] = []
+    model.register_forward_hook(lambda _module, inputs, _output: batches.append(inputs[0].shape[0]))
+    attribute(model, torch.rand(1, 3, size, size), torch.tensor([1]), method)
+    passes, batch = forward_cost(method, size, size)
+    backward = {"gradcam": 1, "integrated-gradients": len(batches)}.get(method, 0)  # a backward pass per forward one
+    assert (len(batches) + backward, max(batches)) == (passes, batch)

@@ -115,4 +115,6 @@ def test_report_lists_exported_variants_with_size_latency_and_agreement(trained_
     assert float(row.group(1)) == pytest.approx(tflite.stat().st_size / 1e3, rel=1e-2) and float(row.group(2)) > 0
     assert re.search(r"<td>model_fp32.tflite</td>(<td[^>]*>[^<]*</td>){2}<td>SavedModel</td><td>–</td>"
                      r"<td class=\"num\">1.5e-07</td>", page), page[page.find("model_fp32"):][:400]
+    assert re.search(r"Latency: TFLite interpreter on this machine, [12] thread\(s\), median of 20 invokes after 5 "
+                     r"warm-up invokes, interleaved across the files[;.]", page)
     assert "No export_report.json" not in page
