@@ -6,13 +6,12 @@ import json
 
 import click
 
-from dspl.cli.options import input_file
+from dspl.cli.options import input_file, model_path
 
 
 @click.command("benchmark", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-s", "--source", required=True, type=click.Path(exists=True, dir_okay=False),
-              callback=input_file("model file"),
-              help="The model file the variants were exported from (model.h5 or .ckpt).")
+@click.option("-s", "--source", required=True, type=click.Path(), callback=model_path,
+              help="The model file the variants were exported from (model.h5 or .ckpt), or the folder holding it.")
 @click.option("-e", "--export-dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The directory `dspl export` wrote the .tflite variants into.")
 @click.option("-d", "--data-dir", type=click.Path(exists=True, file_okay=False), default=None,

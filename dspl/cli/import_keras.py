@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from dspl.cli.options import input_file
+from dspl.cli.options import input_file, model_path
 
 
 @click.command(name="import-keras", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-s", "--source", required=True, type=click.Path(exists=True, dir_okay=False),
-              callback=input_file("model file"),
-              help="DeepSpectrumLite's Keras model.h5.")
+@click.option("-s", "--source", required=True, type=click.Path(), callback=model_path,
+              help="DeepSpectrumLite's Keras model.h5, or the folder holding it.")
 @click.option("-hc", "--hyper-config", "hp_config", required=True, type=click.Path(exists=True, dir_okay=False),
               callback=input_file("hyper-parameter config"),
               help="The hyper-parameter config it was trained with.")

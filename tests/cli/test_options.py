@@ -73,6 +73,22 @@ def test_a_model_folder_is_taken_for_its_model_file(tmp_path):
     assert result.output.splitlines()[0] == f"model: {folder / 'model.h5'}"
 
 
+@pytest.mark.parametrize("command", ["convert", "export", "benchmark", "import-keras"])
+def test_every_source_option_takes_the_folder_holding_the_model(tmp_path, command):
+    folder = tmp_path / "run_config_0"
+    folder.mkdir()
+    (folder / "model.h5").write_bytes(b"")
+    configs = [str(tmp_path / name) for name in ("hp.json", "classes.json")]
+    for config in configs:
+        Path(config).write_text("{}")
+    rest = {"convert": ["-d", str(tmp_path / "x.tflite")], "export": ["-o", str(tmp_path / "out")],
+            "benchmark": ["-e", str(tmp_path)],
+            "import-keras": ["-hc", configs[0], "-cc", configs[1], "-o", str(tmp_path / "x.h5")]}
+    result = run(command, "-s", str(folder), *rest[command])
+    assert result.output.splitlines()[0] == f"model: {folder / 'model.h5'}"
+    assert result.exit_code == 1 and result.output.splitlines()[1].startswith("error: ")  # then read: empty
+
+
 def test_a_folder_without_exactly_one_model_file_is_one_line(tmp_path):
     one_error_line(run("stats", "-md", str(tmp_path)),
                    f"{tmp_path}: expected one model file (.h5, .hdf5, .ckpt) in the folder, found none: name the file")
