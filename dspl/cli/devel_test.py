@@ -33,4 +33,4 @@ def command(model: str, data_dir: str, label_file: str, given: GivenConfigs,
     from dspl.workflows.report import write_report
 
     devel_test(model, data_dir, label_file, given, batch_size=batch_size)
-    write_report(model, data_dir, label_file, given)
+    click.echo(f"report: {write_report(model, data_dir, label_file, given)}")

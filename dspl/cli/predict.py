@@ -31,12 +31,12 @@ def command(model: str, data: str, output: str | None, given: GivenConfigs, batc
     <model dir>/test/test/test.chunks.predictions.csv (filename,time,prob_<class>...,prediction) and
     test.grouped.predictions.csv (per file: mean scores and decision), or into -o DIR.
     """
-    from rich.console import Console
+    from dspl.workflows.console import make_console
     from rich.table import Table
 
     from dspl.workflows.predict import predict
 
-    console = Console()
+    console = make_console()
     for result in predict(model, data, given, batch_size=batch_size, out_dir=output):
         table = Table("file", "decision", *result.columns, title=str(result.model_file))
         for name, scores, decision in result.files[:SHOWN_FILES]:
@@ -45,4 +45,4 @@ def command(model: str, data: str, output: str | None, given: GivenConfigs, batc
         more = len(result.files) - SHOWN_FILES
         if more > 0:
             console.print(f"... and {more} more file(s)")
-        console.print(f"chunks: {result.chunks_csv}\nfiles:  {result.grouped_csv}", soft_wrap=True)
+        console.print(f"chunks: {result.chunks_csv}\nfiles:  {result.grouped_csv}")

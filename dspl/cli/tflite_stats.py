@@ -29,12 +29,12 @@ def command(model: str, runs: int, as_json: bool) -> None:
 
 
 def _print(stats: dict, tensors: bool) -> None:
-    from rich.console import Console
+    from dspl.workflows.console import make_console
     from rich.table import Table
 
     from dspl.latency import describe
 
-    console = Console()
+    console = make_console()
     for kind in ("inputs", "outputs"):
         for item in stats[kind]:
             console.print(f"{kind[:-1]}: {item['name']} {item['shape']} {item['dtype']}"
@@ -47,7 +47,7 @@ def _print(stats: dict, tensors: bool) -> None:
     else:
         console.print(f"tensors: {len(stats['tensors'])} (-v lists them)")
     histogram = ", ".join(f"{name} {count}" for name, count in stats["operator_histogram"].items())
-    console.print(f"operators: {stats['operators']} ({histogram})", soft_wrap=False)
+    console.print(f"operators: {stats['operators']} ({histogram})")
     console.print(f"file size: {stats['file_size_bytes']:,} bytes")
     console.print(f"parameters: {stats['parameters']:,} in {stats['constant_tensors']} constant tensors")
     console.print(f"latency: {describe(stats['latency'])}")

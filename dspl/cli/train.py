@@ -27,7 +27,7 @@ def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str,
     A re-run of the same command skips finished configurations and resumes an interrupted one from its last
     epoch checkpoint.
     """
-    from rich.console import Console
+    from dspl.workflows.console import make_console
 
     from dspl.workflows.report import write_report
     from dspl.workflows.train import (
@@ -37,7 +37,7 @@ def command(data_dir: str, model_dir: str, hyper_config: str, class_config: str,
         train,
     )
 
-    console = Console()
+    console = make_console()
     data = TrainingData(Path(data_dir), Path(label_file))
 
     def report(result: ConfigurationResult) -> None:

@@ -85,7 +85,7 @@ def benchmark(model_file: str | Path, export_dir: str | Path, data_dir: str | Pa
 
 def print_benchmark(result: dict[str, Any]) -> None:
     """The variants side by side as a table."""
-    from rich.console import Console
+    from dspl.workflows.console import make_console
     from rich.table import Table
 
     metric = result["metric"]
@@ -96,7 +96,7 @@ def print_benchmark(result: dict[str, Any]) -> None:
         quality, agreement = row.get("quality"), row.get("agreement_with_pytorch")
         table.add_row(name, f"{row['size_bytes'] / 1e6:.2f}", f"{latency['median_ms']:.2f}", f"{latency['p90_ms']:.2f}",
                       "-" if quality is None else f"{quality:.4f}", "-" if agreement is None else f"{agreement:.3f}")
-    console = Console()
+    console = make_console()
     console.print(table)
     if "pytorch" in result:
         console.print(f"PyTorch model: {metric} {result['pytorch']:.4f} on {result['chunks']} chunks of the "

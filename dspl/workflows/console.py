@@ -1,4 +1,5 @@
-"""The test report `train` prints: a confusion matrix and classification report, or the regression metrics."""
+"""The console dspl's commands print their results on, and the test report `train` prints there: a confusion
+matrix and classification report, or the regression metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from rich.table import Table
 from sklearn.metrics import classification_report, confusion_matrix
 
 from dspl.config import ClassConfig
+
+
+def make_console(quiet: bool = False) -> Console:
+    """The console of a command's results: a line is never wrapped (a path stays whole, to copy or to grep in a
+    log) and no markup is read from the text (a path may hold brackets: `[red]` or `[/x]` in a folder name is text,
+    not a style)."""
+    return Console(soft_wrap=True, markup=False, quiet=quiet)
 
 
 def print_test_report(console: Console, scores: torch.Tensor, targets: torch.Tensor, classes: ClassConfig,

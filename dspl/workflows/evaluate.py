@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.text import Text
 
 from dspl.config import ClassConfig, GivenConfigs
 from dspl.data.parsers import LabelEntry, check_files_exist, encode_targets, parse_label_file
@@ -20,6 +21,7 @@ from dspl.models.metrics import concordance_correlation
 from dspl.models.predictor import FilePrediction, Predictor
 from dspl.workflows.predict import chunk_rows, score_columns, write_csv
 from dspl.workflows.progress import progress_bar
+from dspl.workflows.console import make_console
 
 logger = logging.getLogger(__name__)
 
@@ -116,13 +118,14 @@ def _evaluate_partition(predictor: Predictor, name: str, entries: list[LabelEntr
                               out_dir / f"{name}.chunks.confusion_matrix.png")
         plot_confusion_matrix(results["grouped"]["cm"], classes, f"{name} (files, majority vote)",
                               out_dir / f"{name}.grouped.confusion_matrix.png")
-        console.print(f"[bold]{name}[/bold]: chunk UAR {results['chunks']['uar']:.2f} %, "
-                      f"file UAR {results['grouped']['uar']:.2f} %")
+        console.print(Text(name, style="bold"), f": chunk UAR {results['chunks']['uar']:.2f} %, "
+                      f"file UAR {results['grouped']['uar']:.2f} %", sep="")
         console.print(classification_report(chunk_true, chunk_pred, labels=list(range(classes.num_classes)),
                                             target_names=list(classes.names), zero_division=0))
     else:
         m = results["chunks"]
-        console.print(f"[bold]{name}[/bold]: MAE {m['mae']:.4f}, RMSE {m['rmse']:.4f}, CCC {m['ccc']:.4f}")
+        console.print(Text(name, style="bold"), f": MAE {m['mae']:.4f}, RMSE {m['rmse']:.4f}, CCC {m['ccc']:.4f}",
+                      sep="")
     return results
 
 
@@ -135,7 +138,7 @@ def devel_test(model_path: str | Path, data_dir: str | Path, label_file: str | P
     Writes `<model dir>/evaluation/<p>/<p>.{chunks,grouped}.{metrics.json,predictions.csv}` for p in devel,
     test, plus confusion-matrix PNGs, and prints a classification report. Returns the metrics by partition.
     """
-    console = console or Console()
+    console = console or make_console()
     model_path, data_dir, label_file = Path(model_path), Path(data_dir), Path(label_file)
     loaded = load_model_file(model_path, given)
     predictor = Predictor(loaded, batch_size=batch_size)
@@ -150,4 +153,5 @@ def devel_test(model_path: str | Path, data_dir: str | Path, label_file: str | P
             continue
         out_dir = prepare_output_dir(model_path.parent / "evaluation" / name, "evaluation folder")
         results[name] = _evaluate_partition(predictor, name, entries, data_dir, label_file, out_dir, console)
+    console.print(f"evaluation: {model_path.parent / 'evaluation'}")
     return results

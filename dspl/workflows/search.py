@@ -69,6 +69,7 @@ from dspl.workflows.search_trial import (
 )
 from dspl.workflows.search_workers import ERROR, RETRY_OF, Heartbeat, release_stale_trials
 from dspl.workflows.train import TrainingData, TrainOptions, output_dirs
+from dspl.workflows.console import make_console
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def _progress(console: Console, done: int, total: int, trial: optuna.Trial, text
     so_far = "none feasible yet" if best is None else (
         f"trial {best.number} ({describe_metric(metric, best.metric)}, {best.latency_ms:.3g} ms, "
         f"{best.size_kb:.0f} kB)")
-    console.print(f"[{done}/{total}] trial {trial.number}: {text}; best so far: {so_far}", soft_wrap=True)
+    console.print(f"[{done}/{total}] trial {trial.number}: {text}; best so far: {so_far}")
 
 
 def _run_one(trial: optuna.Trial, shared: SharedStudy, setup: TrialSetup, metric: str) -> str:
@@ -209,7 +210,7 @@ def _release(shared: SharedStudy, console: Console) -> None:
                 shared.storage.set_trial_state_values(twin, TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass
-        console.print(f"trial {trial.number}: {reason}; queued again, to resume where it stopped", soft_wrap=True)
+        console.print(f"trial {trial.number}: {reason}; queued again, to resume where it stopped")
 
 
 def search(data: TrainingData, model_dir: str | Path, space_file: str | Path, class_config: str | Path,
@@ -220,7 +221,7 @@ def search(data: TrainingData, model_dir: str | Path, space_file: str | Path, cl
     A DsplError refuses bad input before anything is written into an earlier study, and ends a finished study
     in which no trial met the budget (naming the fastest trial's figures).
     """
-    console = console or Console()
+    console = console or make_console()
     _check_options(options)
     space = load_space(space_file)
     first = space.first()
@@ -251,7 +252,7 @@ def search(data: TrainingData, model_dir: str | Path, space_file: str | Path, cl
                        options.train, console)
     console.print(f"study '{name}' in {where}: {'created' if shared.created else 'joined'}; {options.trials} "
                   f"trials over {len(space.searched)} searched key(s), budget {options.budget.describe()}, "
-                  f"{options.quantize} models", soft_wrap=True)
+                  f"{options.quantize} models")
     while True:
         _release(shared, console)
         trial = take_trial(shared)
@@ -319,7 +320,7 @@ def _finish(shared: SharedStudy, info: SearchInfo, setup: TrialSetup, console: C
     result = SearchResult(info.study, setup.summary_dir, rows, best, finished=not running)
     if running:
         console.print(f"no trial left to start; {len(running)} still running on other workers (the last of them to "
-                      f"finish writes best/): {setup.summary_dir}", soft_wrap=True)
+                      f"finish writes best/): {setup.summary_dir}")
         return result
     if best is None:
         raise DsplError(_why_no_best(rows, info, setup.summary_dir / TRIALS_FILE))
@@ -329,5 +330,5 @@ def _finish(shared: SharedStudy, info: SearchInfo, setup: TrialSetup, console: C
     console.print(f"best within budget: trial {best.number}, {describe_metric(info.metric, best.metric)}, "
                   f"{best.latency_ms:.3g} ms, {best.size_kb:.0f} kB: {best.model} (report: "
                   f"{Path(best.model).parent / 'report' / 'index.html'}); summary and a copy of the model in "
-                  f"{setup.summary_dir}", soft_wrap=True)
+                  f"{setup.summary_dir}")
     return result

@@ -50,6 +50,7 @@ from dspl.workflows.train import (
     plan_configuration,
     train_configuration,
 )
+from dspl.workflows.console import make_console
 
 EXPORT_DIR = "export"
 # user attributes of a finished trial (what trials.csv shows besides the parameters)
@@ -148,15 +149,14 @@ def run_trial(trial: optuna.Trial, devel_trial: optuna.Trial, setup: TrialSetup)
     metric = metric_name(config.categorical)
     plan = plan_configuration(setup.model_dir, config, index)
     if plan == RESUME:
-        setup.console.print(f"trial {trial.number}: resuming configuration {index} from its last epoch checkpoint",
-                            soft_wrap=True)
+        setup.console.print(f"trial {trial.number}: resuming configuration {index} from its last epoch checkpoint")
     if plan != COMPLETE:
         callbacks = [*setup.options.trainer_options.get("callbacks", [EpochProgressBar()]),
                      DevelReport(devel_trial, metric)]
         options = replace(setup.options, trainer_options={**setup.options.trainer_options, "callbacks": callbacks})
         try:
             train_configuration(index, config, setup.classes, setup.data, setup.model_dir, options,
-                                Console(quiet=True))
+                                make_console(quiet=True))
         except optuna.TrialPruned:
             (out_dir / EPOCH_CHECKPOINT_FILE).unlink(missing_ok=True)
             raise

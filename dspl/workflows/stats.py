@@ -8,11 +8,12 @@ from rich.console import Console
 from rich.table import Table
 
 from dspl.latency import describe
+from dspl.workflows.console import make_console
 
 
 def print_stats(stats: dict[str, Any], layers: bool = False, console: Console | None = None) -> None:
     """Print a summary with rich, after the per-layer table with ``layers``."""
-    console = console or Console()
+    console = console or make_console()
     if layers:
         table = Table(title=f"{stats['backbone']} — {stats['model']}")
         for column in ("layer", "type", "output shape", "params"):
@@ -21,8 +22,7 @@ def print_stats(stats: dict[str, Any], layers: bool = False, console: Console | 
             table.add_row(row["name"], row["type"], str(row["output_shape"]), f"{row['params']:,}")
         console.print(table)
     else:
-        console.print(f"{stats['backbone']}: {stats['model']} ({len(stats['layers'])} layers: -v lists them)",
-                      soft_wrap=True)
+        console.print(f"{stats['backbone']}: {stats['model']} ({len(stats['layers'])} layers: -v lists them)")
     console.print(
         f"input {stats['input_shape']}  classes {stats['classes']}\n"
         f"parameters {stats['params_total']:,} (trainable {stats['params_trainable']:,}, "

@@ -36,7 +36,7 @@ from dspl.models.modelfile import read_checkpoint, read_model_file, save_model_f
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
 from dspl.workflows.callbacks import EpochCheckpoint, EpochProgressBar, interrupts_raised, quiet_lightning
-from dspl.workflows.console import print_test_report
+from dspl.workflows.console import make_console, print_test_report
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def train(data: TrainingData, model_dir: str | Path, hp_config: str | Path, clas
         clean_stale_work_dirs()
         plans = [(index, config, plan_configuration(model_dir, config, index, options.restart))
                  for index, config in selected]
-        return _run_plans(plans, len(configs), classes, data, model_dir, options, console or Console(), on_result)
+        return _run_plans(plans, len(configs), classes, data, model_dir, options, console or make_console(), on_result)
 
 
 def _run_plans(plans: list[tuple[int, RunConfig, str]], grid_size: int, classes: ClassConfig, data: TrainingData,
@@ -133,7 +133,7 @@ def _run_plans(plans: list[tuple[int, RunConfig, str]], grid_size: int, classes:
         log_dir, out_dir = output_dirs(model_dir, config, index)
         if plan == COMPLETE:
             console.print(f"configuration {index}: complete ({out_dir / MODEL_FILE}), skipped; "
-                          "--restart trains it again", soft_wrap=True)
+                          "--restart trains it again")
             result = ConfigurationResult(index, out_dir / MODEL_FILE, out_dir / CHECKPOINT_FILE, log_dir, skipped=True)
         else:
             if plan == RESTART:
@@ -225,14 +225,14 @@ def train_configuration(index: int, config: RunConfig, classes: ClassConfig, dat
 
     An epoch checkpoint of this configuration in its folder (a killed run) is resumed from.
     """
-    console = console or Console()
+    console = console or make_console()
     log_dir, out_dir = output_dirs(model_dir, config, index)
     out_dir.mkdir(parents=True, exist_ok=True)
     resume_from = out_dir / EPOCH_CHECKPOINT_FILE
     if resume_from.is_file():
         epoch = read_checkpoint(resume_from).header["epoch"] + 1
         console.print(f"configuration {index}: resuming after epoch {epoch} of {config.training.total_epochs} "
-                      f"({resume_from})", soft_wrap=True)
+                      f"({resume_from})")
     without_tensorflow()
     L.seed_everything(config.training.seed, workers=True, verbose=False)
     module = DsplModule(config, classes, channels_last=options.channels_last, mixed_precision=options.mixed_precision)

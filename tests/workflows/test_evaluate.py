@@ -318,6 +318,9 @@ def test_devel_test_writes_metrics_that_match_sklearn(trained_model, example_dir
                  "-cc", str(example_dir / "class_config.json"))
     assert result.exit_code == 0, result.output
     assert "precision" in result.output and "recall" in result.output  # the classification report
+    folder = trained_model.parent
+    assert [line for line in result.output.splitlines() if line][-2:] == [
+        f"evaluation: {folder / 'evaluation'}", f"report: {folder / 'report' / 'index.html'}"]
     labels = list(json.loads((example_dir / "class_config.json").read_text()))
     for partition in ("devel", "test"):
         out = trained_model.parent / "evaluation" / partition

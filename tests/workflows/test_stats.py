@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import torch
 from helpers import run
@@ -55,3 +56,19 @@ def test_stats_prints_a_summary_and_the_layer_table_only_with_v(trained_model):
     assert "-v lists them" not in table.output
     rows = [line for line in table.output.splitlines() if line.startswith("│")]
     assert len(rows) == len(stats["layers"])  # one row per layer (the header line starts with ┃)
+
+
+def test_a_path_is_printed_whole_and_as_it_is(trained_model, tmp_path):
+    """Brackets in a folder name are text, not rich markup (`[/x]` crashed the printing, `[red]` vanished), and a
+    path longer than the terminal stays on one line."""
+    folder = tmp_path / ("[red]b[/x]" + "_long" * 20)  # the folders "[red]b[" and "x]_long_long..."
+    folder.mkdir(parents=True)
+    model = folder / "model.h5"
+    shutil.copy(trained_model, model)
+    result = run("stats", "-md", str(model), "--runs", "2")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith(f"test_efficientnet: {model} (")
+    parameters = json.loads(run("stats", "-md", str(model), "--runs", "2", "--json").output)["params_total"]
+    assert f"parameters {parameters:,} " in result.output  # the lines after it, as they were
+    assert re.search(r"CPU latency per forward pass: median [\d.]+ ms, .* on [12] thread\(s\)$", result.output,
+                     re.MULTILINE)
