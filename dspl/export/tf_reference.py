@@ -74,7 +74,7 @@ class TFPlotPipeline(tf.Module):
             raise DsplError(
                 f"resize_method: value '{spec.resize_method}' (anti_alias {str(spec.anti_alias).lower()}) has no "
                 "built-in TFLite kernel for inputs of any length: a TFLite preprocessor of whole files needs a fixed "
-                "number of samples")
+                "number of samples: pass --whole-file-seconds")
         if spec.mel_scale:
             self._mel = tf.signal.linear_to_mel_weight_matrix(  # float64 like TF's own internals, then cast
                 spec.num_mel_bins, spec.num_bins, spec.sample_rate, spec.lower_edge_hertz, spec.upper_edge_hertz,
