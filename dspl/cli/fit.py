@@ -12,4 +12,6 @@ def command(args: tuple[str, ...]) -> None:
     """Train with LightningCLI: --config file.yaml, --print_config, --trainer.* flags; see `dspl fit --help`."""
     from dspl.workflows.fit import fit
 
-    fit(list(args))
+    model_file = fit(list(args))
+    if model_file is not None:  # rank 0
+        click.echo(f"model: {model_file}")

@@ -56,6 +56,7 @@ def test_fit_trains_under_ddp_with_two_cpu_processes(example_dir, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Starting with 2 processes" in run.stderr + run.stdout
     version = tmp_path / "runs" / "lightning_logs" / "version_0"
+    assert run.stdout.splitlines().count(f"model: {version / 'model.h5'}") == 1  # said by rank 0 alone
     loaded = load_model_file(version / "model.h5")
     assert loaded.config.model.basemodel_name == "test_efficientnet" and loaded.classes.num_classes == 3
     config = yaml.safe_load((version / "config.yaml").read_text())
