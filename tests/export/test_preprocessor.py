@@ -83,7 +83,8 @@ def test_frames_are_sliced_from_blocks_where_the_hop_divides_the_window(tmp_path
 
 
 def test_whole_file_preprocessor_needs_a_length_unless_its_resize_is_a_builtin_kernel(tmp_path):
-    with pytest.raises(DsplError, match="resize_method: value 'bilinear' .* needs a fixed number of samples: pass --whole-file-seconds$"):
+    with pytest.raises(DsplError, match="resize_method: value 'bilinear' .* needs a fixed number of samples: "
+                                        "pass --whole-file-seconds$"):
         create_preprocessor(parity_config(chunk_size=0.0).spec, tmp_path / "p.tflite")
     assert not list(tmp_path.iterdir())
     with pytest.raises(DsplError, match="applies only to whole-file configurations"):
