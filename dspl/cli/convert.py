@@ -17,5 +17,8 @@ from dspl.config import GivenConfigs
 def command(source: str, destination: str, given: GivenConfigs) -> None:
     """Convert a model.h5 to a TFLite model (DeepSpectrumLite compatible)."""
     from dspl.workflows.export import convert_model
+    from dspl.workflows.progress import step_status
 
-    click.echo(f"wrote {convert_model(source, destination, given=given)}")
+    with step_status("convert") as on_step:
+        written = convert_model(source, destination, given=given, on_step=on_step)
+    click.echo(f"wrote {written}")

@@ -38,11 +38,13 @@ def command(source: str, output_dir: str, formats: tuple[str, ...], quantize: tu
     from dspl.export.exporter import ExportOptions
     from dspl.export.inputs import InputSources
     from dspl.workflows.export import export_model
+    from dspl.workflows.progress import step_status
 
     sources = InputSources(*(None if p is None else Path(p) for p in (calibration_data, data_dir, label_file)),
                            whole_file_seconds=whole_file_seconds)
     options = ExportOptions(formats=formats, quantize=quantize, end_to_end=end_to_end, int8_io=int8_io,
                             inputs=sources)
-    written = export_model(source, output_dir, options, given).files
+    with step_status("export") as on_step:
+        written = export_model(source, output_dir, options, given, on_step).files
     for name, path in written.items():
         click.echo(f"{name}: {path}")

@@ -15,6 +15,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -121,10 +122,18 @@ class _Run:
 
 
 class Exporter:
-    """Exports loaded models with one set of options (see ExportOptions and the module docstring)."""
+    """Exports loaded models with one set of options (see ExportOptions and the module docstring); ``on_step`` is
+    told each step as it starts (a status line: an export takes a minute), besides the INFO log."""
 
-    def __init__(self, options: ExportOptions = ExportOptions()) -> None:
+    def __init__(self, options: ExportOptions = ExportOptions(),
+                 on_step: Callable[[str], None] | None = None) -> None:
         self.options = options
+        self.on_step = on_step
+
+    def _step(self, text: str, *args: object) -> None:
+        log.info(text, *args)
+        if self.on_step is not None:
+            self.on_step(text % args)
 
     def export(self, loaded: LoadedModel, out_dir: str | Path) -> ExportResult:
         """Export ``loaded`` into ``out_dir``: model.onnx, saved_model/, model_<q>.tflite, model_end_to_end_<q>.tflite
@@ -135,6 +144,7 @@ class Exporter:
             raise DsplError(f"format: value 'onnx': {route.no_onnx}")
         out_dir = prepare_output_dir(out_dir, "export folder")
         clean_stale(out_dir)
+        self._step("preparing the inputs to verify (and calibrate) with")
         inputs = gather_inputs(loaded.config, loaded.classes, options.inputs)
         stage = staging_dir(out_dir)
         try:
@@ -160,7 +170,7 @@ class Exporter:
         with work_dir("convert") as tmp:
             options = ExportOptions(formats=("tflite",), quantize=(quantize,), inputs=self.options.inputs,
                                     min_agreement=self.options.min_agreement)
-            written = Exporter(options).export(loaded, tmp).files
+            written = Exporter(options, self.on_step).export(loaded, tmp).files
             write_atomically(destination, written[tflite_step(quantize)].read_bytes())
         log.info("wrote %s", destination)
         return destination
@@ -172,20 +182,20 @@ class Exporter:
         reference = run.own_scores()
         saved_model = run.path("saved_model", "saved_model")
         if route is not None:
-            log.info("step 1: %s -> TensorFlow SavedModel", route.reference)
+            self._step("step 1: %s -> TensorFlow SavedModel", route.reference)
             route.write(nhwc.shape[1:], saved_model)
             float_scores = run.verified("saved_model", f"SavedModel vs {route.reference.title()}", reference,
                                         saved_model_predict(saved_model, nhwc))
         else:
             onnx_path = run.path("onnx", "model.onnx")
-            log.info("step 1: PyTorch -> ONNX")
+            self._step("step 1: PyTorch -> ONNX")
             export_onnx(run.loaded.model, plots.shape[1:], onnx_path)
             onnx_scores = run.verified("onnx", "ONNX vs PyTorch", reference, onnx_predict(onnx_path, plots))
             if "onnx" in run.options.formats:
                 run.results["onnx"] = onnx_path
             if run.options.formats == ("onnx",) and not run.options.end_to_end:
                 return
-            log.info("step 2: ONNX -> TensorFlow SavedModel (onnx2tf)")
+            self._step("step 2: ONNX -> TensorFlow SavedModel (onnx2tf)")
             calibration_plots = run.inputs.calibration_plots
             sample = nhwc if calibration_plots is None else calibration.to_nhwc(calibration_plots)
             onnx_to_saved_model(onnx_path, saved_model, sample)
@@ -202,7 +212,7 @@ class Exporter:
         calib = None if run.inputs.calibration_plots is None else calibration.to_nhwc(run.inputs.calibration_plots)
         image_models: dict[str, bytes] = {}
         for q in options.quantize:
-            log.info("step 3: SavedModel -> TFLite %s", q)
+            self._step("step 3: SavedModel -> TFLite %s", q)
             integer_io = options.int8_io and q == "int8"
             model, scores = convert_and_run(saved_model, q, calib, integer_io, nhwc)
             if q == "fp32":
@@ -221,7 +231,7 @@ class Exporter:
             self._export_end_to_end(run, saved_model, image_models)
 
     def _export_end_to_end(self, run: _Run, saved_model: Path, image_models: dict[str, bytes]) -> None:
-        log.info("step 4: end-to-end models (raw chunk -> scores)")
+        self._step("step 4: end-to-end models (raw chunk -> scores)")
         spec, samples = run.loaded.config.spec, run.inputs.num_samples
         preprocessor = create_preprocessor(spec, run.work / "preprocessor.tflite", samples).read_bytes()
         chunks = [chunk.numpy() for chunk in run.inputs.verify_chunks]

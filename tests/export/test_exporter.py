@@ -37,3 +37,12 @@ def test_an_unfaithful_quantisation_names_the_less_quantised_ones_and_writes_not
                                         r"with --quantize fp16 or fp32$"):
         Exporter(options).export(tiny_loaded, out)
     assert not list(out.glob("*.tflite"))
+
+
+def test_each_step_is_told_as_it_starts(tiny_loaded, tmp_path: Path) -> None:
+    from dspl.export.exporter import Exporter, ExportOptions
+
+    steps: list[str] = []
+    Exporter(ExportOptions(formats=("onnx",)), steps.append).export(tiny_loaded, tmp_path)
+    assert steps == ["preparing the inputs to verify (and calibrate) with", "step 1: PyTorch -> ONNX"]
+    assert (tmp_path / "model.onnx").is_file()
