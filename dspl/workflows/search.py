@@ -169,6 +169,7 @@ def _run_one(trial: optuna.Trial, shared: SharedStudy, setup: TrialSetup, metric
             result = run_trial(trial, devel_trial, setup)
         except optuna.TrialPruned as exc:
             state, text = TrialState.PRUNED, f"pruned ({exc})"
+            _keep_pruned_figures(shared, trial, devel_trial, str(exc))
         except Exception as exc:  # one trial's failure (a DsplError, or a backbone that crashes) ends that trial
             # only; its message goes to trials.csv, the traceback to the debug log (-vv)
             log.debug("trial %d failed", trial.number, exc_info=True)
@@ -186,6 +187,15 @@ def _run_one(trial: optuna.Trial, shared: SharedStudy, setup: TrialSetup, metric
     if not _tell(shared, trial, devel_trial, state, result):
         text += "; but another worker had given it up for lost (missed heartbeats) and queued it again"
     return text
+
+
+def _keep_pruned_figures(shared: SharedStudy, trial: optuna.Trial, devel_trial: optuna.Trial, why: str) -> None:
+    """A pruned trial's row in trials.csv: its devel metric at the epoch it was stopped, and why it was."""
+    reported = shared.storage.get_trial(devel_trial._trial_id).intermediate_values
+    with suppress(optuna.exceptions.UpdateFinishedTrialError):  # another worker gave it up for lost meanwhile
+        if reported:
+            trial.set_user_attr(METRIC, reported[max(reported)])
+        trial.set_user_attr(ERROR, f"pruned: {why}")
 
 
 def _tell(shared: SharedStudy, trial: optuna.Trial, devel_trial: optuna.Trial, state: TrialState,

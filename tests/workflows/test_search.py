@@ -255,6 +255,26 @@ def test_a_pruned_trial_stops_after_the_epoch_its_pruner_prunes_and_keeps_no_che
     assert not (folder / "last.ckpt").exists() and not (folder / "model.h5").exists()
 
 
+def test_a_pruned_trial_keeps_its_last_devel_figure_and_why_in_its_row():
+    from types import SimpleNamespace
+
+    import optuna
+
+    from dspl.workflows.search import _keep_pruned_figures, trial_rows
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize", "minimize"])
+    twin = optuna.create_study(storage=storage, study_name="twin", direction="maximize")
+    trial, devel_trial = study.ask({"lr": optuna.distributions.FloatDistribution(0.001, 0.1)}), twin.ask()
+    devel_trial.report(0.5, 0)
+    devel_trial.report(0.25, 1)
+    _keep_pruned_figures(SimpleNamespace(storage=storage), trial, devel_trial, "devel UAR after epoch 2 is low")
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    [row] = trial_rows(study, ("lr",))
+    assert (row.state, row.metric, row.error, row.feasible) == ("pruned", 0.25, "pruned: devel UAR after epoch 2 is "
+                                                                "low", None)
+
+
 # --- many workers, one study ---------------------------------------------------------------------------------------
 
 @pytest.mark.slow
