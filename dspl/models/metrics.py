@@ -85,6 +85,12 @@ class _Flat(Metric):
         super().reset()
 
 
+def in_percent(name: str, categorical: bool) -> bool:
+    """Whether a metric of these collections is a share (of chunks, or of a class's chunks), which people read in
+    percent as DeepSpectrumLite printed them: every categorical one but the loss; no regression one."""
+    return categorical and name != "loss"
+
+
 def create_metrics(prediction_type: str, num_classes: int, labels: Sequence[str] | None = None,
                    prefix: str = "") -> MetricCollection:
     """The metric collection for a prediction type; ``labels`` name the per-class entries (default 0..K−1)."""

@@ -25,6 +25,7 @@ from dspl.export.tflite_stats import measure_latencies
 from dspl.export.verify import top1_agreement
 from dspl.loading import load_model_file
 from dspl.models import LoadedModel
+from dspl.models.metrics import in_percent
 
 
 def labelled_chunks(loaded: LoadedModel, data_dir: str | Path, label_file: str | Path,
@@ -85,19 +86,25 @@ def benchmark(model_file: str | Path, export_dir: str | Path, data_dir: str | Pa
 
 def print_benchmark(result: dict[str, Any]) -> None:
     """The variants side by side as a table."""
-    from dspl.workflows.console import make_console
     from rich.table import Table
 
+    from dspl.workflows.console import make_console
+
     metric = result["metric"]
-    table = Table("variant", "size (MB)", "median ms", "p90 ms", metric, "top-1 agreement with PyTorch",
-                  title=f"{result['model']}: exported variants")
+    percent = in_percent(metric, metric == "accuracy")
+
+    def shown(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.2f}" if percent else f"{value:.4f}"
+
+    table = Table("variant", "size (MB)", "median ms", "p90 ms", f"{metric} (%)" if percent else metric,
+                  "top-1 agreement with PyTorch (%)", title=f"{result['model']}: exported variants")
     for name, row in result["variants"].items():
         latency = row["latency"]
-        quality, agreement = row.get("quality"), row.get("agreement_with_pytorch")
+        agreement = row.get("agreement_with_pytorch")
         table.add_row(name, f"{row['size_bytes'] / 1e6:.2f}", f"{latency['median_ms']:.2f}", f"{latency['p90_ms']:.2f}",
-                      "-" if quality is None else f"{quality:.4f}", "-" if agreement is None else f"{agreement:.3f}")
+                      shown(row.get("quality")), "-" if agreement is None else f"{100 * agreement:.1f}")
     console = make_console()
     console.print(table)
     if "pytorch" in result:
-        console.print(f"PyTorch model: {metric} {result['pytorch']:.4f} on {result['chunks']} chunks of the "
-                      f"{result['partition']} partition")
+        console.print(f"PyTorch model: {metric} {shown(result['pytorch'])}{' %' if percent else ''} on "
+                      f"{result['chunks']} chunks of the {result['partition']} partition")

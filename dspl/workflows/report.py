@@ -34,6 +34,7 @@ from dspl.export.tflite_stats import measure_latencies
 from dspl.latency import BUSY_WARNING_CPUS
 from dspl.files import prepare_output_dir, write_text_atomically
 from dspl.loading import NO_CONFIGS, load_model_file
+from dspl.models.metrics import in_percent
 from dspl.models.predictor import Predictor
 from dspl.report import html
 from dspl.report.curves import plot_curves, read_scalars
@@ -101,7 +102,7 @@ def _data(predictor: Predictor, partitions: dict[str, list] | None) -> str:
     return html.section("Data (files per partition)", html.table(["partition", "files", "mean target", "std"], rows))
 
 
-def _training(model_file: Path, out_dir: Path) -> str:
+def _training(model_file: Path, out_dir: Path, categorical: bool) -> str:
     log_dir = run_log_dir(model_file)
     scalars = read_scalars(log_dir)
     if not scalars:
@@ -112,6 +113,7 @@ def _training(model_file: Path, out_dir: Path) -> str:
         parts.append(html.figure(curves.name, "loss and devel metric per epoch"))
     test = sorted((tag.removeprefix("test/"), points[-1][1]) for tag, points in scalars.items()
                   if tag.startswith("test/"))
+    test = [(f"{name} (%)", 100 * value) if in_percent(name, categorical) else (name, value) for name, value in test]
     if test:
         parts.append(html.table(["test metric (chunks, end of training)", "value"], test))
     return html.section("Training", html.row(*parts))
@@ -315,7 +317,7 @@ def write_report(model_path: str | Path, data_dir: str | Path | None = None, lab
     sections = [
         _configuration(predictor),
         _data(predictor, partitions),
-        _training(model_file, out_dir),
+        _training(model_file, out_dir, predictor.categorical),
         _evaluation(predictor, model_file),
         _exports(model_file),
         *filter(None, [_search(model_file, out_dir)]),

@@ -59,3 +59,22 @@ def test_cli_json_without_labels_and_its_errors(exported):
     assert result.exit_code == 1 and "-d and -l go together" in result.output
     result = runner.invoke(cli, ["benchmark", "-s", str(model_file), "-e", str(data)])
     assert result.exit_code == 1 and "no .tflite files" in result.output
+
+
+@pytest.mark.parametrize("metric, quality, shown, pytorch_line", [
+    ("accuracy", 0.9655, "96.55", "PyTorch model: accuracy 96.55 % on 29 chunks of the test partition"),
+    ("mae", 0.1234, "0.1234", "PyTorch model: mae 0.1234 on 29 chunks of the test partition"),
+])
+def test_the_table_shows_shares_in_percent_as_the_terminal_does_elsewhere(capsys, metric, quality, shown,
+                                                                           pytorch_line):
+    from dspl.workflows.benchmark import print_benchmark
+
+    agreement = 0.998 if metric == "accuracy" else None
+    row = {"size_bytes": 2e6, "latency": {"median_ms": 1.0, "p90_ms": 2.0}, "quality": quality,
+           "agreement_with_pytorch": agreement}
+    print_benchmark({"model": "m.h5", "metric": metric, "variants": {"fp32": row}, "pytorch": quality, "chunks": 29,
+                     "partition": "test"})
+    output = capsys.readouterr().out
+    cells = [cell.strip() for line in output.splitlines() if "fp32" in line for cell in line.split("│")]
+    assert cells[1:-1] == ["fp32", "2.00", "1.00", "2.00", shown, "99.8" if agreement else "-"]
+    assert (f"{metric} (%)" in output) == (metric == "accuracy") and output.splitlines()[-1] == pytorch_line

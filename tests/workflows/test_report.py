@@ -15,6 +15,8 @@ from helpers import render
 from PIL import Image
 
 from dspl.cli.main import cli
+from dspl.report.curves import read_scalars
+from dspl.workflows.report import run_log_dir
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,10 @@ def test_report_holds_config_data_curves_metrics_and_examples(evaluated_model: P
         first_row = "".join(f'<td class="num">{n}</td>' for n in metrics["cm"][0])
         assert f"<td>low</td>{first_row}" in page
     assert page.count("least confident files") == 2
+    # the test metrics at the end of training: shares in percent, as the terminal and the evaluation show them
+    test_uar = read_scalars(run_log_dir(evaluated_model))["test/uar"][-1][1]
+    assert f'<td>uar (%)</td><td class="num">{100 * test_uar:.4g}</td>' in page
+    assert re.search(r'<td>loss</td><td class="num">[\d.e-]+</td>', page)
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert sources == ["curves.png", "example_0.png", "example_1.png", "example_2.png"]
     for source in sources:
