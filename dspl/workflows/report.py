@@ -31,8 +31,8 @@ from dspl.explain.methods import DESCRIPTIONS
 from dspl.explain.render import Panel, write_summary
 from dspl.export.report import REPORT_FILE, ExportReport
 from dspl.export.tflite_stats import measure_latencies
-from dspl.latency import BUSY_WARNING_CPUS
 from dspl.files import prepare_output_dir, write_text_atomically
+from dspl.latency import BUSY_WARNING_CPUS
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.metrics import in_percent
 from dspl.models.predictor import Predictor
@@ -176,14 +176,15 @@ def _evaluation(predictor: Predictor, model_file: Path) -> str:
 
 
 def _exports(model_file: Path) -> str:
-    reports = {path: ExportReport.read(path) for path in sorted(model_file.parent.rglob(REPORT_FILE))}
-    models = [path for report_file in reports for path in sorted(report_file.parent.glob("*.tflite"))]
-    named = {str(path.relative_to(model_file.parent)): path for path in models}
-    latencies = {named[name]: latency for name, latency in measure_latencies(named, runs=20).items()} if models else {}
+    exports = {report_file: sorted(report_file.parent.glob("*.tflite"))
+               for report_file in sorted(model_file.parent.rglob(REPORT_FILE))}
+    named = {str(path.relative_to(model_file.parent)): path for models in exports.values() for path in models}
+    latencies = {named[name]: latency for name, latency in measure_latencies(named, runs=20).items()} if named else {}
     parts = []
-    for report_file, report in reports.items():
+    for report_file, models in exports.items():
+        report = ExportReport.read(report_file)
         rows = [[path.name, path.stat().st_size / 1e3, latencies[path]["median_ms"], *report.summary_of(path)]
-                for path in sorted(report_file.parent.glob("*.tflite"))]
+                for path in models]
         parts.append(html.table(["file", "size (kB)", "latency median (ms)", "verified against", "top-1 agreement",
                                  "max |Δ score|"], rows, f"{report_file.parent} (verified on {report.inputs})"))
     if latencies:
@@ -194,7 +195,7 @@ def _exports(model_file: Path) -> str:
     return html.section("Exports", *parts)
 
 
-def _timed_how(latency: dict) -> str:
+def _timed_how(latency: dict[str, Any]) -> str:
     """How the page's latencies were timed: on this machine, on how many threads, and whether it was busy."""
     busy = latency["others_busy_cpus"]
     load = ("" if busy is None or busy < BUSY_WARNING_CPUS else
