@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import numpy as np
 
 from dspl.errors import DsplError
-from dspl.export.tflite_file import custom_operators
+from dspl.export.tflite_file import checked_model, custom_operators
 from dspl.quiet import native_quiet, quiet_child
 from dspl.threads import threads as policy_threads
 
@@ -150,10 +150,14 @@ def make_interpreter(model: str | Path | bytes, threads: int | None = None):
     dspl's thread policy (dspl.threads)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-    interpreter = Interpreter(**source, num_threads=policy_threads() if threads is None else threads)
-    with native_quiet():
-        interpreter.allocate_tensors()
+    content = model if isinstance(model, bytes) else checked_model(model)
+    try:
+        interpreter = Interpreter(model_content=content, num_threads=policy_threads() if threads is None else threads)
+        with native_quiet():
+            interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        name = "the model" if isinstance(model, bytes) else str(model)
+        raise DsplError(f"{name}: LiteRT cannot load it: {' '.join(str(exc).split())}") from None
     return interpreter
 
 

@@ -6,14 +6,19 @@ and knows the file identifier; the exporter's splicing and metadata, and `tflite
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dspl.errors import DsplError
+from dspl.files import regular_file
 
 FILE_IDENTIFIER = b"TFL3"
+PARSE_ERRORS = (struct.error, IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError,
+                UnicodeDecodeError)
+"""What the generated schema code raises on a truncated or damaged flatbuffer."""
 NUMPY_TYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64, "INT8": np.int8,
                "UINT8": np.uint8, "INT16": np.int16, "UINT16": np.uint16, "INT32": np.int32,
                "UINT32": np.uint32, "INT64": np.int64, "UINT64": np.uint64, "BOOL": np.bool_}
@@ -45,7 +50,37 @@ def read_model(model: str | Path | bytes) -> bytes:
 
 def unpack(model: str | Path | bytes) -> Any:
     """The model as the schema's mutable object tree (``ModelT``)."""
-    return schema().ModelT.InitFromPackedBuf(bytearray(read_model(model)), 0)
+    return _tree(read_model(model), "<bytes>" if isinstance(model, bytes) else str(model))
+
+
+def _tree(data: bytes, name: str) -> Any:
+    try:
+        return schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
+    except PARSE_ERRORS as exc:
+        raise _damaged(name, exc) from None
+
+
+def _damaged(name: str, exc: Exception) -> DsplError:
+    return DsplError(f"{name}: a damaged TFLite model file ({type(exc).__name__}: {' '.join(str(exc).split())})")
+
+
+def checked_model(model: str | Path) -> bytes:
+    """The bytes of a .tflite file, checked whole before a native interpreter reads it: a special file, a file
+    that is not TFLite, or a truncated or damaged flatbuffer is a DsplError naming the file (LiteRT read a
+    truncated model past its end and crashed the process)."""
+    path = regular_file(model, "TFLite model file")
+    data = read_model(path)
+    tree = _tree(data, str(path))
+    try:  # the strings the schema code leaves as bytes: operator codes and tensor names
+        operators(data)
+        for subgraph in tree.subgraphs or []:
+            for tensor in subgraph.tensors or []:
+                (tensor.name or b"").decode()
+    except PARSE_ERRORS as exc:
+        raise _damaged(str(path), exc) from None
+    if any(buffer.offset > 1 and buffer.offset + buffer.size > len(data) for buffer in tree.buffers or []):
+        raise DsplError(f"{path}: a damaged TFLite model file (its weights lie beyond its end: truncated?)")
+    return data
 
 
 def pack(tree: Any, size_hint: int = 0) -> bytes:

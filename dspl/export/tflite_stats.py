@@ -16,8 +16,8 @@ import numpy as np
 from dspl.errors import DsplError
 from dspl.export.metadata import associated_files
 from dspl.export.tflite_convert import make_interpreter
-from dspl.export.tflite_file import constant_tensors, tflite_operators
-from dspl.files import atomic_path, regular_file
+from dspl.export.tflite_file import checked_model, constant_tensors, tflite_operators
+from dspl.files import atomic_path
 from dspl.latency import WARMUP_RUNS, time_calls
 from dspl.threads import timing_threads
 
@@ -52,7 +52,7 @@ def _ready_interpreter(model: str | Path, threads: int, runtime: str):
     if runtime == "tensorflow":
         import tensorflow as tf
 
-        interpreter = tf.lite.Interpreter(model_path=str(model), num_threads=threads)
+        interpreter = tf.lite.Interpreter(model_content=checked_model(model), num_threads=threads)
     elif runtime == "litert":
         interpreter = make_interpreter(model, threads)
     else:
@@ -73,11 +73,11 @@ def _ready_interpreter(model: str | Path, threads: int, runtime: str):
 def tflite_stats(model_path: str | Path, runs: int = 50, threads: int | None = None,
                  write_weights: bool = True) -> dict[str, Any]:
     """Tensor details, parameter count, file size, operator histogram, latency (and the weights HDF5 file)."""
-    path = regular_file(model_path, "TFLite model file")
-    data = path.read_bytes()
-    operators = tflite_operators(data)  # also rejects files that are not TFLite models
+    path = Path(model_path)
+    data = checked_model(path)
+    operators = tflite_operators(data)
     constants = constant_tensors(data)
-    interpreter = make_interpreter(data, threads)
+    interpreter = make_interpreter(path, threads)
     interpreter.allocate_tensors()
     stats: dict[str, Any] = {
         "model": str(path),

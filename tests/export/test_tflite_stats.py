@@ -87,3 +87,34 @@ def test_not_a_tflite_file(tmp_path: Path) -> None:
         tflite_stats(bogus)
     result = CliRunner().invoke(cli, ["tflite-stats", "-md", str(tmp_path / "missing.tflite")])
     assert result.exit_code == 1 and "not found" in result.output
+
+
+def _truncated(source: Path, folder: Path) -> Path:
+    path = folder / "truncated.tflite"
+    path.write_bytes(source.read_bytes()[:600])  # a download or copy cut short: LiteRT read past its end and crashed
+    return path
+
+
+def _bad_tensor_index(source: Path, folder: Path) -> Path:
+    from dspl.export.tflite_file import pack, unpack
+
+    tree = unpack(source)
+    tree.subgraphs[0].operators[0].inputs[0] = 9999  # parses, names a tensor the model does not have
+    path = folder / "bad_index.tflite"
+    path.write_bytes(pack(tree))
+    return path
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncated, r"truncated.tflite: a damaged TFLite model file \(error: unpack_from requires a buffer of at least "),
+    (_bad_tensor_index, r"bad_index.tflite: LiteRT cannot load it: .*[Ii]nvalid tensor index 9999"),
+])
+@pytest.mark.parametrize("command", ["tflite-stats", "benchmark"])
+def test_a_damaged_model_is_one_line_naming_it(tiny_model, trained_model, tmp_path, damage, message, command):
+    import re
+
+    path = damage(tiny_model[0], tmp_path)
+    args = ["-md", str(path)] if command == "tflite-stats" else ["-s", str(trained_model), "-e", str(tmp_path)]
+    result = CliRunner().invoke(cli, [command, *args, "--runs", "1"])
+    assert result.exit_code == 1 and len(result.output.splitlines()) == 1, result.output
+    assert re.match(rf"error: {re.escape(str(tmp_path))}/{message}", result.output), result.output
