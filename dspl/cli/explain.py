@@ -11,6 +11,7 @@ from dspl.cli.options import (
     output_dir_option,
 )
 from dspl.config import GivenConfigs
+from dspl.config.settings import MAX_SEED
 from dspl.explain.methods import METHODS
 
 
@@ -24,7 +25,8 @@ from dspl.explain.methods import METHODS
                    "cells (an earlier stage on small plots).")
 @click.option("--target", default=None,
               help="Class label whose score is explained; default: each chunk's predicted class.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (maps are deterministic).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED),
+              help="Random seed (maps are deterministic).")
 @keras_configs_option
 def command(model: str, data: str, output: str, method: str, target: str | None, seed: int,
             given: GivenConfigs) -> None:

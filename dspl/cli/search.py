@@ -15,7 +15,7 @@ from dspl.export.tflite_convert import QUANTIZATIONS
                   'Search space: an hp config whose lists are choices and whose {"low": a, "high": b} objects '
                   '(with "log": true or "step": s) are ranges.')
 @click.option("--trials", default=20, show_default=True, type=int,
-              help="Trials in total, over every worker that runs this command.")
+              help="Trials in total (1 to 10000), over every worker that runs this command.")
 @click.option("--max-latency-ms", type=float, help="Budget: median latency per chunk of the end-to-end model (ms).")
 @click.option("--max-size-kb", type=float, help="Budget: size of the end-to-end .tflite model (kB).")
 @click.option("--quantize", type=click.Choice(QUANTIZATIONS), default="int8", show_default=True,

@@ -23,6 +23,9 @@ from dspl.config.schema import SCHEMA
 from dspl.errors import DsplError
 
 RANGE_FIELDS = ("low", "high", "log", "step")
+MAX_RANGE_STEPS = 10**9
+"""More steps than this are a continuous range; Optuna counts steps in 28-digit decimals (a step of 1e-300 failed
+every trial with decimal.DivisionImpossible)."""
 CONSTANT_KEYS = ("tb_experiment", "tb_run_id", "prediction_type")
 """Keys a search needs one value of: the folders every trial writes into and the devel metric depend on them."""
 
@@ -119,6 +122,9 @@ def parse_range(name: str, raw: Mapping[str, Any]) -> Range:
     if step is not None:
         if isinstance(step, bool) or not isinstance(step, key.type if key.type is int else (int, float)) or step <= 0:
             raise ConfigError(f"key '{name}': range step {json.dumps(step)} is not a {key.type.__name__} > 0")
+        if (high - low) / step > MAX_RANGE_STEPS:
+            raise ConfigError(f"key '{name}': range step {json.dumps(step)} cuts high - low into more than "
+                              f"{MAX_RANGE_STEPS:.0e} steps: leave the step out for a continuous range")
         span = Range(low, high, step=step, integer=key.type is int)
         if not span.contains(high):
             raise ConfigError(f"key '{name}': range step {json.dumps(step)} does not divide high - low "

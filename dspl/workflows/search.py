@@ -17,6 +17,7 @@ finished): a multi-objective search should not stop a fast, small model for bein
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ from dspl.export.verify import MIN_AGREEMENT
 from dspl.files import clean_stale_work_dirs, prepare_output_dir
 from dspl.workflows.report import write_report
 from dspl.workflows.search_study import (
+    DEVEL_SUFFIX,
     SURPLUS_ATTR,
     SearchCommand,
     SharedStudy,
@@ -81,6 +83,7 @@ STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialSta
 """The states trials.csv shows (queued trials are not trials yet)."""
 PRUNE_PERCENTILE, PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 25.0, 4, 2
 RANDOM_TRIALS_MAX = 10
+MAX_TRIALS = 10_000  # trials are queued in the storage up front: a typo of 10**20 would fill it for ever
 """TPE starts with a third of the trials (at most this many, at least 2) drawn at random."""
 
 
@@ -129,13 +132,13 @@ def trial_rows(study: optuna.Study, searched: tuple[str, ...]) -> list[TrialRow]
 
 def _check_options(options: SearchOptions) -> None:
     """A DsplError naming the flag of a bad option."""
-    if options.trials < 1:
-        raise DsplError(f"--trials: value {options.trials}: expected a number >= 1")
+    if not 1 <= options.trials <= MAX_TRIALS:
+        raise DsplError(f"--trials: value {options.trials}: expected a number from 1 to {MAX_TRIALS}")
     check_quantization(options.quantize, "--quantize")
     for flag, value in (("--max-latency-ms", options.budget.max_latency_ms),
                         ("--max-size-kb", options.budget.max_size_kb)):
-        if value is not None and not value > 0:
-            raise DsplError(f"{flag}: value {value}: expected a number > 0")
+        if value is not None and not 0 < value < math.inf:
+            raise DsplError(f"{flag}: value {value}: expected a finite number > 0 (leave the flag out for no budget)")
     if options.study is not None and path_component(options.study):
         raise DsplError(f"--study: value '{options.study}': expected {path_component(options.study)}")
 
@@ -237,8 +240,11 @@ def search(data: TrainingData, model_dir: str | Path, space_file: str | Path, cl
     first = space.first()
     classes: ClassConfig = load_class_config(class_config)
     check_class_config(classes, first.prediction_type, str(class_config))
-    model_dir = prepare_output_dir(model_dir, "model directory (-md)").resolve()
     name = options.study or f"{first.experiment.tb_experiment}_{first.experiment.tb_run_id}"
+    if name.endswith(DEVEL_SUFFIX):
+        raise DsplError(f"study '{name}': a name ending in '{DEVEL_SUFFIX}' names the pruning twin of study "
+                        f"'{name.removesuffix(DEVEL_SUFFIX)}': pass another --study")
+    model_dir = prepare_output_dir(model_dir, "model directory (-md)").resolve()
     summary_dir = model_dir / SEARCH_DIR / name
     storage_text = options.storage or str(prepare_output_dir(model_dir / SEARCH_DIR) / JOURNAL_FILE)
     where = describe_storage(storage_text)

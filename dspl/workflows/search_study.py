@@ -24,6 +24,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from dspl.errors import DsplError
+from dspl.files import prepare_output_dir, regular_file
 
 COMMAND_ATTR = "dspl_command"
 READY_ATTR = "dspl_ready"
@@ -55,12 +56,18 @@ def open_storage(storage: str) -> BaseStorage:
     """Optuna's storage of a journal file path or an RDB URL; a DsplError says why it cannot be opened."""
     try:
         if is_url(storage):
+            if storage.split("?")[0].rstrip("/") in ("sqlite:", "sqlite:/") or ":memory:" in storage:
+                raise DsplError(f"--storage {storage}: an in-memory SQLite database lives and dies with one process: "
+                                "give a file (sqlite:///search.db) or a server")
             return optuna.storages.RDBStorage(storage)
         path = Path(storage)
         if path.is_dir():
             raise DsplError(f"{path}: is a folder, expected a journal file (or an RDB URL) for --storage")
         if not path.parent.is_dir():
             raise DsplError(f"{path}: its folder does not exist, expected a journal file in an existing folder")
+        if path.exists() or path.is_symlink():
+            regular_file(path, "Optuna journal for --storage")  # a FIFO or device would block or take nothing
+        prepare_output_dir(path.parent, "folder of the --storage journal")  # its lock file is made there
         _check_journal(path)
         from optuna.storages.journal import JournalFileBackend
 

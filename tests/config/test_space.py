@@ -72,6 +72,9 @@ BAD_SPACES = [
     (space(dropout={"low": 0.1, "high": 0.5, "step": 0.3}),
      "key 'dropout': range step 0.3 does not divide high - low (0.5 - 0.1)"),
     (space(batch_size={"low": 4, "high": 16, "step": 2.5}), "key 'batch_size': range step 2.5 is not a int > 0"),
+    (space(learning_rate={"low": 0.001, "high": 0.01, "step": 1e-300}),
+     "key 'learning_rate': range step 1e-300 cuts high - low into more than 1e+09 steps: leave the step out for a "
+     "continuous range"),
     (space(batch_size={"low": 4.5, "high": 16}), "key 'batch_size': value 4.5 is not of type int"),
     (space(optimizer={"low": 1, "high": 2}),
      "key 'optimizer': a range needs a numeric key, this one takes str values: give a list of choices"),

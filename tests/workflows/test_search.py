@@ -329,7 +329,16 @@ def test_bad_spaces_and_options_are_one_line_each(example_dir, tmp_path):
         (arguments(example_dir, out, empty), f"{empty}: expected a JSON object of lists and ranges "
                                              "({\"low\": a, \"high\": b}), got an empty object"),
         (arguments(example_dir, out, inverted), f"{inverted}: key 'dropout': range low 0.5 is above high 0.1"),
-        (arguments(example_dir, out, space, "--trials", "0"), "--trials: value 0: expected a number >= 1"),
+        (arguments(example_dir, out, space, "--trials", "0"), "--trials: value 0: expected a number from 1 to 10000"),
+        (arguments(example_dir, out, space, "--trials", "99999999999999999999"),
+         "--trials: value 99999999999999999999: expected a number from 1 to 10000"),
+        (arguments(example_dir, out, space, "--max-size-kb", "inf"),
+         "--max-size-kb: value inf: expected a finite number > 0 (leave the flag out for no budget)"),
+        (arguments(example_dir, out, space, "--study", "x:devel"),
+         "study 'x:devel': a name ending in ':devel' names the pruning twin of study 'x': pass another --study"),
+        (arguments(example_dir, out, space, "--storage", "sqlite://"),
+         "--storage sqlite://: an in-memory SQLite database lives and dies with one process: give a file "
+         "(sqlite:///search.db) or a server"),
         (arguments(example_dir, out, space, "--storage", f"sqlite:///{tmp_path}/missing/s.db"),
          f"--storage sqlite:///{tmp_path}/missing/s.db: cannot open it as an Optuna storage: unable to open "
          "database file"),

@@ -5,6 +5,7 @@ journal file are two workers, as two processes are."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -89,6 +90,11 @@ def test_a_journal_path_that_is_a_folder_or_no_journal_is_refused(tmp_path):
         open_storage(str(tmp_path))
     with pytest.raises(DsplError, match="its folder does not exist"):
         open_storage(str(tmp_path / "missing" / "journal.log"))
+    os.mkfifo(tmp_path / "fifo")  # would block Optuna's reader for ever
+    with pytest.raises(DsplError, match=r"fifo: is a named pipe \(FIFO\), expected a regular file \(Optuna journal"):
+        open_storage(str(tmp_path / "fifo"))
+    with pytest.raises(DsplError, match=r"^/dev/null: is a device, expected a regular file \(Optuna journal"):
+        open_storage("/dev/null")
     garbage = tmp_path / "notes.txt"
     garbage.write_text("not a journal\n", encoding="utf-8")
     with pytest.raises(DsplError, match=r"notes\.txt: cannot open it as an Optuna storage"):
