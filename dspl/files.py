@@ -27,6 +27,7 @@ import shutil
 import stat
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -193,9 +194,14 @@ def write_text_atomically(destination: str | Path, text: str) -> Path:
 
 
 def save_figure(figure: Any, destination: str | Path, **options: Any) -> Path:
-    """Save a matplotlib figure atomically, in the format its name's suffix says (``options`` go to savefig)."""
+    """Save a matplotlib figure atomically, in the format its name's suffix says (``options`` go to savefig).
+
+    A title holding characters the font lacks (a file name in Japanese) shows them as boxes; matplotlib's warning
+    about each one, with its source line, is not printed.
+    """
     destination = Path(destination)
-    with atomic_open(destination) as file:
+    with atomic_open(destination) as file, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
         figure.savefig(file, format=destination.suffix.lstrip(".").lower(), **options)
     return destination
 

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,17 @@ def test_a_read_only_file_system_is_named_and_left_as_it_was(mounts, tmp_path):
 def test_other_os_errors_are_no_user_error():
     assert file_system_message(OSError(errno.EBADF, "Bad file descriptor")) is None
     assert file_system_message(OSError(errno.EROFS, "Read-only file system")) == "Read-only file system"
+
+
+def test_a_figure_titled_with_glyphs_the_font_lacks_is_saved_without_warnings(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    figure.suptitle("unicode_日本.wav")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_figure(figure, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 0 and not caught
