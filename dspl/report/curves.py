@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from dspl.files import save_figure
 from dspl.tensorboard import without_tensorflow
@@ -17,23 +19,30 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar of the event files in ``log_dir`` as (epoch, value) pairs; empty when there are none.
 
     Lightning logs a step number with each value and an ``epoch`` scalar at the same steps; a value's epoch
-    is the ``epoch`` value logged at its step (or the last one before it).
+    is the ``epoch`` value logged at its step (or the last one before it). Only regular files are read.
     """
-    if not log_dir.is_dir() or not any(log_dir.glob("events.out.tfevents.*")):
+    files = sorted(path for path in log_dir.glob("events.out.tfevents.*") if path.is_file()) \
+        if log_dir.is_dir() else []
+    if not files:
         return {}
     without_tensorflow()  # reading needs no TensorFlow either (seconds and a GB saved)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    tags = events.Tags()["scalars"]
-    epochs = sorted((e.step, int(e.value)) for e in events.Scalars("epoch")) if "epoch" in tags else []
+    # file by file, in the order TensorBoard reads a folder: given the folder, it would also open a FIFO there
+    # and wait for a writer forever
+    events: dict[str, list[Any]] = defaultdict(list)
+    for path in files:
+        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            events[tag].extend(accumulator.Scalars(tag))
+    epochs = sorted((e.step, int(e.value)) for e in events.pop("epoch", []))
 
     def epoch_at(step: int) -> int:
         earlier = [epoch for s, epoch in epochs if s <= step]
         return earlier[-1] if earlier else step
 
-    return {tag: [(epoch_at(e.step), float(e.value)) for e in events.Scalars(tag)] for tag in tags if tag != "epoch"}
+    return {tag: [(epoch_at(e.step), float(e.value)) for e in points] for tag, points in events.items()}
 
 
 def plot_curves(scalars: dict[str, list[tuple[int, float]]], path: Path) -> Path | None:

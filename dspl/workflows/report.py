@@ -4,7 +4,10 @@ how it scores, which files it is least sure of, its exports, and a few plots wit
 Everything is read from what dspl already wrote beside the model: the configuration inside the model file,
 the TensorBoard logs of the run (training curves, test metrics), `devel-test`'s evaluation files, any
 `export_report.json` under the model's directory. Data counts and example explanations need the data
-directory and label file. Missing parts are named on the page with the command that makes them.
+directory and label file. Missing parts are named on the page with the command that makes them; a found file
+that cannot be used (hand-edited, damaged, not a regular file) is named on the page with what is wrong with it
+(`_unusable`), and the rest of the page is still written. Nothing found is opened unless it is a regular file:
+a FIFO would wait for a writer forever.
 The page and its PNGs go to `<model dir>/report/`; it has no scripts and loads nothing from the web.
 """
 
@@ -30,8 +33,9 @@ from dspl.explain.attribution import forward_cost
 from dspl.explain.methods import DESCRIPTIONS
 from dspl.explain.render import Panel, write_summary
 from dspl.export.report import REPORT_FILE, ExportReport
+from dspl.export.tflite_convert import make_interpreter
 from dspl.export.tflite_stats import measure_latencies
-from dspl.files import prepare_output_dir, write_text_atomically
+from dspl.files import prepare_output_dir, regular_file, write_text_atomically
 from dspl.latency import BUSY_WARNING_CPUS
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.metrics import in_percent
@@ -119,27 +123,90 @@ def _training(model_file: Path, out_dir: Path, categorical: bool) -> str:
     return html.section("Training", html.row(*parts))
 
 
-def _confusion(metrics: dict[str, Any], predictor: Predictor, title: str) -> str:
-    matrix = np.asarray(metrics["cm"])
+def _unusable(problem: DsplError) -> str:
+    """The page's note for a file the report found but cannot use (the problem names the file): the section shows
+    what else it has instead of the whole report failing."""
+    return html.note(f"Not shown: {problem}")
+
+
+def _found_json(path: Path, what: str) -> Any:
+    """The content of a JSON file the report found; a DsplError names a file that is not a regular file (unopened)
+    or not readable JSON."""
+    try:
+        return json.loads(regular_file(path, what).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DsplError(f"{path}: not readable JSON ({exc})") from None
+
+
+def _figures(metrics: Any, keys: tuple[str, ...], path: Path) -> dict[str, float]:
+    """The numbers ``keys`` of a metrics file's content; a DsplError names the file and what it lacks."""
+    if not isinstance(metrics, dict):
+        raise DsplError(f"{path}: expected a JSON object of metrics, found {type(metrics).__name__}")
+    for key in keys:
+        value = metrics.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DsplError(f"{path}: '{key}' is {json.dumps(value)}, expected a number")
+    return {key: float(metrics[key]) for key in keys}
+
+
+def _confusion(metrics: Any, predictor: Predictor, title: str, path: Path) -> str:
+    """The confusion matrix of a devel-test metrics file with each class's recall; a DsplError names a file whose
+    matrix is not one of counts over the model's classes."""
+    figures = _figures(metrics, ("uar", "accuracy", "f1_macro"), path)
+    classes = predictor.classes.num_classes
+    expected = f"expected a {classes}x{classes} matrix of counts (a row and a column per class of the model)"
+    try:
+        matrix = np.asarray(metrics.get("cm"), dtype=float)
+    except (TypeError, ValueError):  # text, or rows of different lengths
+        raise DsplError(f"{path}: 'cm' is not a matrix of numbers, {expected}") from None
+    if matrix.shape != (classes, classes):
+        found = "x".join(map(str, matrix.shape)) + " matrix" if matrix.ndim == 2 else f"{matrix.ndim}-d array"
+        raise DsplError(f"{path}: 'cm' is a {found}, {expected}")
+    if not (np.isfinite(matrix).all() and (matrix >= 0).all() and (matrix == np.round(matrix)).all()):
+        raise DsplError(f"{path}: 'cm' holds NaN, negative or fractional values, {expected}")
     recall = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
     rows = [[label, *map(int, row), float(100 * r)] for label, row, r in zip(predictor.classes.labels, matrix, recall)]
-    summary = f"UAR {metrics['uar']:.2f} %, accuracy {metrics['accuracy']:.2f} %, macro F1 {metrics['f1_macro']:.2f} %"
+    summary = (f"UAR {figures['uar']:.2f} %, accuracy {figures['accuracy']:.2f} %, "
+               f"macro F1 {figures['f1_macro']:.2f} %")
     return html.table(["true \\ predicted", *predictor.classes.labels, "recall %"], rows, f"{title}: {summary}")
+
+
+def _chunk_rows(predictions: Path, predictor: Predictor) -> list[tuple[str, str, str, float]]:
+    """(file, label, prediction, score of its label (regression: |error|)) of every chunk in devel-test's
+    predictions file; a DsplError names the file and its first unusable line."""
+    labels = predictor.classes.labels
+    scores = [f"prob_{label}" for label in labels] if predictor.categorical else [f"value_{labels[0]}"]
+    chunks = []
+    try:
+        with regular_file(predictions, "predictions file").open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in ("filename", "label", "prediction", *scores) if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DsplError(f"{predictions}: no column {', '.join(missing)}")
+            for row in reader:
+                label = row["label"]
+                if predictor.categorical and label not in labels:
+                    raise DsplError(f"{predictions}: line {reader.line_num}: label '{label}' is not one of the "
+                                    f"model's classes ({', '.join(labels)})")
+                try:
+                    score = (float(row[f"prob_{label}"]) if predictor.categorical
+                             else abs(float(row[scores[0]]) - float(label)))
+                except (TypeError, ValueError) as exc:  # a short line's missing fields are None
+                    raise DsplError(f"{predictions}: line {reader.line_num}: not a number ({exc})") from None
+                chunks.append((row["filename"], label, row["prediction"], score))
+    except (OSError, ValueError, csv.Error) as exc:  # not text (UnicodeDecodeError), or not CSV
+        raise DsplError(f"{predictions}: not a predictions file of devel-test ({exc})") from None
+    return chunks
 
 
 def _least_confident(predictions: Path, predictor: Predictor) -> str:
     """The files whose true class got the lowest mean chunk score (regression: the largest mean error)."""
     per_file: dict[str, list[float]] = defaultdict(list)
     truth, decided = {}, defaultdict(list)
-    with predictions.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            name, label = row["filename"], row["label"]
-            truth[name] = label
-            decided[name].append(row["prediction"])
-            if predictor.categorical:
-                per_file[name].append(float(row[f"prob_{label}"]))
-            else:
-                per_file[name].append(abs(float(row[f"value_{predictor.classes.labels[0]}"]) - float(label)))
+    for name, label, prediction, score in _chunk_rows(predictions, predictor):
+        truth[name] = label
+        decided[name].append(prediction)
+        per_file[name].append(score)
     if predictor.categorical:
         worst = sorted(per_file, key=lambda n: np.mean(per_file[n]))[:LEAST_CONFIDENT]
         rows = [[n, truth[n], float(np.mean(per_file[n])), Counter(decided[n]).most_common(1)[0][0]] for n in worst]
@@ -151,48 +218,79 @@ def _least_confident(predictions: Path, predictor: Predictor) -> str:
 
 
 def _evaluation(predictor: Predictor, model_file: Path) -> str:
-    parts = []
+    parts, problems = [], []
     for partition in ("devel", "test"):
         folder = model_file.parent / "evaluation" / partition
         tables = []
         for level, title in (("chunks", "chunks"), ("grouped", "files, majority vote")):
             metrics_file = folder / f"{partition}.{level}.metrics.json"
-            if not metrics_file.is_file():
+            if not metrics_file.exists():
                 continue
-            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-            if predictor.categorical:
-                tables.append(_confusion(metrics, predictor, f"{partition} ({title})"))
-            else:
-                tables.append(html.table(["metric", "value"], [[k, float(metrics[k])] for k in ("mae", "rmse", "ccc")],
-                                         f"{partition} ({title})"))
+            caption = f"{partition} ({title})"
+            try:
+                metrics = _found_json(metrics_file, "metrics file")
+                tables.append(_confusion(metrics, predictor, caption, metrics_file) if predictor.categorical else
+                              html.table(["metric", "value"],
+                                         _figures(metrics, ("mae", "rmse", "ccc"), metrics_file).items(), caption))
+            except DsplError as exc:
+                problems.append(_unusable(exc))
         predictions = folder / f"{partition}.chunks.predictions.csv"
-        if predictions.is_file():
-            tables.append(_least_confident(predictions, predictor))
+        if predictions.exists():
+            try:
+                tables.append(_least_confident(predictions, predictor))
+            except DsplError as exc:
+                problems.append(_unusable(exc))
         if tables:
             parts.append(html.row(*tables))
+    parts.extend(problems)
     if not parts:
         parts.append(html.note("No evaluation files: run `dspl devel-test -md MODEL -d DATA -l LABELS`."))
     return html.section("Evaluation (devel-test)", *parts)
 
 
 def _exports(model_file: Path) -> str:
-    exports = {report_file: sorted(report_file.parent.glob("*.tflite"))
-               for report_file in sorted(model_file.parent.rglob(REPORT_FILE))}
-    named = {str(path.relative_to(model_file.parent)): path for models in exports.values() for path in models}
-    latencies = {named[name]: latency for name, latency in measure_latencies(named, runs=20).items()} if named else {}
+    """Every export under the model's directory: its .tflite files (regular files only) with size, latency and
+    what the export verified; an unreadable export report or a model that cannot be timed is noted instead."""
+    exports, problems = {}, []
+    for report_file in sorted(model_file.parent.rglob(REPORT_FILE)):
+        try:
+            exports[report_file] = ExportReport.read(regular_file(report_file, "export report"))
+        except DsplError as exc:
+            problems.append(_unusable(exc))
+    models = {report_file: sorted(path for path in report_file.parent.glob("*.tflite") if path.is_file())
+              for report_file in exports}
+    latencies = _latencies([path for paths in models.values() for path in paths], model_file.parent, problems)
     parts = []
-    for report_file, models in exports.items():
-        report = ExportReport.read(report_file)
-        rows = [[path.name, path.stat().st_size / 1e3, latencies[path]["median_ms"], *report.summary_of(path)]
-                for path in models]
+    for report_file, report in exports.items():
+        rows = [[path.name, path.stat().st_size / 1e3, latencies[path]["median_ms"] if path in latencies else None,
+                 *report.summary_of(path)] for path in models[report_file]]
         parts.append(html.table(["file", "size (kB)", "latency median (ms)", "verified against", "top-1 agreement",
                                  "max |Δ score|"], rows, f"{report_file.parent} (verified on {report.inputs})"))
+    parts.extend(problems)
     if latencies:
         parts.append(html.note(_timed_how(next(iter(latencies.values())))))
     if not parts:
         parts.append(html.note("No export_report.json under the model's directory: run `dspl export -s MODEL -o DIR` "
                                "with DIR inside the model's directory."))
     return html.section("Exports", *parts)
+
+
+def _latencies(models: list[Path], root: Path, problems: list[str]) -> dict[Path, dict[str, Any]]:
+    """The latency of each model LiteRT can load, timed interleaved (`measure_latencies`); a damaged one is left
+    out and noted in ``problems``, so that it costs the others' figures nothing."""
+    named = {}
+    for path in models:
+        try:
+            make_interpreter(path, threads=1)
+        except DsplError as exc:
+            problems.append(_unusable(exc))
+        else:
+            named[str(path.relative_to(root))] = path
+    try:
+        return {named[name]: latency for name, latency in measure_latencies(named, runs=20).items()} if named else {}
+    except DsplError as exc:  # a model that loads but cannot be run
+        problems.append(_unusable(exc))
+        return {}
 
 
 def _timed_how(latency: dict[str, Any]) -> str:
@@ -209,13 +307,16 @@ def _search(model_file: Path, out_dir: Path) -> str | None:
     """The search this model came from (`dspl search` left a marker beside it): the Pareto plot with this model
     ringed and the front's figures; None for a model that no search made."""
     marker = model_file.parent / MARKER_FILE
-    if not marker.is_file():
+    if not marker.exists():
         return None
     try:
-        trial = json.loads(marker.read_text(encoding="utf-8"))
+        trial = _found_json(marker, "search marker")
+        if not (isinstance(trial, dict) and type(trial.get("trial")) is int and isinstance(trial.get("summary"), str)):
+            raise DsplError(f'{marker}: expected {{"trial": <number>, "summary": "<folder>"}}, found '
+                            f"{json.dumps(trial)[:80]}")
         info, rows = read_summary(model_file.parent / trial["summary"])
-    except (ValueError, KeyError, DsplError) as exc:
-        return html.section("Search", html.note(f"{marker}: the search's summary cannot be read ({exc})."))
+    except DsplError as exc:
+        return html.section("Search", _unusable(exc))
     budget = info.budget
     image = plot_pareto(plot_points(rows, info), out_dir / "pareto.png", metric_label(info.metric),
                         budget.max_latency_ms, budget.max_size_kb, highlight=trial["trial"])

@@ -25,7 +25,7 @@ from typing import Any
 
 from dspl.errors import DsplError
 from dspl.export import verify
-from dspl.files import commit, exclusive_lock, remove, staging_dir, write_atomically
+from dspl.files import commit, exclusive_lock, regular_file, remove, staging_dir, write_atomically
 from dspl.report.pareto import ParetoPoint, plot_pareto
 
 TRIALS_FILE, PARETO_FILE, PLOT_FILE, INFO_FILE, BEST_DIR = "trials.csv", "pareto.csv", "pareto.png", "search.json", \
@@ -178,22 +178,23 @@ def write_summary(rows: list[TrialRow], info: SearchInfo, folder: Path) -> None:
 
 def read_summary(folder: Path) -> tuple[SearchInfo, list[TrialRow]]:
     """The search.json and trials.csv of a summary folder (for a model's report); a DsplError if they are not
-    readable."""
-    try:
-        info = SearchInfo.from_json(json.loads((folder / INFO_FILE).read_text(encoding="utf-8")))
-        with (folder / TRIALS_FILE).open(newline="", encoding="utf-8") as handle:
-            lines = list(csv.DictReader(handle))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DsplError(f"{folder}: not a readable search summary ({exc})") from None
+    readable (a FIFO or device in their place is refused unopened: it would wait for a writer)."""
 
     def number(text: str) -> float | None:
         return float(text) if text else None
 
-    rows = [TrialRow(int(line["trial"]), line["state"], int(line["retry_of"]) if line["retry_of"] else None,
-                     {k: line[k] for k in info.searched}, number(line[f"devel_{info.metric}"]),
-                     number(line[f"test_{info.metric}"]), number(line["latency_ms"]), number(line["size_kb"]),
-                     number(line.get("agreement", "")), line["feasible"] == "True" if line["feasible"] else None,
-                     line["pareto"] == "True", line["model"], line["tflite"], line["error"]) for line in lines]
+    try:
+        info = SearchInfo.from_json(json.loads(regular_file(folder / INFO_FILE, "search summary").read_text(
+            encoding="utf-8")))
+        with regular_file(folder / TRIALS_FILE, "search summary").open(newline="", encoding="utf-8") as handle:
+            lines = list(csv.DictReader(handle))
+        rows = [TrialRow(int(line["trial"]), line["state"], int(line["retry_of"]) if line["retry_of"] else None,
+                         {k: line[k] for k in info.searched}, number(line[f"devel_{info.metric}"]),
+                         number(line[f"test_{info.metric}"]), number(line["latency_ms"]), number(line["size_kb"]),
+                         number(line.get("agreement", "")), line["feasible"] == "True" if line["feasible"] else None,
+                         line["pareto"] == "True", line["model"], line["tflite"], line["error"]) for line in lines]
+    except (OSError, ValueError, KeyError, TypeError, csv.Error) as exc:
+        raise DsplError(f"{folder}: not a readable search summary ({exc})") from None
     return info, rows
 
 

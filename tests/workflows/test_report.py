@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 from click.testing import CliRunner
-from helpers import render
+from helpers import render, without_blocking
 from PIL import Image
 
 from dspl.cli.main import cli
 from dspl.report.curves import read_scalars
 from dspl.workflows.report import run_log_dir
+from dspl.workflows.search_summary import Budget, SearchInfo
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +87,6 @@ def test_report_without_data_names_what_is_missing(trained_model: Path, tmp_path
     assert "No TensorBoard logs in" in page and "<img" not in page
 
 
-
 @pytest.mark.parametrize("budget_seconds, method, shows", [
     (20.0, "occlusion", "where silencing a patch lowers the predicted class's score most"),
     (0.0, "gradcam", "the feature map regions whose gradients raise the predicted class's score"),
@@ -101,6 +103,7 @@ def test_report_examples_take_a_cheaper_method_when_the_sharpest_would_exceed_th
     captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
     assert captions and all(caption.endswith(f": {method} map of its first chunk") for caption in captions)
     assert html.escape(shows) in page
+
 
 def test_report_lists_exported_variants_with_size_latency_and_agreement(trained_model: Path, tmp_path: Path):
     """An export beside the model (here a TFLite file and its report, as `dspl export` writes them) is listed."""
@@ -124,3 +127,162 @@ def test_report_lists_exported_variants_with_size_latency_and_agreement(trained_
     assert re.search(r"Latency: TFLite interpreter on this machine, [12] thread\(s\), median of 20 invokes after 5 "
                      r"warm-up invokes, interleaved across the files[;.]", page)
     assert "No export_report.json" not in page
+
+
+def test_report_names_a_damaged_tflite_and_times_the_others(trained_model: Path, tmp_path: Path):
+    """A truncated .tflite in an export folder is named on the page; the intact one beside it is still timed."""
+    from dspl.export.preprocessor import create_preprocessor
+    from dspl.loading import load_model_file
+
+    model = copied_model(trained_model, tmp_path)
+    exported = tmp_path / "exported"
+    intact = create_preprocessor(load_model_file(model).config.spec, exported / "model_fp32.tflite")
+    damaged = exported / "model_int8.tflite"
+    damaged.write_bytes(intact.read_bytes()[:len(intact.read_bytes()) // 2])
+    (exported / "export_report.json").write_text(json.dumps({"inputs": "synthetic tones", "steps": {}}))
+    page = report_page(model)
+    assert re.search(rf"Not shown: {re.escape(str(damaged))}: [^<]+</p>", page)
+    assert re.search(r'<td>model_int8.tflite</td><td class="num">[\d.]+</td><td>–</td>', page)
+    assert re.search(r'<td>model_fp32.tflite</td><td class="num">[\d.]+</td><td class="num">[\d.]+</td>', page)
+
+
+def report_page(model: Path, special: Path | None = None) -> str:
+    """The page `dspl report -md model` writes (its text, unescaped), the command having succeeded; with a FIFO
+    ``special`` beside the model, the test fails if the report waits on it."""
+    args = ["report", "-md", str(model)]
+    result = without_blocking(special, CliRunner().invoke, cli, args) if special else CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return html.unescape((model.parent / "report" / "index.html").read_text(encoding="utf-8"))
+
+
+def copied_model(trained_model: Path, folder: Path) -> Path:
+    """The trained model file alone in ``folder`` (its log dir: ``folder`` itself)."""
+    model = folder / "model.h5"
+    shutil.copy(trained_model, model)
+    return model
+
+
+def search_summary(folder: Path, summary: dict[str, Any] | None = None) -> Path:
+    """The search marker beside a model pointing at ``folder``/search (``summary``: the marker's content instead),
+    whose search.json is a real one; returns the summary folder."""
+    (folder / "search").mkdir()
+    info = SearchInfo("study", "sqlite:///study.db", "uar", Budget(), "fp32", 1, searched=[])
+    (folder / "search" / "search.json").write_bytes(info.to_json())
+    (folder / "search_trial.json").write_text(json.dumps(summary or {"trial": 0, "summary": "search"}))
+    return folder / "search"
+
+
+def refused(fifo: Path, what: str) -> str:
+    """The page's note for a FIFO found where the report reads a file of this kind."""
+    return f"Not shown: {fifo}: is a named pipe (FIFO), expected a regular file ({what})"
+
+
+def fifo_export_report(folder: Path) -> tuple[Path, str]:
+    (folder / "export").mkdir()
+    fifo = folder / "export" / "export_report.json"
+    return fifo, refused(fifo, "export report")
+
+
+def fifo_tflite(folder: Path) -> tuple[Path, str]:
+    (folder / "export").mkdir()
+    (folder / "export" / "export_report.json").write_text(json.dumps({"inputs": "synthetic tones", "steps": {}}))
+    return folder / "export" / "extra.tflite", f"{folder / 'export'} (verified on synthetic tones)"
+
+
+def fifo_events(folder: Path) -> tuple[Path, str]:
+    return folder / "events.out.tfevents.1.fifo", '<img src="curves.png"'
+
+
+def fifo_trials(folder: Path) -> tuple[Path, str]:
+    fifo = search_summary(folder) / "trials.csv"
+    return fifo, refused(fifo, "search summary")
+
+
+def fifo_marker(folder: Path) -> tuple[Path, str]:
+    fifo = folder / "search_trial.json"
+    return fifo, refused(fifo, "search marker")
+
+
+def fifo_metrics(folder: Path) -> tuple[Path, str]:
+    (folder / "evaluation" / "devel").mkdir(parents=True)
+    fifo = folder / "evaluation" / "devel" / "devel.chunks.metrics.json"
+    return fifo, refused(fifo, "metrics file")
+
+
+@pytest.mark.parametrize("place", [fifo_export_report, fifo_tflite, fifo_events, fifo_trials, fifo_marker,
+                                   fifo_metrics])
+def test_report_never_opens_a_named_pipe_it_finds(trained_model: Path, tmp_path: Path,
+                                                  place: Callable[[Path], tuple[Path, str]]):
+    """A FIFO where the report looks for a file (which it would wait on forever) is named on the page as what it
+    is, or, among globbed files (.tflite, event files), left out; the rest of the page is written."""
+    model = copied_model(trained_model, tmp_path)
+    for events in run_log_dir(trained_model).glob("events.out.tfevents.*"):
+        shutil.copy(events, tmp_path)
+    fifo, shown = place(tmp_path)
+    os.mkfifo(fifo)
+    page = report_page(model, fifo)
+    assert shown in page
+    assert page.count(fifo.name) == page.count(f"Not shown: {fifo}")  # named only as refused
+    assert '<img src="curves.png"' in page  # the real event files are read beside the FIFO
+
+
+def test_report_names_an_unreadable_export_report_and_shows_the_rest(trained_model: Path, tmp_path: Path):
+    model = copied_model(trained_model, tmp_path)
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "export_report.json").write_text("{not json")
+    page = report_page(model)
+    assert (f"Not shown: {tmp_path / 'export' / 'export_report.json'}: not an export report written by dspl export "
+            "(Expecting property name") in page
+    assert "No export_report.json" not in page and "Evaluation (devel-test)" in page
+
+
+METRICS = {"uar": 50.0, "accuracy": 60.0, "f1_macro": 40.0, "cm": [[2, 0, 0], [1, 1, 0], [0, 0, 2]]}
+PREDICTIONS = "filename,time,prob_low,prob_high,prob_noise,prediction,label\n" \
+              "devel_001.wav,0.000,0.3,0.3,0.4,noise,noise\n"
+JSON_FILE, CSV_FILE = "devel.chunks.metrics.json", "devel.chunks.predictions.csv"
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    (JSON_FILE, b"{not json", "not readable JSON (Expecting property name enclosed in double quotes"),
+    (JSON_FILE, b"\xff\xfe\x00\x93 random bytes", "not readable JSON ('utf-8' codec can't decode byte 0xff"),
+    (JSON_FILE, [1, 2], "expected a JSON object of metrics, found list"),
+    (JSON_FILE, {k: v for k, v in METRICS.items() if k != "uar"}, "'uar' is null, expected a number"),
+    (JSON_FILE, {**METRICS, "uar": "high"}, '\'uar\' is "high", expected a number'),
+    (JSON_FILE, {**METRICS, "cm": "x"}, "'cm' is not a matrix of numbers, expected a 3x3 matrix of counts (a row "
+                                        "and a column per class of the model)"),
+    (JSON_FILE, {**METRICS, "cm": [[1, 0], [0, 1]]}, "'cm' is a 2x2 matrix, expected a 3x3 matrix of counts"),
+    (JSON_FILE, {**METRICS, "cm": [[1, 0, 0], [0, float("nan"), 0], [0, 0, 1]]}, "'cm' holds NaN, negative or "
+                                                                                  "fractional values"),
+    (CSV_FILE, b"filename,label\na.wav,low\n", "no column prediction, prob_low, prob_high, prob_noise"),
+    (CSV_FILE, PREDICTIONS.replace("0.4", "abc").encode(), "line 2: not a number (could not convert string to "
+                                                           "float: 'abc')"),
+    (CSV_FILE, PREDICTIONS.replace("noise\n", "zzz\n").encode(), "line 2: label 'zzz' is not one of the model's "
+                                                                   "classes (low, high, noise)"),
+    (CSV_FILE, PREDICTIONS.encode() + b"\xff\xfe\x00\x93\n", "not a predictions file of devel-test ('utf-8' "
+                                                                "codec can't decode byte 0xff"),
+])
+def test_report_names_a_damaged_evaluation_file_and_shows_the_rest(trained_model: Path, tmp_path: Path, name: str,
+                                                                   content: Any, problem: str):
+    """A hand-edited devel-test file is named on the page with what is wrong with it; the test partition's
+    intact files are still shown."""
+    model = copied_model(trained_model, tmp_path)
+    for partition in ("devel", "test"):
+        folder = tmp_path / "evaluation" / partition
+        folder.mkdir(parents=True)
+        (folder / f"{partition}.chunks.metrics.json").write_text(json.dumps(METRICS))
+        (folder / f"{partition}.chunks.predictions.csv").write_text(PREDICTIONS)
+    damaged = tmp_path / "evaluation" / "devel" / name
+    damaged.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+    page = report_page(model)
+    assert f"Not shown: {damaged}: {problem}" in page
+    assert "test (chunks): UAR 50.00 %, accuracy 60.00 %, macro F1 40.00 %" in page
+    assert page.count("least confident files") == (1 if name == CSV_FILE else 2)
+
+
+@pytest.mark.parametrize("marker", [[1], {"trial": 0, "summary": 5}, {"summary": "search"}])
+def test_report_names_an_edited_search_marker(trained_model: Path, tmp_path: Path, marker: Any):
+    model = copied_model(trained_model, tmp_path)
+    search_summary(tmp_path, marker)
+    page = report_page(model)
+    assert (f'Not shown: {tmp_path / "search_trial.json"}: expected {{"trial": <number>, "summary": "<folder>"}}, '
+            f"found {json.dumps(marker)}") in page
