@@ -103,7 +103,7 @@ class ExportReport:
             steps = {name: StepCheck(**values) for name, values in data.get("steps", {}).items()}
             return cls(data.get("model", ""), data.get("backbone", ""), data.get("inputs", ""),
                        int(data.get("verify_items", 0)), data.get("reference", "pytorch"), steps)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: not an object
             raise DsplError(f"{path}: not an export report written by dspl export ({exc})") from None
 
     def agreement(self, quantize: str) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,13 @@ def test_a_step_keeps_only_the_figures_it_measured():
 ])
 def test_the_agreement_of_a_quantisation_is_the_lowest_its_steps_measured(steps, quantize, agreement):
     assert ExportReport("m", "b", "audio", 8, steps=steps).agreement(quantize) == agreement
+
+
+@pytest.mark.parametrize("content", ["[1]", "{\"steps\": {\"onnx\": 5}}", "{not json", "\"text\""])
+def test_a_file_that_is_not_an_export_report_is_named(tmp_path: Path, content: str):
+    from dspl.errors import DsplError
+
+    path = tmp_path / "export_report.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DsplError, match=rf"^{re.escape(str(path))}: not an export report written by dspl export \("):
+        ExportReport.read(path)
