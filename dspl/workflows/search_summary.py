@@ -195,6 +195,10 @@ def read_summary(folder: Path) -> tuple[SearchInfo, list[TrialRow]]:
                          line["pareto"] == "True", line["model"], line["tflite"], line["error"]) for line in lines]
     except (OSError, ValueError, KeyError, TypeError, csv.Error) as exc:
         raise DsplError(f"{folder}: not a readable search summary ({exc})") from None
+    lacking = next((row for row in rows if row.complete and None in (row.metric, row.latency_ms, row.size_kb)), None)
+    if lacking is not None:  # the plot and the best trial need all three
+        raise DsplError(f"{folder}: not a readable search summary (trial {lacking.number} is complete but lacks its "
+                        "devel metric, latency or size)")
     return info, rows
 
 

@@ -257,3 +257,8 @@ def test_the_summary_files_are_written_and_read_back(tmp_path):
     assert read_summary(tmp_path) == (info, rows)
     assert [line["trial"] for line in read_csv(tmp_path / "pareto.csv")] == ["1"]
     assert json.loads((tmp_path / "search.json").read_text())["budget"] == {"max_latency_ms": 5.0, "max_size_kb": 200.0}
+    edited = (tmp_path / "trials.csv").read_text().replace(",3.0,100.0,", ",,100.0,")  # trial 1's latency erased
+    (tmp_path / "trials.csv").write_text(edited)
+    with pytest.raises(DsplError, match=r"not a readable search summary \(trial 1 is complete but lacks its devel "
+                                        r"metric, latency or size\)$"):
+        read_summary(tmp_path)
