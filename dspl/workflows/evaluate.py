@@ -19,9 +19,9 @@ from dspl.files import prepare_output_dir, save_figure, write_text_atomically
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.metrics import concordance_correlation
 from dspl.models.predictor import FilePrediction, Predictor
+from dspl.workflows.console import make_console
 from dspl.workflows.predict import chunk_rows, score_columns, write_csv
 from dspl.workflows.progress import progress_bar
-from dspl.workflows.console import make_console
 
 logger = logging.getLogger(__name__)
 

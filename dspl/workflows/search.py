@@ -32,6 +32,7 @@ from dspl.errors import DsplError
 from dspl.export.tflite_convert import check_quantization, less_quantised
 from dspl.export.verify import MIN_AGREEMENT
 from dspl.files import clean_stale_work_dirs, prepare_output_dir
+from dspl.workflows.console import make_console
 from dspl.workflows.report import write_report
 from dspl.workflows.search_study import (
     DEVEL_SUFFIX,
@@ -71,7 +72,6 @@ from dspl.workflows.search_trial import (
 )
 from dspl.workflows.search_workers import ERROR, RETRY_OF, Heartbeat, release_stale_trials
 from dspl.workflows.train import TrainingData, TrainOptions, output_dirs
-from dspl.workflows.console import make_console
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,9 @@ STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialSta
 """The states trials.csv shows (queued trials are not trials yet)."""
 PRUNE_PERCENTILE, PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 25.0, 4, 2
 RANDOM_TRIALS_MAX = 10
-MAX_TRIALS = 10_000  # trials are queued in the storage up front: a typo of 10**20 would fill it for ever
 """TPE starts with a third of the trials (at most this many, at least 2) drawn at random."""
+MAX_TRIALS = 10_000
+"""Trials are queued in the storage up front: a typo of 10**20 would fill it for ever."""
 
 
 @dataclass(frozen=True)

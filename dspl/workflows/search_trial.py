@@ -36,6 +36,7 @@ from dspl.export.tflite_stats import measure_latency
 from dspl.files import remove, write_atomically
 from dspl.report.curves import read_scalars
 from dspl.workflows.callbacks import EpochProgressBar
+from dspl.workflows.console import make_console
 from dspl.workflows.export import export_model
 from dspl.workflows.search_summary import MARKER_FILE, Budget
 from dspl.workflows.search_workers import origin
@@ -50,7 +51,6 @@ from dspl.workflows.train import (
     plan_configuration,
     train_configuration,
 )
-from dspl.workflows.console import make_console
 
 EXPORT_DIR = "export"
 # user attributes of a finished trial (what trials.csv shows besides the parameters)
