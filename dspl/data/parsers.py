@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -132,9 +133,14 @@ def _duration(path: Path, line: int, value: str) -> int | None:
 
 
 def first_few(items: Sequence[Any], count: int = 5) -> str:
-    """The first few items of a list, and how many more there are."""
-    shown = ", ".join(str(i) for i in items[:count])
+    """The first few items of a list, and how many more there are (control characters escaped: one line)."""
+    shown = ", ".join(_printable(str(i)) for i in items[:count])
     return shown + (f" (and {len(items) - count} more)" if len(items) > count else "")
+
+
+def _printable(text: str) -> str:
+    """``text`` with its control characters (a newline quoted into a CSV field) written as escapes."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def _load_class(file: Path, class_name: str, spec: str) -> type:
@@ -287,5 +293,9 @@ def check_files_exist(entries: Iterable[LabelEntry], data_dir: Path, label_file:
             regular_file(data_dir / entry.path, "audio file")
     absent = [str(e.path) for e in entries if not (data_dir / e.path).is_file()]
     if absent:
+        respelled = [name for name in absent
+                     if any((data_dir / unicodedata.normalize(form, name)).is_file() for form in ("NFC", "NFD"))]
+        hint = (f"; {first_few(respelled)}: the data directory has a file of the same letters in another Unicode "
+                "form (composed or decomposed accents): spell them alike") if respelled else ""
         raise DsplError(f"{label_file}: names {len(absent)} audio file(s) absent from the data directory "
-                        f"{data_dir}: {first_few(absent)}")
+                        f"{data_dir}: {first_few(absent)}{hint}")

@@ -292,3 +292,21 @@ def test_a_named_pipe_in_place_of_an_audio_file_of_the_label_file_is_named(tmp_p
         check_files_exist(entries, tmp_path / "audio", tmp_path / "labels.csv")
     assert str(error.value) == (f"{tmp_path / 'audio' / 'train_b.wav'}: is a named pipe (FIFO), expected a regular "
                                 "file (audio file)")
+
+
+def test_an_absent_file_is_named_on_one_line_with_a_hint_where_only_its_unicode_form_differs(tmp_path, write_sine):
+    import unicodedata
+
+    from dspl.data.parsers import check_files_exist
+
+    composed = unicodedata.normalize("NFC", "test_é01.wav")
+    write_sine(tmp_path / "audio" / composed)  # as most file systems and editors write it
+    entries = [LabelEntry(Path(unicodedata.normalize("NFD", composed)), "low"),  # as a macOS export may spell it
+               LabelEntry(Path("test_a\nb.wav"), "high")]  # a newline quoted into a CSV field
+    with pytest.raises(DsplError) as error:
+        check_files_exist(entries, tmp_path / "audio", tmp_path / "labels.csv")
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert str(error.value) == (
+        f"{tmp_path / 'labels.csv'}: names 2 audio file(s) absent from the data directory {tmp_path / 'audio'}: "
+        f"{decomposed}, test_a\\nb.wav; {decomposed}: the data directory has a file of the same letters in another "
+        "Unicode form (composed or decomposed accents): spell them alike")
