@@ -101,7 +101,8 @@ def check_value(name: str, key: Key, value: Any) -> Any:
     if key.check is not None:
         problem = key.check(value)
         if problem:
-            raise ConfigError(f"key '{name}': value {json.dumps(value)} is out of range, expected {problem}")
+            verdict = "is out of range" if isinstance(value, (int, float)) else "is not a valid value"
+            raise ConfigError(f"key '{name}': value {json.dumps(value)} {verdict}, expected {problem}")
     return value
 
 

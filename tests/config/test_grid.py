@@ -203,8 +203,8 @@ def test_run_names_that_leave_the_model_dir_are_refused_before_restart_removes_a
     grid[key] = [value]
     hp_file.write_text(json.dumps(grid))
     one_error_line(run(*train_args(example_dir, out, hp_file), "--restart"),
-                   f"{hp_file}: key '{key}': value {json.dumps(value)} is out of range, expected one folder name: not "
-                   "empty, not '.' or '..', no '/' or '\\', no control characters, at most 200 bytes")
+                   f"{hp_file}: key '{key}': value {json.dumps(value)} is not a valid value, expected one folder name: "
+                   "not empty, not '.' or '..', no '/' or '\\', no control characters, at most 200 bytes")
     assert (victim / "precious.txt").read_text() == "keep me" and sorted(victim.iterdir()) == [victim / "precious.txt"]
     assert not out.exists()
 
