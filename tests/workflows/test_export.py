@@ -57,8 +57,8 @@ def calibrated_export(spread_model, tmp_path_factory):
         seen.append([Path(f) for f in files])
         return real_sample_chunks(files, *args, **kwargs)
 
-    def lenient_exporter(options):
-        return real_exporter(dataclasses.replace(options, min_agreement=0.0))
+    def lenient_exporter(options, on_step=None):
+        return real_exporter(dataclasses.replace(options, min_agreement=0.0), on_step)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(calibration, "sample_chunks", recording_sample_chunks)
