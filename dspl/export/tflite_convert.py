@@ -144,10 +144,10 @@ def tflite_predict(model: str | Path | bytes, inputs: Sequence[np.ndarray], thre
     return np.concatenate(outputs)
 
 
-def make_interpreter(model: str | Path | bytes, threads: int | None = None):
+def make_interpreter(model: str | Path | bytes, threads: int | None = None, name: str = "the model"):
     """A LiteRT interpreter (XNNPACK delegate by default) for a .tflite path or bytes, its tensors allocated
     (LiteRT announces the delegate on descriptor 2 then: silenced when dspl runs quietly); ``threads`` defaults to
-    dspl's thread policy (dspl.threads)."""
+    dspl's thread policy (dspl.threads); ``name``: what a load error calls a model given as bytes."""
     from ai_edge_litert.interpreter import Interpreter
 
     content = model if isinstance(model, bytes) else checked_model(model)
@@ -156,8 +156,8 @@ def make_interpreter(model: str | Path | bytes, threads: int | None = None):
         with native_quiet():
             interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
-        name = "the model" if isinstance(model, bytes) else str(model)
-        raise DsplError(f"{name}: LiteRT cannot load it: {' '.join(str(exc).split())}") from None
+        named = name if isinstance(model, bytes) else model
+        raise DsplError(f"{named}: LiteRT cannot load it: {' '.join(str(exc).split())}") from None
     return interpreter
 
 

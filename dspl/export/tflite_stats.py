@@ -77,8 +77,7 @@ def tflite_stats(model_path: str | Path, runs: int = 50, threads: int | None = N
     data = checked_model(path)
     operators = tflite_operators(data)
     constants = constant_tensors(data)
-    interpreter = make_interpreter(path, threads)
-    interpreter.allocate_tensors()
+    interpreter = make_interpreter(data, threads, name=str(path))  # checked above: not parsed again
     stats: dict[str, Any] = {
         "model": str(path),
         "file_size_bytes": len(data),
