@@ -21,8 +21,7 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     Lightning logs a step number with each value and an ``epoch`` scalar at the same steps; a value's epoch
     is the ``epoch`` value logged at its step (or the last one before it). Only regular files are read.
     """
-    files = sorted(path for path in log_dir.glob("events.out.tfevents.*") if path.is_file()) \
-        if log_dir.is_dir() else []
+    files = _event_files(log_dir)
     if not files:
         return {}
     without_tensorflow()  # reading needs no TensorFlow either (seconds and a GB saved)
@@ -43,6 +42,38 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
         return earlier[-1] if earlier else step
 
     return {tag: [(epoch_at(e.step), float(e.value)) for e in points] for tag, points in events.items()}
+
+
+def damaged_event_files(log_dir: Path) -> list[str]:
+    """A line for each event file in ``log_dir`` whose records stop at damage (a failed checksum, a record cut
+    short): TensorBoard's reader keeps the records before it and skips the rest without a word, so the curves
+    would silently lack them."""
+    without_tensorflow()
+    from tensorboard.compat.tensorflow_stub import errors
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
+
+    problems = []
+    for path in _event_files(log_dir):
+        reader, records = PyRecordReader_New(str(path)), 0
+        try:
+            while True:
+                reader.GetNext()
+                records += 1
+        except errors.OutOfRangeError:  # the end of an intact file
+            pass
+        except errors.DataLossError as exc:
+            detail = exc.message.replace(str(path), "").strip()
+            problems.append(f"{path}: record {records + 1} is damaged ({detail}); the curves lack it and what follows")
+        finally:
+            reader.file_handle.close()
+    return problems
+
+
+def _event_files(log_dir: Path) -> list[Path]:
+    """The event files of a run's log dir in TensorBoard's reading order; only regular files."""
+    if not log_dir.is_dir():
+        return []
+    return sorted(path for path in log_dir.glob("events.out.tfevents.*") if path.is_file())
 
 
 def plot_curves(scalars: dict[str, list[tuple[int, float]]], path: Path) -> Path | None:

@@ -41,7 +41,7 @@ from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.metrics import in_percent
 from dspl.models.predictor import Predictor
 from dspl.report import html
-from dspl.report.curves import plot_curves, read_scalars
+from dspl.report.curves import damaged_event_files, plot_curves, read_scalars
 from dspl.report.pareto import plot_pareto
 from dspl.version import __version__
 from dspl.workflows.explain import explain_waveform
@@ -109,8 +109,9 @@ def _data(predictor: Predictor, partitions: dict[str, list] | None) -> str:
 def _training(model_file: Path, out_dir: Path, categorical: bool) -> str:
     log_dir = run_log_dir(model_file)
     scalars = read_scalars(log_dir)
+    damaged = [html.note(f"Damaged log: {problem}") for problem in damaged_event_files(log_dir)]
     if not scalars:
-        return html.section("Training", html.note(f"No TensorBoard logs in {log_dir}."))
+        return html.section("Training", *damaged or [html.note(f"No TensorBoard logs in {log_dir}.")])
     parts = []
     curves = plot_curves(scalars, out_dir / "curves.png")
     if curves is not None:
@@ -120,7 +121,7 @@ def _training(model_file: Path, out_dir: Path, categorical: bool) -> str:
     test = [(f"{name} (%)", 100 * value) if in_percent(name, categorical) else (name, value) for name, value in test]
     if test:
         parts.append(html.table(["test metric (chunks, end of training)", "value"], test))
-    return html.section("Training", html.row(*parts))
+    return html.section("Training", *damaged, html.row(*parts))
 
 
 def _unusable(problem: DsplError) -> str:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import struct
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,7 +65,7 @@ def test_report_holds_config_data_curves_metrics_and_examples(evaluated_model: P
     for source in sources:
         with Image.open(evaluated_model.parent / "report" / source) as image:
             assert image.size[0] > 200 and image.size[1] > 150
-    assert "No export_report.json" in page
+    assert "No export_report.json" in page and "Damaged log:" not in page
 
 
 def test_report_renders_in_headless_chromium_with_every_image(evaluated_model: Path, tmp_path: Path):
@@ -286,3 +287,31 @@ def test_report_names_an_edited_search_marker(trained_model: Path, tmp_path: Pat
     page = report_page(model)
     assert (f'Not shown: {tmp_path / "search_trial.json"}: expected {{"trial": <number>, "summary": "<folder>"}}, '
             f"found {json.dumps(marker)}") in page
+
+
+def second_record_data(data: bytes) -> int:
+    """An offset in the data of an event file's second record (a scalar; the first holds the file's version): a
+    TFRecord is its data's length (8 bytes), a checksum (4), the data and its checksum (4)."""
+    return 8 + 4 + struct.unpack("<Q", data[:8])[0] + 4 + 8 + 4 + 2
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda data, at: data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:], "failed event crc32 check"),
+    (lambda data, at: data[:at], "has truncated record in data"),
+])
+def test_report_names_a_damaged_event_file_and_shows_what_precedes_it(
+        trained_model: Path, tmp_path: Path, damage: Callable[[bytes, int], bytes], problem: str):
+    """TensorBoard's reader stops at a damaged record without a word: the page says which file and record, and
+    still shows the curves and metrics of the records before it."""
+    model = copied_model(trained_model, tmp_path)
+    for events in run_log_dir(trained_model).glob("events.out.tfevents.*"):
+        shutil.copy(events, tmp_path)
+    damaged = sorted(tmp_path.glob("events.out.tfevents.*"))[0]
+    intact_points = sum(map(len, read_scalars(tmp_path).values()))
+    data = damaged.read_bytes()
+    damaged.write_bytes(damage(data, second_record_data(data)))
+    page = report_page(model)
+    assert (f"Damaged log: {damaged}: record 2 is damaged ({problem}); the curves lack it and what follows"
+            in page)
+    assert page.count("Damaged log:") == 1 and "test metric (chunks, end of training)" in page
+    assert sum(map(len, read_scalars(tmp_path).values())) < intact_points  # what TensorBoard silently skips
