@@ -1,8 +1,60 @@
-"""`dspl fit`: LightningCLI over the training module and data module (YAML configs, any Trainer flag)."""
+"""`dspl fit`: LightningCLI over the training module and data module (YAML configs, any Trainer flag).
+
+LightningCLI builds its parser from the classes it serves, so it can only answer once lightning has loaded
+(seconds). What a user most often mistypes is answered before that, in milliseconds: an option outside the
+parser's top-level groups, and a file or folder given on the command line that is not there (or is a FIFO, which
+the parser would wait on forever).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from dspl.errors import DsplError
+from dspl.files import regular_file
+
+# The first part of every option LightningCLI's parser of `dspl fit` takes (test_fit compares them with its help).
+TOP_LEVEL_OPTIONS = ("help", "config", "print_config", "seed_everything", "ckpt_path", "trainer", "model", "data")
+SHORT_OPTIONS = {"-h": "help", "-c": "config"}
+# options naming a file or folder the run reads -> what it holds (checked where given by their whole names)
+INPUT_FILES = {"config": "fit config", "model.hp_config": "hyper-parameter config",
+               "model.class_config": "class config", "data.label_file": "label file"}
+INPUT_FOLDERS = {"data.data_dir": "data directory"}
+
+
+def check_arguments(args: list[str]) -> None:
+    """A DsplError for an option `dspl fit` does not have, or for an input file or folder it names that is not
+    there; the rest (values, types, what a --config file holds) is LightningCLI's to check."""
+    for position, arg in enumerate(args):
+        if not arg.startswith("-") or arg == "-" or arg[1:2].isdigit():  # a value (a negative number too)
+            continue
+        option, equals, inline = arg.partition("=")
+        name = SHORT_OPTIONS.get(option) or (option[2:].removesuffix("+") if option.startswith("--") else None)
+        if name is None or not _known(name):
+            raise DsplError(f"dspl fit: unrecognized arguments: {arg} (see 'dspl fit -h')")
+        value = inline if equals else args[position + 1] if position + 1 < len(args) else None
+        try:
+            _check_input(name, value)
+        except DsplError as exc:
+            raise DsplError(f"dspl fit: {exc} (see 'dspl fit -h')") from None
+
+
+def _known(name: str) -> bool:
+    """Whether ``name`` (an option without its dashes) starts one of the parser's: the parser takes unambiguous
+    abbreviations too (--conf, --trainer.max_epoch), so a name without a dot may be the start of a group's."""
+    group, dot, _ = name.partition(".")
+    return group in TOP_LEVEL_OPTIONS if dot else any(option.startswith(name) for option in TOP_LEVEL_OPTIONS)
+
+
+def _check_input(name: str, value: str | None) -> None:
+    if value is None or name == "config" and any(c in value for c in ":{"):  # --config takes YAML content too
+        return
+    if name in INPUT_FILES:
+        regular_file(value, INPUT_FILES[name])
+    elif name in INPUT_FOLDERS and not Path(value).is_dir():
+        raise DsplError(f"{value}: {INPUT_FOLDERS[name]} not found")
 
 
 @click.command("fit", add_help_option=False,
@@ -10,6 +62,7 @@ import click
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def command(args: tuple[str, ...]) -> None:
     """Train with LightningCLI: --config file.yaml, --print_config, --trainer.* flags; see `dspl fit --help`."""
+    check_arguments(list(args))
     from dspl.workflows.fit import fit
 
     model_file = fit(list(args))

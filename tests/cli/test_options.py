@@ -32,6 +32,8 @@ TYPOS = [
     (["plot", "-hc", "nope.json", "-d", ".", "-o", "out"], "nope.json: hyper-parameter config not found"),
     (["create-preprocessor", "-hc", "nope.json", "-d", "x.tflite"], "nope.json: hyper-parameter config not found"),
     (["predict", "-md", "m.h5", "-d", ".", "-cc", "nope.json"], "nope.json: class config not found"),
+    (["fit", "--config", "nope.yaml"], "dspl fit: nope.yaml: fit config not found (see 'dspl fit -h')"),
+    (["fit", "--trainer.max_epochs", "1", "--bogus"], "dspl fit: unrecognized arguments: --bogus (see 'dspl fit -h')"),
 ]
 
 

@@ -1,6 +1,7 @@
 """`dspl fit`: LightningCLI with the example YAML, --print_config, Trainer flags, and DDP over 2 CPU processes."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 from helpers import ROOT, TINY
 
+from dspl.cli.fit import TOP_LEVEL_OPTIONS
 from dspl.cli.main import cli
 from dspl.data.example import example_hp
 from dspl.loading import load_model_file
@@ -44,6 +46,8 @@ def test_help_describes_the_model_and_data_arguments():
     for description in ("DeepSpectrumLite hp config", "JSON object mapping class labels to names",
                         "which configuration of the grid to train", "DataLoader worker processes"):
         assert description in text
+    # the groups `dspl fit` checks options against before lightning loads are the parser's
+    assert set(re.findall(r"(?:^|[\s\[])--([a-z_]+)", result.output)) == set(TOP_LEVEL_OPTIONS)
 
 
 @pytest.mark.slow
