@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Optional
 
 import lightning as L
+import torch
 from jsonargparse import ArgumentError, Namespace
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from dspl.config import RunConfig, check_class_config, load_class_config, load_config
@@ -64,6 +66,16 @@ class FitModule(DsplModule):
         check_class_config(classes, resolved.prediction_type, class_config)
         super().__init__(resolved, classes, pretrained=pretrained, channels_last=channels_last,
                          mixed_precision=mixed_precision)
+        spec = resolved.spec
+        if spec.use_plot_images or not spec.whole_file:  # one input shape: Lightning's summary counts its FLOPs
+            self.example_input_array = torch.zeros(1, *spec.input_shape())
+
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor] | torch.Tensor,
+                                dataloader_idx: int) -> dict[str, torch.Tensor] | torch.Tensor:
+        """Batches of audio become plots; the summary's example input is plots already."""
+        if isinstance(batch, torch.Tensor):
+            return batch
+        return super().on_after_batch_transfer(batch, dataloader_idx)
 
 
 class FitDataModule(AudioDataModule):
@@ -113,8 +125,8 @@ class FitCLI(LightningCLI):
 def fit(args: list[str] | None = None) -> Path | None:
     """Run `dspl fit` with LightningCLI arguments; rank 0 writes model.h5 into the trainer's log dir and returns it.
 
-    A usage error (a missing --config file, a bad value, broken YAML) is a DsplError of one line (`-h` prints the
-    full help); Ctrl-C a KeyboardInterrupt.
+    A usage error (a missing --config file, a bad value, broken YAML, Trainer flags that contradict) is a DsplError
+    of one line (`-h` prints the full help); Ctrl-C a KeyboardInterrupt.
     """
     without_tensorflow()
     with quiet_lightning():
@@ -124,7 +136,7 @@ def fit(args: list[str] | None = None) -> Path | None:
                          save_config_kwargs={"overwrite": True},
                          parser_kwargs={"prog": "dspl fit", "description": "Train a dspl model with LightningCLI.",
                                         "exit_on_error": False})
-        except ArgumentError as exc:
+        except (ArgumentError, MisconfigurationException) as exc:  # a flag's value; flags that contradict
             raise DsplError(f"dspl fit: {' '.join(str(exc).split())} (see 'dspl fit -h')") from None
         with interrupts_raised():
             cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])

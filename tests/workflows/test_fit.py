@@ -7,11 +7,13 @@ import sys
 
 import pytest
 import yaml
+from lightning.pytorch.utilities.model_summary import ModelSummary
 from click.testing import CliRunner
 from helpers import ROOT, TINY
 
 from dspl.cli.fit import TOP_LEVEL_OPTIONS
 from dspl.cli.main import cli
+from dspl.workflows.fit import FitModule
 from dspl.data.example import example_hp
 from dspl.loading import load_model_file
 
@@ -85,3 +87,22 @@ def _broken_yaml(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("model: [unclosed\n  trainer: {\n")
     return path
+
+
+def test_trainer_flags_that_contradict_are_one_line(example_dir, tmp_path):
+    """Lightning refuses them when it builds the Trainer: the example YAML's progress bar without a bar."""
+    result = CliRunner().invoke(cli, fit_args(example_dir, tmp_path, "--trainer.enable_progress_bar", "false"))
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "error: dspl fit: Trainer was configured with `enable_progress_bar=False` but found `EpochProgressBar` in "
+        "callbacks list. (see 'dspl fit -h')"], result.output
+
+
+def test_the_model_summary_counts_the_flops_of_one_plot(example_dir, tmp_path):
+    """Lightning's summary at the start of `dspl fit` runs the model on one plot of the configuration's shape (not
+    "Total FLOPs: 0")."""
+    hp_config = fit_args(example_dir, tmp_path)[4]
+    module = FitModule(str(example_dir / "class_config.json"), hp_config=hp_config)
+    summary = ModelSummary(module)
+    assert tuple(module.example_input_array.shape) == (1, *module.config.spec.input_shape())
+    assert summary.total_flops > 0 and summary.in_sizes[summary.layer_names.index("model")] == \
+        [1, *module.config.spec.input_shape()]
