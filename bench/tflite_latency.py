@@ -124,7 +124,7 @@ def build(backbone: str, config: "RunConfig", work: Path, audio: Path, reuse: bo
             keras_end_to_end(config, backbone, 3, baseline)
         models["keras SELECT_TF_OPS"] = baseline
     report = ExportReport.read(ours / REPORT_FILE)
-    return models, report.steps[end_to_end_step("int8")].agreement_with_pytorch
+    return models, report.steps[end_to_end_step("int8")].agreement
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from dspl.export.report import (
     FORMATS,
     ExportReport,
     StepCheck,
+    framework_name,
     end_to_end_file,
     end_to_end_step,
     tflite_file,
@@ -182,9 +183,9 @@ class Exporter:
         reference = run.own_scores()
         saved_model = run.path("saved_model", "saved_model")
         if route is not None:
-            self._step("step 1: %s -> TensorFlow SavedModel", route.reference)
+            self._step("step 1: %s -> TensorFlow SavedModel", framework_name(route.reference))
             route.write(nhwc.shape[1:], saved_model)
-            float_scores = run.verified("saved_model", f"SavedModel vs {route.reference.title()}", reference,
+            float_scores = run.verified("saved_model", f"SavedModel vs {framework_name(route.reference)}", reference,
                                         saved_model_predict(saved_model, nhwc))
         else:
             onnx_path = run.path("onnx", "model.onnx")
@@ -253,10 +254,11 @@ class Exporter:
                 figure = verify.check_agreement(step, same_chain, scores, run.options.min_agreement,
                                                 regression=run.regression)
                 difference = verify.max_difference(same_chain, scores)
-            agreement = verify.check_agreement(f"end-to-end {q} vs PyTorch", own_scores, scores,
-                                               run.options.min_agreement, regression=run.regression)
-            run.record(end_to_end_step(q), figure, max_abs_diff=difference, agreement_with_pytorch=agreement,
-                       max_abs_diff_pytorch=verify.max_difference(own_scores, scores))
+            agreement = verify.check_agreement(f"end-to-end {q} vs {framework_name(run.loaded.reference)}",
+                                               own_scores, scores, run.options.min_agreement,
+                                               regression=run.regression)
+            run.record(end_to_end_step(q), figure, max_abs_diff=difference, agreement=agreement,
+                       max_abs_diff_own=verify.max_difference(own_scores, scores))
             path = run.out_dir / end_to_end_file(q)
             write_atomically(path, model)
             run.results[end_to_end_step(q)] = path

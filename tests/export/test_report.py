@@ -30,14 +30,32 @@ def test_each_exported_file_shows_what_it_was_verified_against(tmp_path: Path, f
 
 
 def test_a_step_keeps_only_the_figures_it_measured():
-    assert StepCheck(0.5, max_abs_diff=0.1).to_dict() == {"check": 0.5, "max_abs_diff": 0.1}
+    assert StepCheck(0.5, max_abs_diff=0.1).to_dict("pytorch") == {"check": 0.5, "max_abs_diff": 0.1}
+
+
+def test_a_keras_models_figures_name_keras_and_read_back(tmp_path: Path):
+    """A DeepSpectrumLite model's export compares with Keras's scores: its keys and the page say so; a report of an
+    earlier dspl, which named those figures _pytorch, reads the same."""
+    step = StepCheck(0.0, agreement=0.99, max_abs_diff_own=0.02)
+    report = ExportReport("m.h5", "squeezenet_v1", "audio", 8, "keras", {"end_to_end_int8": step})
+    written = json.loads(report.to_json())
+    assert written["steps"]["end_to_end_int8"] == {"check": 0.0, "agreement_with_keras": 0.99,
+                                                   "max_abs_diff_keras": 0.02}
+    report.write(tmp_path)
+    read = ExportReport.read(tmp_path / "export_report.json")
+    assert read.steps == report.steps and read.summary_of(tmp_path / "model_end_to_end_int8.tflite") == \
+        ("Keras", 0.99, 0.02)
+    earlier = {**written, "steps": {"end_to_end_int8": {"check": 0.0, "agreement_with_pytorch": 0.99,
+                                                        "max_abs_diff_pytorch": 0.02}}}
+    (tmp_path / "export_report.json").write_text(json.dumps(earlier), encoding="utf-8")
+    assert ExportReport.read(tmp_path / "export_report.json").steps == report.steps
 
 
 @pytest.mark.parametrize("steps, quantize, agreement", [
-    ({"tflite_int8": StepCheck(0.99), "end_to_end_int8": StepCheck(0.97, agreement_with_pytorch=0.985)}, "int8", 0.97),
-    ({"tflite_int8": StepCheck(0.99), "end_to_end_int8": StepCheck(1.0, agreement_with_pytorch=0.95)}, "int8", 0.95),
+    ({"tflite_int8": StepCheck(0.99), "end_to_end_int8": StepCheck(0.97, agreement=0.985)}, "int8", 0.97),
+    ({"tflite_int8": StepCheck(0.99), "end_to_end_int8": StepCheck(1.0, agreement=0.95)}, "int8", 0.95),
     # float steps: their checks are score differences; end to end, the agreement with PyTorch counts
-    ({"tflite_fp32": StepCheck(6e-7), "end_to_end_fp32": StepCheck(2e-6, agreement_with_pytorch=0.99)}, "fp32", 0.99),
+    ({"tflite_fp32": StepCheck(6e-7), "end_to_end_fp32": StepCheck(2e-6, agreement=0.99)}, "fp32", 0.99),
     ({"tflite_fp32": StepCheck(6e-7)}, "fp32", 1.0),  # a float image model alone: no agreement measured
     ({"tflite_fp32": StepCheck(6e-7), "tflite_int8": StepCheck(0.9)}, "fp16", 1.0),  # another quantisation's steps
 ])

@@ -40,6 +40,7 @@ def test_every_variant_is_measured_and_scored_like_the_pytorch_model(exported):
     result = benchmark(model_file, export_dir, data / "audio", data / "label.csv", runs=3)
     assert set(result["variants"]) == {"fp32", "end_to_end_fp32"}
     assert result["metric"] == "accuracy" and result["partition"] == "test" and result["chunks"] > 0
+    assert result["reference"] == "pytorch"
     for row in result["variants"].values():
         assert row["size_bytes"] > 0 and row["latency"]["runs"] == 3
         assert 0 < row["latency"]["min_ms"] <= row["latency"]["median_ms"] <= row["latency"]["p90_ms"]
@@ -72,8 +73,8 @@ def test_the_table_shows_shares_in_percent_as_the_terminal_does_elsewhere(capsys
     agreement = 0.998 if metric == "accuracy" else None
     row = {"size_bytes": 2e6, "latency": {"median_ms": 1.0, "p90_ms": 2.0}, "quality": quality,
            "agreement_with_pytorch": agreement}
-    print_benchmark({"model": "m.h5", "metric": metric, "variants": {"fp32": row}, "pytorch": quality, "chunks": 29,
-                     "partition": "test"})
+    print_benchmark({"model": "m.h5", "metric": metric, "reference": "pytorch", "variants": {"fp32": row},
+                     "pytorch": quality, "chunks": 29, "partition": "test"})
     output = capsys.readouterr().out
     cells = [cell.strip() for line in output.splitlines() if "fp32" in line for cell in line.split("│")]
     assert cells[1:-1] == ["fp32", "2.00", "1.00", "2.00", shown, "99.8" if agreement else "-"]
