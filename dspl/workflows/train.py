@@ -36,7 +36,8 @@ from dspl.models.modelfile import read_checkpoint, read_model_file, save_model_f
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
 from dspl.workflows.callbacks import EpochCheckpoint, EpochProgressBar, interrupts_raised, quiet_lightning
-from dspl.workflows.console import make_console, print_test_report
+from dspl.workflows.console import make_console
+from dspl.workflows.metrics_report import print_test_report
 
 log = logging.getLogger(__name__)
 
