@@ -1,6 +1,7 @@
 """The .tflite flatbuffer: reading it, its operators and constant tensors, and writing a changed model back.
 
-The one place that imports TensorFlow's generated TFLite schema (``schema_py_generated``, a private module)
+The one place that imports the generated TFLite schema (LiteRT's ``schema_py_generated``: the same schema
+as TensorFlow's, without loading TensorFlow, seconds a command that only reads a model does not need to spend)
 and knows the file identifier; the exporter's splicing and metadata, and `tflite-stats`, go through here.
 """
 
@@ -25,8 +26,8 @@ NUMPY_TYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float
 
 
 def schema() -> Any:
-    """TensorFlow's generated Python module of the TFLite flatbuffer schema."""
-    from tensorflow.lite.python import schema_py_generated
+    """The generated Python module of the TFLite flatbuffer schema (LiteRT's)."""
+    from ai_edge_litert import schema_py_generated
 
     return schema_py_generated
 

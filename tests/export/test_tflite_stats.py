@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -118,3 +120,14 @@ def test_a_damaged_model_is_one_line_naming_it(tiny_model, trained_model, tmp_pa
     result = CliRunner().invoke(cli, [command, *args, "--runs", "1"])
     assert result.exit_code == 1 and len(result.output.splitlines()) == 1, result.output
     assert re.match(rf"error: {re.escape(str(tmp_path))}/{message}", result.output), result.output
+
+
+def test_reading_a_model_loads_neither_tensorflow_nor_torch(tiny_model) -> None:
+    """`tflite-stats` needs the schema and the interpreter only: LiteRT's, not TensorFlow's (5 s) or torch (3 s)."""
+    path, _ = tiny_model
+    code = ("import json, sys\nfrom dspl.cli.main import cli\ntry:\n"
+            f"    cli(['tflite-stats', '-md', {str(path)!r}, '--runs', '1', '--json'])\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps(sorted(m for m in ('tensorflow', 'torch') if m in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []
