@@ -8,6 +8,7 @@ the parser would wait on forever).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -54,7 +55,9 @@ def _check_input(name: str, value: str | None) -> None:
     if name in INPUT_FILES:
         regular_file(value, INPUT_FILES[name])
     elif name in INPUT_FOLDERS and not Path(value).is_dir():
-        raise DsplError(f"{value}: {INPUT_FOLDERS[name]} not found")
+        found = os.path.lexists(value)
+        raise DsplError(f"{value}: " + (f"is not a directory ({INPUT_FOLDERS[name]})" if found else
+                                         f"{INPUT_FOLDERS[name]} not found"))
 
 
 @click.command("fit", add_help_option=False,

@@ -44,7 +44,9 @@ def test_what_the_parser_takes_passes(inputs: Path, args: list[str]):
     (["--model.class_config", "audio"],
      "dspl fit: audio: is a directory, expected a regular file (class config) (see 'dspl fit -h')"),
     (["--data.label_file", "nope.csv"], "dspl fit: nope.csv: label file not found (see 'dspl fit -h')"),
-    (["--data.data_dir", "labels.csv"], "dspl fit: labels.csv: data directory not found (see 'dspl fit -h')"),
+    (["--data.data_dir", "nope"], "dspl fit: nope: data directory not found (see 'dspl fit -h')"),
+    (["--data.data_dir", "labels.csv"],
+     "dspl fit: labels.csv: is not a directory (data directory) (see 'dspl fit -h')"),
 ])
 def test_a_typo_is_one_line(inputs: Path, args: list[str], message: str):
     assert error_message(check_arguments, args) == message
