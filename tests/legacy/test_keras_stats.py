@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from helpers import DSL_MODELS, run
 
 
@@ -19,6 +20,7 @@ def test_stats_of_a_keras_model(tmp_path):
     assert sum(row["params"] for row in stats["layers"]) == stats["params_total"]
 
 
+@pytest.mark.slow
 def test_the_keras_latency_runs_on_the_threads_dspl_gives_tensorflow(tmp_path):
     """Set before TensorFlow's runtime starts (a fresh process): the count dspl decided (here the user's), shown
     with the figure as for a dspl model."""
