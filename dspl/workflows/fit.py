@@ -8,10 +8,12 @@ gets the model's configuration arguments. max_epochs and the seed default to the
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Optional
 
 import lightning as L
+import rich
 import torch
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -23,7 +25,7 @@ from dspl.errors import DsplError
 from dspl.models.modelfile import save_model_file
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
-from dspl.workflows.callbacks import interrupts_raised, quiet_lightning
+from dspl.workflows.callbacks import EpochProgressBar, interrupts_raised, quiet_lightning
 from dspl.workflows.train import MODEL_FILE
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,8 @@ def fit(args: list[str] | None = None) -> Path | None:
     of one line (`-h` prints the full help); Ctrl-C a KeyboardInterrupt.
     """
     without_tensorflow()
+    if not sys.stdout.isatty():  # a log: Lightning's model summary as wide as the progress bar, not 80 columns
+        rich.reconfigure(width=EpochProgressBar.LOG_WIDTH)
     with quiet_lightning():
         try:
             cli = FitCLI(FitModule, FitDataModule, args=args, run=False, seed_everything_default=False,
