@@ -48,12 +48,15 @@ def damaged_event_files(log_dir: Path) -> list[str]:
     """A line for each event file in ``log_dir`` whose records stop at damage (a failed checksum, a record cut
     short): TensorBoard's reader keeps the records before it and skips the rest without a word, so the curves
     would silently lack them."""
+    files = _event_files(log_dir)
+    if not files:
+        return []
     without_tensorflow()
     from tensorboard.compat.tensorflow_stub import errors
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
 
     problems = []
-    for path in _event_files(log_dir):
+    for path in files:
         reader, records = PyRecordReader_New(str(path)), 0
         try:
             while True:
