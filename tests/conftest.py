@@ -24,6 +24,29 @@ def sine(frequency: float, seconds: float, sample_rate: int, amplitude: float = 
     return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def restored_thread_policy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test that calls dspl.threads.configure, or runs a command with --threads in this process, applies a
+    thread policy to the whole worker (torch's count, the applied policy and CPU share, the runtimes' environment
+    that child processes inherit): undone after it, so that the next test meets the policy the worker started
+    with (a count of 3 left by one test was printed by another's `stats`)."""
+    import torch
+
+    from dspl import threads
+
+    for name in (*threads.THREAD_VARIABLES, threads.APPLIED_ENV, threads.WAIT_VARIABLE, threads.SPIN_VARIABLE):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(threads, "_applied", list(threads._applied))
+    share, count = dict(vars(threads._share)), torch.get_num_threads()
+    yield
+    vars(threads._share).update(share)
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_tempdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Temporary files of the code under test (TensorFlow's autograph modules, export work folders, child
