@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dspl.config import GivenConfigs
 from dspl.data.audio import load_audio
 from dspl.data.chunking import split_into_chunks
 from dspl.data.parsers import PARTITIONS, check_files_exist, encode_targets, parse_label_file
-from dspl.config import GivenConfigs
 from dspl.errors import DsplError
 from dspl.export.calibration import to_nhwc
 from dspl.export.report import agreement_key, framework_name
