@@ -85,6 +85,13 @@ def _positive_int(name: str, value: str) -> int:
     return number
 
 
+def set_by_user(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a runtime's thread variable holds the user's value: set, and not to what dspl set (a child process
+    inherits both dspl's value and APPLIED_ENV)."""
+    environ = os.environ if environ is None else environ
+    return name in environ and environ[name] != environ.get(APPLIED_ENV)
+
+
 def decide(environ: Mapping[str, str], affinity: int, quota: float | None,
            requested: int | None = None) -> ThreadPolicy:
     """The policy for a process that may run on ``affinity`` CPUs under a cgroup quota of ``quota`` CPUs (None:
@@ -121,7 +128,7 @@ def configure(requested: int | None = None, environ: MutableMapping[str, str] | 
     environ = os.environ if environ is None else environ
     policy = current_policy(requested, environ)
     for name in THREAD_VARIABLES:
-        if requested is not None or name not in environ or environ[name] == environ.get(APPLIED_ENV):
+        if requested is not None or not set_by_user(name, environ):
             environ[name] = str(policy.threads)
     environ[APPLIED_ENV] = str(policy.threads)
     if WAIT_VARIABLE not in environ:

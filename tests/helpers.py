@@ -525,14 +525,7 @@ def torch_threads(count: int) -> Iterator[None]:
     """torch computes on ``count`` threads in the block, not on the CPUs other processes leave free: a model
     trained in it has the same numbers whatever else runs on the machine (another pytest worker), as `--threads`
     gives a user."""
-    import torch
+    from dspl import threads
 
-    from dspl.threads import CpuShare
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        with mock.patch.object(CpuShare, "adapt", lambda self, torch, policy: None):
-            yield
-    finally:
-        torch.set_num_threads(previous)
+    with threads.torch_threads(count), mock.patch.object(threads.CpuShare, "adapt", lambda self, torch, policy: None):
+        yield

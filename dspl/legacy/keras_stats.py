@@ -6,7 +6,6 @@ Keras model pays Python dispatch for each layer (squeezenet_v1 at 32x32: 40 ms e
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import numpy as np
 from dspl.latency import time_calls
 from dspl.legacy.keras_model import load_keras
 from dspl.quiet import native_quiet
-from dspl.threads import APPLIED_ENV, timing_threads
+from dspl.threads import set_by_user, timing_threads
 
 
 def _flops(model: Any, shape: tuple[int, ...]) -> int:
@@ -65,8 +64,7 @@ def _timing_threads() -> int | None:
     the user gave TensorFlow a count. None where that count is theirs or the runtime had started already."""
     import tensorflow as tf
 
-    configured = os.environ.get("TF_NUM_INTRAOP_THREADS")
-    if configured is not None and configured != os.environ.get(APPLIED_ENV):
+    if set_by_user("TF_NUM_INTRAOP_THREADS"):
         return None
     count = timing_threads()
     try:
