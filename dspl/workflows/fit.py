@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +23,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from dspl.config import RunConfig, check_class_config, load_class_config, load_config
 from dspl.data.datamodule import AudioDataModule
 from dspl.errors import DsplError
+from dspl.files import exclusive_lock
 from dspl.models.modelfile import save_model_file
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
@@ -29,6 +31,8 @@ from dspl.workflows.callbacks import EpochProgressBar, interrupts_raised, quiet_
 from dspl.workflows.train import MODEL_FILE
 
 log = logging.getLogger(__name__)
+
+LOCK_FILE = ".dspl-fit.lock"
 
 
 def resolve_config(config: RunConfig | Namespace | None, hp_config: str | None, config_index: int) -> RunConfig:
@@ -142,10 +146,13 @@ def fit(args: list[str] | None = None) -> Path | None:
                                         "exit_on_error": False})
         except (ArgumentError, MisconfigurationException) as exc:  # a flag's value; flags that contradict
             raise DsplError(f"dspl fit: {' '.join(str(exc).split())} (see 'dspl fit -h')") from None
-        with interrupts_raised():
-            cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
-    out_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)  # under DDP a collective: every rank asks
-    if not cli.trainer.is_global_zero:
-        return None
-    return save_model_file(out_dir / MODEL_FILE, cli.model.model, cli.model.config, cli.model.classes,
-                           cli.model.input_shape)
+        out_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)  # under DDP a collective: every rank asks
+        with ExitStack() as stack:
+            if cli.trainer.is_global_zero:  # two fits that chose the same version folder at once: the second stops
+                stack.enter_context(exclusive_lock(out_dir / LOCK_FILE, "another dspl fit"))
+            with interrupts_raised():
+                cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
+            if not cli.trainer.is_global_zero:
+                return None
+            return save_model_file(out_dir / MODEL_FILE, cli.model.model, cli.model.config, cli.model.classes,
+                                   cli.model.input_shape)

@@ -9,11 +9,12 @@ import pytest
 import yaml
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from click.testing import CliRunner
-from helpers import ROOT, TINY
+from helpers import ROOT, TINY, one_error_line, snapshot
 
 from dspl.cli.fit import TOP_LEVEL_OPTIONS
 from dspl.cli.main import cli
-from dspl.workflows.fit import FitModule
+from dspl.files import exclusive_lock
+from dspl.workflows.fit import LOCK_FILE, FitModule
 from dspl.data.example import example_hp
 from dspl.loading import load_model_file
 
@@ -106,3 +107,16 @@ def test_the_model_summary_counts_the_flops_of_one_plot(example_dir, tmp_path):
     assert tuple(module.example_input_array.shape) == (1, *module.config.spec.input_shape())
     assert summary.total_flops > 0 and summary.in_sizes[summary.layer_names.index("model")] == \
         [1, *module.config.spec.input_shape()]
+
+
+def test_a_second_fit_into_the_same_folder_is_refused(example_dir, tmp_path):
+    """Two fits that chose one log folder at once (Lightning numbers versions by the folders it finds) would mix
+    their events and checkpoints: the second stops. Without a logger the folder is the root dir itself."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with exclusive_lock(runs / LOCK_FILE, "the test"):  # as a fit running in another process holds it
+        before = snapshot(runs)
+        result = CliRunner().invoke(cli, fit_args(example_dir, tmp_path, "--trainer.logger", "false"))
+        assert snapshot(runs) == before
+    one_error_line(result, f"{runs}: another dspl fit is running into this folder already; wait for it to "
+                           "finish, then run again")
