@@ -13,6 +13,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -119,7 +120,7 @@ def run(*args: str) -> Any:
 def one_error_line(result: Any, message: str) -> None:
     """The README's rule: exit status 1 and exactly one line, `error: <message>`."""
     assert result.exit_code == 1, result.output
-    assert result.output.strip().splitlines()[-1] == f"error: {message}"
+    assert result.output.strip().splitlines()[-1] == f"error: {message}", result.output
     assert "Traceback" not in result.output
 
 
@@ -529,3 +530,9 @@ def torch_threads(count: int) -> Iterator[None]:
 
     with threads.torch_threads(count), mock.patch.object(threads.CpuShare, "adapt", lambda self, torch, policy: None):
         yield
+
+
+def second_record_data(data: bytes) -> int:
+    """An offset in the data of an event file's second record (a scalar; the first holds the file's version): a
+    TFRecord is its data's length (8 bytes), a checksum (4), the data and its checksum (4)."""
+    return 8 + 4 + struct.unpack("<Q", data[:8])[0] + 4 + 8 + 4 + 2

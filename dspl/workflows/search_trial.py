@@ -34,7 +34,7 @@ from dspl.export.inputs import InputSources
 from dspl.export.report import end_to_end_step
 from dspl.export.tflite_stats import measure_latency
 from dspl.files import remove, write_atomically
-from dspl.report.curves import read_scalars
+from dspl.report.curves import damaged_event_files, read_scalars
 from dspl.workflows.callbacks import EpochProgressBar
 from dspl.workflows.console import make_console
 from dspl.workflows.export import export_model
@@ -134,6 +134,18 @@ class DevelReport(Callback):
                                      "among the worst of the trials so far")
 
 
+def logged_metric(log_dir: Path, metric: str) -> tuple[float, float | None]:
+    """The last devel and test figures of ``metric`` in a run's TensorBoard logs (the test one None if not logged);
+    a DsplError without a devel figure, naming the event files that TensorBoard's reader stopped in."""
+    scalars = read_scalars(log_dir)
+    if f"val/{metric}" not in scalars:
+        damage = damaged_event_files(log_dir)
+        cause = f"; {'; '.join(damage)}" if damage else " (is the devel partition empty?)"
+        raise DsplError(f"{log_dir}: no devel {metric.upper()} in the run's TensorBoard logs{cause}")
+    test = scalars[f"test/{metric}"][-1][1] if f"test/{metric}" in scalars else None
+    return scalars[f"val/{metric}"][-1][1], test
+
+
 def run_trial(trial: optuna.Trial, devel_trial: optuna.Trial, setup: TrialSetup) -> TrialResult:
     """Train, export and measure one trial; sets its constraints and user attributes and returns its figures.
 
@@ -160,12 +172,7 @@ def run_trial(trial: optuna.Trial, devel_trial: optuna.Trial, setup: TrialSetup)
         except optuna.TrialPruned:
             (out_dir / EPOCH_CHECKPOINT_FILE).unlink(missing_ok=True)
             raise
-    scalars = read_scalars(log_dir)
-    if f"val/{metric}" not in scalars:
-        raise DsplError(f"{log_dir}: no devel {metric.upper()} in the run's TensorBoard logs (is the devel "
-                        "partition empty?)")
-    devel = scalars[f"val/{metric}"][-1][1]
-    test = scalars[f"test/{metric}"][-1][1] if f"test/{metric}" in scalars else None
+    devel, test = logged_metric(log_dir, metric)
     model_file = out_dir / MODEL_FILE
     for name, value in ((METRIC, devel), (TEST_METRIC, test), (MODEL, str(model_file))):
         trial.set_user_attr(name, value)  # kept if the export fails: which models do not quantise faithfully

@@ -8,13 +8,12 @@ import json
 import os
 import re
 import shutil
-import struct
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 from click.testing import CliRunner
-from helpers import render, without_blocking
+from helpers import render, second_record_data, without_blocking
 from PIL import Image
 
 from dspl.cli.main import cli
@@ -287,12 +286,6 @@ def test_report_names_an_edited_search_marker(trained_model: Path, tmp_path: Pat
     page = report_page(model)
     assert (f'Not shown: {tmp_path / "search_trial.json"}: expected {{"trial": <number>, "summary": "<folder>"}}, '
             f"found {json.dumps(marker)}") in page
-
-
-def second_record_data(data: bytes) -> int:
-    """An offset in the data of an event file's second record (a scalar; the first holds the file's version): a
-    TFRecord is its data's length (8 bytes), a checksum (4), the data and its checksum (4)."""
-    return 8 + 4 + struct.unpack("<Q", data[:8])[0] + 4 + 8 + 4 + 2
 
 
 @pytest.mark.parametrize("damage, problem", [

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from helpers import kill_when, output_of, read_csv, render, spawn
+from helpers import kill_when, one_error_line, output_of, read_csv, render, second_record_data, spawn
 
 from dspl.cli.main import cli
 from dspl.config import load_class_config, load_space
 from dspl.errors import DsplError
+from dspl.report.curves import read_scalars
 from dspl.workflows import search_trial
+from dspl.workflows.report import run_log_dir
 
 LATENCY_BUDGET_MS, SIZE_BUDGET_KB = 1000.0, 5000.0
 DEADLINE_S = 600.0
@@ -40,12 +43,6 @@ def arguments(example_dir: Path, out: Path, space: Path, *extra: str) -> list[st
     return ["search", "-d", str(example_dir / "audio"), "-md", str(out), "-hc", str(space),
             "-cc", str(example_dir / "class_config.json"), "-l", str(example_dir / "label.csv"), "--quantize", "fp32",
             *extra]
-
-
-def one_error_line(result, message: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert result.output.strip().splitlines()[-1] == f"error: {message}", result.output
-    assert "Traceback" not in result.output
 
 
 # --- a search of two trials: every file, the budget, the report -----------------------------------------------------
@@ -394,3 +391,24 @@ def test_search_is_listed_after_train_in_the_help():
     assert COMMANDS[COMMANDS.index("train") + 1] == "search"
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0 and " search " in result.output
+
+
+def test_a_trial_whose_event_files_are_damaged_names_them(trained_model: Path, tmp_path: Path):
+    """A finished trial's devel figure is read back from its TensorBoard logs; where TensorBoard's reader stopped at
+    damage, the error says which file and record instead of guessing at an empty devel partition."""
+    for events in run_log_dir(trained_model).glob("events.out.tfevents.*"):
+        data = events.read_bytes()
+        (tmp_path / events.name).write_bytes(data[:second_record_data(data)])
+    damaged = sorted(tmp_path.glob("events.out.tfevents.*"))
+    with pytest.raises(DsplError) as error:
+        search_trial.logged_metric(tmp_path, "uar")
+    assert str(error.value) == f"{tmp_path}: no devel UAR in the run's TensorBoard logs; " + "; ".join(
+        f"{path}: record 2 is damaged (has truncated record in data); the curves lack it and what follows"
+        for path in damaged)
+
+
+def test_a_trials_metrics_are_the_devel_and_test_figures_logged_last(trained_model: Path, tmp_path: Path):
+    for events in run_log_dir(trained_model).glob("events.out.tfevents.*"):
+        shutil.copy(events, tmp_path)
+    scalars = read_scalars(tmp_path)
+    assert search_trial.logged_metric(tmp_path, "uar") == (scalars["val/uar"][-1][1], scalars["test/uar"][-1][1])
