@@ -6,7 +6,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -18,7 +18,7 @@ from dspl.errors import DsplError
 from dspl.files import prepare_output_dir, save_figure, write_text_atomically
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.metrics import concordance_correlation
-from dspl.models.predictor import FilePrediction, Predictor
+from dspl.models.predictor import Predictor
 from dspl.workflows.console import make_console
 from dspl.workflows.predict import chunk_rows, score_columns, write_csv
 from dspl.workflows.progress import progress_bar
@@ -49,12 +49,13 @@ def regression_metrics(targets: list[float], predictions: list[float]) -> dict[s
             "ccc": ccc, "count": len(y)}
 
 
-def majority_vote(prediction: FilePrediction, classes: ClassConfig) -> str:
-    """The most frequent chunk decision; ties go to the tied class with the highest mean score."""
-    votes = Counter(prediction.chunk_decisions)
+def majority_vote(chunk_decisions: Sequence[str], mean_scores: Sequence[float], labels: Sequence[str]) -> str:
+    """The most frequent chunk decision of a file; ties go to the tied class with the highest mean score
+    (``mean_scores`` in the order of ``labels``)."""
+    votes = Counter(chunk_decisions)
     best = max(votes.values())
     tied = [label for label, n in votes.items() if n == best]
-    return max(tied, key=lambda label: prediction.scores[classes.labels.index(label)])
+    return max(tied, key=lambda label: mean_scores[labels.index(label)])
 
 
 def plot_confusion_matrix(cm: list[list[int]], classes: ClassConfig, title: str, path: Path) -> None:
@@ -89,7 +90,7 @@ def _evaluate_partition(predictor: Predictor, name: str, entries: list[LabelEntr
             rows = chunk_rows(prediction, str(entry.path))
             chunk_lines.extend(row + [entry.label] for row in rows)
             if categorical:
-                vote = majority_vote(prediction, classes)
+                vote = majority_vote(prediction.chunk_decisions, prediction.scores, classes.labels)
                 chunk_true += [target] * len(rows)
                 chunk_pred += [classes.labels.index(d) for d in prediction.chunk_decisions]
                 file_true.append(target)

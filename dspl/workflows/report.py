@@ -44,6 +44,7 @@ from dspl.report import html
 from dspl.report.curves import damaged_event_files, plot_curves, read_scalars
 from dspl.report.pareto import plot_pareto
 from dspl.version import __version__
+from dspl.workflows.evaluate import majority_vote
 from dspl.workflows.explain import explain_waveform
 from dspl.workflows.progress import progress_bar
 from dspl.workflows.search_summary import MARKER_FILE, metric_label, plot_points, read_summary, shown_metric
@@ -172,9 +173,9 @@ def _confusion(metrics: Any, predictor: Predictor, title: str, path: Path) -> st
     return html.table(["true \\ predicted", *predictor.classes.labels, "recall %"], rows, f"{title}: {summary}")
 
 
-def _chunk_rows(predictions: Path, predictor: Predictor) -> list[tuple[str, str, str, float]]:
-    """(file, label, prediction, score of its label (regression: |error|)) of every chunk in devel-test's
-    predictions file; a DsplError names the file and its first unusable line."""
+def _chunk_rows(predictions: Path, predictor: Predictor) -> list[tuple[str, str, str, float, list[float]]]:
+    """(file, label, prediction, score of its label (regression: |error|), every class's score) of every chunk in
+    devel-test's predictions file; a DsplError names the file and its first unusable line."""
     labels = predictor.classes.labels
     scores = [f"prob_{label}" for label in labels] if predictor.categorical else [f"value_{labels[0]}"]
     chunks = []
@@ -190,11 +191,11 @@ def _chunk_rows(predictions: Path, predictor: Predictor) -> list[tuple[str, str,
                     raise DsplError(f"{predictions}: line {reader.line_num}: label '{label}' is not one of the "
                                     f"model's classes ({', '.join(labels)})")
                 try:
-                    score = (float(row[f"prob_{label}"]) if predictor.categorical
-                             else abs(float(row[scores[0]]) - float(label)))
+                    values = [float(row[column]) for column in scores]
                 except (TypeError, ValueError) as exc:  # a short line's missing fields are None
                     raise DsplError(f"{predictions}: line {reader.line_num}: not a number ({exc})") from None
-                chunks.append((row["filename"], label, row["prediction"], score))
+                score = values[labels.index(label)] if predictor.categorical else abs(values[0] - float(label))
+                chunks.append((row["filename"], label, row["prediction"], score, values))
     except (OSError, ValueError, csv.Error) as exc:  # not text (UnicodeDecodeError), or not CSV
         raise DsplError(f"{predictions}: not a predictions file of devel-test ({exc})") from None
     return chunks
@@ -203,15 +204,18 @@ def _chunk_rows(predictions: Path, predictor: Predictor) -> list[tuple[str, str,
 def _least_confident(predictions: Path, predictor: Predictor) -> str:
     """The files whose true class got the lowest mean chunk score (regression: the largest mean error)."""
     per_file: dict[str, list[float]] = defaultdict(list)
-    truth, decided = {}, defaultdict(list)
-    for name, label, prediction, score in _chunk_rows(predictions, predictor):
+    truth, decided, class_scores = {}, defaultdict(list), defaultdict(list)
+    for name, label, prediction, score, values in _chunk_rows(predictions, predictor):
         truth[name] = label
         decided[name].append(prediction)
         per_file[name].append(score)
+        class_scores[name].append(values)
     if predictor.categorical:
         worst = sorted(per_file, key=lambda n: np.mean(per_file[n]))[:LEAST_CONFIDENT]
-        rows = [[n, truth[n], float(np.mean(per_file[n])), Counter(decided[n]).most_common(1)[0][0]] for n in worst]
-        return html.table(["file", "label", "mean score of its label", "most chunks say"], rows,
+        rows = [[n, truth[n], float(np.mean(per_file[n])),
+                 majority_vote(decided[n], np.mean(class_scores[n], axis=0), predictor.classes.labels)]
+                for n in worst]
+        return html.table(["file", "label", "mean score of its label", "file decision (majority vote)"], rows,
                           "least confident files")
     worst = sorted(per_file, key=lambda n: -np.mean(per_file[n]))[:LEAST_CONFIDENT]
     return html.table(["file", "target", "mean |error|"], [[n, truth[n], float(np.mean(per_file[n]))] for n in worst],

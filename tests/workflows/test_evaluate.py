@@ -40,10 +40,14 @@ def prediction(rows: list[list[float]], classes: ClassConfig = CLASSES, source: 
 
 
 # --- majority vote ------------------------------------------------------------------------------------------------
+def vote_of(p: FilePrediction) -> str:
+    return majority_vote(p.chunk_decisions, p.scores, CLASSES.labels)
+
+
 def test_majority_beats_the_first_chunk_and_the_mean_score():
     p = prediction([[0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.5, 0.4, 0.1]])
     assert p.chunk_decisions == ["b", "a", "a"] and p.decision == "b"  # first chunk and mean both say b
-    assert majority_vote(p, CLASSES) == "a"
+    assert vote_of(p) == "a"
 
 
 @pytest.mark.parametrize(("rows", "expected"), [
@@ -59,18 +63,18 @@ def test_majority_beats_the_first_chunk_and_the_mean_score():
     ([[0.1, 0.5, 0.4], [0.1, 0.3, 0.6], [0.2, 0.45, 0.35], [0.2, 0.35, 0.45]], "c"),
 ])
 def test_ties_go_to_the_tied_class_with_the_highest_mean_score(rows, expected):
-    assert majority_vote(prediction(rows), CLASSES) == expected
+    assert vote_of(prediction(rows)) == expected
 
 
 def test_a_tie_never_goes_to_a_class_outside_the_tie():
     # a and b tie with one vote each; c has the highest mean score but no vote
     p = FilePrediction("x.wav", [0.0, 0.5], np.array([[0.6, 0.0, 0.4], [0.0, 0.6, 0.4]]), np.array([0.2, 0.3, 0.5]),
                        "c", ["a", "b"])
-    assert majority_vote(p, CLASSES) == "b"
+    assert vote_of(p) == "b"
 
 
 def test_one_chunk_votes_for_itself():
-    assert majority_vote(prediction([[0.1, 0.1, 0.8]]), CLASSES) == "c"
+    assert vote_of(prediction([[0.1, 0.1, 0.8]])) == "c"
 
 
 # --- metrics ------------------------------------------------------------------------------------------------------

@@ -308,3 +308,21 @@ def test_report_names_a_damaged_event_file_and_shows_what_precedes_it(
             in page)
     assert page.count("Damaged log:") == 1 and "test metric (chunks, end of training)" in page
     assert sum(map(len, read_scalars(tmp_path).values())) < intact_points  # what TensorBoard silently skips
+
+
+def test_least_confident_files_show_the_file_decision_devel_test_made(trained_model: Path, tmp_path: Path):
+    """A tie of chunk votes goes to the tied class with the higher mean score, as devel-test's grouped decision:
+    the table says the same, whichever chunk comes first."""
+    model = copied_model(trained_model, tmp_path)
+    folder = tmp_path / "evaluation" / "test"
+    folder.mkdir(parents=True)
+    (folder / "test.chunks.predictions.csv").write_text(
+        "filename,time,prob_low,prob_high,prob_noise,prediction,label\n"
+        "a.wav,0.000,0.500,0.100,0.400,low,noise\n"   # low first, noise's mean is higher: noise
+        "a.wav,0.500,0.050,0.150,0.800,noise,noise\n"
+        "b.wav,0.000,0.100,0.450,0.450,high,low\n"     # high first, low's mean is higher: low
+        "b.wav,0.500,0.700,0.200,0.100,low,low\n", encoding="utf-8")
+    page = report_page(model)
+    assert re.search(r"<td>a\.wav</td><td>noise</td><td class=\"num\">[\d.]+</td><td>noise</td>", page)
+    assert re.search(r"<td>b\.wav</td><td>low</td><td class=\"num\">[\d.]+</td><td>low</td>", page)
+    assert "file decision (majority vote)" in page
