@@ -30,6 +30,7 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ["--conf", "missing.yaml", "--trainer.max_epoch", "3", "--tr", "x"],  # abbreviations: the parser's to resolve
     ["--config", '{"trainer": {"max_epochs": 2}}', "--config", "trainer:\n  max_epochs: 2"],  # YAML content
     ["--trainer.devices+", "1", "--model.config.model.basemodel_name", "x", "-h", "--help"],
+    ["--trainer.logger.init_args.save_dir", "x", "--trainer.callbacks+=x", "--data.num_work", "0"],
 ])
 def test_what_the_parser_takes_passes(inputs: Path, args: list[str]):
     check_arguments(args)
@@ -39,6 +40,9 @@ def test_what_the_parser_takes_passes(inputs: Path, args: list[str]):
     (["--bogus"], "dspl fit: unrecognized arguments: --bogus (see 'dspl fit -h')"),
     (["--trainer.max_epochs", "3", "-x"], "dspl fit: unrecognized arguments: -x (see 'dspl fit -h')"),
     (["--train.max_epochs=3"], "dspl fit: unrecognized arguments: --train.max_epochs=3 (see 'dspl fit -h')"),
+    (["--trainer.max_epochz", "1"], "dspl fit: unrecognized arguments: --trainer.max_epochz (see 'dspl fit -h')"),
+    (["--model.hp_confg=x"], "dspl fit: unrecognized arguments: --model.hp_confg=x (see 'dspl fit -h')"),
+    (["--data.bogus.help"], "dspl fit: unrecognized arguments: --data.bogus.help (see 'dspl fit -h')"),
     (["-c", "nope.yaml"], "dspl fit: nope.yaml: fit config not found (see 'dspl fit -h')"),
     (["--model.hp_config=nope.json"], "dspl fit: nope.json: hyper-parameter config not found (see 'dspl fit -h')"),
     (["--model.class_config", "audio"],

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 from click.testing import CliRunner
 from helpers import ROOT, TINY, one_error_line, snapshot
 
-from dspl.cli.fit import TOP_LEVEL_OPTIONS
+from dspl.cli.fit import GROUP_OPTIONS, TOP_LEVEL_OPTIONS
 from dspl.cli.main import cli
 from dspl.files import exclusive_lock
 from dspl.workflows.fit import LOCK_FILE, FitModule
@@ -51,6 +51,8 @@ def test_help_describes_the_model_and_data_arguments():
         assert description in text
     # the groups `dspl fit` checks options against before lightning loads are the parser's
     assert set(re.findall(r"(?:^|[\s\[])--([a-z_]+)", result.output)) == set(TOP_LEVEL_OPTIONS)
+    assert set(re.findall(r"(?:^|[\s\[])--([a-z_]+\.[a-z_]+)", result.output)) == {
+        f"{group}.{option}" for group, options in GROUP_OPTIONS.items() for option in options}
 
 
 @pytest.mark.slow
