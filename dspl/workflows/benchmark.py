@@ -113,6 +113,9 @@ def print_benchmark(result: dict[str, Any]) -> None:
                       shown(row.get("quality")), "-" if agreement is None else f"{100 * agreement:.1f}")
     console = make_console()
     console.print(table)
+    latency = next(iter(result["variants"].values()))["latency"]
+    console.print(f"latency: {latency['runs']} invokes of each variant after {latency['warmup']} warm-up invokes, "
+                  f"interleaved, on {latency['threads']} thread(s)")
     if reference in result:
         unit = " %" if percent else ""
         console.print(f"{framework_name(reference)} model: {metric} {shown(result[reference])}{unit} on "

@@ -4,7 +4,6 @@ Lightning warnings that do not apply to it silenced."""
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import warnings
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 
 from dspl.files import atomic_path
+from dspl.workflows.console import log_width
 
 # Lightning's advice that does not apply: dspl's loader only hands out cached waveforms on purpose, and the
 # module (not the data module) makes the plots after the batch transfer.
@@ -72,11 +72,9 @@ class EpochProgressBar(RichProgressBar):
     Written to a log (not a terminal) the bar gets LOG_WIDTH columns, so that its metrics stay on its line.
     """
 
-    LOG_WIDTH = 120
-
     def __init__(self, console_kwargs: dict[str, Any] | None = None) -> None:
-        if console_kwargs is None and not sys.stdout.isatty():
-            console_kwargs = {"width": self.LOG_WIDTH}
+        if console_kwargs is None and log_width() is not None:
+            console_kwargs = {"width": log_width()}
         super().__init__(console_kwargs=console_kwargs)
 
     def _get_train_description(self, current_epoch: int) -> str:

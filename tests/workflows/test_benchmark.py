@@ -66,16 +66,20 @@ def test_cli_json_without_labels_and_its_errors(exported):
     ("accuracy", 0.9655, "96.55", "PyTorch model: accuracy 96.55 % on 29 chunks of the test partition"),
     ("mae", 0.1234, "0.1234", "PyTorch model: mae 0.1234 on 29 chunks of the test partition"),
 ])
-def test_the_table_shows_shares_in_percent_as_the_terminal_does_elsewhere(capsys, metric, quality, shown,
+def test_the_table_shows_shares_in_percent_as_the_terminal_does_elsewhere(capsys, monkeypatch, metric, quality, shown,
                                                                            pytorch_line):
+    """In a log (not a terminal) the table is as wide as its cells, so the variants' whole names show."""
     from dspl.workflows.benchmark import print_benchmark
 
+    monkeypatch.delenv("COLUMNS", raising=False)
     agreement = 0.998 if metric == "accuracy" else None
-    row = {"size_bytes": 2e6, "latency": {"median_ms": 1.0, "p90_ms": 2.0}, "quality": quality,
-           "agreement_with_pytorch": agreement}
-    print_benchmark({"model": "m.h5", "metric": metric, "reference": "pytorch", "variants": {"fp32": row},
+    row = {"size_bytes": 2e6, "latency": {"median_ms": 1.0, "p90_ms": 2.0, "runs": 50, "warmup": 5, "threads": 2},
+           "quality": quality, "agreement_with_pytorch": agreement}
+    print_benchmark({"model": "m.h5", "metric": metric, "reference": "pytorch", "variants": {"end_to_end_fp16": row},
                      "pytorch": quality, "chunks": 29, "partition": "test"})
     output = capsys.readouterr().out
-    cells = [cell.strip() for line in output.splitlines() if "fp32" in line for cell in line.split("│")]
-    assert cells[1:-1] == ["fp32", "2.00", "1.00", "2.00", shown, "99.8" if agreement else "-"]
-    assert (f"{metric} (%)" in output) == (metric == "accuracy") and output.splitlines()[-1] == pytorch_line
+    cells = [cell.strip() for line in output.splitlines() if "fp16" in line for cell in line.split("│")]
+    assert cells[1:-1] == ["end_to_end_fp16", "2.00", "1.00", "2.00", shown, "99.8" if agreement else "-"]
+    assert (f"{metric} (%)" in output) == (metric == "accuracy")
+    assert output.splitlines()[-2:] == [
+        "latency: 50 invokes of each variant after 5 warm-up invokes, interleaved, on 2 thread(s)", pytorch_line]
