@@ -14,7 +14,7 @@ from dspl.cli.options import input_file, whole_file_seconds_option
               help="The .tflite file to write.")
 @click.option("--config-index", default=0, show_default=True, type=click.IntRange(min=0),
               help="Which configuration of the grid to use.")
-@whole_file_seconds_option
+@whole_file_seconds_option("other methods need it")
 def command(hyper_config: str, destination: str, config_index: int, whole_file_seconds: float | None) -> None:
     """Write a TFLite model: raw audio chunk [1, N] -> plot [1, H, W, 3], for one configuration of the grid."""
     from dspl.config import load_config

@@ -30,7 +30,7 @@ from dspl.export.tflite_convert import QUANTIZATIONS
 @click.option("-l", "--label-file", type=click.Path(exists=True, dir_okay=False), callback=input_file("label file"),
               help="Label file: train partition calibrates, devel partition verifies.")
 @keras_configs_option
-@whole_file_seconds_option
+@whole_file_seconds_option("other methods take the longest calibration file's length")
 def command(source: str, output_dir: str, formats: tuple[str, ...], quantize: tuple[str, ...], end_to_end: bool,
             int8_io: bool, calibration_data: str | None, data_dir: str | None, label_file: str | None,
             given: GivenConfigs, whole_file_seconds: float | None) -> None:

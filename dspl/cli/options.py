@@ -116,11 +116,13 @@ def model_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
     chosen = model_in(existing("model file not found", "the pattern matches no model file")(ctx, param, value))
     return chosen if _is_pattern(chosen) and not Path(chosen).exists() else input_file("model file")(ctx, param, chosen)
 
-whole_file_seconds_option = click.option(
-    "--whole-file-seconds", type=click.FloatRange(min=0, min_open=True),
-    help="Whole-file configs (chunk_size <= 0): the preprocessor's fixed input length in seconds. Without it the "
-         "input takes any length where TFLite has the resize built in (resize_method nearest, or bilinear without "
-         "anti_alias); other methods need it (export: default, the longest calibration file).")
+def whole_file_seconds_option(otherwise: str) -> Callable[[Callable], Callable]:
+    """--whole-file-seconds, whose help ends with what the command does for other resize methods without it."""
+    return click.option(
+        "--whole-file-seconds", type=click.FloatRange(min=0, min_open=True),
+        help="Whole-file configs (chunk_size <= 0): the preprocessor's fixed input length in seconds. Without it the "
+             "input takes any length where TFLite has the resize built in (resize_method nearest, or bilinear without "
+             f"anti_alias); {otherwise}.")
 
 
 def _configs_option(hyper_help: str, class_help: str) -> Callable[[Callable], Callable]:

@@ -25,7 +25,7 @@ SHOWN_FILES = 20  # files listed on the terminal; the CSVs hold all
 @checked_configs_option
 @batch_size_option
 def command(model: str, data: str, output: str | None, given: GivenConfigs, batch_size: int) -> None:
-    """Predict every audio file under a directory with one or more models.
+    """Predict audio files (a folder, a file or a glob) with one or more models.
 
     Prints each file's decision and scores (the first 20 files) and writes
     <model dir>/test/test/test.chunks.predictions.csv (filename,time,prob_<class>...,prediction) and

@@ -17,7 +17,7 @@ from dspl.cli.options import input_file, model_path, verbosity
               help="Forward passes timed for the latency.")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 def command(model: str, hp_config: str | None, runs: int, as_json: bool) -> None:
-    """Parameters, FLOPs, file size, per-layer table and CPU latency of a model.
+    """Parameters, FLOPs, file size and CPU latency of a model (-v: per layer).
 
     Prints a summary; -v adds the per-layer table, --json prints everything as JSON.
     """

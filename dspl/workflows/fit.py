@@ -8,7 +8,6 @@ gets the model's configuration arguments. max_epochs and the seed default to the
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
@@ -27,12 +26,15 @@ from dspl.files import exclusive_lock
 from dspl.models.modelfile import save_model_file
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
-from dspl.workflows.callbacks import EpochProgressBar, interrupts_raised, quiet_lightning
+from dspl.workflows.callbacks import interrupts_raised, quiet_lightning
+from dspl.workflows.console import log_width
 from dspl.workflows.train import MODEL_FILE
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".dspl-fit.lock"
+DESCRIPTION = ("Train a dspl model with LightningCLI. dspl's own options (-v, -vv, --threads N) go before or after "
+               "`fit`, as for every dspl command.")
 
 
 def resolve_config(config: RunConfig | Namespace | None, hp_config: str | None, config_index: int) -> RunConfig:
@@ -63,9 +65,9 @@ class FitModule(DsplModule):
             config_index: which configuration of the grid to train (file order, last key fastest).
             config: the configuration field by field, instead of hp_config.
             pretrained: load the backbone's `weights` (false when a checkpoint restores every weight).
-            channels_last: train in channels_last memory format where the device gains (models/speed.py).
+            channels_last: train in channels_last memory format where the device gains from it.
             mixed_precision: train with bf16 autocast where it is faster (GPUs from Ampere; CPUs with AMX, for
-                models without grouped convolutions; models/speed.py).
+                models without grouped convolutions).
         """
         resolved = resolve_config(config, hp_config, config_index)
         classes = load_class_config(class_config)
@@ -135,15 +137,14 @@ def fit(args: list[str] | None = None) -> Path | None:
     of one line (`-h` prints the full help); Ctrl-C a KeyboardInterrupt.
     """
     without_tensorflow()
-    if not sys.stdout.isatty():  # a log: Lightning's model summary as wide as the progress bar, not 80 columns
-        rich.reconfigure(width=EpochProgressBar.LOG_WIDTH)
+    if log_width() is not None:  # a log: Lightning's model summary as wide as the progress bar, not 80 columns
+        rich.reconfigure(width=log_width())
     with quiet_lightning():
         try:
             cli = FitCLI(FitModule, FitDataModule, args=args, run=False, seed_everything_default=False,
                          auto_configure_optimizers=False, load_from_checkpoint_support=False,
                          save_config_kwargs={"overwrite": True},
-                         parser_kwargs={"prog": "dspl fit", "description": "Train a dspl model with LightningCLI.",
-                                        "exit_on_error": False})
+                         parser_kwargs={"prog": "dspl fit", "description": DESCRIPTION, "exit_on_error": False})
         except (ArgumentError, MisconfigurationException) as exc:  # a flag's value; flags that contradict
             raise DsplError(f"dspl fit: {' '.join(str(exc).split())} (see 'dspl fit -h')") from None
         out_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)  # under DDP a collective: every rank asks
