@@ -1,17 +1,20 @@
 """dspl: train light-weight audio classifiers on spectrogram plots with PyTorch, ship them as TFLite.
 
-Importing dspl applies its CPU thread policy (dspl.threads) before torch starts, if torch has not started yet.
+Importing dspl applies its CPU thread policy (dspl.threads) before torch starts, if torch has not started yet, and
+silences TensorFlow's native start-up chatter (dspl.quiet) unless TF_CPP_MIN_LOG_LEVEL is set or TensorFlow is
+imported already.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dspl import threads
+from dspl import quiet, threads
 from dspl.errors import DsplError
 from dspl.version import __version__
 
 threads.configure()
+quiet.quiet_library()
 
 __all__ = ["DsplError", "__version__", "load_model"]
 

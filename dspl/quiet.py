@@ -5,6 +5,8 @@ descriptor 2 while it is imported, before Python's logging can filter anything (
 export on a CPU machine), so that import runs with descriptor 2 pointed at /dev/null and TF_CPP_MIN_LOG_LEVEL
 keeps its later C++ logging to errors; TFLite conversions, which log through absl, run silenced too (their
 errors come back as exceptions). QUIET_ENV carries the choice into spawned children (the conversions).
+`import dspl` makes the same choice for scripts and notebooks (quiet_library), unless the user chose TensorFlow's log
+level; the CLI's -vv takes it back (loud_tensorflow).
 Lightning sets its loggers to INFO and gives the `lightning` logger a handler of its own when it is imported, so
 every line came twice (its handler and the root's) whatever -v said: once it is imported, its loggers get dspl's
 level and keep to their own handler, which drops Lightning's product tips ("💡 Tip: … try installing litlogger")
@@ -22,6 +24,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Callable, ContextManager, Iterator
 
 QUIET_ENV = "DSPL_QUIET"
+_log_level_set = False  # whether quiet_tensorflow chose TF_CPP_MIN_LOG_LEVEL (loud_tensorflow takes it back)
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 
 
@@ -92,9 +95,28 @@ def _on_import(name: str, around: Callable[[], ContextManager[None]] = nullconte
 
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's native start-up output in this process and in the processes it spawns."""
+    global _log_level_set
     os.environ[QUIET_ENV] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"], _log_level_set = "2", True
     _on_import("tensorflow", around=_tensorflow_import_silenced)
+
+
+def loud_tensorflow() -> None:
+    """Undo quiet_tensorflow where TensorFlow has not been imported yet (-vv after `import dspl` chose quiet)."""
+    global _log_level_set
+    os.environ.pop(QUIET_ENV, None)
+    if _log_level_set:
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        _log_level_set = False
+    sys.meta_path[:] = [f for f in sys.meta_path if not (isinstance(f, _ImportHook) and f.name == "tensorflow")]
+
+
+def quiet_library() -> None:
+    """`import dspl`'s default: TensorFlow's native start-up chatter silenced as the CLI's, unless the user chose
+    TensorFlow's log level (TF_CPP_MIN_LOG_LEVEL) or imported TensorFlow already."""
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and "tensorflow" not in sys.modules:
+        quiet_tensorflow()
 
 
 def quiet_child() -> None:
@@ -128,3 +150,5 @@ def set_verbosity(verbosity: int) -> None:
     if verbosity < 2:
         quiet_tensorflow()
         logging.getLogger("tensorflow").setLevel(logging.ERROR)  # its deprecation notices name its own files
+    else:
+        loud_tensorflow()

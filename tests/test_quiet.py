@@ -3,6 +3,7 @@ asks for it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,20 @@ def test_tensorflow_chatter_only_with_vv(tmp_path):
         quiet.stderr
     loud = run_dspl("-vv", "create-preprocessor", "-hc", str(grid), "-d", str(tmp_path / "q.tflite"), cwd=tmp_path)
     assert loud.returncode == 0 and any(word in loud.stderr for word in NATIVE_CHATTER)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level, chatter", [(None, False), ("0", True)])
+def test_import_dspl_silences_tensorflow_unless_the_user_chose_its_log_level(level, chatter):
+    """A script or notebook that imports dspl, then uses a Keras model (TensorFlow), sees none of its start-up
+    lines; TF_CPP_MIN_LOG_LEVEL set by the user is left to do what it says."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "DSPL_QUIET")}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    result = subprocess.run([sys.executable, "-c", "import dspl, tensorflow; tensorflow.constant(1.0).numpy()"],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    assert any(word in result.stderr for word in NATIVE_CHATTER) == chatter, result.stderr
 
 
 def test_lightning_product_tips_are_dropped_even_with_v():
