@@ -95,11 +95,30 @@ def regular_file(path: str | Path, what: str) -> Path:
     except OSError as exc:
         raise DsplError(f"{path}: cannot use it as the {what}: {exc.strerror}") from None
     if not stat.S_ISREG(mode):
-        kind = ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "not a regular file")
-        raise DsplError(f"{path}: is {kind}, expected a regular file ({what})")
+        raise DsplError(f"{path}: is {_kind(mode)}, expected a regular file ({what})")
     return path
+
+
+def _kind(mode: int) -> str:
+    """What a path that is not a regular file is, for a message."""
+    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+
+
+def replaceable(destination: str | Path) -> Path:
+    """``destination`` if an output may be renamed onto it: absent, a file, a folder or a link; a DsplError for a
+    named pipe, socket or device, which a rename would silently replace (as root, `-d /dev/null` would take the
+    system's /dev/null)."""
+    destination = Path(destination)
+    try:
+        mode = os.lstat(destination).st_mode
+    except OSError:  # absent, or not reachable: the write itself says why
+        return destination
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        raise DsplError(f"{destination}: is {_kind(mode)}; an output replaces only a regular file: name a file or "
+                        "a new path")
+    return destination
 
 
 def _disk_full(path: Path) -> bool:
@@ -159,7 +178,7 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
 
     Readers never see a half-written file, and a failed write leaves no temporary file behind (see `naming`).
     """
-    temporary = temporary_path(destination)
+    temporary = temporary_path(replaceable(destination))
     try:
         with naming(destination):
             yield temporary
@@ -283,7 +302,7 @@ def commit(moves: Mapping[str | Path, str | Path]) -> None:
     """
     if not moves:
         return
-    pairs = [(Path(staged), Path(destination)) for staged, destination in moves.items()]
+    pairs = [(Path(staged), replaceable(destination)) for staged, destination in moves.items()]
     folder = pairs[0][1].parent
     if any(destination.parent != folder for _, destination in pairs):
         raise ValueError("commit: every destination must be in one folder")

@@ -7,13 +7,15 @@ import errno
 import json
 import os
 import socket
+import stat
 import subprocess
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import grid_file, one_error_line, outside, partial_files, run, snapshot, train_args
+from helpers import (grid_file, one_error_line, outside, partial_files, run, snapshot, tiny_config, train_args,
+                     write_grid)
 
 from dspl.errors import DsplError
 from dspl.files import (
@@ -21,11 +23,13 @@ from dspl.files import (
     NAME_MAX,
     atomic_path,
     clean_stale,
+    commit,
     file_system_message,
     naming,
     regular_file,
     save_array,
     save_figure,
+    staging_dir,
     temporary_path,
     work_dir,
     write_atomically,
@@ -142,6 +146,40 @@ def test_only_a_regular_file_is_taken_where_a_file_is_read(tmp_path, kind, make)
         with pytest.raises(DsplError) as error:
             regular_file(path, "model file")
         assert str(error.value) == f"{path}: is {kind}, expected a regular file (model file)"
+    finally:
+        if made is not None:
+            made.close()
+
+
+def _device_like_dev_null(path):
+    if os.geteuid() != 0:
+        pytest.skip("making a device file needs root (CI runs as root)")
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+
+
+@pytest.mark.parametrize("kind, make", [
+    ("a named pipe (FIFO)", os.mkfifo),
+    ("a socket", _socket_file),
+    ("a device", _device_like_dev_null),
+])
+def test_an_output_never_replaces_a_pipe_socket_or_device(tmp_path, kind, make):
+    """A rename onto one would replace it silently: as root, `-d /dev/null` would take the system's /dev/null."""
+    target = tmp_path / "model.tflite"
+    made = make(target)
+    try:
+        message = (f"{target}: is {kind}; an output replaces only a regular file: name a file or a new path")
+        with pytest.raises(DsplError) as error:
+            write_atomically(target, b"model")
+        assert str(error.value) == message
+        stage = staging_dir(tmp_path)
+        (stage / "model.tflite").write_bytes(b"model")
+        with pytest.raises(DsplError) as error:
+            commit({stage / "model.tflite": target})
+        assert str(error.value) == message
+        assert not stat.S_ISREG(os.lstat(target).st_mode) and (stage / "model.tflite").read_bytes() == b"model"
+        grid = write_grid(tmp_path / "hp.json", tiny_config())
+        one_error_line(run("create-preprocessor", "-hc", str(grid), "-d", str(target)), message)
+        assert not stat.S_ISREG(os.lstat(target).st_mode)
     finally:
         if made is not None:
             made.close()

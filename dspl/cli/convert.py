@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from dspl.cli.options import keras_configs_option, model_path
+from dspl.cli.options import keras_configs_option, model_path, output_file
 from dspl.config import GivenConfigs
 
 
 @click.command(name="convert", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-s", "--source", required=True, type=click.Path(), callback=model_path,
               help="The model file (dspl's model.h5, or DeepSpectrumLite's), or the folder holding it.")
-@click.option("-d", "--destination", required=True, type=click.Path(dir_okay=False),
+@click.option("-d", "--destination", required=True, type=click.Path(dir_okay=False), callback=output_file,
               help="The .tflite file to write: plot [1, H, W, 3] on 0..255 -> scores.")
 @keras_configs_option
 def command(source: str, destination: str, given: GivenConfigs) -> None:

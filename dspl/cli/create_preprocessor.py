@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from dspl.cli.options import input_file, whole_file_seconds_option
+from dspl.cli.options import input_file, output_file, whole_file_seconds_option
 
 
 @click.command(name="create-preprocessor")
 @click.option("-hc", "--hyper-config", "hyper_config", required=True, type=click.Path(dir_okay=False),
               callback=input_file("hyper-parameter config"), help="Hyper-parameter config (JSON of lists).")
-@click.option("-d", "--destination", required=True, type=click.Path(dir_okay=False),
+@click.option("-d", "--destination", required=True, type=click.Path(dir_okay=False), callback=output_file,
               help="The .tflite file to write.")
 @click.option("--config-index", default=0, show_default=True, type=click.IntRange(min=0),
               help="Which configuration of the grid to use.")

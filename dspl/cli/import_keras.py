@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dspl.cli.options import input_file, model_path
+from dspl.cli.options import input_file, model_path, output_file
 
 
 @click.command(name="import-keras", context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,7 +16,7 @@ from dspl.cli.options import input_file, model_path
 @click.option("-cc", "--class-config", "class_config", required=True, type=click.Path(exists=True, dir_okay=False),
               callback=input_file("class config"),
               help="The class config it was trained with.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), callback=output_file,
               help="The dspl model file to write (for predict, export, or `weights:` of a new training).")
 def command(source: str, hp_config: str, class_config: str, output: str) -> None:
     """Port a DeepSpectrumLite Keras model into a dspl (PyTorch) model file, checked against Keras."""

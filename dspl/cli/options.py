@@ -17,7 +17,7 @@ import click
 
 from dspl import threads
 from dspl.errors import DsplError
-from dspl.files import regular_file
+from dspl.files import regular_file, replaceable
 from dspl.quiet import set_verbosity
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,12 @@ def input_file(what: str) -> Callable[[click.Context, click.Parameter, Any], Any
     def check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
         return value if value is None else str(regular_file(value, what))
     return check
+
+
+def output_file(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A click callback for a file dspl writes: refused at once where it is a named pipe, socket or device
+    (dspl.files.replaceable), before the work that would end in replacing it."""
+    return value if value is None else str(replaceable(value))
 
 
 def _is_pattern(value: str) -> bool:
