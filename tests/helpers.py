@@ -220,6 +220,13 @@ def output_of(process: subprocess.Popen) -> str:
 
 def kill_when(process: subprocess.Popen, appears: Callable[[], bool]) -> None:
     """Poll until ``appears()`` is true, then kill -9 the process; fails if it ends first or takes too long."""
+    signal_when(process, appears, signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+
+
+def signal_when(process: subprocess.Popen, appears: Callable[[], bool], signum: int) -> None:
+    """Poll until ``appears()`` is true, then send the process ``signum``; fails if it ends first or takes too
+    long."""
     deadline = time.monotonic() + KILL_DEADLINE
     while not appears():
         if process.poll() is not None:
@@ -229,8 +236,7 @@ def kill_when(process: subprocess.Popen, appears: Callable[[], bool]) -> None:
             process.kill()
             pytest.fail("the kill point was not reached in time")
         time.sleep(POLL)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait(timeout=60) == -signal.SIGKILL
+    process.send_signal(signum)
 
 
 # --- DeepSpectrumLite's own Keras models (tests/data/dsl_models, made by tools/dsl_fixtures.py) ---------------

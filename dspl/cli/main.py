@@ -5,13 +5,16 @@ every flag is parsed, before the command runs (so before it loads torch).
 
 Every way a command ends early is one `error: …` line: a user error (DsplError) and a file system that cannot
 take or give a file (full, read-only, not permitted, a name too long: dspl.files.file_system_message) with exit
-status 1, Ctrl-C with INTERRUPTED_STATUS. `-vv` shows the traceback instead.
+status 1, an interruption with the status shells report for its signal (130 for Ctrl-C, 143 for SIGTERM, which
+dspl raises as an interruption so that a scheduler's `kill` ends as cleanly as Ctrl-C). `-vv` shows the traceback
+instead.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -20,7 +23,7 @@ from typing import Any, Callable
 import click
 
 from dspl.cli.options import apply_settings, global_options, settings
-from dspl.errors import DsplError, Interrupted
+from dspl.errors import DsplError, Interrupted, Terminated, interruption
 from dspl.files import file_system_message
 from dspl.version import __version__
 
@@ -33,7 +36,6 @@ COMMANDS: tuple[str, ...] = (
 )
 
 SHORT_HELP_LIMIT = 200  # characters: long enough that no command's first sentence is cut
-INTERRUPTED_STATUS = 130  # 128 + SIGINT: what shells report for a program that Ctrl-C ended
 
 
 def command_module(name: str) -> str:
@@ -108,6 +110,7 @@ class DsplGroup(click.Group):
     def invoke(self, ctx: click.Context):
         previous_hook = threading.excepthook
         threading.excepthook = functools.partial(_quiet_file_system_errors, ctx)
+        previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if _in_main_thread() else None
         try:
             return super().invoke(ctx)
         except (DsplError, OSError, KeyboardInterrupt) as exc:
@@ -115,9 +118,22 @@ class DsplGroup(click.Group):
             if message is None or settings(ctx)["verbosity"] >= 2:
                 raise
             click.echo(f"error: {message}", err=True)
-            sys.exit(INTERRUPTED_STATUS if isinstance(exc, (Interrupted, KeyboardInterrupt)) else 1)
+            sys.exit(exc.status if isinstance(exc, Interrupted) else
+                     interruption(exc)[1] if isinstance(exc, KeyboardInterrupt) else 1)
         finally:
             threading.excepthook = previous_hook
+            if previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_terminated(_signum: int, _frame: Any) -> None:
+    """SIGTERM as an interruption (dspl.errors.Terminated): the command cleans up and says what it kept, as on
+    Ctrl-C, instead of dying where it stands."""
+    raise Terminated
 
 
 def _quiet_file_system_errors(ctx: click.Context, args: threading.ExceptHookArgs) -> None:
@@ -133,7 +149,7 @@ def _quiet_file_system_errors(ctx: click.Context, args: threading.ExceptHookArgs
 def _one_line(exc: BaseException) -> str | None:
     """The error line of an exception a command may end with, or None for an OSError that is a bug."""
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C)"
+        return f"interrupted ({interruption(exc)[0]})"
     if isinstance(exc, OSError):
         return file_system_message(exc)
     return str(exc)

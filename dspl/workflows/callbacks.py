@@ -12,7 +12,9 @@ from typing import Any, Iterator
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from dspl.errors import Terminated
 from dspl.files import atomic_path
 from dspl.workflows.console import log_width
 
@@ -35,18 +37,22 @@ def quiet_lightning() -> Iterator[None]:
 
 @contextmanager
 def interrupts_raised() -> Iterator[None]:
-    """Ctrl-C during a Lightning fit or test as a KeyboardInterrupt, so that the caller can say what was kept.
+    """Ctrl-C or SIGTERM during a Lightning fit or test as the KeyboardInterrupt (dspl.errors.Terminated for
+    SIGTERM) that stopped it, so that the caller can say what was kept.
 
-    Lightning answers it by ignoring SIGINT from then on and exiting with status 1 (sys.exit while it handles
-    the KeyboardInterrupt); here that exit becomes the KeyboardInterrupt again and the SIGINT handler is restored.
+    Lightning answers an interruption by ignoring SIGINT from then on and exiting with status 1 (sys.exit while it
+    handles the KeyboardInterrupt), and a SIGTERM no handler raised on by SIGTERMException, a SystemExit of status
+    0; here both become the interruption again and the SIGINT handler is restored.
     """
     handler = signal.getsignal(signal.SIGINT)
     try:
         yield
+    except SIGTERMException:  # Lightning's own SIGTERM handling, where no handler of dspl's raised first
+        raise Terminated from None
     except SystemExit as exc:
         if not isinstance(exc.__context__, KeyboardInterrupt):
             raise
-        raise KeyboardInterrupt from None
+        raise type(exc.__context__) from None
     finally:
         if threading.current_thread() is threading.main_thread() and handler is not None:
             signal.signal(signal.SIGINT, handler)

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from dspl.config import ClassConfig, RunConfig, check_class_config, load_class_config, load_grid, select_configurations
 from dspl.data.datamodule import AudioDataModule
-from dspl.errors import DsplError, Interrupted
+from dspl.errors import DsplError, Interrupted, interruption
 from dspl.files import (
     clean_stale,
     clean_stale_work_dirs,
@@ -105,7 +105,7 @@ def train(data: TrainingData, model_dir: str | Path, hp_config: str | Path, clas
 
     Every configuration is checked before the first one trains. ``on_result`` is called with each configuration's
     result as soon as it is there (the `train` command writes the model's report from it). One run at a time per
-    model directory: a second one is refused. Ctrl-C ends in an Interrupted error that says what was kept.
+    model directory: a second one is refused. Ctrl-C or SIGTERM ends in an Interrupted error that says what was kept.
     """
     hp_config = Path(hp_config)
     configs = load_grid(hp_config)
@@ -141,17 +141,18 @@ def _run_plans(plans: list[tuple[int, RunConfig, str]], grid_size: int, classes:
                 _remove_run(log_dir, out_dir)
             try:
                 result = train_configuration(index, config, classes, data, model_dir, options, console)
-            except KeyboardInterrupt:
-                raise Interrupted(_interrupted_message(index, out_dir, len(results))) from None
+            except KeyboardInterrupt as exc:
+                name, status = interruption(exc)
+                raise Interrupted(_interrupted_message(index, out_dir, len(results), name), status) from None
         results.append(result)
         if on_result is not None:
             on_result(result)
     return results
 
 
-def _interrupted_message(index: int, out_dir: Path, finished: int) -> str:
-    """What a Ctrl-C during configuration ``index`` kept (its saved model, or its last epoch checkpoint, or
-    nothing of it) and how to go on: the same command again, which resumes."""
+def _interrupted_message(index: int, out_dir: Path, finished: int, name: str) -> str:
+    """What an interruption (``name``: Ctrl-C, SIGTERM) during configuration ``index`` kept (its saved model, or
+    its last epoch checkpoint, or nothing of it) and how to go on: the same command again, which resumes."""
     earlier = f"; the {finished} configuration(s) before it are complete" if finished else ""
     if (out_dir / MODEL_FILE).is_file() and not (out_dir / EPOCH_CHECKPOINT_FILE).exists():
         kept = f"its model was saved ({out_dir / MODEL_FILE})"
@@ -159,7 +160,7 @@ def _interrupted_message(index: int, out_dir: Path, finished: int) -> str:
         kept = f"kept its last epoch checkpoint {out_dir / EPOCH_CHECKPOINT_FILE}"
     else:
         kept = "no epoch of it had finished, nothing of it was kept"
-    return f"interrupted (Ctrl-C) in configuration {index}: {kept}{earlier}; re-run the same command to resume"
+    return f"interrupted ({name}) in configuration {index}: {kept}{earlier}; re-run the same command to resume"
 
 
 def _differing_key(stored: dict[str, Any], current: dict[str, Any]) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -15,8 +16,8 @@ from click.testing import CliRunner
 from helpers import one_error_line, run
 
 from dspl import __version__
-from dspl.cli.main import COMMANDS, INTERRUPTED_STATUS, SHORT_HELP_LIMIT, cli
-from dspl.errors import DsplError
+from dspl.cli.main import COMMANDS, SHORT_HELP_LIMIT, cli
+from dspl.errors import DsplError, Terminated
 
 DOCUMENTED_COMMANDS = {"train", "predict", "devel-test", "stats", "convert", "tflite-stats", "create-preprocessor"}
 
@@ -99,7 +100,8 @@ def _raising(exc: BaseException):
 
 
 @pytest.mark.parametrize("exc, status, line", [
-    (KeyboardInterrupt(), INTERRUPTED_STATUS, "error: interrupted (Ctrl-C)"),
+    (KeyboardInterrupt(), 130, "error: interrupted (Ctrl-C)"),
+    (Terminated(), 143, "error: interrupted (SIGTERM)"),
     (OSError(errno.ENOSPC, "No space left on device", "/data/out/a.wav"), 1,
      "error: /data/out/a.wav: No space left on device"),
     (OSError(errno.EACCES, "Permission denied", "/data/out"), 1, "error: /data/out: Permission denied"),
@@ -109,6 +111,19 @@ def test_an_interrupt_or_a_file_system_error_is_one_line(tmp_path, monkeypatch, 
     result = run("example-data", "-o", str(tmp_path / "out"))
     assert result.exit_code == status, result.output
     assert result.output.strip().splitlines() == [line]
+
+
+def test_a_real_sigterm_is_an_interruption_and_the_handler_is_restored(tmp_path, monkeypatch):
+    """A scheduler's `kill` during a command: its one line and status 143, not a silent death."""
+    handler = signal.getsignal(signal.SIGTERM)
+
+    def terminated(*_args, **_kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr("dspl.data.example.write_example_data", terminated)
+    result = run("example-data", "-o", str(tmp_path / "out"))
+    assert (result.exit_code, result.output.strip().splitlines()) == (143, ["error: interrupted (SIGTERM)"])
+    assert signal.getsignal(signal.SIGTERM) is handler
 
 
 def test_an_os_error_that_is_a_bug_is_not_hidden(tmp_path, monkeypatch):

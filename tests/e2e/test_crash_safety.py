@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
-from helpers import grid_file, kill_when, leftovers, run, snapshot, spawn, train_args
+from helpers import grid_file, kill_when, leftovers, output_of, run, signal_when, snapshot, spawn, train_args
 
 from dspl.models.modelfile import read_checkpoint
 
@@ -24,6 +25,22 @@ def test_kill_after_the_first_epoch_checkpoint_resumes_from_it(example_dir, tmp_
     assert read_checkpoint(run_dir / "model.ckpt").header["epoch"] == 3  # Lightning counts the finished epochs
     assert {"model.ckpt", "model.h5"} <= {p.name for p in run_dir.iterdir()}
     assert not (run_dir / "last.ckpt").exists() and leftovers(out) == []
+
+
+def test_sigterm_during_training_says_what_was_kept_and_the_same_command_resumes(example_dir, tmp_path):
+    """A scheduler's `kill` (a SLURM time limit): exit status 143 and Ctrl-C's line, not a silent exit 0."""
+    hp_file, out = grid_file(tmp_path / "hp.json", 3, [0.001]), tmp_path / "out"
+    run_dir = out / "models" / "example" / "run_config_0"
+    process = spawn(*train_args(example_dir, out, hp_file))
+    signal_when(process, (run_dir / "last.ckpt").is_file, signal.SIGTERM)
+    assert process.wait(timeout=120) == 143, output_of(process)
+    assert output_of(process).strip().splitlines()[-1] == (
+        f"error: interrupted (SIGTERM) in configuration 0: kept its last epoch checkpoint {run_dir / 'last.ckpt'}; "
+        "re-run the same command to resume")
+    assert not (run_dir / "model.h5").exists() and leftovers(out) == []
+    result = run(*train_args(example_dir, out, hp_file))
+    assert result.exit_code == 0, result.output
+    assert "configuration 0: resuming after epoch" in result.output
 
 
 def test_kill_in_the_second_configuration_keeps_the_first_and_resumes_the_second(example_dir, tmp_path):
