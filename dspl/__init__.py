@@ -1,6 +1,7 @@
 """dspl: train light-weight audio classifiers on spectrogram plots with PyTorch, ship them as TFLite.
 
-Importing dspl applies its CPU thread policy (dspl.threads) before torch starts, if torch has not started yet, and
+Importing dspl applies its CPU thread policy (dspl.threads) before torch starts, if torch has not started yet (a
+thread variable that holds no count leaves it unapplied: the CLI reports it, and so does dspl.threads when asked), and
 silences TensorFlow's native start-up chatter (dspl.quiet) unless TF_CPP_MIN_LOG_LEVEL is set or TensorFlow is
 imported already.
 """
@@ -13,7 +14,10 @@ from dspl import quiet, threads
 from dspl.errors import DsplError
 from dspl.version import __version__
 
-threads.configure()
+try:
+    threads.configure()
+except DsplError:  # a thread variable set to no count: the CLI says so in one line, a script when it asks for threads
+    pass
 quiet.quiet_library()
 
 __all__ = ["DsplError", "__version__", "load_model"]

@@ -84,9 +84,10 @@ def native_quiet() -> ContextManager[None]:
     return native_stderr_silenced() if os.environ.get(QUIET_ENV) == "1" else nullcontext()
 
 
-def _on_import(name: str, around: Callable[[], ContextManager[None]] = nullcontext,
+def on_import(name: str, around: Callable[[], ContextManager[None]] = nullcontext,
                after: Callable[[], None] = lambda: None) -> None:
-    """Hook the first import of ``name``; if it is imported already, only run ``after``."""
+    """Hook the first import of ``name`` (run it inside ``around()``, then ``after()``); if it is imported already,
+    only run ``after``."""
     if name in sys.modules:
         after()
     elif not any(isinstance(f, _ImportHook) and f.name == name for f in sys.meta_path):
@@ -99,7 +100,7 @@ def quiet_tensorflow() -> None:
     os.environ[QUIET_ENV] = "1"
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
         os.environ["TF_CPP_MIN_LOG_LEVEL"], _log_level_set = "2", True
-    _on_import("tensorflow", around=_tensorflow_import_silenced)
+    on_import("tensorflow", around=_tensorflow_import_silenced)
 
 
 def loud_tensorflow() -> None:
@@ -146,7 +147,7 @@ def set_verbosity(verbosity: int) -> None:
             if not any(isinstance(f, _NoProductTips) for f in handler.filters):
                 handler.addFilter(_NoProductTips())
 
-    _on_import("lightning", after=align_lightning)
+    on_import("lightning", after=align_lightning)
     if verbosity < 2:
         quiet_tensorflow()
         logging.getLogger("tensorflow").setLevel(logging.ERROR)  # its deprecation notices name its own files

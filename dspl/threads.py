@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, MutableMapping
 
 from dspl.errors import DsplError
+from dspl.quiet import on_import
 
 THREADS_ENV = "DSPL_THREADS"
 APPLIED_ENV = "DSPL_APPLIED_THREADS"  # what dspl itself set OMP_NUM_THREADS to (children inherit both)
@@ -86,10 +87,10 @@ def _positive_int(name: str, value: str) -> int:
 
 
 def set_by_user(name: str, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether a runtime's thread variable holds the user's value: set, and not to what dspl set (a child process
-    inherits both dspl's value and APPLIED_ENV)."""
+    """Whether a runtime's thread variable holds the user's value: set, not blank, and not to what dspl set (a child
+    process inherits both dspl's value and APPLIED_ENV)."""
     environ = os.environ if environ is None else environ
-    return name in environ and environ[name] != environ.get(APPLIED_ENV)
+    return environ.get(name, "").strip() != "" and environ[name] != environ.get(APPLIED_ENV)
 
 
 def decide(environ: Mapping[str, str], affinity: int, quota: float | None,
@@ -137,9 +138,19 @@ def configure(requested: int | None = None, environ: MutableMapping[str, str] | 
     torch = sys.modules.get("torch")
     if torch is not None and (requested is not None or torch.get_num_threads() == _torch_default_threads()):
         torch.set_num_threads(policy.threads)
+    elif torch is None and policy.explicit:
+        on_import("torch", after=_torch_started)
     _applied[:] = [policy]
     _share.reset()
     return policy
+
+
+def _torch_started() -> None:
+    """Right after torch's import: an explicit count it did not take from OMP_NUM_THREADS (torch caps that at the
+    CPUs of its affinity mask, so `--threads 3` on 2 CPUs ran on 2) is set now."""
+    policy, torch = applied_policy(), sys.modules["torch"]
+    if policy.explicit and torch.get_num_threads() != policy.threads:
+        torch.set_num_threads(policy.threads)
 
 
 def _torch_default_threads() -> int:

@@ -13,7 +13,7 @@ import pytest
 from dspl.errors import DsplError
 from dspl.threads import (
     APPLIED_ENV, LOOK_INTERVAL_S, PASSIVE, SPIN_COUNT, THREAD_VARIABLES, CpuLook, CpuShare, ThreadPolicy,
-    busy_seconds, cgroup_cpu_quota, configure, decide, look_at_cpus,
+    busy_seconds, cgroup_cpu_quota, configure, decide, look_at_cpus, set_by_user,
 )
 
 
@@ -87,6 +87,35 @@ def run_python(code: str, **environ: str) -> str:
 def test_importing_dspl_before_torch_applies_the_policy_to_torch():
     code = "import dspl, os, torch; print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'])"
     assert run_python(code, SLURM_CPUS_PER_TASK="1") == f"1 {PASSIVE}"
+
+
+def test_an_explicit_count_above_the_cpus_reaches_torch():
+    """torch caps OMP_NUM_THREADS at the CPUs of its affinity mask when it starts; the user's count is theirs."""
+    count = len(os.sched_getaffinity(0)) + 1
+    assert run_python("import dspl, torch; print(torch.get_num_threads())", DSPL_THREADS=str(count)) == str(count)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "1.5"])
+def test_a_bad_thread_variable_is_one_line_from_the_cli_and_help_still_works(value, tmp_path):
+    clean = {k: v for k, v in os.environ.items() if k not in (*THREAD_VARIABLES, APPLIED_ENV, "DSPL_THREADS")}
+
+    def dspl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dspl", *args], env={**clean, "OMP_NUM_THREADS": value},
+                              capture_output=True, text=True)
+
+    assert dspl("--help").returncode == 0
+    result = dspl("example-data", "-o", str(tmp_path / "example"))
+    assert (result.returncode, result.stderr.strip().splitlines()) == (
+        1, [f"error: OMP_NUM_THREADS='{value}': expected a whole number of threads >= 1"])
+    assert not (tmp_path / "example").exists()
+
+
+def test_a_blank_thread_variable_is_no_setting():
+    """libgomp refuses a blank OMP_NUM_THREADS with a message of its own: dspl sets its count there."""
+    environ = {"OMP_NUM_THREADS": " "}
+    assert not set_by_user("OMP_NUM_THREADS", environ)
+    policy = configure(environ=environ)
+    assert not policy.explicit and environ["OMP_NUM_THREADS"] == str(policy.threads)
 
 
 def test_a_thread_count_set_in_torch_before_dspl_is_kept():
