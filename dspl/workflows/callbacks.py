@@ -18,9 +18,10 @@ from dspl.errors import Terminated
 from dspl.files import atomic_path
 from dspl.workflows.console import log_width
 
-# Lightning's advice that does not apply: dspl's loader only hands out cached waveforms on purpose, and the
-# module (not the data module) makes the plots after the batch transfer.
+# Lightning's advice that does not apply: dspl's loader only hands out cached waveforms on purpose, the module (not
+# the data module) makes the plots after the batch transfer, and an empty devel partition is dspl's own warning.
 QUIET_WARNINGS = (r".*does not have many workers.*", r".*smaller than the logging interval.*",
+                  r".*Total length of `DataLoader` across ranks is zero.*",
                   r".*overridden `on_after_batch_transfer` in `LightningModule`.*",
                   r".*LightningCLI's args parameter is intended to run from within Python.*",
                   r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")

@@ -58,6 +58,13 @@ def test_training_is_quiet(example_dir: Path, tiny_grid: Path, tmp_path: Path):
                                                                                            "class_config.json")
     assert_quiet(dspl("train", "-d", audio, "-md", str(tmp_path / "out"), "-hc", str(tiny_grid), "-cc", classes,
                       "-l", labels, cwd=tmp_path))
+    without_devel = tmp_path / "no_devel.csv"  # training without validation: dspl's warning, not Lightning's
+    lines = (example_dir / "label.csv").read_text(encoding="utf-8").splitlines()
+    without_devel.write_text("\n".join(line for line in lines if not line.startswith("devel")) + "\n", encoding="utf-8")
+    output = dspl("train", "-d", audio, "-md", str(tmp_path / "out2"), "-hc", str(tiny_grid), "-cc", classes,
+                  "-l", str(without_devel), cwd=tmp_path)
+    assert_quiet(output)
+    assert "the devel partition is empty: training runs without validation" in output
     assert_quiet(dspl("fit", "--model.hp_config", str(tiny_grid), "--model.class_config", classes,
                       "--data.data_dir", audio, "--data.label_file", labels, "--trainer.max_epochs", "1",
                       "--trainer.default_root_dir", str(tmp_path / "runs"), cwd=tmp_path))
