@@ -5,7 +5,8 @@ import json
 
 import h5py
 import torch
-from helpers import run
+import pytest
+from helpers import one_error_line, run
 
 import dspl
 
@@ -33,3 +34,13 @@ def test_keras_h5_is_refused_with_a_clear_message(tmp_path, example_dir):
         f.attrs["backend"] = "tensorflow"
     result = run("predict", "-md", str(path), "-d", str(example_dir / "audio"))
     assert result.exit_code == 1 and "Keras" in result.output
+
+
+@pytest.mark.parametrize("command", ["predict", "stats"])
+def test_a_tflite_model_given_as_a_trained_model_is_named_as_one(tmp_path, example_dir, command):
+    """h5py would call it a damaged file ("file signature not found")."""
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(56))
+    args = ["-md", str(path)] + (["-d", str(example_dir / "audio")] if command == "predict" else [])
+    one_error_line(run(command, *args), f"{path}: a TFLite model, not a model file dspl or DeepSpectrumLite trained: "
+                                        "`dspl tflite-stats -md` and `dspl benchmark -e` take TFLite models")

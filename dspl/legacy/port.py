@@ -22,9 +22,10 @@ from dspl.export.calibration import synthetic_chunks
 from dspl.legacy.backbones import BUILDERS, KERAS_NAME_MAPS, PREFIX
 from dspl.legacy.keras_file import head_activations, read_model_config
 from dspl.legacy.keras_model import KerasScorer, TFPlots, load_legacy_model
+from dspl.files import regular_file
 from dspl.legacy.scaling import KERAS_SCALING
 from dspl.models import create_model
-from dspl.models.modelfile import save_model_file
+from dspl.models.modelfile import is_model_file, save_model_file
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,9 @@ def import_keras(source: str | Path, given: GivenConfigs, destination: str | Pat
     """Port a DeepSpectrumLite model (its configs ``given`` with -hc/-cc) into a dspl model file; the written path
     and the max |Δ score| checked."""
     source = Path(source)
+    if source.suffix == ".ckpt" or is_model_file(regular_file(source, "model file")):
+        raise DsplError(f"{source}: a dspl model file already: predict, export and train's `weights:` take it as it "
+                        "is; import-keras ports DeepSpectrumLite's Keras models")
     loaded = load_legacy_model(source, given)
     keras_name = _check_supported(loaded.config.model.basemodel_name)
     activation, output_activation = head_activations(read_model_config(source))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import DSL_CLASSES, DSL_DETERMINISTIC, DSL_MODELS, dsl_configs, dsl_given, run
+from helpers import DSL_CLASSES, DSL_DETERMINISTIC, DSL_MODELS, dsl_configs, dsl_given, one_error_line, run
 
 from dspl.config import GivenConfigs
 from dspl.errors import DsplError
@@ -94,6 +94,16 @@ def test_import_keras_refuses_a_backbone_it_cannot_port_exactly():
 
     with pytest.raises(DsplError, match=r"'xception' cannot be ported exactly.*mobilenet_v2, densenet121.*resnet50"):
         _check_supported("xception")
+
+
+@pytest.mark.parametrize("name", ["model.h5", "model.ckpt"])
+def test_import_keras_of_a_dspl_model_says_it_needs_no_import(untrained_model_file, tmp_path, name):
+    source = tmp_path / name
+    source.write_bytes(untrained_model_file.read_bytes())
+    one_error_line(run("import-keras", "-s", str(source), *dsl_configs("squeezenet_v1"), "-o", str(tmp_path / "x.h5")),
+                   f"{source}: a dspl model file already: predict, export and train's `weights:` take it as it is; "
+                   "import-keras ports DeepSpectrumLite's Keras models")
+    assert not (tmp_path / "x.h5").exists()
 
 
 @pytest.mark.slow
