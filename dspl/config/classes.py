@@ -40,6 +40,9 @@ class ClassConfig:
         if not isinstance(mapping, dict) or not mapping:
             raise DsplError(f"{source}: expected a non-empty JSON object mapping labels to names")
         for label, name in mapping.items():
+            if label == "":
+                raise DsplError(f"{source}: class label '' is empty, expected a non-empty label as the label files "
+                                "write it")
             if not isinstance(name, str):
                 raise DsplError(f"{source}: class '{label}': name {name!r} is not a string")
         return cls(tuple(str(k) for k in mapping), tuple(mapping.values()))

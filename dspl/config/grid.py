@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,19 @@ from dspl.errors import DsplError
 from dspl.files import regular_file
 
 SLURM_VARIABLE = "SLURM_ARRAY_TASK_ID"
+MAX_JSON_DEPTH = 100
+"""Deepest nesting of arrays and objects in a JSON file dspl reads: its configs nest three levels at most (object,
+list, range object); Python's parser raised RecursionError near its recursion limit (1000 levels by default)."""
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+"""A JSON string (to the end of the text when it is not closed) or a bracket; matching never backtracks."""
 
 
 class _DuplicateKey(ValueError):
     """A key given twice in one JSON object (json.loads would keep the last silently)."""
+
+
+class _LongInteger(ValueError):
+    """A JSON integer of more digits (its argument) than Python converts (sys.get_int_max_str_digits)."""
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -37,15 +48,49 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _integer(digits: str) -> int:
+    """A JSON integer; _LongInteger (with its number of digits) for one Python does not convert."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise _LongInteger(len(digits.lstrip("-"))) from None
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in JSON text (brackets in strings do not count), in one linear pass."""
+    depth = deepest = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
 def parse_json(text: str | bytes, source: str) -> Any:
     """JSON text a user gave or edited (a config file, the configs stored in a model file); a DsplError names
-    ``source`` for a syntax error or a key given twice in one object (json.loads would keep the last silently)."""
+    ``source`` for a syntax error, a key given twice in one object (json.loads would keep the last silently), bytes
+    that are no Unicode text, arrays and objects nested deeper than MAX_JSON_DEPTH or an integer longer than Python
+    converts (json.loads would raise RecursionError or ValueError)."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        if isinstance(text, bytes):  # decoded as json.loads decodes bytes
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        depth = _nesting(text)
+        if depth > MAX_JSON_DEPTH:
+            raise DsplError(f"{source}: not valid JSON: arrays and objects nested {depth} levels deep, expected at "
+                            f"most {MAX_JSON_DEPTH}")
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_integer)
+    except UnicodeDecodeError as exc:
+        raise DsplError(f"{source}: not valid JSON: not {exc.encoding.upper()} text ({exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise DsplError(f"{source}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except _DuplicateKey as exc:
         raise DsplError(f"{source}: key '{exc}' is given twice, expected each key once") from None
+    except _LongInteger as exc:
+        raise DsplError(f"{source}: not valid JSON: an integer of {exc.args[0]} digits, expected at most "
+                        f"{sys.get_int_max_str_digits()} (Python's limit)") from None
 
 
 def read_json(path: str | Path) -> Any:

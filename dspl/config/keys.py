@@ -78,6 +78,15 @@ def keys_of(section: type) -> dict[str, Key]:
     return keys
 
 
+def _finite(value: float) -> bool:
+    """Whether a number is finite as a float: not NaN or infinite, nor an integer beyond the float range (whose
+    conversion would raise OverflowError)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_value(name: str, key: Key, value: Any) -> Any:
     """A value checked against its key's type, choices and range (ints are accepted for floats and become floats);
     a ConfigError names the key and the value and says what is expected."""
@@ -87,9 +96,9 @@ def check_value(name: str, key: Key, value: Any) -> Any:
         ok = isinstance(value, bool)
     elif key.type is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-        if ok and not math.isfinite(value):
+        if ok and not _finite(value):
             raise ConfigError(f"key '{name}': value {json.dumps(value)} is not a finite number")
+        value = float(value) if ok else value
     elif key.type is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
@@ -135,6 +144,29 @@ def unit_interval(v: float) -> str | None:
 
 def below_one(v: float) -> str | None:
     return None if 0.0 <= v < 1.0 else "a number in [0, 1)"
+
+
+def open_unit_interval(v: float) -> str | None:
+    return None if 0.0 < v < 1.0 else "a number in (0, 1)"
+
+
+def in_range(what: str, high: float, low: float | None = None, *,
+             above_low: bool = False) -> Callable[[float], str | None]:
+    """The range check of a key bounded above by ``high`` (a named limit) and below by ``low`` (None: unbounded;
+    ``above_low``: low itself excluded), saying what is expected as '<what> from <low> to <high>',
+    '<what> > <low> and up to <high>' or '<what> up to <high>'."""
+    if low is None:
+        expected = f"{what} up to {high}"
+    elif above_low:
+        expected = f"{what} > {low} and up to {high}"
+    else:
+        expected = f"{what} from {low} to {high}"
+
+    def check(v: float) -> str | None:
+        above = low is None or (v > low if above_low else v >= low)
+        return None if above and v <= high else expected
+
+    return check
 
 
 SUFFIX_ROOM = 55

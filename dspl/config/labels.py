@@ -8,11 +8,14 @@ imports: a model file carries data, never code (dspl.data.parsers reads such lab
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from dspl.config.keys import ConfigError
+from dspl.errors import DsplError
+from dspl.files import regular_file
 
 COMPARE_SPEC = "../lib/data/parser/ComParEParser.py:ComParEParser"
 BUILTIN_NAMES = frozenset({COMPARE_SPEC.lower(), "compareparser", "compare"})
@@ -40,7 +43,8 @@ class LabelParserRef:
 
     @classmethod
     def resolve(cls, text: str, search_dirs: Iterable[Path]) -> "LabelParserRef":
-        """Resolve a value from a config file; a relative file is looked up in ``search_dirs`` in order."""
+        """Resolve a value from a config file; a relative file is looked up in ``search_dirs`` in order. The first
+        path that exists is the file: a ConfigError says what it is when it is not a regular file."""
         if text.strip().lower() in BUILTIN_NAMES:
             return cls(text)
         file_part, separator, class_name = text.rpartition(":")
@@ -48,9 +52,12 @@ class LabelParserRef:
             raise ConfigError(f"label_parser '{text}': expected 'path/to/file.py:ClassName' or 'ComParEParser'")
         file = Path(file_part)
         candidates = [file] if file.is_absolute() else [Path(d) / file for d in search_dirs]
-        found = next((c for c in candidates if c.is_file()), None)
+        found = next((c for c in candidates if os.path.exists(c)), None)
         if found is not None:
-            return cls(text, FILE, found.resolve(), class_name)
+            try:
+                return cls(text, FILE, regular_file(found, "label parser file").resolve(), class_name)
+            except DsplError as exc:  # a directory, named pipe or device where the file should be
+                raise ConfigError(f"label_parser '{text}': {exc}") from None
         if file.name == "ComParEParser.py" and class_name == "ComParEParser":
             return cls(text)  # DeepSpectrumLite's parser under another relative path
         return cls(text, MISSING, file, class_name, tuple(c.parent for c in candidates))

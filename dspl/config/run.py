@@ -20,6 +20,7 @@ from dspl.config.keys import ConfigError
 from dspl.config.labels import LabelParserRef
 from dspl.config.schema import ALIASES, SCHEMA, SECTION_OF
 from dspl.config.settings import (
+    MAX_FFT_SAMPLES,
     SECTIONS,
     AugmentSettings,
     ExperimentSettings,
@@ -58,13 +59,17 @@ def check_combination(hp: Mapping[str, Any]) -> None:
     def fail(name: str, message: str) -> None:
         raise ConfigError(f"key '{name}': value {json.dumps(hp[name])} {message}")
 
+    rate = hp["sample_rate"]
     if hp["stft_fft_length"] < hp["stft_window_size"]:
         fail("stft_fft_length", f"is shorter than stft_window_size ({hp['stft_window_size']})")
+    if hp["stft_fft_length"] * rate > MAX_FFT_SAMPLES:
+        fail("stft_fft_length", f"gives {int(hp['stft_fft_length'] * rate)} samples at sample_rate {rate}, expected at "
+                                f"most {MAX_FFT_SAMPLES} samples per FFT")
     if hp["upper_edge_hertz"] <= hp["lower_edge_hertz"]:
         fail("upper_edge_hertz", f"must be above lower_edge_hertz ({hp['lower_edge_hertz']})")
-    nyquist = hp["sample_rate"] / 2
+    nyquist = rate / 2
     if hp["upper_edge_hertz"] > nyquist:
-        fail("upper_edge_hertz", f"is above the Nyquist frequency {nyquist:g} of sample_rate {hp['sample_rate']}")
+        fail("upper_edge_hertz", f"is above the Nyquist frequency {nyquist:g} of sample_rate {rate}")
     if hp["num_mfccs"] > hp["num_mel_bins"]:
         fail("num_mfccs", f"exceeds num_mel_bins ({hp['num_mel_bins']})")
     if hp["num_mfccs"] > 0 and not hp["mel_scale"]:
@@ -77,13 +82,16 @@ def check_combination(hp: Mapping[str, Any]) -> None:
     for low, high in RANGES:
         if hp[low] > hp[high]:
             fail(low, f"is above {high} ({hp[high]})")
-    frame = int(hp["stft_window_size"] * hp["sample_rate"])
-    if frame < 2 or int(hp["stft_hop_size"] * hp["sample_rate"]) < 1:
-        fail("stft_window_size", f"gives fewer than 2 samples per frame at sample_rate {hp['sample_rate']}")
+    frame = int(hp["stft_window_size"] * rate)
+    if frame < 2:
+        fail("stft_window_size", f"gives fewer than 2 samples per frame at sample_rate {rate}")
+    # chunk_hop_size counts only when files are cut into chunks
+    hops = ("stft_hop_size", "chunk_hop_size") if hp["chunk_size"] > 0 else ("stft_hop_size",)
+    for hop in hops:
+        if int(hp[hop] * rate) < 1:
+            fail(hop, f"is less than one sample at sample_rate {rate}")
     if hp["chunk_size"] > 0:
-        if int(hp["chunk_hop_size"] * hp["sample_rate"]) < 1:
-            fail("chunk_hop_size", f"is less than one sample at sample_rate {hp['sample_rate']}")
-        if int(hp["chunk_size"] * hp["sample_rate"]) < frame:
+        if int(hp["chunk_size"] * rate) < frame:
             fail("stft_window_size", f"is longer than a chunk (chunk_size {hp['chunk_size']} s): expected a window "
                                      "that fits into one chunk")
 

@@ -16,7 +16,9 @@ from dspl.config.keys import (
     ConfigError,
     Settings,
     below_one,
+    in_range,
     non_negative,
+    open_unit_interval,
     path_component,
     positive,
     setting,
@@ -27,16 +29,52 @@ from dspl.spec import COLOR_MAPS, RESIZE_METHODS, PreprocessingSpec
 OPTIMIZERS = ("adam", "adadelta", "sgd", "adagrad", "ftrl", "nadam", "rmsprop")
 PREDICTION_TYPES = ("categorical", "regression")
 LR_DECAYS = ("none", "cosine")
+
+# Upper limits. Those of sizes and counts lie far above every value DeepSpectrumLite's configs use, and below values
+# that would exhaust memory with a traceback from torch or numpy, or slow a run a hundredfold without a word.
 MAX_IMAGE_SIDE = 2048
 """Largest image_width and image_height in pixels: far above what image backbones are trained on (224 to 600),
 below sizes whose plots, training and reports would run for hours or exhaust memory unannounced."""
 MAX_SEED = 2**32 - 1
 """Largest seed: numpy's random generators, which Lightning seeds too, take 0 .. 2**32 - 1."""
+MAX_UNITS = 65536
+"""Largest num_units (the head's dense layer): 128 times DeepSpectrumLite's 512; 10**10 units asked torch for
+40 TB."""
+MAX_BATCH_SIZE = 65536
+"""Largest batch_size: 65536 plots of 224 x 224 are 39 GB already; 10**30 failed inside torch's batch sampler."""
+MAX_EPOCHS = 100_000
+"""Largest epochs and pre_epochs: 1000 times DeepSpectrumLite's 100; a larger count is a run that never ends."""
+MAX_SAMPLE_RATE = 768_000
+"""Largest sample_rate in hertz: the highest PCM rate in use; 10**10 made numpy allocate 76 GiB for the mel matrix."""
+MAX_SECONDS = 600
+"""Longest chunk_size, chunk_hop_size and STFT window, hop and FFT length in seconds: ten minutes, 150 times
+DeepSpectrumLite's 4 s chunks (longer recordings are taken whole with chunk_size <= 0); a chunk of 10**9 s made the
+resize matrix 14.6 TiB."""
+MAX_FFT_SAMPLES = 2**17
+"""Longest STFT FFT (stft_fft_length x sample_rate, so also the window) in samples: DeepSpectrumLite's longest,
+0.128 s, at 768 kHz fits; the mel matrix grows with it, the export's DFT matrix with its square."""
+MAX_MEL_BINS = 1024
+"""Largest num_mel_bins: 8 times DeepSpectrumLite's 128; 100000 bins trained 100 times slower without a word."""
+MAX_CEP_LIFTER = 10_000
+"""Largest cep_lifter: HTK's customary one is 22; far above num_mfccs the lifter 1 + (L/2)·sin(πn/L) barely changes
+(it tends to 1 + πn/2), and beyond 1e308 it failed converting L to a float."""
+MAX_MASKS = MAX_IMAGE_SIDE
+"""Largest specaug_freq_mask_num and specaug_time_mask_num: more masks than a plot side has pixels would each be
+narrower than one; torch allocates batch x masks x side for them."""
+
+image_side = in_range("a whole number of pixels", MAX_IMAGE_SIDE, 1)
+"""The range check of image_width and image_height."""
+epoch_count = in_range("a whole number", MAX_EPOCHS, 0)
+"""The range check of epochs and pre_epochs."""
+stft_seconds = in_range("a number of seconds", MAX_SECONDS, 0, above_low=True)
+"""The range check of the STFT's window, hop and FFT length."""
+mask_count = in_range("a whole number", MAX_MASKS, 0)
+"""The range check of the number of SpecAugment masks on each axis."""
 
 
-def image_side(v: int) -> str | None:
-    """The range check of image_width and image_height (see MAX_IMAGE_SIDE)."""
-    return None if 1 <= v <= MAX_IMAGE_SIDE else f"a whole number of pixels from 1 to {MAX_IMAGE_SIDE}"
+def chunk_seconds(v: float) -> str | None:
+    """The range check of chunk_size: at most MAX_SECONDS, and 0 or less takes each file whole."""
+    return None if v <= MAX_SECONDS else f"a number of seconds up to {MAX_SECONDS} (0 or less: each file whole)"
 
 
 def seed_range(v: int) -> str | None:
@@ -61,7 +99,7 @@ class ModelSettings(Settings):
     model_name: str = setting("TransferBaseModel", choices=("TransferBaseModel",))
     basemodel_name: str = setting(help="DeepSpectrumLite backbone name or any timm model name")
     weights: str = setting("imagenet", help="'imagenet', '' (random init) or a path to a weights file")
-    num_units: int = setting(check=positive)
+    num_units: int = setting(check=in_range("a whole number", MAX_UNITS, 1))
     dropout: float = setting(check=below_one)
     activation: str = setting()
     output_activation: str | None = setting(None, help="null: softmax for categorical, linear for regression")
@@ -88,9 +126,9 @@ class TrainingSettings(Settings):
                             help="dspl: 'cosine' decays each phase's learning rate along a half cosine over its epochs")
     finetune_layer: float = setting(check=unit_interval)
     loss: str = setting()
-    pre_epochs: int = setting(check=non_negative)
-    epochs: int = setting(0, check=non_negative)
-    batch_size: int = setting(check=positive)
+    pre_epochs: int = setting(check=epoch_count)
+    epochs: int = setting(0, check=epoch_count)
+    batch_size: int = setting(check=in_range("a whole number", MAX_BATCH_SIZE, 1))
     seed: int = setting(42, check=seed_range, help="dspl: random seed of the run")
 
     @property
@@ -103,19 +141,19 @@ class TrainingSettings(Settings):
 class PreprocessingSettings(Settings):
     """What turns a chunk of audio into a plot, as the user writes it (seconds, hertz); `spec` has it in samples."""
 
-    sample_rate: int = setting(check=positive)
+    sample_rate: int = setting(check=in_range("a whole number of hertz", MAX_SAMPLE_RATE, 1))
     normalize_audio: bool = setting(False)
-    chunk_size: float = setting(help="seconds; <= 0 takes each file whole")
-    chunk_hop_size: float = setting()
-    stft_window_size: float = setting(check=positive)
-    stft_hop_size: float = setting(check=positive)
-    stft_fft_length: float = setting(check=positive)
+    chunk_size: float = setting(check=chunk_seconds, help="seconds; <= 0 takes each file whole")
+    chunk_hop_size: float = setting(check=in_range("a number of seconds", MAX_SECONDS))
+    stft_window_size: float = setting(check=stft_seconds)
+    stft_hop_size: float = setting(check=stft_seconds)
+    stft_fft_length: float = setting(check=stft_seconds)
     mel_scale: bool = setting()
     lower_edge_hertz: float = setting(check=non_negative)
     upper_edge_hertz: float = setting(check=positive)
-    num_mel_bins: int = setting(128, check=positive)
+    num_mel_bins: int = setting(128, check=in_range("a whole number", MAX_MEL_BINS, 1))
     num_mfccs: int = setting(0, check=non_negative)
-    cep_lifter: int = setting(check=non_negative)
+    cep_lifter: int = setting(check=in_range("a whole number", MAX_CEP_LIFTER, 0))
     db_scale: bool = setting()
     top_db: float | None = setting(
         None, check=positive, help="dspl: dB features floor at this many dB below each chunk's peak; null: no floor")
@@ -157,7 +195,7 @@ class PreprocessingSettings(Settings):
 class AugmentSettings(Settings):
     """Training-time augmentation: SapAugment's policy driving CutMix, SpecAugment and (dspl) stretching."""
 
-    sap_aug_a: float = setting(check=positive)
+    sap_aug_a: float = setting(check=open_unit_interval)
     sap_aug_s: float = setting(check=positive)
     augment_cutmix: bool = setting()
     augment_specaug: bool = setting()
@@ -170,8 +208,8 @@ class AugmentSettings(Settings):
     specaug_freq_max: float = setting(0.3, check=unit_interval)
     specaug_time_min: float = setting(0.1, check=unit_interval)
     specaug_time_max: float = setting(0.3, check=unit_interval)
-    specaug_freq_mask_num: int = setting(1, check=non_negative)
-    specaug_time_mask_num: int = setting(1, check=non_negative)
+    specaug_freq_mask_num: int = setting(1, check=mask_count)
+    specaug_time_mask_num: int = setting(1, check=mask_count)
     stretch_time_max: float = setting(0.2, check=non_negative,
                                       help="dspl: time scales reach 1/(1+x) .. 1+x at full SapAugment strength")
     stretch_freq_max: float = setting(0.1, check=non_negative,

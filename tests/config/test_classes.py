@@ -22,3 +22,11 @@ def test_class_config_categorical_and_regression(tmp_path):
     check_class_config(regression, "regression")
     with pytest.raises(DsplError, match="needs at least two classes"):
         check_class_config(regression, "categorical")
+
+
+def test_an_empty_class_label_is_one_line(tmp_path):
+    path = write_json(tmp_path, {"dog": "Dog", "": "Silence"}, "cc.json")
+    with pytest.raises(DsplError) as error:
+        load_class_config(path)
+    assert str(error.value) == (f"{path}: class label '' is empty, expected a non-empty label as the label files "
+                                "write it")

@@ -7,10 +7,12 @@ import itertools
 import json
 
 import pytest
-from helpers import ROOT, grid_file, one_error_line, run, tiny_config, train_args, write_json
+from helpers import DSL_MODELS, ROOT, grid_file, one_error_line, run, tiny_config, train_args, write_json
 
-from dspl.config import SCHEMA, check_class_config, load_class_config, load_grid, select_configurations
+from dspl.config import SCHEMA, check_class_config, load_class_config, load_grid, parse_json, select_configurations
+from dspl.config.grid import MAX_JSON_DEPTH
 from dspl.config.schema import REQUIRED
+from dspl.config.settings import MAX_FFT_SAMPLES
 from dspl.errors import DsplError
 
 BASE = {
@@ -118,7 +120,8 @@ def test_slurm_task_selects_one_configuration(tmp_path):
         ({"db_scale": [1]}, "HP: key 'db_scale': value 1 is not of type bool"),
         ({"dropout": []}, "HP: key 'dropout': the list of values is empty, expected at least one value"),
         ({"dropout": 0.5}, "HP: key 'dropout': expected a list of values, got 0.5"),
-        ({"batch_size": [-4]}, "HP: key 'batch_size': value -4 is out of range, expected a number > 0"),
+        ({"batch_size": [-4]}, "HP: key 'batch_size': value -4 is out of range, expected a whole number from 1 to "
+                               "65536"),
         ({"image_width": [0]},
          "HP: key 'image_width': value 0 is out of range, expected a whole number of pixels from 1 to 2048"),
         ({"finetune_layer": [1.5]}, "HP: key 'finetune_layer': value 1.5 is out of range, expected a number in [0, 1]"),
@@ -167,6 +170,11 @@ def test_shipped_configs_are_valid():
     classes = load_class_config(root / "class_config.json")
     assert len(configs) >= 1
     check_class_config(classes, configs[0].prediction_type)
+
+
+@pytest.mark.parametrize("model", ["densenet121", "mobilenet_v2", "scratch_mobilenet_v2", "squeezenet_v1"])
+def test_the_configs_deepspectrumlite_trained_with_are_within_every_limit(model):
+    assert load_grid(DSL_MODELS / model / "hp_config.json")
 
 
 # --- bad values are one line before training starts (`dspl train`) -----------------------------------------------
@@ -257,3 +265,98 @@ def test_values_out_of_a_dependencys_or_a_sane_range_are_one_line(example_dir, t
     one_error_line(run(*train_args(example_dir, tmp_path / "out", hp_file)),
                    f"{hp_file}: key '{key}': value {value} is out of range, expected {expected}")
     assert tiny_config(**{key: 2**32 - 1 if key == "seed" else 2048})  # the limits themselves are fine
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"num_units": [10**10]}, "key 'num_units': value 10000000000 is out of range, expected a whole number from 1 to "
+                              "65536"),
+    ({"sample_rate": [10**10]}, "key 'sample_rate': value 10000000000 is out of range, expected a whole number of "
+                                "hertz from 1 to 768000"),
+    ({"chunk_size": [1e9]}, "key 'chunk_size': value 1000000000.0 is out of range, expected a number of seconds up "
+                            "to 600 (0 or less: each file whole)"),
+    ({"chunk_hop_size": [1e308]}, "key 'chunk_hop_size': value 1e+308 is out of range, expected a number of seconds "
+                                  "up to 600"),
+    ({"stft_hop_size": [1e308]}, "key 'stft_hop_size': value 1e+308 is out of range, expected a number of seconds > 0 "
+                                 "and up to 600"),
+    ({"stft_window_size": [0]}, "key 'stft_window_size': value 0.0 is out of range, expected a number of seconds > 0 "
+                                "and up to 600"),
+    ({"batch_size": [10**30]}, f"key 'batch_size': value {10**30} is out of range, expected a whole number from 1 to "
+                               "65536"),
+    ({"num_mel_bins": [100000]}, "key 'num_mel_bins': value 100000 is out of range, expected a whole number from 1 to "
+                                 "1024"),
+    ({"epochs": [10**6]}, "key 'epochs': value 1000000 is out of range, expected a whole number from 0 to 100000"),
+    ({"pre_epochs": [-1]}, "key 'pre_epochs': value -1 is out of range, expected a whole number from 0 to 100000"),
+    ({"cep_lifter": [10**400]}, f"key 'cep_lifter': value {10**400} is out of range, expected a whole number from 0 "
+                                "to 10000"),
+    ({"specaug_time_mask_num": [10**9]}, "key 'specaug_time_mask_num': value 1000000000 is out of range, expected a "
+                                         "whole number from 0 to 2048"),
+    ({"sap_aug_a": [1]}, "key 'sap_aug_a': value 1.0 is out of range, expected a number in (0, 1)"),
+    ({"learning_rate": [10**400]}, f"key 'learning_rate': value {10**400} is not a finite number"),
+])
+def test_sizes_that_would_exhaust_memory_or_never_finish_are_one_line(tmp_path, changes, expected):
+    assert error_of(tmp_path, **changes) == f"HP: {expected}"
+
+
+def test_an_fft_of_more_samples_than_the_limit_is_one_line(tmp_path):
+    assert error_of(tmp_path, stft_fft_length=[10.0]) == (
+        f"HP (configuration 0): key 'stft_fft_length': value 10.0 gives 160000 samples at sample_rate 16000, expected "
+        f"at most {MAX_FFT_SAMPLES} samples per FFT")
+
+
+def test_every_limit_itself_is_a_valid_value(tmp_path):
+    limits = {"num_units": [65536], "sample_rate": [768000], "chunk_size": [600], "chunk_hop_size": [600],
+              "stft_window_size": [0.128], "stft_fft_length": [MAX_FFT_SAMPLES / 768000], "batch_size": [65536],
+              "num_mel_bins": [1024], "epochs": [100000], "pre_epochs": [100000], "cep_lifter": [10000],
+              "specaug_freq_mask_num": [2048], "specaug_time_mask_num": [2048], "sap_aug_a": [0.999]}
+    config = load_grid(write_json(tmp_path, {**BASE, **limits}))[0]
+    assert config.spec.fft_length == MAX_FFT_SAMPLES and config.spec.chunk_samples == 600 * 768000
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("stft_hop_size", 1e-9, "value 1e-09 is less than one sample at sample_rate 16000"),
+    ("stft_window_size", 1e-9, "value 1e-09 gives fewer than 2 samples per frame at sample_rate 16000"),
+    ("chunk_hop_size", 1e-9, "value 1e-09 is less than one sample at sample_rate 16000"),
+])
+def test_each_sample_count_below_one_names_its_own_key(tmp_path, key, value, message):
+    assert error_of(tmp_path, **{key: [value]}) == f"HP (configuration 0): key '{key}': {message}"
+
+
+# --- JSON that Python's parser would answer with a traceback ---------------------------------------------------------
+@pytest.mark.parametrize("text, problem", [
+    ("[" + "1" * 5000 + "]", "an integer of 5000 digits, expected at most 4300 (Python's limit)"),
+    ("[" * 100000 + "]" * 100000, f"arrays and objects nested 100000 levels deep, expected at most {MAX_JSON_DEPTH}"),
+    ('{"a": ' * 1000 + "1" + "}" * 1000, f"arrays and objects nested 1000 levels deep, expected at most "
+                                         f"{MAX_JSON_DEPTH}"),
+])
+@pytest.mark.parametrize("load", [load_grid, load_class_config])
+def test_json_python_cannot_parse_is_one_line_naming_the_file(tmp_path, text, problem, load):
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(DsplError) as error:
+        load(path)
+    assert str(error.value) == f"{path}: not valid JSON: {problem}"
+
+
+def test_json_nested_to_the_limit_parses_and_brackets_in_strings_do_not_count():
+    deepest = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert parse_json(deepest, "x") is not None
+    strings = [["[" * 500 + "\\", '"' + "{" * 500]]  # an escaped backslash ends one, an escaped quote opens one
+    assert parse_json(json.dumps(strings), "x") == strings
+
+
+def test_json_bytes_that_are_no_text_are_one_line():
+    with pytest.raises(DsplError) as error:
+        parse_json(b'{"a": "\xff"}', "model.h5 (stored configuration)")
+    assert str(error.value) == ("model.h5 (stored configuration): not valid JSON: not UTF-8 text (invalid start "
+                                "byte)")
+
+
+# --- a label parser path that is no regular file ---------------------------------------------------------------------
+def test_a_label_parser_path_that_is_a_directory_or_device_says_what_it_is(tmp_path):
+    (tmp_path / "parsers").mkdir()
+    assert error_of(tmp_path, label_parser=["parsers:P"]) == (
+        f"HP (configuration 0): label_parser 'parsers:P': {tmp_path / 'parsers'}: is a directory, expected a regular "
+        "file (label parser file)")
+    assert error_of(tmp_path, label_parser=["/dev/zero:P"]) == (
+        "HP (configuration 0): label_parser '/dev/zero:P': /dev/zero: is a device, expected a regular file (label "
+        "parser file)")

@@ -44,6 +44,11 @@ def test_a_trial_configuration_passes_the_checks_of_the_grid():
     parsed = parse_space(space(num_mel_bins={"low": 8, "high": 64}, num_mfccs=[0, 32]))
     with pytest.raises(DsplError, match=r"^<search space> \(trial 2\): key 'num_mfccs': value 32 exceeds num_mel_bins"):
         parsed.configuration({"num_mel_bins": 16, "num_mfccs": 32}, "trial 2")
+    parsed = parse_space(space(stft_fft_length={"low": 0.032, "high": 10.0}))
+    with pytest.raises(DsplError) as error:
+        parsed.configuration({"stft_fft_length": 9.0}, "trial 4")
+    assert str(error.value) == ("<search space> (trial 4): key 'stft_fft_length': value 9.0 gives 144000 samples at "
+                                "sample_rate 16000, expected at most 131072 samples per FFT")
 
 
 def test_the_label_parser_file_is_looked_up_beside_the_space(tmp_path):
@@ -66,6 +71,14 @@ BAD_SPACES = [
     (space(dropout={"low": 0.1, "hihg": 0.5}),
      "key 'dropout': unknown field 'hihg' in a range, expected low, high and optionally log or step"),
     (space(dropout={"low": 0.1, "high": 1.5}), "key 'dropout': value 1.5 is out of range, expected a number in [0, 1)"),
+    (space(num_mel_bins={"low": 32, "high": 100000}),
+     "key 'num_mel_bins': value 100000 is out of range, expected a whole number from 1 to 1024"),
+    (space(sample_rate={"low": 16000, "high": 10**10, "log": True}),
+     "key 'sample_rate': value 10000000000 is out of range, expected a whole number of hertz from 1 to 768000"),
+    (space(chunk_size={"low": 1.0, "high": 1e9}), "key 'chunk_size': value 1000000000.0 is out of range, expected a "
+                                                  "number of seconds up to 600 (0 or less: each file whole)"),
+    (space(batch_size=[16, 10**30]),
+     f"key 'batch_size': value {10**30} is out of range, expected a whole number from 1 to 65536"),
     (space(dropout={"low": 0.0, "high": 0.5, "log": True}), "key 'dropout': a log range needs low > 0, got 0.0"),
     (space(dropout={"low": 0.1, "high": 0.5, "log": True, "step": 0.1}),
      "key 'dropout': a range is either on a log scale or in steps, not both"),
