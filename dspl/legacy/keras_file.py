@@ -8,6 +8,7 @@ from typing import Any
 
 import h5py
 
+from dspl.config import parse_json
 from dspl.errors import DsplError
 from dspl.files import regular_file
 
@@ -48,10 +49,9 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
             has_weights = WEIGHTS_GROUP in f
     except (OSError, KeyError, ValueError) as exc:
         raise DsplError(f"{path}: cannot read the Keras model file (truncated or corrupt?): {exc}") from None
-    try:
-        config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    except ValueError:
-        raise DsplError(f"{path}: the Keras model config is not valid JSON (corrupt file?)") from None
+    config = parse_json(raw, f"{path} (its Keras model config)")
+    if not isinstance(config, dict):
+        raise DsplError(f"{path}: its Keras model config is not a JSON object (corrupt file?)")
     kind = config.get("class_name")
     if kind != DSL_MODEL_CLASS or not has_weights or backbone_layer(config) is None:
         raise DsplError(f"{path}: a Keras model ({kind}) but not one DeepSpectrumLite trained (expected an "

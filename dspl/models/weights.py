@@ -8,6 +8,7 @@ from the Hugging Face hub or a URL through timm; without network or cache that f
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -18,6 +19,7 @@ from timm.models import adapt_input_conv
 from torch import nn
 
 from dspl.errors import DsplError
+from dspl.files import regular_file
 from dspl.models.modelfile import is_model_file, read_model_file, torch_load_safely
 
 log = logging.getLogger(__name__)
@@ -82,9 +84,13 @@ def offline_message(name: str, err: Exception) -> str:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict from .safetensors or a torch pickle (unwrapping 'state_dict'/'model' entries)."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DsplError(f"weights: file not found: {path}; expected 'imagenet', '' or a path to a "
                         f"weights file ({', '.join(WEIGHT_SUFFIXES)})")
+    try:
+        regular_file(path, "weights file")
+    except DsplError as exc:
+        raise DsplError(f"weights: {exc}") from None
     if path.suffix.lower() in (".h5", ".hdf5") and is_model_file(path):  # e.g. one `dspl import-keras` wrote
         return read_model_file(path).state
     if path.suffix.lower() in (".h5", ".hdf5", ".keras"):

@@ -4,6 +4,7 @@ clear errors, pickles that would run code, 'imagenet' weights offline."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
@@ -43,6 +44,14 @@ def test_local_weights_adapt_first_conv_to_one_channel(tmp_path):
 def test_local_weights_missing_file(tmp_path):
     with pytest.raises(DsplError, match=r"weights: file not found: .*nope\.pth"):
         create_backbone("test_resnet", str(tmp_path / "nope.pth"))
+
+
+@pytest.mark.parametrize("where, kind", [("/dev/zero", "a device"), ("folder", "a directory")])
+def test_local_weights_that_are_no_regular_file_say_what_they_are(tmp_path, where, kind):
+    path = Path(where) if where.startswith("/") else tmp_path
+    with pytest.raises(DsplError) as error:
+        create_backbone("test_resnet", str(path))
+    assert str(error.value) == f"weights: {path}: is {kind}, expected a regular file (weights file)"
 
 
 def test_local_weights_mismatch_is_reported(tmp_path):
