@@ -132,7 +132,7 @@ class ExportReport:
             steps = {name: StepCheck.from_dict(values, reference) for name, values in data.get("steps", {}).items()}
             return cls(data.get("model", ""), data.get("backbone", ""), data.get("inputs", ""),
                        int(data.get("verify_items", 0)), reference, steps)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: not an object
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # Attribute: no dict
             raise DsplError(f"{path}: not an export report written by dspl export ({exc})") from None
 
     def agreement(self, quantize: str) -> float:

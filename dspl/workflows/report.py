@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import logging
 import time
 from collections import Counter, defaultdict
@@ -136,7 +137,7 @@ def _found_json(path: Path, what: str) -> Any:
     or not readable JSON."""
     try:
         return json.loads(regular_file(path, what).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError: ValueErrors
         raise DsplError(f"{path}: not readable JSON ({exc})") from None
 
 
@@ -146,8 +147,8 @@ def _figures(metrics: Any, keys: tuple[str, ...], path: Path) -> dict[str, float
         raise DsplError(f"{path}: expected a JSON object of metrics, found {type(metrics).__name__}")
     for key in keys:
         value = metrics.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise DsplError(f"{path}: '{key}' is {json.dumps(value)}, expected a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise DsplError(f"{path}: '{key}' is {json.dumps(value)}, expected a finite number")
     return {key: float(metrics[key]) for key in keys}
 
 
@@ -194,6 +195,8 @@ def _chunk_rows(predictions: Path, predictor: Predictor) -> list[tuple[str, str,
                     values = [float(row[column]) for column in scores]
                 except (TypeError, ValueError) as exc:  # a short line's missing fields are None
                     raise DsplError(f"{predictions}: line {reader.line_num}: not a number ({exc})") from None
+                if not all(map(math.isfinite, values)):
+                    raise DsplError(f"{predictions}: line {reader.line_num}: a score is not a finite number")
                 score = values[labels.index(label)] if predictor.categorical else abs(values[0] - float(label))
                 chunks.append((row["filename"], label, row["prediction"], score, values))
     except (OSError, ValueError, csv.Error) as exc:  # not text (UnicodeDecodeError), or not CSV

@@ -193,7 +193,7 @@ def read_summary(folder: Path) -> tuple[SearchInfo, list[TrialRow]]:
                          number(line[f"test_{info.metric}"]), number(line["latency_ms"]), number(line["size_kb"]),
                          number(line.get("agreement", "")), line["feasible"] == "True" if line["feasible"] else None,
                          line["pareto"] == "True", line["model"], line["tflite"], line["error"]) for line in lines]
-    except (OSError, ValueError, KeyError, TypeError, csv.Error) as exc:
+    except (OSError, ValueError, KeyError, TypeError, csv.Error, RecursionError) as exc:
         raise DsplError(f"{folder}: not a readable search summary ({exc})") from None
     lacking = next((row for row in rows if row.complete and None in (row.metric, row.latency_ms, row.size_kb)), None)
     if lacking is not None:  # the plot and the best trial need all three

@@ -63,7 +63,8 @@ def test_the_agreement_of_a_quantisation_is_the_lowest_its_steps_measured(steps,
     assert ExportReport("m", "b", "audio", 8, steps=steps).agreement(quantize) == agreement
 
 
-@pytest.mark.parametrize("content", ["[1]", "{\"steps\": {\"onnx\": 5}}", "{not json", "\"text\""])
+@pytest.mark.parametrize("content", ["[1]", "{\"steps\": {\"onnx\": 5}}", "{not json", "\"text\"",
+                                     "[" * 100000 + "]" * 100000])
 def test_a_file_that_is_not_an_export_report_is_named(tmp_path: Path, content: str):
     from dspl.errors import DsplError
 

@@ -246,8 +246,10 @@ JSON_FILE, CSV_FILE = "devel.chunks.metrics.json", "devel.chunks.predictions.csv
     (JSON_FILE, b"{not json", "not readable JSON (Expecting property name enclosed in double quotes"),
     (JSON_FILE, b"\xff\xfe\x00\x93 random bytes", "not readable JSON ('utf-8' codec can't decode byte 0xff"),
     (JSON_FILE, [1, 2], "expected a JSON object of metrics, found list"),
-    (JSON_FILE, {k: v for k, v in METRICS.items() if k != "uar"}, "'uar' is null, expected a number"),
-    (JSON_FILE, {**METRICS, "uar": "high"}, '\'uar\' is "high", expected a number'),
+    (JSON_FILE, {k: v for k, v in METRICS.items() if k != "uar"}, "'uar' is null, expected a finite number"),
+    (JSON_FILE, {**METRICS, "uar": "high"}, '\'uar\' is "high", expected a finite number'),
+    (JSON_FILE, {**METRICS, "uar": float("nan")}, "'uar' is NaN, expected a finite number"),
+    (JSON_FILE, b"[" * 100000 + b"]" * 100000, "not readable JSON (maximum recursion depth exceeded"),
     (JSON_FILE, {**METRICS, "cm": "x"}, "'cm' is not a matrix of numbers, expected a 3x3 matrix of counts (a row "
                                         "and a column per class of the model)"),
     (JSON_FILE, {**METRICS, "cm": [[1, 0], [0, 1]]}, "'cm' is a 2x2 matrix, expected a 3x3 matrix of counts"),
@@ -256,6 +258,7 @@ JSON_FILE, CSV_FILE = "devel.chunks.metrics.json", "devel.chunks.predictions.csv
     (CSV_FILE, b"filename,label\na.wav,low\n", "no column prediction, prob_low, prob_high, prob_noise"),
     (CSV_FILE, PREDICTIONS.replace("0.4", "abc").encode(), "line 2: not a number (could not convert string to "
                                                            "float: 'abc')"),
+    (CSV_FILE, PREDICTIONS.replace("0.4", "inf").encode(), "line 2: a score is not a finite number"),
     (CSV_FILE, PREDICTIONS.replace("noise\n", "zzz\n").encode(), "line 2: label 'zzz' is not one of the model's "
                                                                    "classes (low, high, noise)"),
     (CSV_FILE, PREDICTIONS.encode() + b"\xff\xfe\x00\x93\n", "not a predictions file of devel-test ('utf-8' "
