@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import click
 
-from dspl.cli.options import apply_settings, global_options, settings
+from dspl.cli.options import apply_settings, global_options, refuse_repeated_options, settings
 from dspl.errors import DsplError, Interrupted, Terminated, interruption
 from dspl.files import file_system_message
 from dspl.version import __version__
@@ -67,6 +67,13 @@ def _with_global_options(command: click.Command) -> click.Command:
         return callback(*args, **kwargs)
 
     command.callback = run
+    parse_args = command.parse_args
+
+    def parse_once(ctx: click.Context, args: list[str]) -> list[str]:
+        refuse_repeated_options(command, ctx, args)
+        return parse_args(ctx, args)
+
+    command.parse_args = parse_once
     command._dspl_global_options = True
     return command
 
@@ -90,6 +97,10 @@ class DsplGroup(click.Group):
                 for name in COMMANDS]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        refuse_repeated_options(self, ctx, args)
+        return super().parse_args(ctx, args)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Click's own usage errors end as one `error: …` line with exit status 1, as DsplErrors do."""

@@ -37,8 +37,36 @@ def _add_verbosity(ctx: click.Context, _param: click.Parameter, count: int) -> N
 
 
 def _set_threads(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
-    if value is not None:
-        settings(ctx)["threads"] = value
+    if value is None:
+        return
+    given = settings(ctx)
+    if given["threads"] not in (None, value):  # before and after the command's name
+        raise click.UsageError(f"--threads is given twice, as {given['threads']} and {value}: give it once", ctx)
+    given["threads"] = value
+
+
+def refuse_repeated_options(command: click.Command, ctx: click.Context, args: list[str]) -> None:
+    """A UsageError for an option that takes one value given twice with different values (click keeps the last
+    silently: `-md a.h5 -md b.h5` predicted with b.h5 alone). Reads ``args`` up to the first argument that is no
+    option of ``command`` (a group's command name) or ``--``."""
+    options = {name: param for param in command.get_params(ctx) if isinstance(param, click.Option)
+               and not (param.multiple or param.count or param.is_flag) for name in param.opts}
+    seen: dict[str, tuple[str, str | None]] = {}
+    position = 0
+    while position < len(args) and args[position] != "--":
+        name, equals, inline = args[position].partition("=")
+        param = options.get(name if name.startswith("--") else args[position])
+        if param is None:
+            if isinstance(command, click.Group) and not args[position].startswith("-"):
+                return
+            position += 1
+            continue
+        value = inline if equals and name.startswith("--") else (args[position + 1] if position + 1 < len(args)
+                                                                 else None)
+        position += 1 if equals and name.startswith("--") else 2
+        earlier = seen.setdefault(param.name, (name, value))
+        if earlier[1] != value:
+            raise click.UsageError(f"{earlier[0]} is given twice, as {earlier[1]} and {value}: give it once", ctx)
 
 
 def global_options() -> list[click.Option]:

@@ -120,6 +120,30 @@ def test_a_thread_count_below_one_is_a_usage_error(tmp_path, args):
                    f"(see 'dspl{' stats' * (args[0] == 'stats')} -h')")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["predict", "-md", "a.h5", "-d", ".", "-md", "m.h5"], "-md is given twice, as a.h5 and m.h5: give it once "
+                                                           "(see 'dspl predict -h')"),
+    (["example-data", "-o", "x", "--output=y"], "-o is given twice, as x and y: give it once (see 'dspl example-data "
+                                                "-h')"),
+    (["--threads", "1", "stats", "-md", "m.h5", "--threads", "2"], "--threads is given twice, as 1 and 2: give it "
+                                                                    "once (see 'dspl stats -h')"),
+    (["--threads", "1", "--threads", "2", "stats", "-md", "m.h5"], "--threads is given twice, as 1 and 2: give it "
+                                                                    "once (see 'dspl -h')"),
+])
+def test_an_option_given_twice_with_two_values_is_one_line(workdir, args, message):
+    """click keeps the last value silently: which one the user meant is theirs to say."""
+    one_error_line(run(*args), message)
+
+
+def test_an_option_repeated_with_its_value_and_repeatable_options_pass(workdir):
+    from dspl.cli.options import refuse_repeated_options
+
+    command = cli.get_command(None, "stats")
+    ctx = command.make_context("stats", ["-md", "m.h5"])
+    refuse_repeated_options(command, ctx, ["-md", "m.h5", "--model-dir", "m.h5", "-d", "m.h5", "-v", "-v", "--json",
+                                           "--json"])
+
+
 SPECIAL = [
     (["predict", "-md", "special", "-d", "."], "model file"),
     (["stats", "-md", "special"], "model file"),
