@@ -35,8 +35,9 @@ GROUP_OPTIONS = {
 SHORT_OPTIONS = {"-h": "help", "-c": "config"}
 # options naming a file or folder the run reads -> what it holds (checked where given by their whole names)
 INPUT_FILES = {"config": "fit config", "model.hp_config": "hyper-parameter config",
-               "model.class_config": "class config", "data.label_file": "label file"}
+               "model.class_config": "class config", "data.label_file": "label file", "ckpt_path": "checkpoint"}
 INPUT_FOLDERS = {"data.data_dir": "data directory"}
+LIGHTNING_CHECKPOINTS = ("last", "best", "hpc", "null")  # --ckpt_path values that name no file: Lightning finds it
 
 
 def check_arguments(args: list[str]) -> None:
@@ -71,6 +72,8 @@ def _known(name: str) -> bool:
 
 def _check_input(name: str, value: str | None) -> None:
     if value is None or name == "config" and any(c in value for c in ":{"):  # --config takes YAML content too
+        return
+    if name == "ckpt_path" and (value in LIGHTNING_CHECKPOINTS or value.startswith("registry")):
         return
     if name in INPUT_FILES:
         regular_file(value, INPUT_FILES[name])

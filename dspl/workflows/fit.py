@@ -23,7 +23,7 @@ from dspl.config import RunConfig, check_class_config, load_class_config, load_c
 from dspl.data.datamodule import AudioDataModule
 from dspl.errors import DsplError
 from dspl.files import exclusive_lock
-from dspl.models.modelfile import save_model_file
+from dspl.models.modelfile import save_model_file, torch_load_safely
 from dspl.models.module import DsplModule
 from dspl.tensorboard import without_tensorflow
 from dspl.workflows.callbacks import interrupts_raised, quiet_lightning
@@ -147,6 +147,9 @@ def fit(args: list[str] | None = None) -> Path | None:
                          parser_kwargs={"prog": "dspl fit", "description": DESCRIPTION, "exit_on_error": False})
         except (ArgumentError, MisconfigurationException) as exc:  # a flag's value; flags that contradict
             raise DsplError(f"dspl fit: {' '.join(str(exc).split())} (see 'dspl fit -h')") from None
+        checkpoint = cli.config["ckpt_path"]
+        if checkpoint is not None and Path(checkpoint).is_file():  # a damaged one: one line, before any output
+            torch_load_safely(Path(checkpoint), "a Lightning checkpoint")
         out_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)  # under DDP a collective: every rank asks
         with ExitStack() as stack:
             if cli.trainer.is_global_zero:  # two fits that chose the same version folder at once: the second stops

@@ -49,6 +49,7 @@ def test_what_the_parser_takes_passes(inputs: Path, args: list[str]):
      "dspl fit: audio: is a directory, expected a regular file (class config) (see 'dspl fit -h')"),
     (["--data.label_file", "nope.csv"], "dspl fit: nope.csv: label file not found (see 'dspl fit -h')"),
     (["--data.data_dir", "nope"], "dspl fit: nope: data directory not found (see 'dspl fit -h')"),
+    (["--ckpt_path", "nope.ckpt"], "dspl fit: nope.ckpt: checkpoint not found (see 'dspl fit -h')"),
     (["--data.data_dir", "labels.csv"],
      "dspl fit: labels.csv: is not a directory (data directory) (see 'dspl fit -h')"),
 ])

@@ -123,3 +123,14 @@ def test_a_second_fit_into_the_same_folder_is_refused(example_dir, tmp_path):
         assert snapshot(runs) == before
     one_error_line(result, f"{runs}: another dspl fit is running into this folder already; wait for it to "
                            "finish, then run again")
+
+
+def test_a_damaged_checkpoint_to_resume_from_is_one_line_before_any_output(example_dir, tmp_path, trained_model):
+    checkpoint = tmp_path / "cut.ckpt"
+    data = (trained_model.parent / "model.ckpt").read_bytes()
+    checkpoint.write_bytes(data[:len(data) // 2])
+    result = CliRunner().invoke(cli, fit_args(example_dir, tmp_path, "--ckpt_path", str(checkpoint)))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1].startswith(
+        f"error: {checkpoint}: not a Lightning checkpoint (or truncated): ")
+    assert not (tmp_path / "runs" / "lightning_logs").exists()
