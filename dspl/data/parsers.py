@@ -28,6 +28,25 @@ from dspl.files import regular_file
 
 logger = logging.getLogger(__name__)
 
+
+class _OncePerProcess(logging.Filter):
+    """Lets each warning through once: a command reads one label file several times (each configuration's data,
+    then its report), and the same line again says nothing new."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+logger.addFilter(_OncePerProcess())
+
 PARTITIONS = ("train", "devel", "test")
 COMPARE_COLUMNS = ("filename", "label", "duration_frames")
 

@@ -75,6 +75,10 @@ def test_compare_parser_partitions_by_prefix(tmp_path, write_labels, caplog):
     assert test == [LabelEntry(Path("test_1.wav"), "a", 400)]
     assert [r.getMessage() for r in caplog.records] == [
         f"{path}: ignored 1 row(s) whose file name starts with none of train/devel/test: other.wav"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dspl.data.parsers"):  # read again (a configuration's report)
+        ComParEParser(path).parse_labels()
+    assert caplog.records == []  # said once
 
 
 def test_duration_frames_is_optional(tmp_path, write_labels):
