@@ -22,6 +22,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from dspl.errors import DsplError
+
 
 def periodic_hann(length: int) -> np.ndarray:
     """tf.signal.hann_window(length, periodic=True) in float64 (TF divides by length - 1 for odd lengths)."""
@@ -50,6 +52,25 @@ def _unit_roots(rows: int, columns: int, period: int) -> np.ndarray:
     return np.exp(-2j * np.pi * (np.outer(np.arange(rows), np.arange(columns)) % period) / period)
 
 
+MAX_DFT_BYTES = 256 * 2**20
+"""Most bytes of DFT constants a TFLite spectrum may hold: an FFT length whose only factorisations have a large
+factor (a prime) needs a matrix growing with its square (16001 samples: 2 GB, beyond what a flatbuffer holds)."""
+
+
+def _check_constant_size(frame_length: int, fft_length: int, factors: tuple[int, int] | None) -> None:
+    """A DsplError where the spectrum's float32 DFT constants would exceed MAX_DFT_BYTES, before any is built."""
+    if factors is None:
+        count = frame_length * 2 * (fft_length // 2 + 1)
+    else:
+        p, q = factors
+        count = frame_length + 2 * p * p + 2 * q * p + 4 * q * (q // 2 + 1)  # window, inner, twiddles, outer
+    if 4 * count > MAX_DFT_BYTES:
+        suggestion = 1 << (fft_length - 1).bit_length()
+        raise DsplError(f"stft_fft_length: an FFT of {fft_length} samples needs {4 * count / 2**20:,.0f} MB of DFT "
+                        f"constants in a TFLite model (at most {MAX_DFT_BYTES // 2**20} MB: its factors are too "
+                        f"large); choose a length with small factors, e.g. {suggestion} samples")
+
+
 class PowerSpectrum:
     """|DFT|² of periodic-Hann-windowed frames: [B, F, frame_length] -> [B, F, fft_length // 2 + 1].
 
@@ -63,6 +84,7 @@ class PowerSpectrum:
         factors = two_stage_factors(fft_length)
         cheaper = factors is not None and 2 * fft_length * (sum(factors) + 2) < frame_length * 2 * self.bins
         self.factors = factors if cheaper else None  # multiply-adds per frame: two stages vs one DFT matrix
+        _check_constant_size(frame_length, fft_length, self.factors)
         if self.factors is None:
             self._dft = dft_matrix(frame_length, fft_length)
             return

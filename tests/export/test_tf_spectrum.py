@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dspl.errors import DsplError
 from dspl.export.tf_spectrum import PowerSpectrum, periodic_hann, two_stage_factors
 
 
@@ -43,3 +44,16 @@ def test_power_spectrum_takes_any_number_of_frames():
     frames = np.random.default_rng(0).standard_normal((1, 7, 64)).astype(np.float32)
     expected = np.abs(np.fft.rfft(frames * periodic_hann(64), axis=-1)) ** 2
     np.testing.assert_allclose(function(tf.constant(frames)).numpy(), expected, rtol=0, atol=2e-6 * expected.max())
+
+
+@pytest.mark.parametrize("fft_length", [16001, 2 * 16001])  # a prime, and twice it (two stages of 16001 x 16001)
+def test_an_fft_length_with_a_large_factor_is_refused_before_its_matrix_is_built(fft_length):
+    with pytest.raises(DsplError) as error:
+        PowerSpectrum(fft_length, fft_length)
+    assert str(error.value).startswith(f"stft_fft_length: an FFT of {fft_length} samples needs ")
+    assert str(error.value).endswith(f"choose a length with small factors, e.g. {1 << fft_length.bit_length()} "
+                                     "samples")
+
+
+def test_the_largest_power_of_two_fft_the_config_allows_is_built():
+    assert PowerSpectrum(2**17, 2**17).factors == (512, 256)
