@@ -18,8 +18,9 @@ PACKAGE = Path(dspl.__file__).parent
 # themselves and lower layers, not each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("dspl.errors", "dspl.version"),
+    ("dspl.quiet",),
     ("dspl.threads",),
-    ("dspl.files", "dspl.latency", "dspl.quiet", "dspl.tensorboard"),
+    ("dspl.files", "dspl.latency", "dspl.tensorboard"),
     ("dspl.spec",),
     ("dspl.config",),
     ("dspl.data", "dspl.augment", "dspl.features", "dspl.explain", "dspl.report"),
