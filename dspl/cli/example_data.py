@@ -9,7 +9,9 @@ import click
 
 @click.command("example-data")
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory to write audio/, label.csv, regression_label.csv and the configs to.")
+              help="Directory to write audio/, label.csv, regression_label.csv and the configs to. Never "
+                   "overwrites a file: those of an earlier run with the same options are left as they are; any other "
+                   "file in the way stops the command before it writes anything.")
 @click.option("--files-per-class", default=24, show_default=True, type=click.IntRange(min=1),
               help="Training files per class; devel and test get a third of that each (at least one).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")

@@ -33,7 +33,9 @@ def command(model: str, data: str, output: str, method: str, target: str | None,
     """Attribution heat maps of every chunk, in seconds and hertz (PNG, NPY, CSV).
 
     Writes <stem>_<chunk>.png (the plot with its map, axes in seconds and hertz) and .npy, a <stem>_summary.png
-    per file and regions.csv (the top time-frequency regions of every chunk).
+    per file and regions.csv (the top time-frequency regions of every chunk). Files keep their sub-folder of -d;
+    files of one folder that share a name apart from the extension (a.wav, a.flac) keep the extension in their
+    output names (a.wav_0.png, a.wav_summary.png, a.flac_0.png), so that no output overwrites another.
     """
     from dspl.workflows.explain import explain
 

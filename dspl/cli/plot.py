@@ -18,7 +18,9 @@ from dspl.cli.options import audio_input_option, input_file, output_dir_option
 def command(hp_config: str, data: str, output: str, fmt: str, config_index: int) -> None:
     """Write the spectrogram plot of every chunk of audio files as PNG or NPY.
 
-    Writes <stem>_<chunk>.png or .npy per chunk, plus contact_sheet.png.
+    Writes <stem>_<chunk>.png or .npy per chunk, plus contact_sheet.png. Files keep their sub-folder of -d;
+    files of one folder that share a name apart from the extension (a.wav, a.flac) keep the extension in their
+    output names (a.wav_0.png, a.flac_0.png), so that no output overwrites another.
     """
     from dspl.config import load_config
     from dspl.workflows.plot import plot_audio

@@ -8,9 +8,11 @@ background noise, all drawn from a seeded numpy Generator):
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import re
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from dspl.errors import DsplError
-from dspl.files import atomic_open, write_text_atomically
+from dspl.files import clean_stale, prepare_output_dir, remove, staging_dir
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +95,6 @@ REGRESSION_OVERRIDES: dict[str, Any] = {
     "output_activation": "sigmoid",
     "tb_experiment": "example_regression",
 }
-EXAMPLE_FILE = re.compile(r"(train|devel|test)_\d+\.wav")
 
 
 def _envelope(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -155,15 +156,16 @@ def _sound(rng: np.random.Generator, label: str) -> tuple[np.ndarray, float]:
     return np.clip(signal, -1.0, 1.0).astype(np.float32), round(target, 4)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    write_text_atomically(path, json.dumps(data, indent=4) + "\n")
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=4) + "\n").encode("utf-8")
 
 
-def _write_csv(path: Path, rows: list[tuple[Any, ...]]) -> None:
-    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(("filename", "label", "duration_frames"))
-        writer.writerows(rows)
+def _csv_bytes(rows: list[tuple[Any, ...]]) -> bytes:
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(("filename", "label", "duration_frames"))
+    writer.writerows(rows)
+    return text.getvalue().encode("utf-8")
 
 
 def example_hp(prediction_type: str = "categorical") -> dict[str, Any]:
@@ -171,35 +173,72 @@ def example_hp(prediction_type: str = "categorical") -> dict[str, Any]:
     return {**EXAMPLE_HP, **(REGRESSION_OVERRIDES if prediction_type == "regression" else {})}
 
 
-def _write_all(out_dir: Path, files_per_class: int, seed: int) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
-    """Write audio, labels and configs; returns the label rows and the files per class of each partition."""
-    audio_dir = out_dir / "audio"
-    audio_dir.mkdir(parents=True, exist_ok=True)
-    for stale in audio_dir.iterdir():
-        if EXAMPLE_FILE.fullmatch(stale.name):
-            stale.unlink()
+def _counts(files_per_class: int) -> dict[str, int]:
+    """Files per class of each partition: devel and test get a third of the training files (at least one) each."""
+    third = max(1, round(files_per_class / 3))
+    return {"train": files_per_class, "devel": third, "test": third}
+
+
+def _example_files(files_per_class: int, seed: int) -> Iterator[tuple[str, bytes]]:
+    """Every file of the example set, its path under the output directory and its bytes: the audio, then labels
+    and configs (which need every file's length). The same arguments give the same bytes."""
     rng = np.random.default_rng(seed)
-    counts = {"train": files_per_class, "devel": max(1, round(files_per_class / 3)),
-              "test": max(1, round(files_per_class / 3))}
     labels, targets = [], []
-    for partition, count in counts.items():
+    for partition, count in _counts(files_per_class).items():
         order = rng.permutation(np.repeat(np.arange(len(CLASSES)), count))
         width = max(3, len(str(len(order))))
         for number, class_index in enumerate(order, 1):
             label = list(CLASSES)[class_index]
             samples, target = _sound(rng, label)
             name = f"{partition}_{number:0{width}d}.wav"
-            with atomic_open(audio_dir / name) as handle:
-                sf.write(handle, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+            wav = io.BytesIO()
+            sf.write(wav, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+            yield f"audio/{name}", wav.getvalue()
             labels.append((name, label, len(samples)))
             targets.append((name, target, len(samples)))
-    _write_csv(out_dir / "label.csv", labels)
-    _write_csv(out_dir / "regression_label.csv", targets)
+    yield "label.csv", _csv_bytes(labels)
+    yield "regression_label.csv", _csv_bytes(targets)
     for prefix, prediction_type, classes in (("", "categorical", CLASSES),
                                              ("regression_", "regression", REGRESSION_CLASSES)):
-        _write_json(out_dir / f"{prefix}hp_config.json", {k: [v] for k, v in example_hp(prediction_type).items()})
-        _write_json(out_dir / f"{prefix}class_config.json", classes)
-    return labels, counts
+        yield f"{prefix}hp_config.json", _json_bytes({k: [v] for k, v in example_hp(prediction_type).items()})
+        yield f"{prefix}class_config.json", _json_bytes(classes)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file (or a link to one) with exactly these bytes; only such a file is opened
+    (a FIFO would block the reader)."""
+    try:
+        return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _write_new(out_dir: Path, files: Iterable[tuple[str, bytes]]) -> tuple[int, int]:
+    """Write the files that are not under ``out_dir`` yet and leave those that hold their bytes already (an
+    earlier run's); returns how many it wrote and how many it left.
+
+    A file with other bytes is not the example's to replace (a user's labels, say): a DsplError names the first,
+    and nothing is written. New files are staged in a hidden folder of ``out_dir`` until every file is checked,
+    so memory does not grow with the data set.
+    """
+    staging, staged, kept = staging_dir(out_dir), [], 0
+    try:
+        for name, data in files:
+            if os.path.lexists(out_dir / name):
+                if not _holds(out_dir / name, data):
+                    raise DsplError(f"{out_dir / name}: exists with other content than the example data; nothing "
+                                    "was written: choose another output directory (-o) or move the file away")
+                kept += 1
+                continue
+            (staging / name).parent.mkdir(exist_ok=True)
+            (staging / name).write_bytes(data)
+            staged.append(name)
+        for name in staged:
+            (out_dir / name).parent.mkdir(exist_ok=True)
+            os.replace(staging / name, out_dir / name)
+    finally:
+        remove(staging)
+    return len(staged), kept
 
 
 def write_example_data(out_dir: str | Path, files_per_class: int = 24, seed: int = 0) -> Path:
@@ -208,15 +247,15 @@ def write_example_data(out_dir: str | Path, files_per_class: int = 24, seed: int
     Layout: audio/{train,devel,test}_NNN.wav (16 kHz mono PCM-16), label.csv, regression_label.csv,
     hp_config.json + class_config.json (categorical), regression_hp_config.json + regression_class_config.json.
     `files_per_class` training files per class; devel and test get a third of that (at least one) each.
-    Example files of an earlier run (names like train_007.wav) in audio/ are removed first.
+    It never replaces a file: one that holds what it would write (a run with the same arguments wrote it) is left
+    as it is, so the quick start can run again; one that holds anything else stops it before it writes anything.
     """
-    out_dir = Path(out_dir)
+    out_dir = prepare_output_dir(out_dir, "output directory (-o)")
+    clean_stale(out_dir)
     try:
-        labels, counts = _write_all(out_dir, files_per_class, seed)
+        written, kept = _write_new(out_dir, _example_files(files_per_class, seed))
     except OSError as exc:
-        raise DsplError(f"{exc.filename or out_dir}: cannot write the example data: {exc.strerror}") from None
-    except sf.LibsndfileError as exc:
-        raise DsplError(f"{out_dir}: cannot write the example data: {exc.error_string}") from None
-    logger.info("wrote %d example files (per class: %s) to %s", len(labels),
-                ", ".join(f"{c} {p}" for p, c in counts.items()), out_dir)
+        raise DsplError(f"{out_dir}: cannot write the example data: {exc.strerror}") from None
+    logger.info("wrote %d example files (per class: %s) to %s; %d identical ones were there already", written,
+                ", ".join(f"{c} {p}" for p, c in _counts(files_per_class).items()), out_dir, kept)
     return out_dir

@@ -8,7 +8,6 @@ run by TensorFlow) is explained by occlusion; the gradient methods need it porte
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from dspl.explain.render import Panel, write_panel, write_summary
 from dspl.files import prepare_output_dir, save_array
 from dspl.loading import NO_CONFIGS, load_model_file
 from dspl.models.predictor import Predictor
-from dspl.workflows.plot import to_array, to_png_pixels
+from dspl.workflows.plot import input_root, output_names, to_array, to_png_pixels
 from dspl.workflows.predict import write_csv
 from dspl.workflows.progress import progress_bar
 
@@ -131,25 +130,26 @@ def explain_waveform(predictor: Predictor, waveform: torch.Tensor, method: str =
     return explained
 
 
-def _write_file(predictor: Predictor, path: Path, name: str, target_dir: Path, method: str, target: str | None,
+def _write_file(predictor: Predictor, path: Path, name: str, prefix: Path, method: str, target: str | None,
                 seed: int) -> tuple[list[list], Path, int]:
-    """Write one file's chunk PNGs/NPYs and summary; returns its region rows, the summary path and chunks."""
+    """Write one file's chunk PNGs/NPYs and summary (``<prefix>_<chunk>.png`` …, ``<prefix>_summary.png``);
+    returns its region rows (``name`` in their filename column), the summary path and the number of chunks."""
     waveform = load_audio(path, predictor.spec.sample_rate)
     explained = explain_waveform(predictor, waveform, method, target, seed, source=str(path))
-    target_dir.mkdir(parents=True, exist_ok=True)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
     categorical = predictor.categorical
     rows, panels = [], []
     for chunk in explained:
         panel = Panel(chunk.pixels, chunk.attribution, chunk.axes, chunk.title(categorical))
         panels.append(panel)
-        write_panel(panel, target_dir / f"{path.stem}_{chunk.index}.png")
-        save_array(target_dir / f"{path.stem}_{chunk.index}.npy", chunk.attribution.astype(np.float32))
+        write_panel(panel, Path(f"{prefix}_{chunk.index}.png"))
+        save_array(Path(f"{prefix}_{chunk.index}.npy"), chunk.attribution.astype(np.float32))
         decision = chunk.decision if categorical else f"{float(chunk.decision):.6f}"
         for rank, region in enumerate(top_regions(chunk.attribution, chunk.axes, REGIONS_PER_CHUNK), 1):
             rows.append([name, chunk.index, chunk.target, decision, f"{chunk.score:.6f}", rank,
                          f"{region.start:.3f}", f"{region.end:.3f}", f"{region.low:.1f}", f"{region.high:.1f}",
                          f"{region.share:.4f}"])
-    summary = write_summary(panels, f"{name} · {method}", target_dir / f"{path.stem}_summary.png")
+    summary = write_summary(panels, f"{name} · {method}", Path(f"{prefix}_summary.png"))
     return rows, summary, len(explained)
 
 
@@ -157,7 +157,8 @@ def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, meth
             target: str | None = None, seed: int = 0, given: GivenConfigs = NO_CONFIGS) -> ExplainSummary:
     """Explain every chunk of every audio file under ``audio`` (a file, directory or glob) with a model.
 
-    Writes, under ``out_dir`` (keeping each file's sub-directory): ``<stem>_<chunk>.png`` (the plot with
+    Writes, under ``out_dir`` (keeping each file's sub-directory; files of one folder that share a stem keep their
+    whole name instead, ``a.wav_0.png``: see `output_names`): ``<stem>_<chunk>.png`` (the plot with
     the map over it, axes in seconds and hertz, the decision in the title), ``<stem>_<chunk>.npy`` (the map
     at plot resolution, float32 ``[H, W]``, lowest frequency in the last row), ``<stem>_summary.png`` (the
     whole recording's chunks side by side) and one ``regions.csv`` (the top regions of every chunk: time
@@ -165,7 +166,8 @@ def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, meth
     model (-hc, -cc), which occlusion explains as it is.
     """
     files = find_audio_files(audio)
-    root = Path(audio) if Path(audio).is_dir() else Path(os.path.commonpath([p.parent for p in files]))
+    root = input_root(Path(audio), files)
+    names = output_names(files, root)
     predictor = Predictor(load_model_file(model_path, given))
     _checked_request(predictor, method, target)  # before anything is written
     out_dir = prepare_output_dir(out_dir, "output directory (-o)")
@@ -173,9 +175,8 @@ def explain(model_path: str | Path, audio: str | Path, out_dir: str | Path, meth
     with progress_bar() as progress:
         task = progress.add_task(f"explain ({method})", total=len(files))
         for path in files:
-            relative = path.relative_to(root)
-            file_rows, image, count = _write_file(predictor, path, relative.as_posix(), out_dir / relative.parent,
-                                                  method, target, seed)
+            file_rows, image, count = _write_file(predictor, path, path.relative_to(root).as_posix(),
+                                                  out_dir / names[path], method, target, seed)
             rows.extend(file_rows)
             summary.summaries.append(image)
             summary.files += 1

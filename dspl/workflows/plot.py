@@ -6,6 +6,8 @@ The images are exactly what the model gets before its backbone normalisation (Pl
 from __future__ import annotations
 
 import logging
+import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -80,6 +82,34 @@ def write_contact_sheet(images: list[tuple[str, np.ndarray]], path: Path, column
     return save_figure(figure, path, dpi=100)
 
 
+def input_root(source: Path, files: list[Path]) -> Path:
+    """The folder that input files are named relative to: ``source`` if it is a directory, else the folder that
+    every one of ``files`` (one file, or a glob's matches) lies in."""
+    return source if source.is_dir() else Path(os.path.commonpath([path.parent for path in files]))
+
+
+def output_names(files: list[Path], root: Path) -> dict[Path, Path]:
+    """Each input file's output name relative to the output directory, without the ``_<chunk>`` ending.
+
+    A file keeps its folder under ``root`` and is named by its stem (DeepSpectrumLite's ``<stem>_<chunk>.png``),
+    unless another file in that folder has the same stem, letter case aside (``a.wav`` and ``a.flac``): those keep
+    their whole name (``a.wav_0.png``, ``a.flac_0.png``), so that no output of a run overwrites another, on a
+    case-insensitive file system either. Inputs whose names still meet (``a.wav`` beside ``a.wav.flac``) are
+    refused with a DsplError naming two of them, before anything is written.
+    """
+    stems = {path: path.relative_to(root).with_suffix("") for path in files}
+    shared = Counter(stem.as_posix().casefold() for stem in stems.values())
+    names = {path: stem.with_name(path.name) if shared[stem.as_posix().casefold()] > 1 else stem
+             for path, stem in stems.items()}
+    owners: dict[str, Path] = {}
+    for path, name in names.items():
+        other = owners.setdefault(name.as_posix().casefold(), path)
+        if other != path:
+            raise DsplError(f"{other} and {path}: their outputs would have the same names "
+                            f"({name.as_posix()}_<chunk>) and overwrite each other; rename one of them")
+    return names
+
+
 def _file_chunks(spec: PreprocessingSpec, path: Path) -> Iterator[torch.Tensor]:
     """A file's chunks in pieces, decoded block by block (memory does not grow with its length); whole-file
     configurations take the file at once."""
@@ -89,16 +119,17 @@ def _file_chunks(spec: PreprocessingSpec, path: Path) -> Iterator[torch.Tensor]:
     yield from stream_chunks(stream_audio(path, spec.sample_rate), spec, source=str(path))
 
 
-def _plot_file(transform: PlotTransform, path: Path, target: Path, fmt: str, batch_size: int,
+def _plot_file(transform: PlotTransform, path: Path, prefix: Path, fmt: str, batch_size: int,
                device: str | torch.device, keep: int) -> tuple[int, list[np.ndarray]]:
-    """Write every chunk of one file; returns how many it wrote and the arrays of the first ``keep``."""
-    target.mkdir(parents=True, exist_ok=True)
+    """Write every chunk of one file as ``<prefix>_<chunk>.<fmt>``; returns how many it wrote and the arrays of
+    the first ``keep``."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
     count, kept = 0, []
     batches = (batch for chunks in _file_chunks(transform.spec, path) for batch in chunks.split(batch_size))
     for batch in batches:
         for image in transform(batch.to(device)):
             array = to_array(image)
-            _write(array, target / f"{path.stem}_{count}.{fmt}", fmt)
+            _write(array, Path(f"{prefix}_{count}.{fmt}"), fmt)
             if count < keep:
                 kept.append(array)
             count += 1
@@ -109,7 +140,8 @@ def plot_audio(spec: PreprocessingSpec, source: str | Path, output: str | Path, 
                sheet_size: int = 16, batch_size: int = 64, device: str | torch.device = "cpu") -> PlotSummary:
     """Write ``<stem>_<chunk>.<fmt>`` for every chunk of every audio file under ``source`` and a contact sheet.
 
-    Files under a directory keep their relative sub-directory in ``output``. PNG: uint8 RGB plots (raw
+    Files under a directory keep their relative sub-directory in ``output``; files of one folder that share a
+    stem keep their whole name instead (``a.wav_0.png``, see `output_names`). PNG: uint8 RGB plots (raw
     features: 8-bit grey, min-max scaled); NPY: float32 H×W×3 on 0..255 (raw features: frames×features×1).
     The contact sheet shows the first ``sheet_size`` chunks, chunk 0 of every file before chunk 1 of any.
     A file that cannot be read or plotted is skipped with a warning and listed in the summary, unless
@@ -119,7 +151,7 @@ def plot_audio(spec: PreprocessingSpec, source: str | Path, output: str | Path, 
         raise DsplError(f"--format: value {fmt!r} is not one of {', '.join(FORMATS)}")
     source, output = Path(source), Path(output)
     files = find_audio_files(source)
-    root = source if source.is_dir() else source.parent
+    names = output_names(files, input_root(source, files))
     transform = PlotTransform(spec).to(device).eval()
     prepare_output_dir(output, "output directory (-o)")
     summary = PlotSummary()
@@ -128,9 +160,8 @@ def plot_audio(spec: PreprocessingSpec, source: str | Path, output: str | Path, 
         task = progress.add_task("plotting", total=len(files))
         for file_index, path in enumerate(files):
             progress.update(task, description=f"plotting {path.name}")
-            target = output / path.relative_to(root).parent
             try:
-                count, kept = _plot_file(transform, path, target, fmt, batch_size, device, sheet_size)
+                count, kept = _plot_file(transform, path, output / names[path], fmt, batch_size, device, sheet_size)
             except DsplError as exc:
                 if source.is_file():
                     raise
@@ -138,7 +169,7 @@ def plot_audio(spec: PreprocessingSpec, source: str | Path, output: str | Path, 
                 summary.skipped.append(str(exc))
                 progress.advance(task)
                 continue
-            name = path.relative_to(root).with_suffix("").as_posix()
+            name = names[path].as_posix()
             sheet.extend(((chunk, file_index), f"{name} · chunk {chunk}", array) for chunk, array in enumerate(kept))
             sheet = sorted(sheet, key=lambda item: item[0])[:sheet_size]
             summary.files += 1

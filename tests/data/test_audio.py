@@ -138,3 +138,118 @@ def test_a_named_pipe_in_a_scanned_folder_is_skipped_and_named(tmp_path, write_s
             assert find_audio_files(scanned) == [tmp_path / "audio" / "a.wav"]
         assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / 'audio' / 'b.wav'}: skipped: not a "
                                                             "regular file"]
+
+
+# --- resampling between rates that share no factor: bounded memory, exact duration and pitch -----------------
+USUAL_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 192000)
+
+
+def dominant_frequency(samples: np.ndarray, rate: int) -> float:
+    """The strongest frequency of a signal, to a small fraction of an FFT bin (Hann window, parabola through the
+    peak's log magnitudes)."""
+    magnitude = np.log(np.abs(np.fft.rfft(samples * np.hanning(samples.shape[0]))) + 1e-12)
+    peak = int(np.argmax(magnitude))
+    left, centre, right = magnitude[peak - 1:peak + 2]
+    return (peak + 0.5 * (left - right) / (left - 2 * centre + right)) * rate / samples.shape[0]
+
+
+@pytest.fixture
+def resampler_sizes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """The number of values of every torchaudio resampling kernel and of every weight array of the direct
+    resampler built while the test runs. A torchaudio kernel of more than MAX_KERNEL values fails the test
+    before it is allocated (the one for 44 101 Hz to 16 kHz would take gigabytes)."""
+    import torchaudio.functional.functional as torchaudio_functional
+
+    from dspl.data import audio
+
+    sizes: dict[str, list[int]] = {"kernel": [], "weights": []}
+    build_kernel, weights = torchaudio_functional._get_sinc_resample_kernel, audio._DirectResampler.weights
+
+    def kernel(orig_freq: int, new_freq: int, gcd: int, *args, **kwargs):
+        assert orig_freq // gcd * (new_freq // gcd) <= audio.MAX_KERNEL, f"a kernel for {orig_freq} -> {new_freq}"
+        built = build_kernel(orig_freq, new_freq, gcd, *args, **kwargs)
+        sizes["kernel"].append(built[0].numel())
+        return built
+
+    def recorded_weights(self, offsets: torch.Tensor) -> torch.Tensor:
+        sizes["weights"].append(offsets.numel())
+        return weights(self, offsets)
+
+    monkeypatch.setattr(torchaudio_functional, "_get_sinc_resample_kernel", kernel)
+    monkeypatch.setattr(audio._DirectResampler, "weights", recorded_weights)
+    return sizes
+
+
+@pytest.mark.parametrize("rate, frequency", [(44101, 1000.0), (767999, 1000.0), (1009, 200.0)])
+def test_a_file_at_an_odd_rate_keeps_its_duration_and_pitch_in_bounded_memory(tmp_path, write_sine, resampler_sizes,
+                                                                              rate, frequency):
+    """Rates that share no factor with 16 kHz (the audit's 44 101 Hz took 12.5 GB) are resampled a bounded
+    number of values at a time, at the exact ratio."""
+    from dspl.data.audio import MAX_WORK, stream_audio
+
+    path = write_sine(tmp_path / "odd.wav", frequency=frequency, seconds=0.5, sample_rate=rate, subtype="FLOAT")
+    audio = load_audio(path, 16000)
+    frames = sf.info(path).frames
+    assert audio.shape == (resampled_length(frames, rate, 16000),) == (audio_frames(path, 16000),)
+    assert abs(audio.shape[0] / 16000 - frames / rate) < 1 / 16000
+    assert abs(dominant_frequency(audio.numpy(), 16000) / frequency - 1) < 1e-3
+    streamed = torch.cat(list(stream_audio(path, 16000, block_frames=rate // 7)))
+    torch.testing.assert_close(streamed, audio, atol=1e-6, rtol=0)
+    assert resampler_sizes["kernel"] == [] and 0 < max(resampler_sizes["weights"]) <= MAX_WORK
+
+
+def test_the_audits_noise_file_is_decoded_without_a_kernel(tmp_path, resampler_sizes):
+    from dspl.data.audio import MAX_WORK
+
+    path = tmp_path / "prime.wav"
+    sf.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, 40000), 44101)
+    assert load_audio(path, 16000).shape == (resampled_length(40000, 44101, 16000),) == (14513,)
+    assert resampler_sizes["kernel"] == [] and 0 < max(resampler_sizes["weights"]) <= MAX_WORK
+
+
+@pytest.mark.parametrize("target", [8000, 16000, 22050, 44100, 48000])
+def test_usual_rates_keep_torchaudios_result_bit_for_bit(tmp_path, resampler_sizes, target):
+    """DeepSpectrumLite parity depends on torchaudio's exact samples for the rates recordings come at."""
+    import torchaudio.functional as F
+
+    from dspl.data.audio import MAX_KERNEL, _PolyphaseResampler, _resampler
+
+    for rate in USUAL_RATES:
+        assert isinstance(_resampler(rate, target), _PolyphaseResampler), (rate, target)
+    samples = np.random.default_rng(target).uniform(-0.5, 0.5, 11025).astype(np.float32)
+    sf.write(tmp_path / "a.wav", samples, 11025, subtype="FLOAT")
+    assert torch.equal(load_audio(tmp_path / "a.wav", target), F.resample(torch.from_numpy(samples), 11025, target))
+    assert max(resampler_sizes["kernel"]) <= MAX_KERNEL and resampler_sizes["weights"] == []
+
+
+@pytest.mark.parametrize("rate, target", [(44100, 16000), (16000, 44100), (11025, 16000), (48000, 8000)])
+def test_the_direct_resampler_is_torchaudios_interpolation(monkeypatch, rate, target):
+    """Where both run they agree (to torchaudio's float32 rounding of its kernel's phases); so do the outputs
+    computed from a block inside the file, in the smallest steps: one output sample and 7 of its taps at a time."""
+    import torchaudio.functional as F
+
+    from dspl.data import audio
+
+    samples = torch.from_numpy(np.random.default_rng(rate).uniform(-0.5, 0.5, 3001).astype(np.float32))
+    length = resampled_length(samples.shape[0], rate, target)
+    direct = audio._DirectResampler(rate, target)(samples, 0, 0, length)
+    torch.testing.assert_close(direct, F.resample(samples, rate, target), atol=5e-5, rtol=0)
+    monkeypatch.setattr(audio, "MAX_WORK", 7)
+    small_steps = audio._DirectResampler(rate, target)
+    first, end = 1000, 1000 + 2 * small_steps.context + 100
+    start, stop = (resampled_length(first + small_steps.context, rate, target),
+                   resampled_length(end - small_steps.context, rate, target))
+    assert small_steps.rows == 1 and stop - start >= 10
+    torch.testing.assert_close(small_steps(samples[first:end], first, start, stop), direct[start:stop], atol=1e-6,
+                               rtol=0)
+
+
+@pytest.mark.parametrize("rate", [999983, 768001, 999, 8])
+def test_an_absurd_file_rate_is_refused_with_one_line(tmp_path, rate):
+    from dspl.data.audio import stream_audio
+
+    path = tmp_path / "absurd.wav"
+    sf.write(path, np.zeros(100, dtype=np.float32), rate)
+    expected = f"{path}: sample rate {rate} Hz is out of range, expected 1000 to 768000 Hz"
+    for read in (load_audio, audio_frames, lambda p, r: list(stream_audio(p, r))):
+        assert error_message(read, path, 16000) == expected

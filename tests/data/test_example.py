@@ -4,11 +4,14 @@ the CLI command."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from click.testing import CliRunner
+from helpers import error_message, leftovers, one_error_line, run, snapshot, without_blocking
 
 from dspl.cli.main import cli
 from dspl.config import check_class_config, load_class_config, load_grid
@@ -90,12 +93,68 @@ def test_example_data_loads_in_the_data_module(example_dir):
     assert sorted(set(batch["target"].tolist())) == [0, 1, 2]
 
 
+def identities(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file under directory with its inode and modification time: a file rewritten, even with the same
+    bytes, gets others."""
+    return {str(p.relative_to(directory)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in directory.rglob("*")
+            if p.is_file()}
+
+
+def refusal(path: Path) -> str:
+    """example-data's line for a file in its way."""
+    return (f"{path}: exists with other content than the example data; nothing was written: choose another output "
+            "directory (-o) or move the file away")
+
+
 def test_cli_command(tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli, ["example-data", "-o", str(tmp_path), "--files-per-class", "6", "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert f"example data written to {tmp_path}" in result.output
-    result = runner.invoke(cli, ["example-data", "-o", str(tmp_path), "--files-per-class", "2"])
+    assert len(read_rows(tmp_path / "label.csv")) == 3 * (6 + 2 + 2)
+    earlier = snapshot(tmp_path)
+    one_error_line(run("example-data", "-o", str(tmp_path), "--files-per-class", "2"),
+                   refusal(tmp_path / "audio" / "train_001.wav"))  # another run's data is not this one's to replace
+    assert snapshot(tmp_path) == earlier and leftovers(tmp_path) == []
+
+
+def test_a_rerun_leaves_the_files_and_restores_a_missing_one(tmp_path):
+    """The quick start run twice: the example files stay as they are (not even rewritten), files of the user's
+    beside them too (a training run's output, audio named like the example's); a removed one comes back."""
+    arguments = ("example-data", "-o", str(tmp_path), "--files-per-class", "2", "--seed", "7")
+    assert run(*arguments).exit_code == 0
+    (tmp_path / "output").mkdir()
+    (tmp_path / "output" / "model.h5").write_bytes(b"a trained model")
+    (tmp_path / "audio" / "train_999.wav").write_bytes(b"the user's recording")
+    earlier, before = snapshot(tmp_path), identities(tmp_path)
+    (tmp_path / "audio" / "test_002.wav").unlink()
+    result = run(*arguments)
     assert result.exit_code == 0, result.output
-    assert len(read_rows(tmp_path / "label.csv")) == 3 * (2 + 1 + 1)
-    assert len(list((tmp_path / "audio").glob("*.wav"))) == 12  # the earlier run's files are gone
+    assert snapshot(tmp_path) == earlier and leftovers(tmp_path) == []
+    after = identities(tmp_path)
+    del before["audio/test_002.wav"], after["audio/test_002.wav"]  # restored: a new file (its bytes are checked above)
+    assert after == before
+
+
+@pytest.mark.parametrize("name, content", [("label.csv", b"my precious labels"),
+                                           ("audio/train_001.wav", None),  # the user's own ComParE-named audio
+                                           ("regression_class_config.json", b"{}")])
+def test_a_file_with_other_content_is_never_replaced(tmp_path, write_sine, name, content):
+    path = tmp_path / "data" / name
+    if content is None:
+        write_sine(path)
+    else:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+    earlier = path.read_bytes()
+    one_error_line(run("example-data", "-o", str(tmp_path / "data"), "--files-per-class", "1"), refusal(path))
+    folders = [folder for folder in path.parents if folder.is_relative_to(tmp_path) and folder != tmp_path]
+    assert sorted(tmp_path.rglob("*")) == sorted([path, *folders])  # nothing written, not even a folder
+    assert path.read_bytes() == earlier
+
+
+def test_a_named_pipe_in_the_way_is_refused_without_being_opened(tmp_path):
+    os.mkfifo(tmp_path / "label.csv")
+    assert without_blocking(tmp_path / "label.csv", error_message, write_example_data, tmp_path, 1) == refusal(
+        tmp_path / "label.csv")
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "label.csv"]

@@ -78,6 +78,35 @@ def test_explain_on_a_full_disk_is_one_line_and_keeps_the_earlier_maps(mounts, t
     assert snapshot(out) == earlier and partial_files(out) == [] and outside(tmp_path, out) == around
 
 
+def test_files_that_share_a_name_get_maps_of_their_own(tmp_path, spread_model, write_sine):
+    """a.wav and a.flac keep their whole names, files of one name in two folders their folders; unique names
+    stay DeepSpectrumLite's."""
+    inputs = {"a.wav": 300.0, "a.flac": 3000.0, "b.wav": 1000.0, "s1/c.wav": 500.0, "s2/c.wav": 5000.0}
+    for name, frequency in inputs.items():
+        write_sine(tmp_path / "in" / name, frequency=frequency, seconds=1.0)
+    out = tmp_path / "out"
+    result = run("explain", "-md", str(spread_model), "-d", str(tmp_path / "in"), "-o", str(out), "--method",
+                 "gradcam")
+    assert result.exit_code == 0, result.output
+    prefixes = ["a.flac", "a.wav", "b", "s1/c", "s2/c"]
+    endings = ("0.npy", "0.png", "summary.png")  # one chunk of 1 s each
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == sorted(
+        [f"{prefix}_{ending}" for prefix in prefixes for ending in endings] + ["regions.csv"])
+    for ending in endings:
+        assert len({(out / f"{prefix}_{ending}").read_bytes() for prefix in prefixes}) == len(prefixes)
+    rows = list(csv.DictReader((out / "regions.csv").open()))
+    assert sorted({r["filename"] for r in rows}) == sorted(inputs)
+
+
+def test_inputs_whose_map_names_still_meet_are_refused_before_anything_is_written(tmp_path, spread_model, write_sine):
+    for name in ("x.wav", "X.flac", "x.wav.flac"):
+        write_sine(tmp_path / "in" / name)
+    one_error_line(run("explain", "-md", str(spread_model), "-d", str(tmp_path / "in"), "-o", str(tmp_path / "out")),
+                   f"{tmp_path / 'in' / 'x.wav'} and {tmp_path / 'in' / 'x.wav.flac'}: their outputs would have the "
+                   "same names (x.wav_<chunk>) and overwrite each other; rename one of them")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_raw_feature_models_get_maps_in_plot_orientation(tmp_path, method):
     """Without plot images the model sees [frames, features]; its maps come back turned like plots (frequency

@@ -96,6 +96,38 @@ def test_npy_plots_and_raw_features(tmp_path: Path, write_sine: Callable[..., Pa
 
 
 
+def test_files_that_share_a_name_get_outputs_of_their_own(tmp_path: Path, write_sine: Callable[..., Path]) -> None:
+    """a.wav and a.flac (and B.wav beside b.flac, one name on a case-insensitive file system) keep their whole
+    names; files of one name in two folders keep their folders, also when a glob finds them; unique names stay."""
+    inputs = {"a.wav": 300.0, "a.flac": 2000.0, "B.wav": 500.0, "b.flac": 4000.0, "c.wav": 700.0,
+              "s1/d.wav": 900.0, "s2/d.wav": 3000.0}
+    for name, frequency in inputs.items():
+        write_sine(tmp_path / "in" / name, frequency=frequency, seconds=1.0)
+    grid = str(plot_grid(tmp_path / "hp.json"))
+    result = run_plot("-hc", grid, "-d", str(tmp_path / "in"), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    expected = ["B.wav_0.png", "a.flac_0.png", "a.wav_0.png", "b.flac_0.png", "c_0.png", "s1/d_0.png", "s2/d_0.png"]
+    out = tmp_path / "out"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*_0.png")) == sorted(expected)
+    assert len({(out / name).read_bytes() for name in expected}) == len(expected)
+    assert "7 image(s) of 7 file(s)" in result.output
+    result = run_plot("-hc", grid, "-d", str(tmp_path / "in" / "s*" / "d.wav"), "-o", str(tmp_path / "glob"))
+    assert result.exit_code == 0, result.output
+    for name in ("s1/d_0.png", "s2/d_0.png"):
+        assert (tmp_path / "glob" / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_inputs_whose_output_names_still_meet_are_refused_before_anything_is_written(
+        tmp_path: Path, write_sine: Callable[..., Path]) -> None:
+    for name in ("a.wav", "a.flac", "a.wav.flac"):  # a.wav keeps its whole name: a.wav.flac's stem
+        write_sine(tmp_path / "in" / name)
+    one_error_line(run_plot("-hc", str(plot_grid(tmp_path / "hp.json")), "-d", str(tmp_path / "in"), "-o",
+                            str(tmp_path / "out")),
+                   f"{tmp_path / 'in' / 'a.wav'} and {tmp_path / 'in' / 'a.wav.flac'}: their outputs would have the "
+                   "same names (a.wav_<chunk>) and overwrite each other; rename one of them")
+    assert not (tmp_path / "out").exists()
+
+
 def noise_file(path: Path, seconds: int, sample_rate: int = 48000) -> Path:
     """Stereo noise written a second at a time (the test itself never holds the whole file)."""
     rng = np.random.default_rng(0)
