@@ -45,6 +45,7 @@ def test_import_dspl_silences_tensorflow_unless_the_user_chose_its_log_level(lev
     assert any(word in result.stderr for word in NATIVE_CHATTER) == chatter, result.stderr
 
 
+@pytest.mark.slow
 def test_lightning_product_tips_are_dropped_even_with_v():
     program = ("from dspl.quiet import set_verbosity\n"
                "set_verbosity(1)\n"

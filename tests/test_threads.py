@@ -84,11 +84,13 @@ def run_python(code: str, **environ: str) -> str:
                           check=True).stdout.strip()
 
 
+@pytest.mark.slow
 def test_importing_dspl_before_torch_applies_the_policy_to_torch():
     code = "import dspl, os, torch; print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'])"
     assert run_python(code, SLURM_CPUS_PER_TASK="1") == f"1 {PASSIVE}"
 
 
+@pytest.mark.slow
 def test_an_explicit_count_above_the_cpus_reaches_torch():
     """torch caps OMP_NUM_THREADS at the CPUs of its affinity mask when it starts; the user's count is theirs."""
     count = len(os.sched_getaffinity(0)) + 1
@@ -118,11 +120,13 @@ def test_a_blank_thread_variable_is_no_setting():
     assert not policy.explicit and environ["OMP_NUM_THREADS"] == str(policy.threads)
 
 
+@pytest.mark.slow
 def test_a_thread_count_set_in_torch_before_dspl_is_kept():
     code = "import torch; torch.set_num_threads(1); import dspl; print(torch.get_num_threads())"
     assert run_python(code) == "1"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["--threads", "1", "tflite-stats"], ["tflite-stats", "--threads", "1"]])
 def test_the_threads_option_applies_before_the_command_runs(tmp_path, args):
     not_a_model = tmp_path / "x.tflite"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 import dspl
@@ -61,6 +62,7 @@ print(len(prediction.times), (after - before) // 1024)
 '''
 
 
+@pytest.mark.slow
 def test_predicting_a_long_file_keeps_memory_flat(untrained_model_file, tmp_path, write_sine):
     """Four minutes of 48 kHz stereo: decoded whole it would take 92 MB as float32 before its mono mix and
     resampling; streamed, the peak grows by less than 40 MB over predicting a 3 s file."""

@@ -169,6 +169,7 @@ print(summary.images, (after - before) // 1024)
 '''
 
 
+@pytest.mark.slow
 def test_plotting_a_long_file_keeps_memory_flat(tmp_path: Path) -> None:
     """Four minutes of 48 kHz stereo: decoded whole it would take 92 MB as float32 before its mono mix and
     resampling; read in blocks, the peak grows by less than 40 MB over plotting a 3 s file."""
