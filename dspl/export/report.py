@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dspl.config import parse_json
 from dspl.errors import DsplError
 from dspl.export.tflite_convert import QUANTIZATIONS
 from dspl.files import write_atomically
@@ -127,12 +128,12 @@ class ExportReport:
     def read(cls, path: Path) -> "ExportReport":
         """The report of an export_report.json file; a DsplError names a file that is not one."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = parse_json(path.read_bytes(), "content")
             reference = str(data.get("reference", "pytorch"))
             steps = {name: StepCheck.from_dict(values, reference) for name, values in data.get("steps", {}).items()}
             return cls(data.get("model", ""), data.get("backbone", ""), data.get("inputs", ""),
                        int(data.get("verify_items", 0)), reference, steps)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # Attribute: no dict
+        except (DsplError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # Attribute: no dict
             raise DsplError(f"{path}: not an export report written by dspl export ({exc})") from None
 
     def agreement(self, quantize: str) -> float:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dspl.config import GivenConfigs
+from dspl.config import GivenConfigs, parse_json
 from dspl.data.audio import find_audio_files, load_audio
 from dspl.data.parsers import parse_label_file
 from dspl.errors import DsplError
@@ -136,9 +136,9 @@ def _found_json(path: Path, what: str) -> Any:
     """The content of a JSON file the report found; a DsplError names a file that is not a regular file (unopened)
     or not readable JSON."""
     try:
-        return json.loads(regular_file(path, what).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError: ValueErrors
-        raise DsplError(f"{path}: not readable JSON ({exc})") from None
+        return parse_json(regular_file(path, what).read_bytes(), str(path))
+    except OSError as exc:
+        raise DsplError(f"{path}: not readable ({exc.strerror})") from None
 
 
 def _figures(metrics: Any, keys: tuple[str, ...], path: Path) -> dict[str, float]:

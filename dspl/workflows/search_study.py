@@ -23,6 +23,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from dspl.config import parse_json
 from dspl.errors import DsplError
 from dspl.files import prepare_output_dir, regular_file
 
@@ -94,8 +95,8 @@ def _check_journal(path: Path) -> None:
     with path.open("rb") as handle:
         first = handle.readline(1 << 20)
     try:
-        record = json.loads(first)
-    except ValueError:
+        record = parse_json(first, str(path))
+    except DsplError:
         record = None
     if not isinstance(record, dict) or "op_code" not in record:
         raise DsplError(f"--storage {path}: cannot open it as an Optuna storage: the file is not an Optuna journal")

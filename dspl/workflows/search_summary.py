@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dspl.config import parse_json
 from dspl.errors import DsplError
 from dspl.export import verify
 from dspl.files import commit, exclusive_lock, regular_file, remove, staging_dir, write_atomically
@@ -184,8 +185,8 @@ def read_summary(folder: Path) -> tuple[SearchInfo, list[TrialRow]]:
         return float(text) if text else None
 
     try:
-        info = SearchInfo.from_json(json.loads(regular_file(folder / INFO_FILE, "search summary").read_text(
-            encoding="utf-8")))
+        info = SearchInfo.from_json(parse_json(regular_file(folder / INFO_FILE, "search summary").read_bytes(),
+                                               str(folder / INFO_FILE)))
         with regular_file(folder / TRIALS_FILE, "search summary").open(newline="", encoding="utf-8") as handle:
             lines = list(csv.DictReader(handle))
         rows = [TrialRow(int(line["trial"]), line["state"], int(line["retry_of"]) if line["retry_of"] else None,
@@ -193,7 +194,7 @@ def read_summary(folder: Path) -> tuple[SearchInfo, list[TrialRow]]:
                          number(line[f"test_{info.metric}"]), number(line["latency_ms"]), number(line["size_kb"]),
                          number(line.get("agreement", "")), line["feasible"] == "True" if line["feasible"] else None,
                          line["pareto"] == "True", line["model"], line["tflite"], line["error"]) for line in lines]
-    except (OSError, ValueError, KeyError, TypeError, csv.Error, RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, csv.Error) as exc:
         raise DsplError(f"{folder}: not a readable search summary ({exc})") from None
     lacking = next((row for row in rows if row.complete and None in (row.metric, row.latency_ms, row.size_kb)), None)
     if lacking is not None:  # the plot and the best trial need all three
@@ -204,9 +205,10 @@ def read_summary(folder: Path) -> tuple[SearchInfo, list[TrialRow]]:
 
 def published_best(folder: Path) -> int | None:
     """The number of the trial whose model folder ``folder``/best holds (None when there is none)."""
+    marker = folder / BEST_DIR / MARKER_FILE
     try:
-        return int(json.loads((folder / BEST_DIR / MARKER_FILE).read_text(encoding="utf-8"))["trial"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(parse_json(marker.read_bytes(), str(marker))["trial"])
+    except (DsplError, OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -222,7 +224,7 @@ def publish_best(row: TrialRow, folder: Path) -> Path | None:
         stack.callback(remove, stage)
         copy = stage / BEST_DIR
         shutil.copytree(Path(row.model).parent, copy, ignore=shutil.ignore_patterns("*.ckpt", ".dspl-*", ".*.tmp"))
-        marker = json.loads((copy / MARKER_FILE).read_text(encoding="utf-8"))
+        marker = parse_json((copy / MARKER_FILE).read_bytes(), str(Path(row.model).parent / MARKER_FILE))
         marker["summary"] = os.path.relpath(folder.resolve(), (folder / BEST_DIR).resolve())
         write_atomically(copy / MARKER_FILE, json.dumps(marker, indent=2).encode())
         commit({copy: folder / BEST_DIR})

@@ -232,7 +232,7 @@ def test_report_names_an_unreadable_export_report_and_shows_the_rest(trained_mod
     (tmp_path / "export" / "export_report.json").write_text("{not json")
     page = report_page(model)
     assert (f"Not shown: {tmp_path / 'export' / 'export_report.json'}: not an export report written by dspl export "
-            "(Expecting property name") in page
+            "(content: malformed JSON at line 1, column 2: Expecting property name") in page
     assert "No export_report.json" not in page and "Evaluation (devel-test)" in page
 
 
@@ -243,13 +243,14 @@ JSON_FILE, CSV_FILE = "devel.chunks.metrics.json", "devel.chunks.predictions.csv
 
 
 @pytest.mark.parametrize("name, content, problem", [
-    (JSON_FILE, b"{not json", "not readable JSON (Expecting property name enclosed in double quotes"),
-    (JSON_FILE, b"\xff\xfe\x00\x93 random bytes", "not readable JSON ('utf-8' codec can't decode byte 0xff"),
+    (JSON_FILE, b"{not json", "malformed JSON at line 1, column 2: Expecting property name enclosed in double quotes"),
+    (JSON_FILE, b"\xff\xfe\x00\x93 random bytes", "not valid JSON: not UTF-16-LE text (truncated data)"),
     (JSON_FILE, [1, 2], "expected a JSON object of metrics, found list"),
     (JSON_FILE, {k: v for k, v in METRICS.items() if k != "uar"}, "'uar' is null, expected a finite number"),
     (JSON_FILE, {**METRICS, "uar": "high"}, '\'uar\' is "high", expected a finite number'),
     (JSON_FILE, {**METRICS, "uar": float("nan")}, "'uar' is NaN, expected a finite number"),
-    (JSON_FILE, b"[" * 100000 + b"]" * 100000, "not readable JSON (maximum recursion depth exceeded"),
+    (JSON_FILE, b"[" * 100000 + b"]" * 100000, "not valid JSON: arrays and objects nested 100000 levels deep, "
+                                               "expected at most 100"),
     (JSON_FILE, {**METRICS, "cm": "x"}, "'cm' is not a matrix of numbers, expected a 3x3 matrix of counts (a row "
                                         "and a column per class of the model)"),
     (JSON_FILE, {**METRICS, "cm": [[1, 0], [0, 1]]}, "'cm' is a 2x2 matrix, expected a 3x3 matrix of counts"),
