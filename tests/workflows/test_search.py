@@ -39,9 +39,9 @@ def write_space(folder: Path, example_dir: Path, **changes: Any) -> Path:
     return path
 
 
-def arguments(example_dir: Path, out: Path, space: Path, *extra: str) -> list[str]:
+def arguments(example_dir: Path, out: Path, space: Path, *extra: str, quantize: str = "fp32") -> list[str]:
     return ["search", "-d", str(example_dir / "audio"), "-md", str(out), "-hc", str(space),
-            "-cc", str(example_dir / "class_config.json"), "-l", str(example_dir / "label.csv"), "--quantize", "fp32",
+            "-cc", str(example_dir / "class_config.json"), "-l", str(example_dir / "label.csv"), "--quantize", quantize,
             *extra]
 
 
@@ -147,7 +147,7 @@ def test_a_trial_whose_export_fails_keeps_its_devel_metric_and_model(example_dir
 
     monkeypatch.setattr(search_trial, "export_model", refuse)
     space, out = write_space(tmp_path, example_dir), tmp_path / "out"
-    CliRunner().invoke(cli, arguments(example_dir, out, space, "--trials", "1", "--quantize", "dynamic"))
+    CliRunner().invoke(cli, arguments(example_dir, out, space, "--trials", "1", quantize="dynamic"))
     assert asked == [(("tflite",), ("dynamic",), True)]
     (row,) = read_csv(out / "search" / STUDY / "trials.csv")
     assert (row["state"], row["error"], row["latency_ms"], row["tflite"]) == ("failed", refusal, "", "")
