@@ -56,6 +56,7 @@ def main() -> None:
         tflite = tiny_tflite(work / "tiny.tflite")
         commands = {"fit, unknown option": ["fit", "--bogus"],
                     "fit, missing --config": ["fit", "--config", "missing.yaml"],
+                    "fit, mistyped Trainer option": ["fit", "--trainer.max_epochz", "1"],
                     "train, unknown option": ["train", "--bogus"],
                     "tflite-stats": ["tflite-stats", "-md", str(tflite), "--runs", "1"]}
         sources = {"this": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
@@ -67,7 +68,7 @@ def main() -> None:
     print(f"median wall seconds over {args.runs} runs (fresh processes, interleaved)")
     for name in commands:
         this = statistics.median(times[(name, "this")])
-        line = f"  {name:24s} this {this:6.2f} s"
+        line = f"  {name:30s} this {this:6.2f} s"
         if args.baseline:
             baseline = statistics.median(times[(name, "baseline")])
             line += f"   baseline {baseline:6.2f} s   {baseline / this:5.1f}x"
